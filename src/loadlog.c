@@ -1,0 +1,212 @@
+/*
+ * loadlog.c — parser for llama-server load logs. Each line is matched by
+ * a fixed marker (" buffer size = ", "listening on ", ...) and the fields
+ * around it are read with bounded scans; unknown lines are ignored, so a
+ * newer llama.cpp with extra lines still parses.
+ */
+#include "loadlog.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void loadlog_init(loadlog_t *r)
+{
+    memset(r, 0, sizeof *r);
+    r->pipeline_parallel = -1;
+    r->fit_projected_mib = r->fit_free_mib = -1;
+    r->n_ctx = r->n_batch = r->n_ubatch = r->n_seq_max = -1;
+    r->t_ready = -1;
+}
+
+static const char *find_n(const char *s, size_t n, const char *pat)
+{
+    size_t k = strlen(pat);
+    for (size_t i = 0; i + k <= n; i++)
+        if (memcmp(s + i, pat, k) == 0)
+            return s + i;
+    return NULL;
+}
+
+static loadlog_dev_t *dev(loadlog_t *r, const char *name, size_t len)
+{
+    if (len >= sizeof r->dev[0].name)
+        len = sizeof r->dev[0].name - 1;
+    for (int i = 0; i < r->n_dev; i++)
+        if (strlen(r->dev[i].name) == len && !memcmp(r->dev[i].name, name, len))
+            return &r->dev[i];
+    if (r->n_dev == LOADLOG_MAX_DEV)
+        return NULL;
+    loadlog_dev_t *d = &r->dev[r->n_dev++];
+    memcpy(d->name, name, len);
+    d->name[len] = 0;
+    return d;
+}
+
+/* number after "= " up to " MiB" */
+static double num_after(const char *p, const char *end)
+{
+    char tmp[32];
+    while (p < end && (*p == ' ' || *p == '='))
+        p++;
+    size_t n = 0;
+    while (p + n < end && n < sizeof tmp - 1 && (p[n] == '.' || p[n] == '-' || (p[n] >= '0' && p[n] <= '9')))
+        n++;
+    memcpy(tmp, p, n);
+    tmp[n] = 0;
+    return n ? strtod(tmp, NULL) : -1;
+}
+
+static long long_after(const char *p, const char *end) { return (long)num_after(p, end); }
+
+/* "M.SS.mmm.uuu X " prefix → seconds; returns pointer after it or line. */
+static const char *stamp(loadlog_t *r, const char *s, size_t n)
+{
+    unsigned mi, se, ms, us;
+    char lvl;
+    int used = 0;
+    char tmp[40];
+    size_t k = n < sizeof tmp - 1 ? n : sizeof tmp - 1;
+    memcpy(tmp, s, k);
+    tmp[k] = 0;
+    if (sscanf(tmp, "%u.%2u.%3u.%3u %c %n", &mi, &se, &ms, &us, &lvl, &used) == 5 && used > 0) {
+        r->t_last = mi * 60.0 + se + ms / 1e3 + us / 1e6;
+        return s + used;
+    }
+    return s;
+}
+
+static void copy_msg(char *dst, size_t cap, const char *s, const char *end)
+{
+    size_t n = (size_t)(end - s);
+    if (n >= cap)
+        n = cap - 1;
+    memcpy(dst, s, n);
+    dst[n] = 0;
+}
+
+void loadlog_line(loadlog_t *r, const char *line, size_t len)
+{
+    const char *end = line + len, *p;
+    while (end > line && (end[-1] == '\r' || end[-1] == '\n'))
+        end--;
+    const char *s = stamp(r, line, (size_t)(end - line));
+    size_t n = (size_t)(end - s);
+
+    if ((p = find_n(s, n, " buffer size = "))) {
+        /* "<func>: <DEV> <kind> buffer size = X MiB": walk back two words */
+        const char *q = p;
+        while (q > s && q[-1] != ' ')
+            q--;
+        const char *kind = q;
+        size_t kind_len = (size_t)(p - q);
+        while (q > s && q[-1] == ' ')
+            q--;
+        const char *dend = q;
+        while (q > s && q[-1] != ' ')
+            q--;
+        if (dend > q) {
+            loadlog_dev_t *d = dev(r, q, (size_t)(dend - q));
+            double v = num_after(p + 14, end);
+            if (d && v >= 0) {
+                if (kind_len == 5 && !memcmp(kind, "model", 5)) d->model_mib += v;
+                else if (kind_len == 2 && !memcmp(kind, "KV", 2)) d->kv_mib += v;
+                else if (kind_len == 2 && !memcmp(kind, "RS", 2)) d->rs_mib += v;
+                else if (kind_len == 7 && !memcmp(kind, "compute", 7)) d->compute_mib = v; /* last reserve wins */
+                else if (kind_len == 6 && !memcmp(kind, "output", 6)) d->output_mib += v;
+            }
+        }
+        return;
+    }
+    if (find_n(s, n, "pipeline parallelism enabled")) {
+        r->pipeline_parallel = 1;
+        return;
+    }
+    if (find_n(s, n, "retrying without pipeline parallelism")) {
+        r->pipeline_parallel = 0;
+        return;
+    }
+    if ((p = find_n(s, n, "projected to use "))) {
+        r->fit_projected_mib = num_after(p + 17, end);
+        const char *v = find_n(p, (size_t)(end - p), " vs. ");
+        if (v)
+            r->fit_free_mib = num_after(v + 5, end);
+        return;
+    }
+    if ((p = find_n(s, n, "allocating ")) && find_n(s, n, "out of memory")) {
+        r->oom = true;
+        r->oom_mib = num_after(p + 11, end);
+        const char *d = find_n(p, (size_t)(end - p), "on device ");
+        if (d) {
+            const char *e = d + 10;
+            while (e < end && *e != ':')
+                e++;
+            char tmp[24];
+            copy_msg(tmp, sizeof tmp, d + 10, e);
+            snprintf(r->oom_device, sizeof r->oom_device, "CUDA%s", tmp);
+        }
+    } else if ((p = find_n(s, n, "failed to allocate ")) && find_n(s, n, " buffer of size ")) {
+        /* "failed to allocate CUDA0 buffer of size N" (any backend) */
+        r->oom = true;
+        const char *d = p + 19, *e = d;
+        while (e < end && *e != ' ')
+            e++;
+        if (!r->oom_device[0])
+            copy_msg(r->oom_device, sizeof r->oom_device, d, e);
+        if (r->oom_mib <= 0) {
+            const char *b = find_n(e, (size_t)(end - e), "of size ");
+            if (b)
+                r->oom_mib = num_after(b + 8, end) / (1024.0 * 1024.0);
+        }
+    }
+    if (s < end && s > line && s[-2] == 'E' && !r->error[0]) {
+        copy_msg(r->error, sizeof r->error, s, end);
+    } else if (!r->error[0] && (p = find_n(s, n, "error: ")) && s == line) {
+        copy_msg(r->error, sizeof r->error, p + 7, end);
+    }
+    if ((p = find_n(s, n, "llama_context: n_ctx ")) || (p = find_n(s, n, "llama_context: n_ctx="))) {
+        r->n_ctx = long_after(find_n(p, (size_t)(end - p), "=") + 1, end);
+    } else if ((p = find_n(s, n, "llama_context: n_batch "))) {
+        r->n_batch = long_after(find_n(p, (size_t)(end - p), "=") + 1, end);
+    } else if ((p = find_n(s, n, "llama_context: n_ubatch "))) {
+        r->n_ubatch = long_after(find_n(p, (size_t)(end - p), "=") + 1, end);
+    } else if ((p = find_n(s, n, "llama_context: n_seq_max "))) {
+        r->n_seq_max = long_after(find_n(p, (size_t)(end - p), "=") + 1, end);
+    } else if ((p = find_n(s, n, "llama_context: flash_attn "))) {
+        const char *v = find_n(p, (size_t)(end - p), "= ");
+        if (v)
+            copy_msg(r->flash_attn, sizeof r->flash_attn, v + 2, end);
+    } else if ((p = find_n(s, n, "listening on "))) {
+        copy_msg(r->listen, sizeof r->listen, p + 13, end);
+        r->ready = true;
+        r->t_ready = r->t_last;
+    }
+}
+
+void loadlog_parse(loadlog_t *r, const char *text, size_t len)
+{
+    const char *s = text, *end = text + len;
+    while (s < end) {
+        const char *nl = memchr(s, '\n', (size_t)(end - s));
+        const char *e = nl ? nl : end;
+        loadlog_line(r, s, (size_t)(e - s));
+        s = nl ? nl + 1 : end;
+    }
+}
+
+double loadlog_sum(const loadlog_t *r, const char *prefix, const char *what)
+{
+    double t = 0;
+    size_t pl = strlen(prefix);
+    for (int i = 0; i < r->n_dev; i++) {
+        const loadlog_dev_t *d = &r->dev[i];
+        if (strncmp(d->name, prefix, pl))
+            continue;
+        if (!strcmp(what, "model")) t += d->model_mib;
+        else if (!strcmp(what, "kv")) t += d->kv_mib;
+        else if (!strcmp(what, "rs")) t += d->rs_mib;
+        else if (!strcmp(what, "compute")) t += d->compute_mib;
+        else if (!strcmp(what, "output")) t += d->output_mib;
+    }
+    return t;
+}

@@ -1,0 +1,58 @@
+/*
+ * loadlog.h — llama-server's load log (verbosity -lv 4) → load report.
+ *
+ * Pure: feed lines (loadlog_line) or a whole text (loadlog_parse). Lines it
+ * reads (build b11669, see ../shared/fixtures/llama-server/):
+ *   load_tensors:   CPU_Mapped model buffer size =     0.41 MiB
+ *   llama_kv_cache:        CPU KV buffer size =     0.50 MiB
+ *   llama_memory_recurrent:      CUDA0 RS buffer size =    62.81 MiB
+ *   sched_reserve:        CPU compute buffer size =     3.14 MiB
+ *   llama_context:  CUDA_Host  output buffer size =     0.95 MiB
+ *   ...: pipeline parallelism enabled | ...retrying without pipeline parallelism
+ *   common_params_fit_impl: projected to use N MiB of device memory vs. M MiB ...
+ *   ggml_backend_cuda_buffer_type_alloc_buffer: allocating X MiB on device D: cudaMalloc failed: out of memory
+ *   llama_context: n_ctx = / n_batch = / n_ubatch = / flash_attn = / n_seq_max =
+ *   llama_server: listening on http://HOST:PORT
+ * Each line may carry llama.cpp's "M.SS.mmm.uuu L " prefix (minutes,
+ * seconds, ms, µs since start), which gives the load time.
+ */
+#ifndef VARIET_LOADLOG_H
+#define VARIET_LOADLOG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define LOADLOG_MAX_DEV 16
+
+typedef struct {
+    char name[32]; /* "CPU", "CUDA0", "CPU_Mapped", "CUDA_Host" as printed */
+    double model_mib, kv_mib, rs_mib, compute_mib, output_mib;
+} loadlog_dev_t;
+
+typedef struct {
+    loadlog_dev_t dev[LOADLOG_MAX_DEV];
+    int n_dev;
+    int pipeline_parallel; /* -1 not mentioned, 1 enabled, 0 fell back */
+    double fit_projected_mib, fit_free_mib; /* -1 when absent */
+    bool oom;
+    char oom_device[32];
+    double oom_mib;
+    char error[256]; /* first error line's message, "" if none */
+    long n_ctx, n_batch, n_ubatch, n_seq_max; /* -1 when absent */
+    char flash_attn[16];
+    char listen[128]; /* "http://127.0.0.1:8080" */
+    bool ready;       /* "listening on" seen */
+    double t_last;    /* timestamp of the last stamped line, seconds */
+    double t_ready;   /* timestamp of the listening line, -1 if not seen */
+} loadlog_t;
+
+void loadlog_init(loadlog_t *r);
+/* One line (without the newline). */
+void loadlog_line(loadlog_t *r, const char *line, size_t len);
+/* A whole log. */
+void loadlog_parse(loadlog_t *r, const char *text, size_t len);
+
+/* Totals over devices whose name starts with `prefix` ("" = all). */
+double loadlog_sum(const loadlog_t *r, const char *prefix, const char *what);
+
+#endif

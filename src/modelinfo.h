@@ -1,0 +1,81 @@
+/*
+ * modelinfo.h — architecture facts derived from a parsed GGUF.
+ *
+ * Pure: reads a gguf_t, computes parameter counts, layer kinds (full
+ * attention / recurrent / sliding window), attention geometry, experts,
+ * bytes by tensor type and by layer, KV-cache bytes for a context and cache
+ * types (only layers that hold KV), recurrent-state bytes (hybrid and SSM
+ * models), and, for a multimodal projector, the vision encoder facts and
+ * image-token counts. Works for architectures it does not know by reading
+ * the generic `<arch>.*` keys and the tensor table; `warn` says what was
+ * guessed.
+ */
+#ifndef VARIET_MODELINFO_H
+#define VARIET_MODELINFO_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "gguf.h"
+
+typedef enum { MI_LAYER_ATTN = 0, MI_LAYER_RECURRENT = 1, MI_LAYER_SWA = 2 } mi_layer_kind_t;
+
+typedef struct {
+    mi_layer_kind_t kind;
+    uint32_t n_head_kv;
+    uint64_t bytes;    /* weight bytes of blk.N.* */
+    uint64_t params;
+} mi_layer_t;
+
+typedef struct {
+    char arch[64];
+    char name[128];
+    uint64_t file_size;
+    uint32_t gguf_version;
+    uint64_t n_tensors;
+
+    uint32_t n_layer, n_embd, n_head, n_head_kv; /* n_head_kv: max over layers */
+    uint32_t head_dim_k, head_dim_v;
+    uint32_t n_ctx_train, n_vocab, n_ff;
+    uint32_t n_expert, n_expert_used, n_expert_shared, n_ff_exp, n_ff_shexp;
+    uint32_t n_swa;
+    uint32_t n_layer_attn, n_layer_recurrent, n_layer_swa;
+    mi_layer_t *layers; /* n_layer entries, owned */
+
+    uint64_t n_params, n_params_active; /* active: per token for MoE */
+    uint64_t weight_bytes;              /* sum of tensor bytes */
+    uint64_t data_bytes;                /* data section incl. alignment padding */
+    uint64_t bytes_by_type[GGUF_TT_COUNT];
+    uint64_t tensors_by_type[GGUF_TT_COUNT];
+    uint64_t bytes_nonlayer; /* token_embd, output, norms outside blk.N */
+    uint64_t bytes_output;   /* output.weight (or the tied token_embd) */
+
+    /* recurrent state (f32) per layer per sequence, in elements */
+    uint32_t ssm_d_conv, ssm_d_inner, ssm_d_state, ssm_n_group, ssm_dt_rank;
+    uint64_t rs_r_elems, rs_s_elems;
+
+    /* multimodal projector */
+    bool is_mmproj;
+    char projector[48];
+    uint32_t v_image_size, v_patch_size, v_merge, v_n_embd, v_n_layer, v_n_head, v_proj_dim;
+
+    char warn[256]; /* what had to be guessed, or "" */
+} mi_t;
+
+/* Derive facts from g. On success *out is owned by the caller (mi_free).
+ * Fails (-EINVAL, err) only when the file lacks what every model has
+ * (general.architecture) or shapes contradict each other. */
+int mi_from_gguf(const gguf_t *g, mi_t **out, char *err, size_t errlen);
+void mi_free(mi_t **m);
+
+/* Bytes of KV cache for n_ctx cells with K/V types tk/tv over the layers
+ * that hold KV (sliding-window layers hold min(n_ctx, swa cells)). */
+uint64_t mi_kv_bytes(const mi_t *m, uint64_t n_ctx, uint32_t tk, uint32_t tv);
+/* K or V part alone (which: 0 = K, 1 = V). */
+uint64_t mi_kv_part_bytes(const mi_t *m, uint64_t n_ctx, uint32_t type, int which);
+/* Recurrent-state bytes for n_seq sequences (f32 R and S). */
+uint64_t mi_rs_bytes(const mi_t *m, uint32_t n_seq);
+/* Image tokens for an N×N image (0 when not an mmproj or unknown). */
+uint32_t mi_image_tokens(const mi_t *m, uint32_t px);
+
+#endif

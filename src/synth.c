@@ -1,0 +1,470 @@
+/*
+ * synth.c — writer of synthetic GGUF models.
+ *
+ * A preset is turned into (1) metadata keys and (2) a tensor table through
+ * a per-architecture function that mirrors llama.cpp's load_tensors() for
+ * that architecture (names and shapes; llama.cpp's source is the reference),
+ * then ggufw streams the data: every chunk is generated from a counter-based
+ * hash of (seed, tensor, offset), so output is reproducible and memory stays
+ * constant whatever the model size.
+ *
+ * Values: norm weights are 1, other float tensors uniform in ±1/sqrt(ne0),
+ * quantized blocks carry random quants and a small finite scale so the
+ * dequantized values are in the same range.
+ */
+#include "synth.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ggufw.h"
+#include "util.h"
+
+const synth_preset_t synth_presets[] = {
+    /* tiny presets: tests. head_dim 32 keeps quantized KV blocks aligned. */
+    {.name = "tiny-llama", .desc = "dense llama, 2 layers, n_embd 128 (f32)",
+     .arch = SYNTH_LLAMA, .n_layer = 2, .n_embd = 128, .n_head = 4, .n_head_kv = 2,
+     .head_dim = 32, .n_ff = 256, .n_vocab = 384, .n_ctx_train = 32768,
+     .wtype = GGUF_TT_F32, .tiny = true},
+    {.name = "tiny-llama-q", .desc = "dense llama, 4 layers, n_embd 256, q4_k/q8_0 mix",
+     .arch = SYNTH_LLAMA, .n_layer = 4, .n_embd = 256, .n_head = 8, .n_head_kv = 4,
+     .head_dim = 32, .n_ff = 512, .n_vocab = 512, .n_ctx_train = 32768,
+     .wtype = GGUF_TT_Q4_K, .tiny = true},
+    {.name = "tiny-qwen3moe", .desc = "qwen3moe, 2 layers, 8 experts (2 used)",
+     .arch = SYNTH_QWEN3MOE, .n_layer = 2, .n_embd = 128, .n_head = 4, .n_head_kv = 2,
+     .head_dim = 32, .n_ff = 256, .n_vocab = 384, .n_ctx_train = 32768, .n_expert = 8,
+     .n_expert_used = 2, .n_ff_exp = 64, .wtype = GGUF_TT_F16, .tiny = true},
+    {.name = "tiny-qwen35moe", .desc = "qwen35moe hybrid, 4 layers (1 full attention), 8 experts + shared",
+     .arch = SYNTH_QWEN35MOE, .n_layer = 4, .n_embd = 128, .n_head = 4, .n_head_kv = 2,
+     .head_dim = 32, .n_ff = 0, .n_vocab = 384, .n_ctx_train = 32768, .n_expert = 8,
+     .n_expert_used = 2, .n_ff_exp = 64, .n_ff_shexp = 64, .full_attn_interval = 4,
+     .ssm_d_conv = 4, .ssm_d_state = 32, .ssm_n_group = 2, .ssm_dt_rank = 4,
+     .ssm_d_inner = 128, .wtype = GGUF_TT_F16, .tiny = true},
+    /* full-size shapes for GPU work */
+    {.name = "qwen3-30b-a3b", .desc = "Qwen3-30B-A3B shape: 48 layers, 128 experts (8 used), q4_k",
+     .arch = SYNTH_QWEN3MOE, .n_layer = 48, .n_embd = 2048, .n_head = 32, .n_head_kv = 4,
+     .head_dim = 128, .n_ff = 6144, .n_vocab = 151936, .n_ctx_train = 262144,
+     .n_expert = 128, .n_expert_used = 8, .n_ff_exp = 768, .wtype = GGUF_TT_Q4_K},
+    {.name = "qwen35-35b-a3b", .desc = "Qwen3.5-35B-A3B shape: 40 layers (10 full attention), 256 experts + shared, q4_k",
+     .arch = SYNTH_QWEN35MOE, .n_layer = 40, .n_embd = 2048, .n_head = 16, .n_head_kv = 2,
+     .head_dim = 256, .n_ff = 0, .n_vocab = 248320, .n_ctx_train = 262144, .n_expert = 256,
+     .n_expert_used = 8, .n_ff_exp = 512, .n_ff_shexp = 512, .full_attn_interval = 4,
+     .ssm_d_conv = 4, .ssm_d_state = 128, .ssm_n_group = 16, .ssm_dt_rank = 32,
+     .ssm_d_inner = 4096, .wtype = GGUF_TT_Q4_K},
+    {.name = NULL},
+};
+
+const synth_preset_t *synth_find(const char *name)
+{
+    for (const synth_preset_t *p = synth_presets; p->name; p++)
+        if (strcmp(p->name, name) == 0)
+            return p;
+    return NULL;
+}
+
+const char *synth_arch_name(synth_arch_t a)
+{
+    switch (a) {
+    case SYNTH_LLAMA: return "llama";
+    case SYNTH_QWEN3MOE: return "qwen3moe";
+    case SYNTH_QWEN35MOE: return "qwen35moe";
+    }
+    return "?";
+}
+
+/* ---- tensor table ---- */
+
+typedef enum { FILL_RANDOM, FILL_ONES, FILL_NEG } fill_kind_t;
+
+typedef struct {
+    ggufw_t *w;
+    gguf_ttype_t wtype;
+    fill_kind_t *kinds; /* per tensor, grows with the table */
+    size_t n, cap;
+    uint64_t seed;
+} build_t;
+
+/* Type for a matrix: the requested one where ne0 fits its block, else the
+ * nearest that does (llama-quantize falls back the same way). */
+static gguf_ttype_t fit_type(gguf_ttype_t want, uint64_t ne0)
+{
+    if (ne0 % gguf_type_block(want) == 0)
+        return want;
+    if (want != GGUF_TT_F32 && ne0 % 32 == 0)
+        return GGUF_TT_Q8_0;
+    return want == GGUF_TT_F32 ? GGUF_TT_F32 : GGUF_TT_F16;
+}
+
+static void add(build_t *b, const char *name, fill_kind_t kind, gguf_ttype_t type, int nd,
+                uint64_t ne0, uint64_t ne1, uint64_t ne2)
+{
+    uint64_t ne[3] = {ne0, ne1, ne2};
+    long i = ggufw_tensor(b->w, name, type, nd, ne);
+    if (i < 0)
+        abort(); /* a preset bug: fit_type guarantees the block fits */
+    if (b->n == b->cap) {
+        b->cap = b->cap ? b->cap * 2 : 64;
+        b->kinds = xrealloc(b->kinds, b->cap * sizeof *b->kinds);
+    }
+    b->kinds[b->n++] = kind;
+}
+
+/* 1-D and small float tensors: always f32. */
+static void vec(build_t *b, const char *name, fill_kind_t kind, uint64_t n)
+{
+    add(b, name, kind, GGUF_TT_F32, 1, n, 1, 1);
+}
+
+static void mat(build_t *b, const char *name, uint64_t ne0, uint64_t ne1)
+{
+    add(b, name, FILL_RANDOM, fit_type(b->wtype, ne0), 2, ne0, ne1, 1);
+}
+
+static void mat3(build_t *b, const char *name, uint64_t ne0, uint64_t ne1, uint64_t ne2)
+{
+    add(b, name, FILL_RANDOM, fit_type(b->wtype, ne0), 3, ne0, ne1, ne2);
+}
+
+static void matf32(build_t *b, const char *name, uint64_t ne0, uint64_t ne1)
+{
+    add(b, name, FILL_RANDOM, GGUF_TT_F32, 2, ne0, ne1, 1);
+}
+
+#define BLK(buf, i, suffix) (snprintf(buf, sizeof buf, "blk.%u." suffix, i), buf)
+
+static void attn_block(build_t *b, const synth_preset_t *p, uint32_t i, bool qk_norm, bool gated_q)
+{
+    char n[96];
+    uint64_t e = p->n_embd, hd = p->head_dim;
+    mat(b, BLK(n, i, "attn_q.weight"), e, hd * p->n_head * (gated_q ? 2 : 1));
+    mat(b, BLK(n, i, "attn_k.weight"), e, hd * p->n_head_kv);
+    mat(b, BLK(n, i, "attn_v.weight"), e, hd * p->n_head_kv);
+    mat(b, BLK(n, i, "attn_output.weight"), hd * p->n_head, e);
+    if (qk_norm) {
+        vec(b, BLK(n, i, "attn_q_norm.weight"), FILL_ONES, hd);
+        vec(b, BLK(n, i, "attn_k_norm.weight"), FILL_ONES, hd);
+    }
+}
+
+static void moe_block(build_t *b, const synth_preset_t *p, uint32_t i)
+{
+    char n[96];
+    uint64_t e = p->n_embd;
+    matf32(b, BLK(n, i, "ffn_gate_inp.weight"), e, p->n_expert);
+    mat3(b, BLK(n, i, "ffn_gate_exps.weight"), e, p->n_ff_exp, p->n_expert);
+    mat3(b, BLK(n, i, "ffn_down_exps.weight"), p->n_ff_exp, e, p->n_expert);
+    mat3(b, BLK(n, i, "ffn_up_exps.weight"), e, p->n_ff_exp, p->n_expert);
+    if (p->n_ff_shexp) {
+        /* the shared expert's scalar gate: 1-D, f32 */
+        vec(b, BLK(n, i, "ffn_gate_inp_shexp.weight"), FILL_RANDOM, e);
+        mat(b, BLK(n, i, "ffn_gate_shexp.weight"), e, p->n_ff_shexp);
+        mat(b, BLK(n, i, "ffn_down_shexp.weight"), p->n_ff_shexp, e);
+        mat(b, BLK(n, i, "ffn_up_shexp.weight"), e, p->n_ff_shexp);
+    }
+}
+
+/* Gated delta net (linear attention) layer of qwen35moe. */
+static void gdn_block(build_t *b, const synth_preset_t *p, uint32_t i)
+{
+    char n[96];
+    uint64_t e = p->n_embd;
+    uint64_t head_k = p->ssm_d_state, n_k_heads = p->ssm_n_group, n_v_heads = p->ssm_dt_rank;
+    uint64_t key_dim = head_k * n_k_heads, value_dim = p->ssm_d_inner;
+    uint64_t conv_dim = key_dim * 2 + value_dim;
+    mat(b, BLK(n, i, "attn_qkv.weight"), e, conv_dim);
+    mat(b, BLK(n, i, "attn_gate.weight"), e, value_dim);
+    matf32(b, BLK(n, i, "ssm_conv1d.weight"), p->ssm_d_conv, conv_dim);
+    vec(b, BLK(n, i, "ssm_dt.bias"), FILL_RANDOM, n_v_heads);
+    vec(b, BLK(n, i, "ssm_a"), FILL_NEG, n_v_heads);
+    mat(b, BLK(n, i, "ssm_beta.weight"), e, n_v_heads);
+    mat(b, BLK(n, i, "ssm_alpha.weight"), e, n_v_heads);
+    vec(b, BLK(n, i, "ssm_norm.weight"), FILL_ONES, value_dim / n_v_heads);
+    mat(b, BLK(n, i, "ssm_out.weight"), value_dim, e);
+}
+
+static void build_tensors(build_t *b, const synth_preset_t *p)
+{
+    char n[96];
+    uint64_t e = p->n_embd;
+    mat(b, "token_embd.weight", e, p->n_vocab);
+    vec(b, "output_norm.weight", FILL_ONES, e);
+    mat(b, "output.weight", e, p->n_vocab);
+    for (uint32_t i = 0; i < p->n_layer; i++) {
+        vec(b, BLK(n, i, "attn_norm.weight"), FILL_ONES, e);
+        switch (p->arch) {
+        case SYNTH_LLAMA:
+            attn_block(b, p, i, false, false);
+            vec(b, BLK(n, i, "ffn_norm.weight"), FILL_ONES, e);
+            mat(b, BLK(n, i, "ffn_gate.weight"), e, p->n_ff);
+            mat(b, BLK(n, i, "ffn_down.weight"), p->n_ff, e);
+            mat(b, BLK(n, i, "ffn_up.weight"), e, p->n_ff);
+            break;
+        case SYNTH_QWEN3MOE:
+            attn_block(b, p, i, true, false);
+            vec(b, BLK(n, i, "ffn_norm.weight"), FILL_ONES, e);
+            moe_block(b, p, i);
+            break;
+        case SYNTH_QWEN35MOE:
+            if ((i + 1) % p->full_attn_interval == 0)
+                attn_block(b, p, i, true, true);
+            else
+                gdn_block(b, p, i);
+            vec(b, BLK(n, i, "post_attention_norm.weight"), FILL_ONES, e);
+            moe_block(b, p, i);
+            break;
+        }
+    }
+}
+
+/* ---- metadata ---- */
+
+static void kv_arch(ggufw_t *w, const synth_preset_t *p)
+{
+    const char *a = synth_arch_name(p->arch);
+    char k[128];
+#define K(suffix) (snprintf(k, sizeof k, "%s." suffix, a), k)
+    ggufw_u32(w, K("context_length"), p->n_ctx_train);
+    ggufw_u32(w, K("embedding_length"), p->n_embd);
+    ggufw_u32(w, K("block_count"), p->n_layer);
+    if (p->n_ff)
+        ggufw_u32(w, K("feed_forward_length"), p->n_ff);
+    ggufw_u32(w, K("attention.head_count"), p->n_head);
+    ggufw_u32(w, K("attention.head_count_kv"), p->n_head_kv);
+    ggufw_u32(w, K("attention.key_length"), p->head_dim);
+    ggufw_u32(w, K("attention.value_length"), p->head_dim);
+    ggufw_f32(w, K("attention.layer_norm_rms_epsilon"), 1e-6f);
+    ggufw_f32(w, K("rope.freq_base"), p->arch == SYNTH_LLAMA ? 10000.0f : 1000000.0f);
+    if (p->arch == SYNTH_QWEN35MOE) {
+        /* partial rotary (a quarter of the head) and multi-section rope */
+        uint32_t rot = p->head_dim / 4;
+        int32_t sec[4] = {(int32_t)(rot / 2 * 11 / 32), (int32_t)(rot / 2 * 11 / 32), 0, 0};
+        sec[2] = (int32_t)(rot / 2) - sec[0] - sec[1];
+        ggufw_u32(w, K("rope.dimension_count"), rot);
+        ggufw_arr_i32(w, K("rope.dimension_sections"), 4, sec);
+    } else {
+        ggufw_u32(w, K("rope.dimension_count"), p->head_dim);
+    }
+    if (p->n_expert) {
+        ggufw_u32(w, K("expert_count"), p->n_expert);
+        ggufw_u32(w, K("expert_used_count"), p->n_expert_used);
+        ggufw_u32(w, K("expert_feed_forward_length"), p->n_ff_exp);
+    }
+    if (p->n_ff_shexp)
+        ggufw_u32(w, K("expert_shared_feed_forward_length"), p->n_ff_shexp);
+    if (p->arch == SYNTH_QWEN35MOE) {
+        ggufw_u32(w, K("ssm.conv_kernel"), p->ssm_d_conv);
+        ggufw_u32(w, K("ssm.state_size"), p->ssm_d_state);
+        ggufw_u32(w, K("ssm.group_count"), p->ssm_n_group);
+        ggufw_u32(w, K("ssm.time_step_rank"), p->ssm_dt_rank);
+        ggufw_u32(w, K("ssm.inner_size"), p->ssm_d_inner);
+        ggufw_u32(w, K("full_attention_interval"), p->full_attn_interval);
+    }
+#undef K
+}
+
+#define SYNTH_N_SPECIAL 261 /* <unk> <s> </s>, 256 bytes, <|im_start|> <|im_end|> */
+
+static const char chat_template[] =
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}";
+
+/* Byte-fallback SentencePiece vocabulary padded with word pieces. */
+static void kv_vocab(ggufw_t *w, uint32_t n_vocab)
+{
+    char **tok = xcalloc(n_vocab, sizeof *tok);
+    float *score = xcalloc(n_vocab, sizeof *score);
+    int32_t *type = xcalloc(n_vocab, sizeof *type);
+    static const char *const special[] = {"<unk>", "<s>", "</s>"};
+    for (uint32_t i = 0; i < n_vocab; i++) {
+        if (i < 3) {
+            tok[i] = xstrdup(special[i]);
+            type[i] = i == 0 ? 2 : 3; /* unknown, control */
+        } else if (i < 259) {
+            tok[i] = xasprintf("<0x%02X>", i - 3);
+            type[i] = 6; /* byte */
+        } else if (i < SYNTH_N_SPECIAL) {
+            tok[i] = xstrdup(i == 259 ? "<|im_start|>" : "<|im_end|>");
+            type[i] = 3;
+        } else {
+            /* "▁" + a base-26 word: unique, normal, ranked by index */
+            uint32_t k = i - SYNTH_N_SPECIAL;
+            char word[16];
+            int len = 0;
+            do {
+                word[len++] = (char)('a' + k % 26);
+                k = k / 26;
+            } while (k && len < 14);
+            word[len] = 0;
+            tok[i] = xasprintf("\xe2\x96\x81%s", word);
+            type[i] = 1;
+            score[i] = -(float)(i - SYNTH_N_SPECIAL);
+        }
+    }
+    ggufw_str(w, "tokenizer.ggml.model", "llama");
+    ggufw_arr_str(w, "tokenizer.ggml.tokens", n_vocab, (const char *const *)tok);
+    ggufw_arr_f32(w, "tokenizer.ggml.scores", n_vocab, score);
+    ggufw_arr_i32(w, "tokenizer.ggml.token_type", n_vocab, type);
+    ggufw_u32(w, "tokenizer.ggml.unknown_token_id", 0);
+    ggufw_u32(w, "tokenizer.ggml.bos_token_id", 1);
+    ggufw_u32(w, "tokenizer.ggml.eos_token_id", 2);
+    ggufw_u32(w, "tokenizer.ggml.eot_token_id", 260);
+    ggufw_bool(w, "tokenizer.ggml.add_bos_token", 1);
+    ggufw_bool(w, "tokenizer.ggml.add_eos_token", 0);
+    ggufw_str(w, "tokenizer.chat_template", chat_template);
+    for (uint32_t i = 0; i < n_vocab; i++)
+        free(tok[i]);
+    free(tok);
+    free(score);
+    free(type);
+}
+
+static ggufw_t *build(const synth_preset_t *p, const synth_opts_t *o, build_t *b)
+{
+    ggufw_t *w = ggufw_new(32);
+    char name[128];
+    memset(b, 0, sizeof *b);
+    b->w = w;
+    b->wtype = o && o->wtype >= 0 ? (gguf_ttype_t)o->wtype : p->wtype;
+    b->seed = o ? o->seed : 0;
+    snprintf(name, sizeof name, "synth-%s", p->name);
+    ggufw_str(w, "general.architecture", synth_arch_name(p->arch));
+    ggufw_str(w, "general.type", "model");
+    ggufw_str(w, "general.name", o && o->name ? o->name : name);
+    ggufw_str(w, "general.description", "random weights written by variet synth");
+    ggufw_u32(w, "general.alignment", 32);
+    kv_arch(w, p);
+    ggufw_u32(w, "general.quantization_version", 2);
+    kv_vocab(w, p->n_vocab);
+    build_tensors(b, p);
+    return w;
+}
+
+uint64_t synth_file_size(const synth_preset_t *p, const synth_opts_t *o)
+{
+    build_t b;
+    ggufw_t *w = build(p, o, &b);
+    uint64_t n = ggufw_file_size(w);
+    free(b.kinds);
+    ggufw_free(&w);
+    return n;
+}
+
+/* ---- data ---- */
+
+static uint64_t splitmix(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static uint16_t f16_bits(float f)
+{
+    /* values here are small and normal or zero: no NaN/overflow handling needed
+     * beyond saturation and flush-to-zero */
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    uint32_t sign = (x >> 16) & 0x8000;
+    int32_t exp = (int32_t)((x >> 23) & 0xff) - 127 + 15;
+    uint32_t mant = (x >> 13) & 0x3ff;
+    if (exp <= 0)
+        return (uint16_t)sign;
+    if (exp >= 31)
+        return (uint16_t)(sign | 0x7bff);
+    return (uint16_t)(sign | (uint32_t)exp << 10 | mant);
+}
+
+static float unit(uint64_t *s) /* uniform in [-1, 1) */
+{
+    return (float)((double)(splitmix(s) >> 11) / 9007199254740992.0 * 2.0 - 1.0);
+}
+
+static void fill(void *ud, size_t ti, const gguf_tensor_t *t, uint8_t *dst, uint64_t off, size_t n)
+{
+    const build_t *b = ud;
+    uint64_t s = b->seed * 0x100000001b3ull ^ ((uint64_t)ti << 40) ^ off;
+    float amp = 1.0f / sqrtf((float)t->ne[0]);
+    fill_kind_t kind = b->kinds[ti];
+
+    switch (t->type) {
+    case GGUF_TT_F32:
+        for (size_t i = 0; i + 4 <= n; i += 4) {
+            float v = kind == FILL_ONES ? 1.0f : kind == FILL_NEG ? -0.5f - 0.5f * fabsf(unit(&s))
+                                                                : amp * unit(&s);
+            memcpy(dst + i, &v, 4);
+        }
+        return;
+    case GGUF_TT_F16:
+        for (size_t i = 0; i + 2 <= n; i += 2) {
+            uint16_t h = f16_bits(kind == FILL_ONES ? 1.0f : amp * unit(&s));
+            memcpy(dst + i, &h, 2);
+        }
+        return;
+    default:
+        break;
+    }
+    /* quantized: random quants, then a finite scale in each block */
+    for (size_t i = 0; i < n; i += 8) {
+        uint64_t r = splitmix(&s);
+        memcpy(dst + i, &r, n - i < 8 ? n - i : 8);
+    }
+    uint32_t bb = gguf_type_bytes(t->type);
+    uint16_t d, dmin;
+    switch (t->type) {
+    case GGUF_TT_Q8_0: d = f16_bits(amp / 127.0f); dmin = 0; break;
+    case GGUF_TT_Q4_0: d = f16_bits(amp / 8.0f); dmin = 0; break;
+    case GGUF_TT_Q4_K: d = f16_bits(amp / 256.0f); dmin = f16_bits(amp / 512.0f); break;
+    default: abort(); /* synth only emits the types above */
+    }
+    for (size_t i = 0; i + bb <= n; i += bb) {
+        memcpy(dst + i, &d, 2);
+        if (t->type == GGUF_TT_Q4_K)
+            memcpy(dst + i + 2, &dmin, 2);
+    }
+}
+
+int synth_write(const synth_preset_t *p, const synth_opts_t *o, const char *path, char *err,
+                size_t errlen)
+{
+    build_t b;
+    int wt = o ? o->wtype : -1;
+    if (wt >= 0 && wt != GGUF_TT_F32 && wt != GGUF_TT_F16 && wt != GGUF_TT_Q8_0 &&
+        wt != GGUF_TT_Q4_0 && wt != GGUF_TT_Q4_K) {
+        snprintf(err, errlen, "weight type %s is not supported (f32, f16, q8_0, q4_0, q4_k)",
+                 gguf_type_name((uint32_t)wt));
+        return -EINVAL;
+    }
+    ggufw_t *w = build(p, o, &b);
+    char *tmp = xasprintf("%s.tmp.%ld", path, (long)getpid());
+    FILE *f = fopen(tmp, "wb");
+    int rc = 0;
+    if (!f) {
+        rc = -errno;
+        snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
+        goto out;
+    }
+    rc = ggufw_write(w, f, fill, &b, err, errlen);
+    if (!rc && fsync(fileno(f)) < 0) {
+        rc = -errno;
+        snprintf(err, errlen, "%s: fsync: %s", tmp, strerror(errno));
+    }
+    if (fclose(f) != 0 && !rc) {
+        rc = -EIO;
+        snprintf(err, errlen, "%s: close failed", tmp);
+    }
+    if (!rc && rename(tmp, path) < 0) {
+        rc = -errno;
+        snprintf(err, errlen, "rename to %s: %s", path, strerror(errno));
+    }
+    if (rc)
+        unlink(tmp);
+out:
+    free(tmp);
+    free(b.kinds);
+    ggufw_free(&w);
+    return rc;
+}

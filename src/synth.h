@@ -1,0 +1,54 @@
+/*
+ * synth.h — synthetic random-weight GGUF models with real shapes.
+ *
+ * Each preset names an architecture llama.cpp knows (llama, qwen3moe,
+ * qwen35moe) and a shape. The file carries the architecture's real tensor
+ * names, shapes and metadata keys, a byte-fallback SentencePiece vocabulary
+ * padded to the preset's vocab size and a chat template, so the real
+ * llama-server loads it and generates (gibberish) text. Weights are random
+ * with finite scales; data is streamed (constant memory) so the full-size
+ * presets can be written too.
+ */
+#ifndef VARIET_SYNTH_H
+#define VARIET_SYNTH_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "gguf.h"
+
+typedef enum { SYNTH_LLAMA, SYNTH_QWEN3MOE, SYNTH_QWEN35MOE } synth_arch_t;
+
+typedef struct {
+    const char *name;
+    const char *desc;
+    synth_arch_t arch;
+    uint32_t n_layer, n_embd, n_head, n_head_kv, head_dim, n_ff, n_vocab, n_ctx_train;
+    uint32_t n_expert, n_expert_used, n_ff_exp, n_ff_shexp;
+    /* qwen35moe: gated delta net layers, full attention every `interval` */
+    uint32_t full_attn_interval, ssm_d_conv, ssm_d_state, ssm_n_group, ssm_dt_rank, ssm_d_inner;
+    gguf_ttype_t wtype; /* default type of the large matrices */
+    bool tiny;          /* meant for tests: small, loads in well under a second */
+} synth_preset_t;
+
+/* Preset table (NULL-terminated by name == NULL). */
+extern const synth_preset_t synth_presets[];
+const synth_preset_t *synth_find(const char *name);
+const char *synth_arch_name(synth_arch_t a);
+
+typedef struct {
+    int wtype;     /* -1: the preset's default */
+    uint64_t seed; /* random seed (same seed, same bytes) */
+    const char *name; /* general.name; NULL: "synth-<preset>" */
+} synth_opts_t;
+
+/* Bytes the file will have (without writing it). */
+uint64_t synth_file_size(const synth_preset_t *p, const synth_opts_t *o);
+
+/* Write the model to `path` (atomically: temp file + rename). 0 or -errno
+ * with one line in err. */
+int synth_write(const synth_preset_t *p, const synth_opts_t *o, const char *path, char *err,
+                size_t errlen);
+
+#endif
