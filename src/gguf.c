@@ -45,6 +45,8 @@ typedef struct {
 } cur_t;
 
 static int cur_fail(cur_t *c, uint64_t at, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int cur_fail(cur_t *c, uint64_t at, const char *fmt, ...)
 {
     char msg[200];
     va_list ap;
@@ -68,6 +70,7 @@ static uint64_t rd_le(const uint8_t *p, unsigned n)
 
 static int cur_u(cur_t *c, unsigned n, uint64_t *v, const char *what)
 {
+    *v = 0; /* defined even on failure: gcc -O2 can't see cur_fail() is never 0 */
     if (!cur_need(c, n))
         return cur_fail(c, c->pos, "truncated file: %s needs %u bytes, %llu left", what, n,
                         (unsigned long long)(c->size - c->pos));
@@ -424,14 +427,14 @@ int gguf_parse(const void *data, size_t size, gguf_t **out, char *err, size_t er
     }
     if (nt > 1) {
         refs = xcalloc(nt, sizeof *refs);
+        /* off: where the tensor info starts (its name's u64 length) */
         for (size_t i = 0; i < nt; i++)
-            refs[i] = (name_ref_t){g->tensors[i].name, i};
+            refs[i] = (name_ref_t){g->tensors[i].name,
+                                   (uint64_t)((const uint8_t *)g->tensors[i].name.ptr - c.p) - 8};
         long d = find_dup(refs, nt);
         if (d >= 0) {
             str_show(refs[d].s, nm, sizeof nm);
-            rc = cur_fail(&c, 0, "duplicate tensor name '%s' (tensor %llu)", nm,
-                          (unsigned long long)refs[d].off);
-            /* point at the header of the tensor table rather than index 0 */
+            rc = cur_fail(&c, refs[d].off, "duplicate tensor name '%s'", nm);
             goto fail;
         }
         free(refs);

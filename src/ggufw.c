@@ -28,7 +28,13 @@ ggufw_t *ggufw_new(uint32_t alignment)
 {
     ggufw_t *w = xcalloc(1, sizeof *w);
     w->alignment = alignment ? alignment : 32;
+    /* padding is written from a 256-byte block of zeros */
+    if (w->alignment > 256 || (w->alignment & (w->alignment - 1)))
+        abort();
     buf_init(&w->kv, 0);
+    /* readers assume 32 unless told */
+    if (w->alignment != 32)
+        ggufw_u32(w, "general.alignment", w->alignment);
     return w;
 }
 

@@ -3,6 +3,7 @@
  */
 #include "util.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -150,9 +151,13 @@ void buf_consume(buf_t *b, size_t n)
     b->data[b->len] = 0;
 }
 
+/* strto* skip leading whitespace: refuse it, or " -1" would slip past the
+ * '-' checks below and wrap to a huge unsigned value. */
+static bool num_start_ok(const char *s) { return s && *s && !isspace((unsigned char)*s); }
+
 bool parse_i64(const char *s, int64_t min, int64_t max, int64_t *out)
 {
-    if (!s || !*s)
+    if (!num_start_ok(s))
         return false;
     char *end;
     errno = 0;
@@ -165,7 +170,7 @@ bool parse_i64(const char *s, int64_t min, int64_t max, int64_t *out)
 
 bool parse_u64(const char *s, uint64_t max, uint64_t *out)
 {
-    if (!s || !*s || *s == '-')
+    if (!num_start_ok(s) || *s == '-')
         return false;
     char *end;
     errno = 0;
@@ -178,7 +183,7 @@ bool parse_u64(const char *s, uint64_t max, uint64_t *out)
 
 bool parse_f64(const char *s, double *out)
 {
-    if (!s || !*s)
+    if (!num_start_ok(s))
         return false;
     char *end;
     errno = 0;
@@ -191,7 +196,7 @@ bool parse_f64(const char *s, double *out)
 
 bool parse_size(const char *s, uint64_t *out)
 {
-    if (!s || !*s || *s == '-')
+    if (!num_start_ok(s) || *s == '-')
         return false;
     char *end;
     errno = 0;

@@ -1,0 +1,136 @@
+/*
+ * test_loadlog.c — load-report parser on recorded llama-server logs
+ * (../shared/fixtures/llama-server): CPU and CUDA buffers, recurrent state,
+ * out-of-memory, context settings, listening address and load time.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "loadlog.h"
+#include "util.h"
+
+static void parse_fixture(const char *rel, loadlog_t *r)
+{
+    char *path = xasprintf("%s/llama-server/%s", VARIET_FIXTURES, rel), *text = NULL, err[256];
+    size_t len;
+    if (file_read_all(path, 64u << 20, &text, &len, err, sizeof err))
+        fail_msg("fixture: %s", err);
+    loadlog_init(r);
+    loadlog_parse(r, text, len);
+    free(text);
+    free(path);
+}
+
+static const loadlog_dev_t *dev(const loadlog_t *r, const char *name)
+{
+    for (int i = 0; i < r->n_dev; i++)
+        if (!strcmp(r->dev[i].name, name))
+            return &r->dev[i];
+    fail_msg("device %s not in report", name);
+    return NULL;
+}
+
+#define NEAR(a, b) assert_true(fabs((a) - (b)) < 1e-6)
+
+static void t_cpu_tiny(void **s)
+{
+    (void)s;
+    loadlog_t r;
+    parse_fixture("cpu-tiny-llama-b11669-lv4.log", &r);
+    NEAR(dev(&r, "CPU_Mapped")->model_mib, 0.41);
+    NEAR(dev(&r, "CPU")->kv_mib, 0.50);
+    NEAR(dev(&r, "CPU")->compute_mib, 3.14);
+    NEAR(dev(&r, "CPU")->output_mib, 0.00);
+    assert_int_equal(r.n_ctx, 2048);
+    assert_int_equal(r.n_batch, 2048);
+    assert_int_equal(r.n_ubatch, 512);
+    assert_int_equal(r.n_seq_max, 4);
+    assert_string_equal(r.flash_attn, "auto");
+    assert_true(r.ready);
+    assert_string_equal(r.listen, "http://127.0.0.1:18082");
+    NEAR(r.t_ready, 0.028524);
+    NEAR(r.fit_projected_mib, 4);
+    NEAR(r.fit_free_mib, 24105);
+    assert_false(r.oom);
+    assert_int_equal(r.pipeline_parallel, -1);
+    assert_string_equal(r.error, "");
+}
+
+static void t_cuda_seedargs(void **s)
+{
+    (void)s;
+    loadlog_t r;
+    parse_fixture("cuda-h100-qwen35moe/seedargs-full-gpu.log", &r);
+    const loadlog_dev_t *g = dev(&r, "CUDA0");
+    NEAR(g->model_mib, 19904.89);
+    NEAR(g->kv_mib, 1440.00);
+    NEAR(g->rs_mib, 62.81);
+    NEAR(g->compute_mib, 666.27);
+    NEAR(dev(&r, "CUDA_Host")->compute_mib, 132.27);
+    NEAR(dev(&r, "CUDA_Host")->output_mib, 0.95);
+    NEAR(dev(&r, "CPU_Mapped")->model_mib, 272.81);
+    NEAR(loadlog_sum(&r, "CUDA", "kv"), 1440.0);
+    assert_int_equal(r.n_ctx, 262144);
+    assert_true(r.ready);
+}
+
+static void t_cuda_oom(void **s)
+{
+    (void)s;
+    loadlog_t r;
+    parse_fixture("cuda-h100-qwen35moe/b20-seedargs-fitoff-oom.log", &r);
+    assert_true(r.oom);
+    assert_string_equal(r.oom_device, "CUDA0");
+    NEAR(r.oom_mib, 1440.0);
+    assert_false(r.ready);
+    assert_non_null(strstr(r.error, "out of memory"));
+}
+
+static void t_fit_projection(void **s)
+{
+    (void)s;
+    loadlog_t r;
+    parse_fixture("cuda-h100-qwen35moe/b12-defaults.log", &r);
+    NEAR(r.fit_projected_mib, 25600);
+    NEAR(r.fit_free_mib, 12020);
+    assert_true(r.ready);
+    assert_true(r.t_ready > 10.0 && r.t_ready < 11.0);
+}
+
+static void t_garbage(void **s)
+{
+    (void)s;
+    loadlog_t r;
+    loadlog_init(&r);
+    const char *junk[] = {"", "buffer size =", " buffer size = ", "x buffer size = abc MiB",
+                          "0.0", "1.2.3.4 E", "listening on ", "llama_context: n_ctx = ",
+                          "allocating out of memory", "failed to allocate  buffer of size "};
+    for (size_t i = 0; i < sizeof junk / sizeof junk[0]; i++)
+        loadlog_line(&r, junk[i], strlen(junk[i]));
+    for (int i = 0; i < 40; i++) {
+        char line[64];
+        snprintf(line, sizeof line, "f: DEV%d model buffer size = 1.00 MiB", i);
+        loadlog_line(&r, line, strlen(line));
+    }
+    assert_int_equal(r.n_dev, LOADLOG_MAX_DEV);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(t_cpu_tiny),
+        cmocka_unit_test(t_cuda_seedargs),
+        cmocka_unit_test(t_cuda_oom),
+        cmocka_unit_test(t_fit_projection),
+        cmocka_unit_test(t_garbage),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

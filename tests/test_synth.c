@@ -1,0 +1,221 @@
+/*
+ * test_synth.c — synthetic models: every preset's tensor table matches its
+ * architecture (names, shapes, kinds), files parse back with the reader,
+ * output is deterministic per seed, weight types are honoured with fallback
+ * where a row does not fit a block, and quantized blocks have finite scales.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "gguf.h"
+#include "modelinfo.h"
+#include "synth.h"
+#include "util.h"
+
+static char *write_preset(const char *name, int wtype, uint64_t seed)
+{
+    char err[256];
+    char *path = xasprintf("/tmp/variet-test-synth-%ld-%s-%d-%llu.gguf", (long)getpid(), name, wtype,
+                           (unsigned long long)seed);
+    synth_opts_t o = {.wtype = wtype, .seed = seed};
+    int rc = synth_write(synth_find(name), &o, path, err, sizeof err);
+    if (rc)
+        fail_msg("synth %s: %s", name, err);
+    return path;
+}
+
+static float f16_to_f32(uint16_t h)
+{
+    int e = (h >> 10) & 31, m = h & 1023;
+    float v = e ? ldexpf(1.0f + m / 1024.0f, e - 15) : ldexpf(m / 1024.0f, -14);
+    return (h & 0x8000) ? -v : v;
+}
+
+static void t_tiny_presets_parse(void **state)
+{
+    (void)state;
+    for (const synth_preset_t *p = synth_presets; p->name; p++) {
+        if (!p->tiny)
+            continue;
+        char *path = write_preset(p->name, -1, 1);
+        gguf_t *g = NULL;
+        mi_t *m = NULL;
+        char err[256];
+        assert_int_equal(gguf_open(path, &g, err, sizeof err), 0);
+        assert_int_equal(mi_from_gguf(g, &m, err, sizeof err), 0);
+        assert_string_equal(m->arch, synth_arch_name(p->arch));
+        assert_int_equal(m->n_layer, p->n_layer);
+        assert_int_equal(m->n_embd, p->n_embd);
+        assert_int_equal(m->n_vocab, p->n_vocab);
+        assert_int_equal(m->head_dim_k, p->head_dim);
+        assert_int_equal(m->n_expert, p->n_expert);
+        assert_true(m->warn[0] == 0);
+        /* tiny means tiny */
+        assert_true(gguf_file_size(g) < 5u << 20);
+        assert_int_equal(gguf_file_size(g), synth_file_size(p, NULL));
+        /* token_embd and output shapes */
+        const gguf_tensor_t *te = gguf_find_tensor(g, "token_embd.weight");
+        assert_non_null(te);
+        assert_int_equal(te->ne[0], p->n_embd);
+        assert_int_equal(te->ne[1], p->n_vocab);
+        if (p->arch == SYNTH_QWEN35MOE) {
+            uint32_t attn = 0;
+            for (uint32_t i = 0; i < p->n_layer; i++) {
+                bool full = (i + 1) % p->full_attn_interval == 0;
+                assert_int_equal(m->layers[i].kind, full ? MI_LAYER_ATTN : MI_LAYER_RECURRENT);
+                attn += full;
+                char nm[64];
+                snprintf(nm, sizeof nm, "blk.%u.attn_q.weight", i);
+                const gguf_tensor_t *q = gguf_find_tensor(g, nm);
+                if (full) {
+                    /* gated query: twice the heads' width */
+                    assert_non_null(q);
+                    assert_int_equal(q->ne[1], 2ull * p->n_head * p->head_dim);
+                } else {
+                    assert_null(q);
+                    snprintf(nm, sizeof nm, "blk.%u.ssm_a", i);
+                    assert_non_null(gguf_find_tensor(g, nm));
+                }
+                snprintf(nm, sizeof nm, "blk.%u.ffn_gate_inp_shexp.weight", i);
+                const gguf_tensor_t *sh = gguf_find_tensor(g, nm);
+                assert_non_null(sh);
+                assert_int_equal(sh->n_dims, 1);
+            }
+            assert_int_equal(m->n_layer_attn, attn);
+            assert_int_equal(m->n_layer_recurrent, p->n_layer - attn);
+            assert_true(m->rs_r_elems > 0 && m->rs_s_elems > 0);
+        }
+        if (p->n_expert) {
+            assert_true(m->n_params_active < m->n_params);
+            const gguf_tensor_t *x = gguf_find_tensor(g, "blk.0.ffn_down_exps.weight");
+            assert_non_null(x);
+            assert_int_equal(x->ne[0], p->n_ff_exp);
+            assert_int_equal(x->ne[1], p->n_embd);
+            assert_int_equal(x->ne[2], p->n_expert);
+        } else {
+            assert_int_equal(m->n_params_active, m->n_params);
+        }
+        /* vocabulary: byte fallback tokens in place */
+        long ti = gguf_find_key(g, "tokenizer.ggml.tokens");
+        assert_true(ti >= 0);
+        gguf_str_t s;
+        assert_true(gguf_arr_str(g, gguf_kv(g, (size_t)ti), 3 + 0x0A, &s));
+        assert_true(gguf_str_eq(s, "<0x0A>"));
+        assert_true(gguf_get_str(g, "tokenizer.chat_template", &s));
+        mi_free(&m);
+        gguf_close(&g);
+        unlink(path);
+        free(path);
+    }
+}
+
+static void t_deterministic(void **state)
+{
+    (void)state;
+    char *a = write_preset("tiny-qwen3moe", -1, 7), *b = write_preset("tiny-qwen3moe", -1, 7);
+    char *c = write_preset("tiny-qwen3moe", -1, 8);
+    char *da, *db, *dc, err[128];
+    size_t la, lb, lc;
+    assert_int_equal(file_read_all(a, 64u << 20, &da, &la, err, sizeof err), 0);
+    assert_int_equal(file_read_all(b, 64u << 20, &db, &lb, err, sizeof err), 0);
+    assert_int_equal(file_read_all(c, 64u << 20, &dc, &lc, err, sizeof err), 0);
+    assert_int_equal(la, lb);
+    assert_memory_equal(da, db, la);
+    assert_int_equal(la, lc);
+    assert_memory_not_equal(da, dc, la);
+    free(da); free(db); free(dc);
+    unlink(a); unlink(b); unlink(c);
+    free(a); free(b); free(c);
+}
+
+static void t_weight_types(void **state)
+{
+    (void)state;
+    const int types[] = {GGUF_TT_F32, GGUF_TT_F16, GGUF_TT_Q8_0, GGUF_TT_Q4_0, GGUF_TT_Q4_K};
+    for (size_t k = 0; k < sizeof types / sizeof types[0]; k++) {
+        char *path = write_preset("tiny-llama-q", types[k], 1);
+        gguf_t *g = NULL;
+        char err[256];
+        assert_int_equal(gguf_open(path, &g, err, sizeof err), 0);
+        size_t n_want = 0;
+        for (size_t i = 0; i < gguf_n_tensors(g); i++) {
+            const gguf_tensor_t *t = gguf_tensor(g, i);
+            if (t->n_dims == 1) {
+                assert_int_equal(t->type, GGUF_TT_F32);
+                continue;
+            }
+            if ((int)t->type == types[k])
+                n_want++;
+            else /* fallback only where the row does not fit the block */
+                assert_true(t->ne[0] % gguf_type_block((uint32_t)types[k]) != 0 ||
+                            t->type == GGUF_TT_F32);
+            if (t->type == GGUF_TT_Q8_0 || t->type == GGUF_TT_Q4_0 || t->type == GGUF_TT_Q4_K) {
+                const uint8_t *d = gguf_data(g) + gguf_data_offset(g) + t->offset;
+                uint32_t bb = gguf_type_bytes(t->type);
+                for (uint64_t off = 0; off < t->nbytes; off += bb) {
+                    uint16_t h;
+                    memcpy(&h, d + off, 2);
+                    float f = f16_to_f32(h);
+                    assert_true(isfinite(f) && f > 0 && f < 1);
+                }
+            }
+            if (t->type == GGUF_TT_F32) {
+                const float *v = (const float *)(gguf_data(g) + gguf_data_offset(g) + t->offset);
+                for (uint64_t e = 0; e < t->nelem; e++)
+                    assert_true(isfinite(v[e]) && fabsf(v[e]) <= 1.0f);
+            }
+        }
+        assert_true(n_want > 0);
+        gguf_close(&g);
+        unlink(path);
+        free(path);
+    }
+}
+
+static void t_full_size_presets(void **state)
+{
+    (void)state;
+    /* sizes only: the real files are written on GPU machines */
+    const synth_preset_t *p = synth_find("qwen35-35b-a3b");
+    assert_non_null(p);
+    uint64_t sz = synth_file_size(p, NULL);
+    assert_true(sz > 15ull << 30 && sz < 25ull << 30);
+    p = synth_find("qwen3-30b-a3b");
+    assert_non_null(p);
+    sz = synth_file_size(p, NULL);
+    assert_true(sz > 14ull << 30 && sz < 20ull << 30);
+    assert_null(synth_find("no-such-preset"));
+}
+
+static void t_bad_type(void **state)
+{
+    (void)state;
+    char err[256];
+    synth_opts_t o = {.wtype = GGUF_TT_Q6_K, .seed = 1};
+    assert_int_not_equal(synth_write(synth_find("tiny-llama"), &o, "/tmp/variet-x.gguf", err, sizeof err), 0);
+    assert_non_null(strstr(err, "not supported"));
+    o.wtype = -1;
+    assert_int_not_equal(synth_write(synth_find("tiny-llama"), &o, "/nonexistent-dir/x.gguf", err, sizeof err), 0);
+    assert_non_null(strstr(err, "nonexistent-dir"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(t_tiny_presets_parse),
+        cmocka_unit_test(t_deterministic),
+        cmocka_unit_test(t_weight_types),
+        cmocka_unit_test(t_full_size_presets),
+        cmocka_unit_test(t_bad_type),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
