@@ -68,6 +68,9 @@ static void put_str(buf_t *b, const char *s)
 
 static void key(ggufw_t *w, const char *k, gguf_vtype_t t)
 {
+    /* ggufw_new wrote it already for alignments other than 32 */
+    if (w->n_kv && w->alignment != 32 && !strcmp(k, "general.alignment"))
+        abort();
     put_str(&w->kv, k);
     put(&w->kv, t, 4);
     w->n_kv++;

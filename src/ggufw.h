@@ -21,7 +21,8 @@ typedef void (*ggufw_fill_fn)(void *ud, size_t ti, const gguf_tensor_t *t, uint8
                               uint64_t off, size_t n);
 
 /* Create a writer (caller frees with ggufw_free). alignment: a power of two
- * up to 256; other than 32 it is written as general.alignment. */
+ * up to 256; other than 32 it is written as general.alignment (then the
+ * caller must not add that key). */
 ggufw_t *ggufw_new(uint32_t alignment);
 void ggufw_free(ggufw_t **w);
 

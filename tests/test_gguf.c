@@ -490,7 +490,6 @@ static void test_writer_roundtrip(void **state)
     assert_non_null(f);
 
     ggufw_t *w = ggufw_new(64);
-    ggufw_u32(w, "general.alignment", 64);
     ggufw_str(w, "general.architecture", "llama");
     ggufw_u32(w, "llama.block_count", 2);
     ggufw_i32(w, "x.i32", -7);
