@@ -21,12 +21,13 @@ static void parse_fixture(const char *rel, loadlog_t *r)
 {
     char *path = xasprintf("%s/llama-server/%s", VARIET_FIXTURES, rel), *text = NULL, err[256];
     size_t len;
-    if (file_read_all(path, 64u << 20, &text, &len, err, sizeof err))
+    int rc = file_read_all(path, 64u << 20, &text, &len, err, sizeof err);
+    free(path);
+    if (rc)
         fail_msg("fixture: %s", err);
     loadlog_init(r);
     loadlog_parse(r, text, len);
     free(text);
-    free(path);
 }
 
 static const loadlog_dev_t *dev(const loadlog_t *r, const char *name)

@@ -1,0 +1,93 @@
+/*
+ * registry.h — engine_models.json: the roles Variet serves and the engine
+ * settings, loaded, validated and saved.
+ *
+ * Shape (top-level object):
+ *   "_engine": { settings, see the table in registry.c and README },   optional
+ *   "<role>":  { "display_name": str, "model_path": str, "measured_tps": num,
+ *                "args": [str...], "aliases": [str...], "ttl": num, ... }
+ * Every top-level key that does not start with '_' is a role. Relative
+ * model_path/log_dir resolve against the config file's folder. Unknown
+ * fields are kept: the parsed document (doc) is what registry_save writes
+ * back, with only the fields Variet changed replaced.
+ *
+ * Validation errors name the place exactly, e.g.
+ *   "balanced.args[3]: expected a string, got number"
+ *   "_engine.port: 70000 is outside 1..65535"
+ *   "engine_models.json:4:7: JSON syntax error: ..."
+ */
+#ifndef VARIET_REGISTRY_H
+#define VARIET_REGISTRY_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    char *name;         /* the role's key */
+    char *display_name; /* defaults to name */
+    char *model_path;   /* as written in the file */
+    char *model_abs;    /* resolved against the config folder */
+    double measured_tps; /* 0 when absent */
+    char **args;        /* llama-server arguments (NULL-terminated too) */
+    size_t n_args;
+    char **aliases;
+    size_t n_aliases;
+    double ttl_s;       /* idle TTL; <0: engine default; 0: never */
+} reg_role_t;
+
+typedef struct {
+    char *host;               /* "127.0.0.1" */
+    int port;                 /* 8000 */
+    char *llama_server;       /* NULL: $VARIET_LLAMA_SERVER, then PATH */
+    int max_loaded;           /* roles running at once; 0 = no limit */
+    uint64_t memory_budget;   /* bytes for all running roles; 0 = no limit */
+    double idle_ttl_s;        /* default idle TTL; 0 = never */
+    char *api_key;            /* NULL: no key */
+    char *default_role;       /* NULL: requests without "model" get 400 */
+    int queue_size;           /* waiting requests per role (64) */
+    double queue_timeout_s;   /* how long a request waits for its role (300) */
+    double load_timeout_s;    /* start → ready (600) */
+    double stop_grace_s;      /* SIGTERM → SIGKILL (10) */
+    uint64_t max_body;        /* bytes (32 MiB) */
+    uint64_t max_header;      /* bytes (64 KiB) */
+    int max_connections;      /* client connections (1024) */
+    double header_timeout_s;  /* client request read timeout (10) */
+    double upstream_timeout_s; /* between upstream bytes (600) */
+    char *log_dir;            /* per-role logs (resolved; default <config dir>/logs) */
+    int restart_max;          /* crashes within restart_window_s before failed (3) */
+    double restart_window_s;  /* 60 */
+    double health_interval_s; /* health probe while ready (5) */
+} reg_engine_t;
+
+typedef struct {
+    char *path;     /* the file it was loaded from (NULL for parsed text) */
+    char *dir;      /* folder relative paths resolve against */
+    reg_engine_t engine;
+    reg_role_t *roles;
+    size_t n_roles;
+    json_t *doc;    /* the document as read; owned */
+} registry_t;
+
+/* Parse and validate `text`; `path` names the file in messages and gives the
+ * folder for relative paths (may be NULL: cwd). Pure (no I/O). 0 or -EINVAL
+ * with one line in err. *out owned by the caller (registry_free). */
+int registry_parse(const char *text, size_t len, const char *path, registry_t **out, char *err,
+                   size_t errlen);
+/* Read `path` (max 16 MiB) and parse it. */
+int registry_load(const char *path, registry_t **out, char *err, size_t errlen);
+void registry_free(registry_t **r);
+
+/* Role by name or alias, or NULL. */
+const reg_role_t *registry_find(const registry_t *r, const char *name);
+
+/* Change a role's measured_tps / args in both the struct and doc. */
+int registry_set_tps(registry_t *r, const char *role, double tps);
+int registry_set_args(registry_t *r, const char *role, char *const *args, size_t n);
+
+/* Write doc to `path` atomically (temp + fsync + rename); when `backup` is
+ * true the previous file is kept as <path>.bak. 0 or -errno. */
+int registry_save(const registry_t *r, const char *path, bool backup, char *err, size_t errlen);
+
+#endif
