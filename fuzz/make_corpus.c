@@ -103,7 +103,6 @@ static void seeds_from_writer(void)
     finish("llama-tiny", w);
 
     w = ggufw_new(64);
-    ggufw_u32(w, "general.alignment", 64);
     ggufw_str(w, "general.architecture", "qwen2");
     add_tensor(w, "blk.0.ffn_down.weight", GGUF_TT_Q4_K, 2, (const uint64_t[]){256, 2});
     add_tensor(w, "blk.0.ffn_norm.weight", GGUF_TT_F16, 1, (const uint64_t[]){7});
@@ -111,7 +110,6 @@ static void seeds_from_writer(void)
     finish("align64", w);
 
     w = ggufw_new(1);
-    ggufw_u32(w, "general.alignment", 1);
     add_tensor(w, "a", GGUF_TT_F16, 1, (const uint64_t[]){3});
     add_tensor(w, "b", GGUF_TT_I8, 1, (const uint64_t[]){5});
     add_tensor(w, "c", GGUF_TT_Q4_0, 1, (const uint64_t[]){32});
