@@ -170,7 +170,6 @@ static void seeds_from_writer(void)
     finish("many-kv", w);
 
     w = ggufw_new(128);
-    ggufw_u32(w, "general.alignment", 128);
     for (int i = 0; i < 12; i++) {
         char name[40];
         snprintf(name, sizeof name, "blk.%d.weight", i);
