@@ -1,0 +1,149 @@
+/*
+ * cmd_serve.c — `variet serve`: load the registry, run the gateway until
+ * SIGINT/SIGTERM (then stop every backend), reload on SIGHUP, reap
+ * children on SIGCHLD.
+ */
+#include <event2/event.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "backend.h"
+#include "cmd.h"
+#include "gateway.h"
+#include "registry.h"
+#include "util.h"
+
+typedef struct {
+    struct event_base *base;
+    gateway_t *g;
+    const char *config;
+} serve_t;
+
+/* The llama-server to run: config, $VARIET_LLAMA_SERVER, then PATH. Caller frees. */
+static char *find_llama_server(const registry_t *reg)
+{
+    if (reg->engine.llama_server && *reg->engine.llama_server)
+        return xstrdup(reg->engine.llama_server);
+    const char *env = getenv("VARIET_LLAMA_SERVER");
+    if (env && *env)
+        return xstrdup(env);
+    const char *path = getenv("PATH");
+    if (path) {
+        char *copy = xstrdup(path), *save = NULL;
+        for (char *d = strtok_r(copy, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
+            char *c = xasprintf("%s/llama-server", d);
+            if (access(c, X_OK) == 0) {
+                free(copy);
+                return c;
+            }
+            free(c);
+        }
+        free(copy);
+    }
+    return NULL;
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    serve_t *s = arg;
+    char err[1024];
+    if (sig == SIGCHLD) {
+        backend_reap_all();
+        return;
+    }
+    if (sig == SIGHUP) {
+        registry_t *reg = NULL;
+        if (registry_load(s->config, &reg, err, sizeof err)) {
+            fprintf(stderr, "variet: reload refused, keeping the running configuration: %s\n", err);
+            return;
+        }
+        if (gateway_reload(s->g, reg, err, sizeof err)) {
+            fprintf(stderr, "variet: reload refused, keeping the running configuration: %s\n", err);
+            registry_free(&reg);
+            return;
+        }
+        fprintf(stderr, "variet: configuration reloaded from %s\n", s->config);
+        return;
+    }
+    fprintf(stderr, "variet: signal %d, stopping\n", (int)sig);
+    event_base_loopbreak(s->base);
+}
+
+static int exec_serve(int argc, char **argv)
+{
+    const char *config = "engine_models.json", *host = NULL, *exe_arg = NULL;
+    int64_t port = -1;
+    char err[1024];
+
+    for (int i = 1; i < argc; i++) {
+        if ((!strcmp(argv[i], "--config") || !strcmp(argv[i], "-c")) && i + 1 < argc)
+            config = argv[++i];
+        else if (!strcmp(argv[i], "--host") && i + 1 < argc)
+            host = argv[++i];
+        else if (!strcmp(argv[i], "--port") && i + 1 < argc) {
+            if (!parse_i64(argv[++i], 0, 65535, &port)) {
+                fprintf(stderr, "variet serve: --port wants 0..65535, got '%s'\n", argv[i]);
+                return CMD_USAGE;
+            }
+        } else if (!strcmp(argv[i], "--llama-server") && i + 1 < argc)
+            exe_arg = argv[++i];
+        else
+            return cmd_usage(&cmd_serve_entry);
+    }
+    registry_t *reg = NULL;
+    if (registry_load(config, &reg, err, sizeof err)) {
+        fprintf(stderr, "variet serve: %s\n", err);
+        return CMD_USAGE;
+    }
+    if (host) {
+        free(reg->engine.host);
+        reg->engine.host = xstrdup(host);
+    }
+    if (port >= 0)
+        reg->engine.port = (int)port;
+    char *exe = exe_arg ? xstrdup(exe_arg) : find_llama_server(reg);
+    if (!exe || access(exe, X_OK) != 0) {
+        fprintf(stderr, "variet serve: no llama-server found (set _engine.llama_server, $VARIET_LLAMA_SERVER or "
+                        "--llama-server; scripts/get-llama-server.sh provides one)\n");
+        free(exe);
+        registry_free(&reg);
+        return CMD_FAIL;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    struct event_base *base = event_base_new();
+    serve_t s = {.base = base, .config = config};
+    if (gateway_new(base, reg, exe, &s.g, err, sizeof err)) {
+        fprintf(stderr, "variet serve: %s\n", err);
+        registry_free(&reg);
+        free(exe);
+        event_base_free(base);
+        return CMD_FAIL;
+    }
+    struct event *sigs[5];
+    const int signums[5] = {SIGINT, SIGTERM, SIGHUP, SIGCHLD, SIGQUIT};
+    for (int i = 0; i < 5; i++) {
+        sigs[i] = evsignal_new(base, signums[i], on_signal, &s);
+        event_add(sigs[i], NULL);
+    }
+    fprintf(stderr, "variet: serving %zu roles on http://%s:%d (llama-server %s)\n", reg->n_roles,
+            reg->engine.host, gateway_port(s.g), exe);
+    fflush(stderr);
+    event_base_dispatch(base);
+    gateway_free(&s.g);
+    for (int i = 0; i < 5; i++)
+        event_free(sigs[i]);
+    event_base_free(base);
+    free(exe);
+    fprintf(stderr, "variet: stopped\n");
+    return CMD_OK;
+}
+
+const cmd_entry_t cmd_serve_entry = {
+    .name = "serve",
+    .usage = "serve [--config engine_models.json] [--host 127.0.0.1] [--port 8000] [--llama-server PATH]",
+    .summary = "run the OpenAI-compatible gateway that starts, swaps and proxies llama-server roles",
+    .exec = exec_serve,
+};

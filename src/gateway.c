@@ -1,0 +1,1355 @@
+/*
+ * gateway.c — the role gateway (see gateway.h).
+ *
+ * Request path: evhttp hands us a complete request (header and body limits
+ * enforced by evhttp: 413 past max_body); we parse only "model" and
+ * "stream" from the JSON body, find the role, and either proxy at once
+ * (role ready) or queue the request (bounded, with a timeout) and let the
+ * scheduler start the role, stopping least-recently-used idle roles first
+ * when limits require. Proxying streams: upstream header → reply start,
+ * every upstream read → one chunk to the client, upstream end → reply end.
+ * A client that goes away cancels its upstream request; a backend that dies
+ * mid-response ends the client's stream with an error event (SSE) or a 502.
+ *
+ * Ownership: the gateway owns roles, backends, pending requests (pend_t)
+ * and the registry. A pend_t lives from request arrival until the client
+ * has its answer or is gone, and then is freed by pend_done().
+ */
+#include "gateway.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <jansson.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "args.h"
+#include "backend.h"
+#include "gguf.h"
+#include "modelinfo.h"
+#include "sched.h"
+#include "util.h"
+
+#define N_BUCKETS 12
+static const double buckets[N_BUCKETS] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
+#define MAX_CODES 16
+#define TAIL_KEEP 4096
+#define MAX_CRASHES 16
+
+typedef struct role role_t;
+typedef struct pend pend_t;
+typedef struct gateway gateway_t;
+
+struct pend {
+    TAILQ_ENTRY(pend) q;
+    gateway_t *g;
+    role_t *role;
+    struct evhttp_request *req;       /* NULL once the client is gone */
+    struct evhttp_connection *client; /* for the close callback */
+    struct evhttp_request *up;        /* upstream request in flight */
+    struct evhttp_connection *upconn;
+    struct event *timeout;            /* queue timeout */
+    bool queued, streaming, started, stream_req, up_failed;
+    int status;
+    double t0;
+    char tail[TAIL_KEEP]; /* last bytes of the response: timings */
+    size_t tail_len;
+};
+TAILQ_HEAD(pendq, pend);
+
+typedef struct {
+    int code;
+    uint64_t n;
+} code_count_t;
+
+struct role {
+    gateway_t *g;
+    char *name;
+    const reg_role_t *def; /* into g->reg */
+    backend_t *be;
+    struct pendq queue;
+    int n_queued;
+    int inflight;
+    double last_used;
+    uint64_t mem;       /* estimated bytes while loaded */
+    uint32_t ctx_len;   /* context length served */
+    bool failed;
+    double failed_at;
+    char fail_reason[512];
+    bool stale;         /* definition changed on reload: stop when idle */
+    bool retired;       /* no longer in the registry: hidden, stops when idle */
+    double crashes[MAX_CRASHES];
+    int n_crashes;
+    struct event *ttl_timer, *restart_timer;
+    struct evhttp_connection **pool; /* idle upstream connections */
+    size_t n_pool, cap_pool;
+    /* metrics */
+    code_count_t codes[MAX_CODES];
+    uint64_t hist[N_BUCKETS + 1];
+    double lat_sum;
+    uint64_t lat_n, tokens_in, tokens_out, loads;
+    double load_seconds, last_load_s;
+};
+
+struct gateway {
+    struct event_base *base;
+    struct evhttp *http;
+    int port;
+    registry_t *reg;
+    char *exe;
+    role_t **roles;
+    size_t n_roles;
+    double started;       /* now_s() at start */
+    time_t started_wall;  /* wall clock at start, for "created" */
+    uint64_t unrouted[3]; /* 400, 401, 404 counts */
+    registry_t **old_regs; /* registries replaced by reloads (retired roles point into them) */
+    size_t n_old_regs;
+};
+
+/* ---------- small helpers ---------- */
+
+static void send_json(struct evhttp_request *req, int code, json_t *body)
+{
+    char *s = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    struct evbuffer *b = evbuffer_new();
+    evbuffer_add(b, s, strlen(s));
+    evbuffer_add(b, "\n", 1);
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
+    evhttp_send_reply(req, code, NULL, b);
+    evbuffer_free(b);
+    free(s);
+    json_decref(body);
+}
+
+static json_t *oai_error(const char *message, const char *type, const char *code)
+{
+    return json_pack("{s:{s:s,s:s,s:n,s:s?}}", "error", "message", message, "type", type, "param", "code", code);
+}
+
+static void send_error(struct evhttp_request *req, int http, const char *type, const char *code,
+                       const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static void send_error(struct evhttp_request *req, int http, const char *type, const char *code,
+                       const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (http == 503)
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "5");
+    send_json(req, http, oai_error(msg, type, code));
+}
+
+static const char *role_state(const role_t *r)
+{
+    if (r->failed)
+        return "failed";
+    switch (backend_state(r->be)) {
+    case BE_LOADING: return "loading";
+    case BE_READY: return "ready";
+    case BE_STOPPING: return "stopping";
+    default: return "stopped";
+    }
+}
+
+static role_t *find_role(gateway_t *g, const char *name)
+{
+    const reg_role_t *d = registry_find(g->reg, name);
+    if (!d)
+        return NULL;
+    for (size_t i = 0; i < g->n_roles; i++)
+        if (!g->roles[i]->retired && !strcmp(g->roles[i]->name, d->name))
+            return g->roles[i];
+    return NULL;
+}
+
+static void count_code(role_t *r, int code)
+{
+    for (int i = 0; i < MAX_CODES; i++) {
+        if (r->codes[i].code == code || r->codes[i].code == 0) {
+            r->codes[i].code = code;
+            r->codes[i].n++;
+            return;
+        }
+    }
+}
+
+static void observe(role_t *r, int code, double secs)
+{
+    count_code(r, code);
+    int b = 0;
+    while (b < N_BUCKETS && secs > buckets[b])
+        b++;
+    r->hist[b]++;
+    r->lat_sum += secs;
+    r->lat_n++;
+}
+
+/* "prompt_n":123 → 123 (last occurrence in the tail) */
+static uint64_t tail_num(const char *s, size_t n, const char *key)
+{
+    size_t k = strlen(key);
+    uint64_t v = 0;
+    for (size_t i = 0; i + k < n; i++) {
+        if (memcmp(s + i, key, k) != 0)
+            continue;
+        size_t j = i + k;
+        while (j < n && (s[j] == ' ' || s[j] == ':'))
+            j++;
+        uint64_t x = 0;
+        bool any = false;
+        while (j < n && s[j] >= '0' && s[j] <= '9') {
+            x = x * 10 + (uint64_t)(s[j++] - '0');
+            any = true;
+        }
+        if (any)
+            v = x;
+    }
+    return v;
+}
+
+/* ---------- roles ---------- */
+
+static void schedule(gateway_t *g);
+static void role_idle_check(role_t *r);
+static void pend_done(pend_t *p);
+static void on_backend(backend_t *b, be_event_t ev, void *ud);
+
+static double role_ttl(const role_t *r)
+{
+    return r->def && r->def->ttl_s >= 0 ? r->def->ttl_s : r->g->reg->engine.idle_ttl_s;
+}
+
+/* Memory the role needs while loaded: weights + KV at its context + state. */
+static int role_estimate(role_t *r, char *err, size_t errlen)
+{
+    gguf_t *f = NULL;
+    mi_t *m = NULL;
+    char e[512];
+    if (gguf_open(r->def->model_abs, &f, e, sizeof e)) {
+        snprintf(err, errlen, "%s.model_path: %s", r->name, e);
+        return -EINVAL;
+    }
+    if (mi_from_gguf(f, &m, e, sizeof e)) {
+        snprintf(err, errlen, "%s.model_path: %s", r->name, e);
+        gguf_close(&f);
+        return -EINVAL;
+    }
+    char *const *a = r->def->args;
+    size_t n = r->def->n_args;
+    long ctx = 0, np = 1;
+    if (!args_get_long(a, n, ARG_CTX_SIZE, &ctx) || ctx <= 0)
+        ctx = m->n_ctx_train;
+    args_get_long(a, n, ARG_PARALLEL, &np);
+    if (np <= 0)
+        np = 1;
+    const char *tk = args_get(a, n, ARG_CACHE_K), *tv = args_get(a, n, ARG_CACHE_V);
+    int ik = tk ? gguf_type_from_name(tk) : GGUF_TT_F16, iv = tv ? gguf_type_from_name(tv) : GGUF_TT_F16;
+    if (ik < 0)
+        ik = GGUF_TT_F16;
+    if (iv < 0)
+        iv = GGUF_TT_F16;
+    r->ctx_len = (uint32_t)ctx;
+    r->mem = m->weight_bytes + mi_kv_bytes(m, (uint64_t)ctx, (uint32_t)ik, (uint32_t)iv) +
+             mi_rs_bytes(m, (uint32_t)np);
+    mi_free(&m);
+    gguf_close(&f);
+    return 0;
+}
+
+static role_t *role_new(gateway_t *g, const reg_role_t *def, char *err, size_t errlen)
+{
+    role_t *r = xcalloc(1, sizeof *r); /* owned by g->roles */
+    r->g = g;
+    r->name = xstrdup(def->name);
+    r->def = def;
+    TAILQ_INIT(&r->queue);
+    if (role_estimate(r, err, errlen)) {
+        free(r->name);
+        free(r);
+        return NULL;
+    }
+    char *log = NULL;
+    if (g->reg->engine.log_dir) {
+        mkdir(g->reg->engine.log_dir, 0755);
+        log = xasprintf("%s/%s.log", g->reg->engine.log_dir, r->name);
+    }
+    backend_opts_t bo = {
+        .load_timeout_s = g->reg->engine.load_timeout_s,
+        .stop_grace_s = g->reg->engine.stop_grace_s,
+        .health_interval_s = g->reg->engine.health_interval_s,
+        .ring_bytes = 256 * 1024,
+    };
+    r->be = backend_new(g->base, r->name, log, &bo, on_backend, r);
+    free(log);
+    return r;
+}
+
+static void pool_clear(role_t *r)
+{
+    for (size_t i = 0; i < r->n_pool; i++)
+        evhttp_connection_free(r->pool[i]);
+    r->n_pool = 0;
+}
+
+static void role_free(role_t *r)
+{
+    pool_clear(r);
+    free(r->pool);
+    backend_free(&r->be);
+    if (r->ttl_timer)
+        event_free(r->ttl_timer);
+    if (r->restart_timer)
+        event_free(r->restart_timer);
+    free(r->name);
+    free(r);
+}
+
+static bool role_busy(const role_t *r) { return r->inflight > 0 || r->n_queued > 0; }
+
+static void start_role(role_t *r)
+{
+    char err[512];
+    gateway_t *g = r->g;
+    if (backend_state(r->be) != BE_STOPPED)
+        return;
+    if (backend_start(r->be, g->exe, r->def->model_abs, r->def->args, r->def->n_args, err, sizeof err)) {
+        r->failed = true;
+        r->failed_at = now_s();
+        snprintf(r->fail_reason, sizeof r->fail_reason, "%s", err);
+        fprintf(stderr, "variet: role %s: %s\n", r->name, err);
+        /* answer the queue */
+        pend_t *p;
+        while ((p = TAILQ_FIRST(&r->queue))) {
+            TAILQ_REMOVE(&r->queue, p, q);
+            r->n_queued--;
+            p->queued = false;
+            if (p->timeout)
+                evtimer_del(p->timeout);
+            if (p->req)
+                send_error(p->req, 503, "server_error", "role_failed", "role '%s' failed to start: %s",
+                           r->name, err);
+            pend_done(p);
+        }
+        return;
+    }
+    fprintf(stderr, "variet: role %s: starting (pid %d, port %d)\n", r->name, (int)backend_pid(r->be),
+            backend_port(r->be));
+}
+
+/* Try to start every role that has waiting requests (oldest wait first). */
+static void schedule(gateway_t *g)
+{
+    size_t n = g->n_roles;
+    if (!n)
+        return;
+    sched_role_t *s = xcalloc(n, sizeof *s);
+    size_t *victims = xcalloc(n, sizeof *victims);
+    for (;;) {
+        /* the stopped role whose first queued request is oldest */
+        role_t *want = NULL;
+        size_t wi = 0;
+        for (size_t i = 0; i < n; i++) {
+            role_t *r = g->roles[i];
+            if (backend_state(r->be) != BE_STOPPED || !r->n_queued || r->failed)
+                continue;
+            if (!want || TAILQ_FIRST(&r->queue)->t0 < TAILQ_FIRST(&want->queue)->t0) {
+                want = r;
+                wi = i;
+            }
+        }
+        if (!want)
+            break;
+        for (size_t i = 0; i < n; i++) {
+            role_t *r = g->roles[i];
+            be_state_t st = backend_state(r->be);
+            s[i].state = st == BE_LOADING ? SCHED_R_LOADING : st == BE_READY ? SCHED_R_READY
+                       : st == BE_STOPPING ? SCHED_R_STOPPING : SCHED_R_STOPPED;
+            s[i].busy = role_busy(r);
+            s[i].last_used = r->last_used;
+            s[i].mem = r->mem;
+        }
+        size_t nv = 0;
+        sched_verdict_t v = sched_admit(s, n, wi, g->reg->engine.max_loaded, g->reg->engine.memory_budget,
+                                        victims, &nv);
+        if (v == SCHED_START) {
+            start_role(want);
+            continue;
+        }
+        if (v == SCHED_NEVER) {
+            char need[32], budget[32];
+            want->failed = true;
+            want->failed_at = now_s();
+            snprintf(want->fail_reason, sizeof want->fail_reason,
+                     "role needs about %s but the memory budget is %s",
+                     fmt_bytes(want->mem, need, sizeof need),
+                     fmt_bytes(g->reg->engine.memory_budget, budget, sizeof budget));
+            pend_t *p;
+            while ((p = TAILQ_FIRST(&want->queue))) {
+                TAILQ_REMOVE(&want->queue, p, q);
+                want->n_queued--;
+                p->queued = false;
+                if (p->req)
+                    send_error(p->req, 503, "server_error", "insufficient_memory", "role '%s': %s",
+                               want->name, want->fail_reason);
+                pend_done(p);
+            }
+            want->failed = false; /* a later request may find a bigger budget after reload */
+            continue;
+        }
+        for (size_t k = 0; k < nv; k++) {
+            role_t *vr = g->roles[victims[k]];
+            fprintf(stderr, "variet: role %s: stopping (idle) to make room for %s\n", vr->name, want->name);
+            pool_clear(vr);
+            backend_stop(vr->be);
+        }
+        break; /* wait for STOPPED / idle events */
+    }
+    free(s);
+    free(victims);
+}
+
+static void on_ttl(evutil_socket_t fd, short what, void *arg)
+{
+    role_t *r = arg;
+    if (backend_state(r->be) == BE_READY && !role_busy(r)) {
+        fprintf(stderr, "variet: role %s: idle for %.0f s, stopping\n", r->name, role_ttl(r));
+        pool_clear(r);
+        backend_stop(r->be);
+    }
+}
+
+/* Called whenever a role may have become idle. */
+static void role_idle_check(role_t *r)
+{
+    if (role_busy(r) || backend_state(r->be) != BE_READY)
+        return;
+    if (r->stale) {
+        pool_clear(r);
+        backend_stop(r->be);
+        return;
+    }
+    double ttl = role_ttl(r);
+    if (ttl > 0) {
+        if (!r->ttl_timer)
+            r->ttl_timer = evtimer_new(r->g->base, on_ttl, r);
+        struct timeval tv = {.tv_sec = (time_t)ttl, .tv_usec = (suseconds_t)((ttl - floor(ttl)) * 1e6)};
+        evtimer_add(r->ttl_timer, &tv);
+    }
+    schedule(r->g); /* someone may be waiting for room */
+}
+
+/* ---------- pending requests ---------- */
+
+static void pend_done(pend_t *p);
+
+static void on_client_close(struct evhttp_connection *c, void *arg)
+{
+    pend_t *p = arg;
+    p->req = NULL;
+    p->client = NULL;
+    if (p->queued) {
+        TAILQ_REMOVE(&p->role->queue, p, q);
+        p->role->n_queued--;
+        p->queued = false;
+        role_t *r = p->role;
+        pend_done(p);
+        role_idle_check(r);
+        return;
+    }
+    if (p->up) {
+        /* cancel the upstream request; llama-server stops generating */
+        role_t *r = p->role;
+        evhttp_cancel_request(p->up);
+        p->up = NULL;
+        if (p->upconn) {
+            evhttp_connection_free(p->upconn);
+            p->upconn = NULL;
+        }
+        r->inflight--;
+        r->last_used = now_s();
+        observe(r, 499, now_s() - p->t0);
+        pend_done(p);
+        role_idle_check(r);
+    }
+}
+
+static void pend_done(pend_t *p)
+{
+    if (p->client)
+        evhttp_connection_set_closecb(p->client, NULL, NULL);
+    if (p->timeout)
+        event_free(p->timeout);
+    free(p);
+}
+
+static void on_queue_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    pend_t *p = arg;
+    role_t *r = p->role;
+    if (!p->queued)
+        return;
+    TAILQ_REMOVE(&r->queue, p, q);
+    r->n_queued--;
+    p->queued = false;
+    if (p->req) {
+        observe(r, 503, now_s() - p->t0);
+        send_error(p->req, 503, "server_error", "timeout",
+                   "timed out after %.0f s waiting for role '%s' (state %s)",
+                   r->g->reg->engine.queue_timeout_s, r->name, role_state(r));
+    }
+    pend_done(p);
+    role_idle_check(r);
+}
+
+/* ---------- proxy ---------- */
+
+static struct evhttp_connection *pool_get(role_t *r)
+{
+    if (r->n_pool)
+        return r->pool[--r->n_pool];
+    struct evhttp_connection *c =
+        evhttp_connection_base_new(r->g->base, NULL, "127.0.0.1", (unsigned short)backend_port(r->be));
+    if (c)
+        evhttp_connection_set_timeout(c, (int)r->g->reg->engine.upstream_timeout_s);
+    return c;
+}
+
+static void pool_put(role_t *r, struct evhttp_connection *c)
+{
+    if (backend_state(r->be) != BE_READY || r->n_pool >= 64) {
+        evhttp_connection_free(c);
+        return;
+    }
+    if (r->n_pool == r->cap_pool) {
+        r->cap_pool = r->cap_pool ? r->cap_pool * 2 : 8;
+        r->pool = xrealloc(r->pool, r->cap_pool * sizeof *r->pool);
+    }
+    r->pool[r->n_pool++] = c;
+}
+
+static void nodelay(struct evhttp_connection *c)
+{
+    struct bufferevent *bev = c ? evhttp_connection_get_bufferevent(c) : NULL;
+    evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
+    int one = 1;
+    if (fd >= 0)
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+static void keep_tail(pend_t *p, struct evbuffer *b)
+{
+    size_t n = evbuffer_get_length(b);
+    if (n >= TAIL_KEEP) {
+        struct evbuffer_ptr pos;
+        evbuffer_ptr_set(b, &pos, n - TAIL_KEEP, EVBUFFER_PTR_SET);
+        evbuffer_copyout_from(b, &pos, p->tail, TAIL_KEEP);
+        p->tail_len = TAIL_KEEP;
+        return;
+    }
+    if (p->tail_len + n > TAIL_KEEP) {
+        size_t drop = p->tail_len + n - TAIL_KEEP;
+        memmove(p->tail, p->tail + drop, p->tail_len - drop);
+        p->tail_len -= drop;
+    }
+    evbuffer_copyout(b, p->tail + p->tail_len, n);
+    p->tail_len += n;
+}
+
+static int on_up_headers(struct evhttp_request *up, void *arg)
+{
+    pend_t *p = arg;
+    if (!p->req)
+        return -1;
+    nodelay(p->upconn);
+    p->status = evhttp_request_get_response_code(up);
+    struct evkeyvalq *in = evhttp_request_get_input_headers(up);
+    struct evkeyvalq *out = evhttp_request_get_output_headers(p->req);
+    const char *ct = evhttp_find_header(in, "Content-Type");
+    const char *cl = evhttp_find_header(in, "Content-Length");
+    if (ct) {
+        evhttp_add_header(out, "Content-Type", ct);
+        p->streaming = strstr(ct, "text/event-stream") != NULL;
+    }
+    if (cl && !p->streaming)
+        evhttp_add_header(out, "Content-Length", cl);
+    if (p->streaming) {
+        evhttp_add_header(out, "Cache-Control", "no-cache");
+        evhttp_add_header(out, "X-Accel-Buffering", "no");
+    }
+    evhttp_send_reply_start(p->req, p->status, evhttp_request_get_response_code_line(up));
+    p->started = true;
+    return 0;
+}
+
+static void on_up_chunk(struct evhttp_request *up, void *arg)
+{
+    pend_t *p = arg;
+    struct evbuffer *in = evhttp_request_get_input_buffer(up);
+    if (!p->req) {
+        evbuffer_drain(in, evbuffer_get_length(in));
+        return;
+    }
+    keep_tail(p, in);
+    evhttp_send_reply_chunk(p->req, in);
+}
+
+static void on_up_error(enum evhttp_request_error e, void *arg)
+{
+    pend_t *p = arg;
+    p->up_failed = true;
+}
+
+static void on_up_done(struct evhttp_request *up, void *arg)
+{
+    pend_t *p = arg;
+    role_t *r = p->role;
+    struct evhttp_connection *c = p->upconn;
+    bool ok = up && evhttp_request_get_response_code(up) > 0 && !p->up_failed;
+    p->up = NULL;
+    p->upconn = NULL;
+    r->inflight--;
+    r->last_used = now_s();
+    if (ok) {
+        if (p->req)
+            evhttp_send_reply_end(p->req);
+        r->tokens_in += tail_num(p->tail, p->tail_len, "\"prompt_n\"");
+        r->tokens_out += tail_num(p->tail, p->tail_len, "\"predicted_n\"");
+        observe(r, p->status, now_s() - p->t0);
+        pool_put(r, c);
+    } else {
+        const char *why = backend_state(r->be) == BE_READY ? "the connection to llama-server failed"
+                                                           : "llama-server exited while handling the request";
+        if (p->req && p->started && p->streaming) {
+            /* an SSE error event, then the end of the stream */
+            json_t *e = oai_error(why, "server_error", "backend_failed");
+            char *s = json_dumps(e, JSON_COMPACT);
+            struct evbuffer *b = evbuffer_new();
+            evbuffer_add_printf(b, "data: %s\n\n", s);
+            evhttp_send_reply_chunk(p->req, b);
+            evbuffer_free(b);
+            free(s);
+            json_decref(e);
+            evhttp_send_reply_end(p->req);
+        } else if (p->req && p->started) {
+            /* headers are out: the only honest signal left is closing */
+            evhttp_send_reply_end(p->req);
+            struct evhttp_connection *cc = evhttp_request_get_connection(p->req);
+            if (cc)
+                evhttp_connection_free_on_completion(cc);
+        } else if (p->req) {
+            send_error(p->req, 502, "server_error", "backend_failed", "role '%s': %s", r->name, why);
+        }
+        observe(r, 502, now_s() - p->t0);
+        if (c)
+            evhttp_connection_free(c);
+    }
+    pend_done(p);
+    role_idle_check(r);
+}
+
+static void proxy_start(pend_t *p)
+{
+    role_t *r = p->role;
+    struct evhttp_request *req = p->req;
+    struct evhttp_connection *c = pool_get(r);
+    if (!c) {
+        send_error(req, 502, "server_error", "backend_failed", "role '%s': cannot connect to llama-server", r->name);
+        pend_done(p);
+        return;
+    }
+    struct evhttp_request *up = evhttp_request_new(on_up_done, p);
+    evhttp_request_set_header_cb(up, on_up_headers);
+    evhttp_request_set_chunked_cb(up, on_up_chunk);
+    evhttp_request_set_error_cb(up, on_up_error);
+    struct evkeyvalq *oh = evhttp_request_get_output_headers(up);
+    struct evkeyvalq *ih = evhttp_request_get_input_headers(req);
+    for (struct evkeyval *h = ih->tqh_first; h; h = h->next.tqe_next) {
+        if (!strcasecmp(h->key, "Host") || !strcasecmp(h->key, "Authorization") ||
+            !strcasecmp(h->key, "Connection") || !strcasecmp(h->key, "Content-Length") ||
+            !strcasecmp(h->key, "Transfer-Encoding") || !strcasecmp(h->key, "Keep-Alive") ||
+            !strcasecmp(h->key, "Expect"))
+            continue;
+        evhttp_add_header(oh, h->key, h->value);
+    }
+    evhttp_add_header(oh, "Host", "127.0.0.1");
+    struct evbuffer *body = evhttp_request_get_input_buffer(req);
+    size_t len = evbuffer_get_length(body);
+    char cl[32];
+    snprintf(cl, sizeof cl, "%zu", len);
+    evhttp_add_header(oh, "Content-Length", cl);
+    evbuffer_add(evhttp_request_get_output_buffer(up), evbuffer_pullup(body, -1), len);
+    p->up = up;
+    p->upconn = c;
+    r->inflight++;
+    if (r->ttl_timer)
+        evtimer_del(r->ttl_timer);
+    const char *uri = evhttp_request_get_uri(req);
+    if (evhttp_make_request(c, up, evhttp_request_get_command(req), uri) != 0) {
+        /* evhttp frees `up` on failure */
+        p->up = NULL;
+        p->upconn = NULL;
+        r->inflight--;
+        evhttp_connection_free(c);
+        send_error(req, 502, "server_error", "backend_failed", "role '%s': request to llama-server failed", r->name);
+        pend_done(p);
+    }
+}
+
+/* Route a parsed request to its role: proxy now or queue. */
+static void dispatch(gateway_t *g, role_t *r, struct evhttp_request *req, bool stream)
+{
+    pend_t *p = xcalloc(1, sizeof *p); /* freed by pend_done */
+    p->g = g;
+    p->role = r;
+    p->req = req;
+    p->t0 = now_s();
+    p->stream_req = stream;
+    p->client = evhttp_request_get_connection(req);
+    if (p->client)
+        evhttp_connection_set_closecb(p->client, on_client_close, p);
+    r->last_used = p->t0;
+    if (r->failed && now_s() - r->failed_at < g->reg->engine.restart_window_s) {
+        observe(r, 503, 0);
+        send_error(req, 503, "server_error", "role_failed", "role '%s' is failed: %s", r->name, r->fail_reason);
+        pend_done(p);
+        return;
+    }
+    r->failed = false;
+    if (backend_state(r->be) == BE_READY) {
+        proxy_start(p);
+        return;
+    }
+    if (r->n_queued >= g->reg->engine.queue_size) {
+        observe(r, 503, 0);
+        send_error(req, 503, "server_error", "queue_full",
+                   "role '%s' is %s and its queue is full (%d waiting)", r->name, role_state(r), r->n_queued);
+        pend_done(p);
+        return;
+    }
+    TAILQ_INSERT_TAIL(&r->queue, p, q);
+    r->n_queued++;
+    p->queued = true;
+    p->timeout = evtimer_new(g->base, on_queue_timeout, p);
+    double t = g->reg->engine.queue_timeout_s;
+    struct timeval tv = {.tv_sec = (time_t)t, .tv_usec = (suseconds_t)((t - floor(t)) * 1e6)};
+    evtimer_add(p->timeout, &tv);
+    schedule(g);
+}
+
+/* ---------- backend events ---------- */
+
+static void on_restart(evutil_socket_t fd, short what, void *arg)
+{
+    role_t *r = arg;
+    if (!r->failed && backend_state(r->be) == BE_STOPPED) {
+        /* through the scheduler like any start: it may have to wait for room */
+        if (r->n_queued)
+            schedule(r->g);
+        else if (!r->stale)
+            start_role(r);
+    }
+}
+
+static void on_backend(backend_t *b, be_event_t ev, void *ud)
+{
+    role_t *r = ud;
+    gateway_t *g = r->g;
+    pend_t *p;
+    switch (ev) {
+    case BE_EV_READY: {
+        double secs = backend_ready_at(b) - backend_started_at(b);
+        r->loads++;
+        r->load_seconds += secs;
+        r->last_load_s = secs;
+        r->last_used = now_s();
+        fprintf(stderr, "variet: role %s: ready in %.2f s\n", r->name, secs);
+        while ((p = TAILQ_FIRST(&r->queue))) {
+            TAILQ_REMOVE(&r->queue, p, q);
+            r->n_queued--;
+            p->queued = false;
+            evtimer_del(p->timeout);
+            if (p->req)
+                proxy_start(p);
+            else
+                pend_done(p);
+        }
+        role_idle_check(r);
+        break;
+    }
+    case BE_EV_LOAD_FAILED:
+        r->failed = true;
+        r->failed_at = now_s();
+        snprintf(r->fail_reason, sizeof r->fail_reason, "%s", backend_error(b));
+        fprintf(stderr, "variet: role %s: load failed: %s\n", r->name, r->fail_reason);
+        while ((p = TAILQ_FIRST(&r->queue))) {
+            TAILQ_REMOVE(&r->queue, p, q);
+            r->n_queued--;
+            p->queued = false;
+            if (p->req) {
+                observe(r, 503, now_s() - p->t0);
+                send_error(p->req, 503, "server_error", "load_failed", "role '%s' failed to load: %s",
+                           r->name, r->fail_reason);
+            }
+            pend_done(p);
+        }
+        pool_clear(r);
+        schedule(g);
+        break;
+    case BE_EV_CRASHED: {
+        double now = now_s();
+        pool_clear(r);
+        int recent = 0;
+        if (r->n_crashes == MAX_CRASHES) {
+            memmove(r->crashes, r->crashes + 1, sizeof r->crashes[0] * (MAX_CRASHES - 1));
+            r->n_crashes--;
+        }
+        r->crashes[r->n_crashes++] = now;
+        for (int i = 0; i < r->n_crashes; i++)
+            recent += now - r->crashes[i] < g->reg->engine.restart_window_s;
+        fprintf(stderr, "variet: role %s: %s\n", r->name, backend_error(b));
+        if (recent > g->reg->engine.restart_max) {
+            r->failed = true;
+            r->failed_at = now;
+            snprintf(r->fail_reason, sizeof r->fail_reason, "crashed %d times in %.0f s; last: %s", recent,
+                     g->reg->engine.restart_window_s, backend_error(b));
+        } else {
+            /* restart with backoff: 0.5 s, 1 s, 2 s, ... */
+            double d = 0.5 * (double)(1 << (recent - 1 < 6 ? recent - 1 : 6));
+            if (!r->restart_timer)
+                r->restart_timer = evtimer_new(g->base, on_restart, r);
+            struct timeval tv = {.tv_sec = (time_t)d, .tv_usec = (suseconds_t)((d - floor(d)) * 1e6)};
+            evtimer_add(r->restart_timer, &tv);
+        }
+        schedule(g);
+        break;
+    }
+    case BE_EV_STOPPED:
+        fprintf(stderr, "variet: role %s: stopped\n", r->name);
+        pool_clear(r);
+        schedule(g);
+        break;
+    }
+}
+
+/* ---------- routes ---------- */
+
+static bool authorized(gateway_t *g, struct evhttp_request *req)
+{
+    const char *key = g->reg->engine.api_key;
+    if (!key || !*key)
+        return true;
+    const char *h = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+    if (!h || strncasecmp(h, "Bearer ", 7) != 0)
+        return false;
+    h += 7;
+    size_t a = strlen(h), b = strlen(key);
+    unsigned diff = (unsigned)(a ^ b);
+    for (size_t i = 0; i < a && i < b; i++)
+        diff |= (unsigned)(h[i] ^ key[i]);
+    return diff == 0;
+}
+
+static json_t *role_json(role_t *r, bool full)
+{
+    const reg_role_t *d = r->def;
+    json_t *o = json_object();
+    json_object_set_new(o, "id", json_string(r->name));
+    json_object_set_new(o, "object", json_string("model"));
+    json_object_set_new(o, "owned_by", json_string("variet"));
+    json_object_set_new(o, "created", json_integer((json_int_t)r->g->started_wall));
+    json_object_set_new(o, "display_name", json_string(d->display_name));
+    json_object_set_new(o, "state", json_string(role_state(r)));
+    json_object_set_new(o, "measured_tps", json_real(d->measured_tps));
+    json_object_set_new(o, "context_length", json_integer(r->ctx_len));
+    json_t *al = json_array();
+    for (size_t i = 0; i < d->n_aliases; i++)
+        json_array_append_new(al, json_string(d->aliases[i]));
+    json_object_set_new(o, "aliases", al);
+    if (!full)
+        return o;
+    json_object_set_new(o, "model_path", json_string(d->model_path));
+    json_object_set_new(o, "pid", json_integer(backend_pid(r->be)));
+    json_object_set_new(o, "port", json_integer(backend_state(r->be) == BE_STOPPED ? 0 : backend_port(r->be)));
+    double ra = backend_ready_at(r->be);
+    json_object_set_new(o, "uptime_s", json_real(backend_state(r->be) == BE_READY && ra > 0 ? now_s() - ra : 0));
+    json_object_set_new(o, "inflight", json_integer(r->inflight));
+    json_object_set_new(o, "queued", json_integer(r->n_queued));
+    json_object_set_new(o, "memory_estimate_bytes", json_integer((json_int_t)r->mem));
+    json_object_set_new(o, "loads", json_integer((json_int_t)r->loads));
+    const loadlog_t *lr = backend_report(r->be);
+    if (r->loads || lr->n_dev || lr->error[0]) {
+        json_t *l = json_object();
+        json_object_set_new(l, "seconds", json_real(r->last_load_s));
+        json_object_set_new(l, "n_ctx", json_integer(lr->n_ctx));
+        json_object_set_new(l, "n_batch", json_integer(lr->n_batch));
+        json_object_set_new(l, "n_ubatch", json_integer(lr->n_ubatch));
+        json_object_set_new(l, "flash_attn", json_string(lr->flash_attn));
+        if (lr->pipeline_parallel >= 0)
+            json_object_set_new(l, "pipeline_parallel", json_boolean(lr->pipeline_parallel));
+        json_t *devs = json_array();
+        for (int i = 0; i < lr->n_dev; i++) {
+            const loadlog_dev_t *dv = &lr->dev[i];
+            json_array_append_new(devs, json_pack("{s:s,s:f,s:f,s:f,s:f,s:f}", "device", dv->name, "model_mib",
+                                                  dv->model_mib, "kv_mib", dv->kv_mib, "rs_mib", dv->rs_mib,
+                                                  "compute_mib", dv->compute_mib, "output_mib", dv->output_mib));
+        }
+        json_object_set_new(l, "devices", devs);
+        if (lr->oom)
+            json_object_set_new(l, "oom", json_pack("{s:s,s:f}", "device", lr->oom_device, "mib", lr->oom_mib));
+        json_object_set_new(o, "last_load", l);
+    }
+    const char *e = r->failed ? r->fail_reason : backend_error(r->be);
+    json_object_set_new(o, "last_error", e && *e ? json_string(e) : json_null());
+    return o;
+}
+
+static void route_models(gateway_t *g, struct evhttp_request *req)
+{
+    json_t *data = json_array();
+    for (size_t i = 0; i < g->n_roles; i++)
+        if (!g->roles[i]->retired)
+            json_array_append_new(data, role_json(g->roles[i], false));
+    send_json(req, 200, json_pack("{s:s,s:o}", "object", "list", "data", data));
+}
+
+static void route_status(gateway_t *g, struct evhttp_request *req)
+{
+    json_t *roles = json_object();
+    for (size_t i = 0; i < g->n_roles; i++)
+        if (!g->roles[i]->retired)
+            json_object_set_new(roles, g->roles[i]->name, role_json(g->roles[i], true));
+    json_t *o = json_pack("{s:i,s:f,s:s,s:i,s:o}", "pid", (int)getpid(), "uptime_s", now_s() - g->started,
+                          "config", g->reg->path ? g->reg->path : "", "port", g->port, "roles", roles);
+    json_object_set_new(o, "llama_server", json_string(g->exe));
+    send_json(req, 200, o);
+}
+
+static void route_metrics(gateway_t *g, struct evhttp_request *req)
+{
+    struct evbuffer *b = evbuffer_new();
+    evbuffer_add_printf(b, "# HELP variet_requests_total Requests by role and HTTP status.\n"
+                           "# TYPE variet_requests_total counter\n");
+    for (size_t i = 0; i < g->n_roles; i++)
+        for (int k = 0; k < MAX_CODES && g->roles[i]->codes[k].code; k++)
+            evbuffer_add_printf(b, "variet_requests_total{role=\"%s\",code=\"%d\"} %llu\n", g->roles[i]->name,
+                                g->roles[i]->codes[k].code, (unsigned long long)g->roles[i]->codes[k].n);
+    evbuffer_add_printf(b, "variet_unrouted_requests_total{code=\"400\"} %llu\n"
+                           "variet_unrouted_requests_total{code=\"401\"} %llu\n"
+                           "variet_unrouted_requests_total{code=\"404\"} %llu\n",
+                        (unsigned long long)g->unrouted[0], (unsigned long long)g->unrouted[1],
+                        (unsigned long long)g->unrouted[2]);
+    evbuffer_add_printf(b, "# HELP variet_request_duration_seconds Time from request to last byte.\n"
+                           "# TYPE variet_request_duration_seconds histogram\n");
+    for (size_t i = 0; i < g->n_roles; i++) {
+        role_t *r = g->roles[i];
+        uint64_t cum = 0;
+        for (int k = 0; k < N_BUCKETS; k++) {
+            cum += r->hist[k];
+            evbuffer_add_printf(b, "variet_request_duration_seconds_bucket{role=\"%s\",le=\"%g\"} %llu\n", r->name,
+                                buckets[k], (unsigned long long)cum);
+        }
+        cum += r->hist[N_BUCKETS];
+        evbuffer_add_printf(b, "variet_request_duration_seconds_bucket{role=\"%s\",le=\"+Inf\"} %llu\n", r->name,
+                            (unsigned long long)cum);
+        evbuffer_add_printf(b, "variet_request_duration_seconds_sum{role=\"%s\"} %.6f\n", r->name, r->lat_sum);
+        evbuffer_add_printf(b, "variet_request_duration_seconds_count{role=\"%s\"} %llu\n", r->name,
+                            (unsigned long long)r->lat_n);
+    }
+    evbuffer_add_printf(b, "# HELP variet_tokens_total Tokens from llama-server timings.\n# TYPE variet_tokens_total counter\n");
+    for (size_t i = 0; i < g->n_roles; i++) {
+        role_t *r = g->roles[i];
+        evbuffer_add_printf(b, "variet_tokens_total{role=\"%s\",direction=\"in\"} %llu\n", r->name,
+                            (unsigned long long)r->tokens_in);
+        evbuffer_add_printf(b, "variet_tokens_total{role=\"%s\",direction=\"out\"} %llu\n", r->name,
+                            (unsigned long long)r->tokens_out);
+    }
+    evbuffer_add_printf(b, "# TYPE variet_loads_total counter\n");
+    for (size_t i = 0; i < g->n_roles; i++)
+        evbuffer_add_printf(b, "variet_loads_total{role=\"%s\"} %llu\n", g->roles[i]->name,
+                            (unsigned long long)g->roles[i]->loads);
+    evbuffer_add_printf(b, "# TYPE variet_load_seconds_total counter\n");
+    for (size_t i = 0; i < g->n_roles; i++)
+        evbuffer_add_printf(b, "variet_load_seconds_total{role=\"%s\"} %.3f\n", g->roles[i]->name,
+                            g->roles[i]->load_seconds);
+    evbuffer_add_printf(b, "# HELP variet_role_state 1 for the state each role is in.\n# TYPE variet_role_state gauge\n");
+    static const char *const states[] = {"stopped", "loading", "ready", "stopping", "failed"};
+    for (size_t i = 0; i < g->n_roles; i++)
+        for (int k = 0; k < 5; k++)
+            evbuffer_add_printf(b, "variet_role_state{role=\"%s\",state=\"%s\"} %d\n", g->roles[i]->name, states[k],
+                                !strcmp(role_state(g->roles[i]), states[k]));
+    evbuffer_add_printf(b, "# TYPE variet_queue_length gauge\n");
+    for (size_t i = 0; i < g->n_roles; i++)
+        evbuffer_add_printf(b, "variet_queue_length{role=\"%s\"} %d\n", g->roles[i]->name, g->roles[i]->n_queued);
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "text/plain; version=0.0.4");
+    evhttp_send_reply(req, 200, "OK", b);
+    evbuffer_free(b);
+}
+
+static void role_list(gateway_t *g, char *buf, size_t cap)
+{
+    size_t n = 0;
+    buf[0] = 0;
+    for (size_t i = 0; i < g->n_roles && n < cap; i++)
+        if (!g->roles[i]->retired)
+            n += (size_t)snprintf(buf + n, cap - n, "%s%s", n ? ", " : "", g->roles[i]->name);
+}
+
+static void route_role_action(gateway_t *g, struct evhttp_request *req, const char *path, int method)
+{
+    /* /roles/{name}/{load|unload|logs} */
+    char name[128], action[16];
+    const char *s = path + 7, *slash = strchr(s, '/');
+    if (!slash || (size_t)(slash - s) >= sizeof name || strlen(slash + 1) >= sizeof action) {
+        send_error(req, 404, "invalid_request_error", "not_found", "no route %s", path);
+        return;
+    }
+    memcpy(name, s, (size_t)(slash - s));
+    name[slash - s] = 0;
+    snprintf(action, sizeof action, "%s", slash + 1);
+    role_t *r = find_role(g, name);
+    if (!r) {
+        char list[1024];
+        role_list(g, list, sizeof list);
+        send_error(req, 404, "invalid_request_error", "model_not_found", "unknown role '%s' (roles: %s)", name, list);
+        return;
+    }
+    if (!strcmp(action, "logs") && method == EVHTTP_REQ_GET) {
+        long tail = 100;
+        const char *q = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+        struct evkeyvalq qs = {0};
+        if (q && evhttp_parse_query_str(q, &qs) == 0) {
+            const char *t = evhttp_find_header(&qs, "tail");
+            int64_t v;
+            if (t && parse_i64(t, 1, 100000, &v))
+                tail = (long)v;
+            evhttp_clear_headers(&qs);
+        }
+        buf_t out;
+        buf_init(&out, 0);
+        backend_log_tail(r->be, (size_t)tail, &out);
+        struct evbuffer *b = evbuffer_new();
+        evbuffer_add(b, out.data ? out.data : "", out.len);
+        buf_free(&out);
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "text/plain; charset=utf-8");
+        evhttp_send_reply(req, 200, "OK", b);
+        evbuffer_free(b);
+        return;
+    }
+    if (method != EVHTTP_REQ_POST || (strcmp(action, "load") && strcmp(action, "unload"))) {
+        send_error(req, 404, "invalid_request_error", "not_found", "no route %s %s",
+                   method == EVHTTP_REQ_POST ? "POST" : "GET", path);
+        return;
+    }
+    if (!strcmp(action, "unload")) {
+        if (r->inflight) {
+            send_error(req, 409, "invalid_request_error", "busy", "role '%s' has %d requests in flight", r->name,
+                       r->inflight);
+            return;
+        }
+        pool_clear(r);
+        backend_stop(r->be);
+        send_json(req, 200, json_pack("{s:s,s:s}", "role", r->name, "state", role_state(r)));
+        return;
+    }
+    /* load: clears a failure and waits (queued like a request) until ready */
+    r->failed = false;
+    if (backend_state(r->be) == BE_READY) {
+        send_json(req, 200, json_pack("{s:s,s:s}", "role", r->name, "state", "ready"));
+        return;
+    }
+    /* a queued pend with no body to proxy: answered on READY by a tiny GET */
+    evhttp_remove_header(evhttp_request_get_input_headers(req), "Content-Length");
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    evbuffer_drain(in, evbuffer_get_length(in));
+    dispatch(g, r, req, false);
+}
+
+static const char *const proxied[] = {
+    "/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/responses", "/completion",
+    "/completions", "/tokenize", "/detokenize", "/apply-template", "/infill", "/embedding", "/embeddings",
+    "/v1/rerank", "/rerank", NULL,
+};
+
+static void route_proxy(gateway_t *g, struct evhttp_request *req)
+{
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    size_t len = evbuffer_get_length(in);
+    json_error_t je;
+    json_t *j = len ? json_loadb((const char *)evbuffer_pullup(in, -1), len, 0, &je) : NULL;
+    if (!j || !json_is_object(j)) {
+        g->unrouted[0]++;
+        if (!len)
+            send_error(req, 400, "invalid_request_error", "invalid_json", "request body is empty; expected a JSON object");
+        else if (!j)
+            send_error(req, 400, "invalid_request_error", "invalid_json", "request body is not valid JSON: %s (line %d, column %d)",
+                       je.text, je.line, je.column);
+        else
+            send_error(req, 400, "invalid_request_error", "invalid_json", "request body must be a JSON object");
+        json_decref(j);
+        return;
+    }
+    json_t *m = json_object_get(j, "model");
+    const char *name = json_is_string(m) ? json_string_value(m) : NULL;
+    bool stream = json_is_true(json_object_get(j, "stream"));
+    if (m && !json_is_string(m)) {
+        g->unrouted[0]++;
+        send_error(req, 400, "invalid_request_error", "invalid_model", "\"model\" must be a string");
+        json_decref(j);
+        return;
+    }
+    if (!name || !*name)
+        name = g->reg->engine.default_role;
+    if (!name) {
+        g->unrouted[0]++;
+        char list[1024];
+        role_list(g, list, sizeof list);
+        send_error(req, 400, "invalid_request_error", "missing_model",
+                   "request has no \"model\" and no default role is configured (roles: %s)", list);
+        json_decref(j);
+        return;
+    }
+    role_t *r = find_role(g, name);
+    if (!r) {
+        g->unrouted[2]++;
+        char list[1024];
+        role_list(g, list, sizeof list);
+        send_error(req, 404, "invalid_request_error", "model_not_found",
+                   "The model '%s' does not exist (roles: %s)", name, list);
+        json_decref(j);
+        return;
+    }
+    json_decref(j);
+    dispatch(g, r, req, stream);
+}
+
+static void on_request(struct evhttp_request *req, void *arg)
+{
+    gateway_t *g = arg;
+    const struct evhttp_uri *u = evhttp_request_get_evhttp_uri(req);
+    const char *path = u ? evhttp_uri_get_path(u) : NULL;
+    int method = evhttp_request_get_command(req);
+    if (!path)
+        path = "/";
+    nodelay(evhttp_request_get_connection(req)); /* streamed chunks leave at once */
+    if (!strcmp(path, "/health")) {
+        send_json(req, 200, json_pack("{s:s}", "status", "ok"));
+        return;
+    }
+    if (!authorized(g, req)) {
+        g->unrouted[1]++;
+        send_error(req, 401, "invalid_request_error", "invalid_api_key", "missing or wrong API key (Authorization: Bearer ...)");
+        return;
+    }
+    if (method == EVHTTP_REQ_GET) {
+        if (!strcmp(path, "/v1/models") || !strcmp(path, "/models")) {
+            route_models(g, req);
+            return;
+        }
+        if (!strcmp(path, "/status")) {
+            route_status(g, req);
+            return;
+        }
+        if (!strcmp(path, "/metrics")) {
+            route_metrics(g, req);
+            return;
+        }
+    }
+    if (!strncmp(path, "/roles/", 7)) {
+        route_role_action(g, req, path, method);
+        return;
+    }
+    if (method == EVHTTP_REQ_POST)
+        for (int i = 0; proxied[i]; i++)
+            if (!strcmp(path, proxied[i])) {
+                route_proxy(g, req);
+                return;
+            }
+    g->unrouted[2]++;
+    send_error(req, 404, "invalid_request_error", "not_found", "no route %s %s",
+               method == EVHTTP_REQ_POST ? "POST" : method == EVHTTP_REQ_GET ? "GET" : "", path);
+}
+
+/* ---------- lifecycle ---------- */
+
+static int build_roles(gateway_t *g, registry_t *reg, role_t ***out, size_t *n_out, char *err, size_t errlen)
+{
+    role_t **roles = xcalloc(reg->n_roles ? reg->n_roles : 1, sizeof *roles);
+    for (size_t i = 0; i < reg->n_roles; i++) {
+        registry_t *saved = g->reg;
+        g->reg = reg; /* role_new reads engine settings */
+        roles[i] = role_new(g, &reg->roles[i], err, errlen);
+        g->reg = saved;
+        if (!roles[i]) {
+            for (size_t k = 0; k < i; k++)
+                role_free(roles[k]);
+            free(roles);
+            return -EINVAL;
+        }
+    }
+    *out = roles;
+    *n_out = reg->n_roles;
+    return 0;
+}
+
+int gateway_new(struct event_base *base, registry_t *reg, const char *exe, gateway_t **out, char *err,
+                size_t errlen)
+{
+    gateway_t *g = xcalloc(1, sizeof *g);
+    *out = NULL;
+    g->base = base;
+    g->exe = xstrdup(exe);
+    g->started = now_s();
+    g->started_wall = time(NULL);
+    g->reg = reg;
+    if (build_roles(g, reg, &g->roles, &g->n_roles, err, errlen)) {
+        free(g->exe);
+        free(g);
+        return -EINVAL;
+    }
+    g->http = evhttp_new(base);
+    evhttp_set_max_headers_size(g->http, (ev_ssize_t)reg->engine.max_header);
+    evhttp_set_max_body_size(g->http, (ev_ssize_t)reg->engine.max_body);
+    evhttp_set_timeout(g->http, (int)reg->engine.upstream_timeout_s);
+    evhttp_set_allowed_methods(g->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_OPTIONS);
+    evhttp_set_gencb(g->http, on_request, g);
+    struct evhttp_bound_socket *s = evhttp_bind_socket_with_handle(g->http, reg->engine.host, (ev_uint16_t)reg->engine.port);
+    if (!s) {
+        snprintf(err, errlen, "cannot listen on %s:%d: %s", reg->engine.host, reg->engine.port, strerror(errno));
+        registry_t *keep = g->reg;
+        g->reg = NULL;
+        gateway_free(&g);
+        (void)keep; /* the caller still owns reg on failure */
+        return -EADDRINUSE;
+    }
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    if (getsockname(evhttp_bound_socket_get_fd(s), (struct sockaddr *)&ss, &sl) == 0)
+        g->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    *out = g;
+    return 0;
+}
+
+int gateway_port(const gateway_t *g) { return g->port; }
+
+static void retire(role_t *r)
+{
+    pend_t *p;
+    r->retired = true;
+    r->stale = true;
+    while ((p = TAILQ_FIRST(&r->queue))) {
+        TAILQ_REMOVE(&r->queue, p, q);
+        r->n_queued--;
+        p->queued = false;
+        if (p->req)
+            send_error(p->req, 503, "server_error", "reloaded",
+                       "role '%s' changed while this request waited (configuration reloaded); retry", r->name);
+        pend_done(p);
+    }
+    if (!r->inflight) {
+        pool_clear(r);
+        backend_stop(r->be);
+    }
+}
+
+static bool same_def(const reg_role_t *a, const reg_role_t *b)
+{
+    if (strcmp(a->model_abs, b->model_abs) || a->n_args != b->n_args)
+        return false;
+    for (size_t i = 0; i < a->n_args; i++)
+        if (strcmp(a->args[i], b->args[i]))
+            return false;
+    return true;
+}
+
+int gateway_reload(gateway_t *g, registry_t *reg, char *err, size_t errlen)
+{
+    size_t n_old = g->n_roles, n_new = reg->n_roles;
+    role_t **roles = xcalloc(n_old + n_new + 1, sizeof *roles);
+    bool *is_new = xcalloc(n_new + 1, sizeof *is_new);
+    bool *kept = xcalloc(n_old + 1, sizeof *kept);
+    registry_t *saved = g->reg;
+
+    /* first pass: build what is new, touching nothing that runs */
+    g->reg = reg; /* role_new reads engine settings */
+    for (size_t i = 0; i < n_new; i++) {
+        const reg_role_t *d = &reg->roles[i];
+        for (size_t k = 0; k < n_old; k++) {
+            role_t *o = g->roles[k];
+            if (!o->retired && !kept[k] && !strcmp(o->name, d->name) && same_def(o->def, d)) {
+                roles[i] = o;
+                kept[k] = true;
+                break;
+            }
+        }
+        if (roles[i])
+            continue;
+        roles[i] = role_new(g, d, err, errlen);
+        is_new[i] = true;
+        if (!roles[i]) {
+            for (size_t k = 0; k < i; k++)
+                if (is_new[k])
+                    role_free(roles[k]);
+            g->reg = saved;
+            free(roles);
+            free(is_new);
+            free(kept);
+            return -EINVAL;
+        }
+    }
+    /* commit: kept roles point at the new definitions; the rest retire and
+     * stay listed (hidden) until their in-flight requests finish */
+    size_t n = n_new;
+    for (size_t i = 0; i < n_new; i++)
+        roles[i]->def = &reg->roles[i];
+    for (size_t k = 0; k < n_old; k++)
+        if (!kept[k]) {
+            if (!g->roles[k]->retired)
+                retire(g->roles[k]);
+            roles[n++] = g->roles[k];
+        }
+    free(g->roles);
+    g->roles = roles;
+    g->n_roles = n;
+    /* retired roles still point into the old registry: keep it */
+    g->old_regs = xrealloc(g->old_regs, (g->n_old_regs + 1) * sizeof *g->old_regs);
+    g->old_regs[g->n_old_regs++] = saved;
+    free(is_new);
+    free(kept);
+    schedule(g);
+    return 0;
+}
+
+void gateway_free(gateway_t **gp)
+{
+    gateway_t *g = *gp;
+    if (!g)
+        return;
+    backend_stop_all_sync();
+    if (g->http)
+        evhttp_free(g->http);
+    for (size_t i = 0; i < g->n_roles; i++)
+        if (g->roles[i])
+            role_free(g->roles[i]);
+    free(g->roles);
+    registry_free(&g->reg);
+    for (size_t i = 0; i < g->n_old_regs; i++)
+        registry_free(&g->old_regs[i]);
+    free(g->old_regs);
+    free(g->exe);
+    free(g);
+    *gp = NULL;
+}

@@ -1,0 +1,31 @@
+/*
+ * gateway.h — `variet serve`: the OpenAI-compatible HTTP gateway that routes
+ * each request by its "model" (role name or alias) to that role's
+ * llama-server, starting it on demand and stopping least-recently-used idle
+ * roles when the memory budget / max-loaded limit says they cannot coexist.
+ *
+ * One libevent loop runs everything: the HTTP server, upstream proxy
+ * connections (streamed chunk by chunk), backend supervision, timers.
+ */
+#ifndef VARIET_GATEWAY_H
+#define VARIET_GATEWAY_H
+
+#include "registry.h"
+
+struct event_base;
+typedef struct gateway gateway_t;
+
+/* Build a gateway for `reg` (ownership moves to the gateway) and bind its
+ * listening socket. `llama_server` is the executable to run. 0 or -errno
+ * with a message in err (e.g. address in use, a role's model unreadable). */
+int gateway_new(struct event_base *base, registry_t *reg, const char *llama_server, gateway_t **out,
+                char *err, size_t errlen);
+/* Port actually bound (useful with port 0). */
+int gateway_port(const gateway_t *g);
+/* Replace the registry (SIGHUP). Roles that vanished or changed are stopped
+ * once idle; new ones are added. Ownership of `reg` moves on success. */
+int gateway_reload(gateway_t *g, registry_t *reg, char *err, size_t errlen);
+/* Stop every backend (synchronously) and free. */
+void gateway_free(gateway_t **g);
+
+#endif

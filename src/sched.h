@@ -1,0 +1,37 @@
+/*
+ * sched.h — admission and eviction decisions for roles (pure).
+ *
+ * Given what every role is doing, may role `want` start now, and which idle
+ * roles must stop first? Limits: max roles loaded at once and a memory
+ * budget (bytes each role needs, from the planner/estimate). A role with
+ * requests in flight or queued is never chosen; among idle ready roles the
+ * least recently used goes first; nothing is stopped unless stopping it
+ * (plus roles already stopping) makes room.
+ */
+#ifndef VARIET_SCHED_H
+#define VARIET_SCHED_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum { SCHED_R_STOPPED, SCHED_R_LOADING, SCHED_R_READY, SCHED_R_STOPPING } sched_rstate_t;
+
+typedef struct {
+    sched_rstate_t state;
+    bool busy;        /* requests in flight or queued */
+    double last_used; /* larger = more recent */
+    uint64_t mem;     /* bytes it needs while loaded */
+} sched_role_t;
+
+typedef enum {
+    SCHED_START, /* start it now */
+    SCHED_WAIT,  /* not now: stop `victims` (if any) and ask again when something stops or idles */
+    SCHED_NEVER, /* it cannot fit even alone */
+} sched_verdict_t;
+
+/* victims must hold n entries; *n_victims gets how many to stop (LRU first). */
+sched_verdict_t sched_admit(const sched_role_t *roles, size_t n, size_t want, int max_loaded,
+                            uint64_t budget, size_t *victims, size_t *n_victims);
+
+#endif
