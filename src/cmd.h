@@ -15,6 +15,7 @@ typedef struct {
 
 extern const cmd_entry_t cmd_synth_entry;
 extern const cmd_entry_t cmd_inspect_entry;
+extern const cmd_entry_t cmd_serve_entry;
 
 enum { CMD_OK = 0, CMD_FAIL = 1, CMD_USAGE = 2 };
 

@@ -13,6 +13,7 @@
 static const cmd_entry_t *const cmds[] = {
     &cmd_synth_entry,
     &cmd_inspect_entry,
+    &cmd_serve_entry,
 };
 
 #define N_CMDS (sizeof cmds / sizeof cmds[0])

@@ -11,10 +11,13 @@
  * fields are kept: the parsed document (doc) is what registry_save writes
  * back, with only the fields Variet changed replaced.
  *
- * Validation errors name the place exactly, e.g.
- *   "balanced.args[3]: expected a string, got number"
- *   "_engine.port: 70000 is outside 1..65535"
+ * Validation errors are one line that names the place exactly, prefixed
+ * with the path when there is one, e.g.
+ *   "engine_models.json: balanced.args[3]: expected a string, got number"
+ *   "engine_models.json: _engine.port: 70000 is outside 1..65535"
  *   "engine_models.json:4:7: JSON syntax error: ..."
+ *   "engine_models.json:9:3: duplicate key 'fast'"
+ * (without a path: "balanced.args[3]: ...", "<config>:4:7: ...").
  */
 #ifndef VARIET_REGISTRY_H
 #define VARIET_REGISTRY_H
@@ -72,22 +75,29 @@ typedef struct {
 
 /* Parse and validate `text`; `path` names the file in messages and gives the
  * folder for relative paths (may be NULL: cwd). Pure (no I/O). 0 or -EINVAL
- * with one line in err. *out owned by the caller (registry_free). */
+ * with one line in err (*out NULL). *out owned by the caller (registry_free).
+ * Limits: 1024 roles, 64 aliases and 1024 args per role; seconds <= 10 years. */
 int registry_parse(const char *text, size_t len, const char *path, registry_t **out, char *err,
                    size_t errlen);
-/* Read `path` (max 16 MiB) and parse it. */
+/* Read `path` (max 16 MiB) and parse it. -errno when it cannot be read
+ * (err: "<path>: No such file or directory"), else as registry_parse. */
 int registry_load(const char *path, registry_t **out, char *err, size_t errlen);
 void registry_free(registry_t **r);
 
 /* Role by name or alias, or NULL. */
 const reg_role_t *registry_find(const registry_t *r, const char *name);
 
-/* Change a role's measured_tps / args in both the struct and doc. */
+/* Change a role's (name or alias) measured_tps / args in both the struct and
+ * doc; the field keeps its place in the document (appended when absent).
+ * tps is rounded to 2 decimals. args are copied and must pass args_check.
+ * 0, -ENOENT (no such role) or -EINVAL (tps < 0 or not finite; bad args). */
 int registry_set_tps(registry_t *r, const char *role, double tps);
 int registry_set_args(registry_t *r, const char *role, char *const *args, size_t n);
 
-/* Write doc to `path` atomically (temp + fsync + rename); when `backup` is
- * true the previous file is kept as <path>.bak. 0 or -errno. */
+/* Write doc to `path` atomically (temp + fsync + rename), 2-space indent,
+ * key order kept, reals with 15 significant digits, trailing newline; when
+ * `backup` is true the previous file (if any) is first copied, atomically,
+ * to <path>.bak. 0 or -errno with text in err. */
 int registry_save(const registry_t *r, const char *path, bool backup, char *err, size_t errlen);
 
 #endif
