@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
-# fuzz.sh [SECONDS] — build the GGUF fuzzer with clang (libFuzzer + ASan +
-# UBSan), write the seed corpus and fuzz for SECONDS (default 60).
+# fuzz.sh [SECONDS] — build the fuzzers with clang (libFuzzer + ASan +
+# UBSan) and run each for SECONDS (default 60): gguf_fuzzer (GGUF reader,
+# seed corpus written by gguf_make_corpus) and registry_fuzzer
+# (engine_models.json, seeds in fuzz/corpus/registry/).
 #
-# Works from any folder. The corpus grows in build-fuzz/corpus across runs;
-# crash/leak reproducers land in build-fuzz/artifacts/ and the full log in
-# build-fuzz/fuzz.log. Exits non-zero on any crash, leak or timeout.
+# Works from any folder. Corpora grow in build-fuzz/corpus (gguf) and
+# build-fuzz/corpus-registry across runs; crash/leak reproducers land in
+# build-fuzz/artifacts/ (registry ones prefixed "registry-") and the full
+# logs in build-fuzz/fuzz.log and build-fuzz/fuzz-registry.log. Exits
+# non-zero on any crash, leak or timeout. VARIET_FUZZ_BUILD names another
+# build folder (default build-fuzz).
 set -euo pipefail
 
 secs=${1:-60}
@@ -14,26 +19,39 @@ if ! [[ $secs =~ ^[0-9]+$ ]] || (( secs < 1 )); then
 fi
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-build=build-fuzz
+build=${VARIET_FUZZ_BUILD:-build-fuzz}
 
 cmake -S . -B "$build" -DCMAKE_C_COMPILER=clang -DVARIET_FUZZ=ON >/dev/null
-cmake --build "$build" --target gguf_fuzzer gguf_make_corpus -j "$(nproc)" >/dev/null
+cmake --build "$build" --target gguf_fuzzer gguf_make_corpus registry_fuzzer \
+  -j "$(nproc)" >/dev/null
 
-fuzzer=$build/fuzz/gguf_fuzzer
-maker=$build/fuzz/gguf_make_corpus
+mkdir -p "$build/corpus" "$build/corpus-registry" "$build/artifacts"
+"$build/fuzz/gguf_make_corpus" "$build/corpus"
 
-mkdir -p "$build/corpus" "$build/artifacts"
-"$maker" "$build/corpus"
+# run NAME LOG ARTIFACT_PREFIX FUZZER_ARGS... — one fuzzer; report and
+# remember a failure, so the second still runs after the first fails.
+failed=0
+run() {
+  local name=$1 log=$2 prefix=$3
+  shift 3
+  local rc=0
+  "$build/fuzz/$name" -max_total_time="$secs" -timeout=10 -artifact_prefix="$prefix" \
+    -print_final_stats=1 "$@" >"$log" 2>&1 || rc=$?
+  if (( rc != 0 )); then
+    tail -n 60 "$log" >&2
+    echo "fuzz: $name FAILED (exit $rc); reproducer in $build/artifacts/, log in $log" >&2
+    failed=1
+    return
+  fi
+  local runs
+  runs=$(sed -n 's/^Done \([0-9]*\) runs in .*/\1/p' "$log" | tail -n1)
+  echo "fuzz: $name ${runs:-?} runs, no crash"
+}
 
-log=$build/fuzz.log
-rc=0
-"$fuzzer" -max_total_time="$secs" -dict=fuzz/gguf.dict -max_len=65536 -timeout=10 \
-  -artifact_prefix="$build/artifacts/" -print_final_stats=1 "$build/corpus" >"$log" 2>&1 || rc=$?
+run gguf_fuzzer "$build/fuzz.log" "$build/artifacts/" \
+  -dict=fuzz/gguf.dict -max_len=65536 "$build/corpus"
+# new inputs go to the first folder; the checked-in seeds stay as they are
+run registry_fuzzer "$build/fuzz-registry.log" "$build/artifacts/registry-" \
+  -dict=fuzz/registry.dict -max_len=16384 "$build/corpus-registry" fuzz/corpus/registry
 
-if (( rc != 0 )); then
-  tail -n 60 "$log" >&2
-  echo "fuzz: gguf_fuzzer FAILED (exit $rc); reproducer in $build/artifacts/, log in $log" >&2
-  exit 1
-fi
-runs=$(sed -n 's/^Done \([0-9]*\) runs in .*/\1/p' "$log" | tail -n1)
-echo "fuzz: gguf_fuzzer ${runs:-?} runs, no crash"
+exit "$failed"

@@ -14,6 +14,7 @@
  */
 #include "args.h"
 
+#include <assert.h>
 #include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -296,13 +297,24 @@ long args_check(char *const *argv, size_t n, char *err, size_t errlen)
     return -1;
 }
 
+static const opt_def_t *def_of(args_opt_t opt)
+{
+    for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++)
+        if (opts[i].id == opt)
+            return &opts[i];
+    return NULL;
+}
+
 const char *args_name(args_opt_t opt)
 {
-    return (unsigned)opt < ARG_COUNT ? opts[opt].canon : "?";
+    const opt_def_t *d = def_of(opt);
+    return d ? d->canon : "?";
 }
 
 char **args_set(char *const *argv, size_t n, args_opt_t opt, const char *value, size_t *n_out)
 {
+    const opt_def_t *d = def_of(opt);
+    assert(d != NULL);
     item_t last, it;
     bool have = find_last(argv, n, opt, &last);
     char **out = xcalloc(n + 3, sizeof *out);
@@ -327,8 +339,8 @@ char **args_set(char *const *argv, size_t n, args_opt_t opt, const char *value, 
         }
     }
     if (value && !have) {
-        out[k++] = xstrdup(opts[opt].canon);
-        if (opts[opt].value != V_FLAG)
+        out[k++] = xstrdup(d->canon);
+        if (d->value != V_FLAG)
             out[k++] = xstrdup(value);
     }
     out[k] = NULL;

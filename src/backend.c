@@ -8,20 +8,18 @@
  * list so the SIGCHLD handler can find the owner of a pid.
  */
 #include "backend.h"
+#include "proc.h"
 
 #include <errno.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
-#include <sys/syscall.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -38,6 +36,7 @@ struct backend {
     int port;
     int out_fd;    /* read end of the child's stdout/stderr pipe */
     int log_fd;    /* role log file (append) */
+    uint64_t log_bytes; /* written to log_fd since it was opened */
     struct event *ev_out;
     struct event *ev_timer; /* load timeout / stop grace / health interval */
     struct evhttp_connection *probe;
@@ -53,6 +52,8 @@ struct backend {
 
     struct backend *next; /* global list */
 };
+
+#define BACKEND_LOG_MAX (32ull << 20) /* then rotate to <log>.1 */
 
 static backend_t *all_backends;
 
@@ -133,20 +134,6 @@ void backend_free(backend_t **bp)
     *bp = NULL;
 }
 
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    int port = -1;
-    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-        port = ntohs(a.sin_port);
-    if (fd >= 0)
-        close(fd);
-    return port;
-}
-
 static void timer_in(backend_t *b, double s);
 
 /* ---- output capture ---- */
@@ -174,6 +161,16 @@ static void on_output(evutil_socket_t fd, short what, void *arg)
     if (b->log_fd >= 0) {
         ssize_t w = write(b->log_fd, tmp, (size_t)n);
         (void)w; /* a full disk must not stop serving */
+        b->log_bytes += (uint64_t)n;
+        if (b->log_bytes > BACKEND_LOG_MAX) {
+            /* keep one previous file: <log>.1 */
+            char *old = xasprintf("%s.1", b->log_path);
+            close(b->log_fd);
+            rename(b->log_path, old);
+            free(old);
+            b->log_fd = open(b->log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+            b->log_bytes = 0;
+        }
     }
     buf_append(&b->ring, tmp, (size_t)n);
     if (b->ring.len > b->o.ring_bytes)
@@ -295,7 +292,7 @@ int backend_start(backend_t *b, const char *exe, const char *model, char *const 
         snprintf(err, errlen, "llama-server '%s' is not executable: %s", exe, strerror(errno));
         return -ENOENT;
     }
-    b->port = free_port();
+    b->port = proc_free_port();
     if (b->port < 0) {
         snprintf(err, errlen, "no free port on 127.0.0.1");
         return -EADDRINUSE;
@@ -307,7 +304,7 @@ int backend_start(backend_t *b, const char *exe, const char *model, char *const 
     }
     /* argv: exe -m model --host 127.0.0.1 --port P args... NULL */
     size_t n = 0;
-    char **argv = xcalloc(n_args + 8, sizeof *argv);
+    char **argv = xcalloc(n_args + 10, sizeof *argv);
     argv[n++] = (char *)exe;
     argv[n++] = "-m";
     argv[n++] = (char *)model;
@@ -315,12 +312,25 @@ int backend_start(backend_t *b, const char *exe, const char *model, char *const 
     argv[n++] = "127.0.0.1";
     argv[n++] = "--port";
     argv[n++] = port_s;
-    for (size_t i = 0; i < n_args; i++)
+    bool verbosity = false;
+    for (size_t i = 0; i < n_args; i++) {
         argv[n++] = args[i];
+        verbosity |= !strcmp(args[i], "-lv") || !strcmp(args[i], "--verbosity") ||
+                     !strcmp(args[i], "--log-verbosity") || !strcmp(args[i], "-v") ||
+                     !strcmp(args[i], "--verbose");
+    }
+    /* the load report (buffers per device, fit, pipeline parallelism) is
+     * printed at verbosity 4 only */
+    if (!verbosity) {
+        argv[n++] = "-lv";
+        argv[n++] = "4";
+    }
     argv[n] = NULL;
 
     if (b->log_path) {
         b->log_fd = open(b->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        struct stat st;
+        b->log_bytes = b->log_fd >= 0 && fstat(b->log_fd, &st) == 0 ? (uint64_t)st.st_size : 0;
         if (b->log_fd >= 0) {
             char *hdr = xasprintf("==== variet: starting role %s on port %d\n", b->name, b->port);
             ssize_t w = write(b->log_fd, hdr, strlen(hdr));
@@ -328,40 +338,15 @@ int backend_start(backend_t *b, const char *exe, const char *model, char *const 
             free(hdr);
         }
     }
-    pid_t parent = getpid();
-    pid_t pid = fork();
+    pid_t pid = proc_spawn(argv, pfd[1]);
     if (pid < 0) {
-        snprintf(err, errlen, "fork: %s", strerror(errno));
+        snprintf(err, errlen, "cannot start %s: %s", exe, strerror((int)-pid));
         free(argv);
         close(pfd[0]);
         close(pfd[1]);
         close_io(b);
-        return -EAGAIN;
+        return (int)pid;
     }
-    if (pid == 0) {
-        /* child: own process group, dies with its parent, output to the pipe */
-        setpgid(0, 0);
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(127);
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
-        signal(SIGPIPE, SIG_DFL);
-        dup2(pfd[1], 1);
-        dup2(pfd[1], 2);
-        int nul = open("/dev/null", O_RDONLY);
-        if (nul >= 0) {
-            dup2(nul, 0);
-            if (nul > 2)
-                close(nul);
-        }
-        syscall(SYS_close_range, 3u, ~0u, 0u);
-        execv(exe, argv);
-        dprintf(2, "variet: exec %s: %s\n", exe, strerror(errno));
-        _exit(127);
-    }
-    setpgid(pid, pid);
     free(argv);
     close(pfd[1]);
     fcntl(pfd[0], F_SETFL, O_NONBLOCK);
@@ -534,4 +519,24 @@ void backend_log_tail(const backend_t *b, size_t n_lines, buf_t *out)
         p--;
     }
     buf_append(out, p, b->ring.len - (size_t)(p - s));
+}
+
+char *backend_find_exe(const char *configured)
+{
+    if (configured && *configured)
+        return access(configured, X_OK) == 0 ? xstrdup(configured) : NULL;
+    const char *env = getenv("VARIET_LLAMA_SERVER");
+    if (env && *env)
+        return access(env, X_OK) == 0 ? xstrdup(env) : NULL;
+    const char *path = getenv("PATH");
+    while (path && *path) {
+        const char *colon = strchr(path, ':');
+        size_t n = colon ? (size_t)(colon - path) : strlen(path);
+        char *c = xasprintf("%.*s/llama-server", (int)n, path);
+        if (n && access(c, X_OK) == 0)
+            return c;
+        free(c);
+        path = colon ? colon + 1 : NULL;
+    }
+    return NULL;
 }

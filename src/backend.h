@@ -70,6 +70,11 @@ const char *backend_error(const backend_t *b);
 /* Append the last n lines of output to out. */
 void backend_log_tail(const backend_t *b, size_t n_lines, buf_t *out);
 
+/* The llama-server to run: `configured` if set, else $VARIET_LLAMA_SERVER,
+ * else the first llama-server on PATH; NULL when none is executable.
+ * Caller frees. */
+char *backend_find_exe(const char *configured);
+
 /* Reap every exited child (call on SIGCHLD) and dispatch exits to their
  * backends. */
 void backend_reap_all(void);

@@ -22,30 +22,6 @@ typedef struct {
     const char *config;
 } serve_t;
 
-/* The llama-server to run: config, $VARIET_LLAMA_SERVER, then PATH. Caller frees. */
-static char *find_llama_server(const registry_t *reg)
-{
-    if (reg->engine.llama_server && *reg->engine.llama_server)
-        return xstrdup(reg->engine.llama_server);
-    const char *env = getenv("VARIET_LLAMA_SERVER");
-    if (env && *env)
-        return xstrdup(env);
-    const char *path = getenv("PATH");
-    if (path) {
-        char *copy = xstrdup(path), *save = NULL;
-        for (char *d = strtok_r(copy, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
-            char *c = xasprintf("%s/llama-server", d);
-            if (access(c, X_OK) == 0) {
-                free(copy);
-                return c;
-            }
-            free(c);
-        }
-        free(copy);
-    }
-    return NULL;
-}
-
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
     serve_t *s = arg;
@@ -104,7 +80,7 @@ static int exec_serve(int argc, char **argv)
     }
     if (port >= 0)
         reg->engine.port = (int)port;
-    char *exe = exe_arg ? xstrdup(exe_arg) : find_llama_server(reg);
+    char *exe = exe_arg ? xstrdup(exe_arg) : backend_find_exe(reg->engine.llama_server);
     if (!exe || access(exe, X_OK) != 0) {
         fprintf(stderr, "variet serve: no llama-server found (set _engine.llama_server, $VARIET_LLAMA_SERVER or "
                         "--llama-server; scripts/get-llama-server.sh provides one)\n");

@@ -39,7 +39,7 @@
 #include "backend.h"
 #include "gguf.h"
 #include "modelinfo.h"
-#include "sched.h"
+#include "scheduler.h"
 #include "util.h"
 
 #define N_BUCKETS 12

@@ -13,7 +13,9 @@
 static const cmd_entry_t *const cmds[] = {
     &cmd_synth_entry,
     &cmd_inspect_entry,
+    &cmd_hw_entry,
     &cmd_serve_entry,
+    &cmd_bench_entry,
 };
 
 #define N_CMDS (sizeof cmds / sizeof cmds[0])

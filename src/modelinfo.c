@@ -180,6 +180,12 @@ int mi_from_gguf(const gguf_t *g, mi_t **out, char *err, size_t errlen)
         m->weight_bytes += t->nbytes;
         m->bytes_by_type[t->type] += t->nbytes;
         m->tensors_by_type[t->type]++;
+        if (t->n_dims >= 2 && gguf_type_block(t->type) > 1)
+            m->quantized = true;
+        /* widest output row of a per-layer matrix (ne[1]), experts counted as used */
+        if (t->n_dims >= 2 && t->ne[1] > m->max_width && t->ne[1] < (1u << 24) &&
+            !gguf_str_eq(t->name, "output.weight") && !gguf_str_eq(t->name, "token_embd.weight"))
+            m->max_width = (uint32_t)t->ne[1];
         const char *rest = NULL;
         long il = layer_of(t->name, &rest);
         if (il >= 0 && (uint64_t)il < m->n_layer) {
@@ -191,20 +197,25 @@ int mi_from_gguf(const gguf_t *g, mi_t **out, char *err, size_t errlen)
             if (has_prefix_n(rest, rn, "attn_k.") || has_prefix_n(rest, rn, "attn_kv") ||
                 has_prefix_n(rest, rn, "attn_k_b"))
                 has_attn[il] = true;
-            if (contains_n(rest, rn, "_exps"))
+            if (contains_n(rest, rn, "_exps")) {
                 expert_params += t->nelem;
+                m->layers[il].exp_bytes += t->nbytes;
+            }
         } else {
             m->bytes_nonlayer += t->nbytes;
             if (gguf_str_eq(t->name, "output.weight")) {
-                m->bytes_output = t->nbytes;
+                m->bytes_output += t->nbytes;
                 have_output = true;
+            } else if (gguf_str_eq(t->name, "output_norm.weight")) {
+                m->bytes_output += t->nbytes;
             } else if (gguf_str_eq(t->name, "token_embd.weight")) {
                 shared_tied = t->nbytes;
+                m->bytes_tok_embd = t->nbytes;
             }
         }
     }
-    if (!have_output)
-        m->bytes_output = shared_tied;
+    if (!have_output) /* tied: llama.cpp duplicates token_embd for the output layer */
+        m->bytes_output += shared_tied;
     m->n_params_active = m->n_params;
     if (m->n_expert && m->n_expert_used && expert_params)
         m->n_params_active = m->n_params - expert_params + expert_params / m->n_expert * m->n_expert_used;

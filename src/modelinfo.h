@@ -24,6 +24,7 @@ typedef struct {
     mi_layer_kind_t kind;
     uint32_t n_head_kv;
     uint64_t bytes;    /* weight bytes of blk.N.* */
+    uint64_t exp_bytes; /* of which routed-expert tensors (*_exps): what -ncmoe keeps on the host */
     uint64_t params;
 } mi_layer_t;
 
@@ -48,7 +49,10 @@ typedef struct {
     uint64_t bytes_by_type[GGUF_TT_COUNT];
     uint64_t tensors_by_type[GGUF_TT_COUNT];
     uint64_t bytes_nonlayer; /* token_embd, output, norms outside blk.N */
-    uint64_t bytes_output;   /* output.weight (or the tied token_embd) */
+    uint64_t bytes_output;   /* output.weight (or the tied token_embd) + output_norm */
+    uint64_t bytes_tok_embd; /* token_embd.weight: always on the host */
+    uint32_t max_width;      /* widest per-token intermediate (ffn, gated q, conv): compute estimate */
+    bool quantized;          /* any matrix in a block-quantized type */
 
     /* recurrent state (f32) per layer per sequence, in elements */
     uint32_t ssm_d_conv, ssm_d_inner, ssm_d_state, ssm_n_group, ssm_dt_rank;

@@ -755,19 +755,53 @@ int registry_set_args(registry_t *r, const char *role, char *const *args, size_t
     return 0;
 }
 
+/* The fewest significant digits (15..17) with which every real in v reads
+ * back exactly: 15 keeps 57.46 from printing as 57.460000000000001, 17 is
+ * always exact (jansson has no shortest-representation mode). */
+static int real_digits(const json_t *v)
+{
+    int p = 15;
+    if (json_is_real(v)) {
+        double d = json_real_value(v);
+        char buf[40];
+        for (; p < 17; p++) {
+            snprintf(buf, sizeof buf, "%.*g", p, d);
+            if (strtod(buf, NULL) == d)
+                break;
+        }
+    } else if (json_is_array(v)) {
+        for (size_t i = 0; i < json_array_size(v) && p < 17; i++) {
+            int q = real_digits(json_array_get(v, i));
+            p = q > p ? q : p;
+        }
+    } else if (json_is_object(v)) {
+        const char *k;
+        json_t *x;
+        json_object_foreach((json_t *)v, k, x) {
+            int q = real_digits(x);
+            p = q > p ? q : p;
+        }
+    }
+    return p;
+}
+
+char *registry_dump(const registry_t *r)
+{
+    char *j = json_dumps(r->doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER |
+                                     JSON_REAL_PRECISION(real_digits(r->doc)));
+    if (!j)
+        abort(); /* only fails on OOM: doc came from the parser */
+    char *text = xasprintf("%s\n", j);
+    free(j);
+    return text;
+}
+
 int registry_save(const registry_t *r, const char *path, bool backup, char *err, size_t errlen)
 {
-    char *text = NULL, *old = NULL, *bak = NULL;
+    char *text = registry_dump(r), *old = NULL, *bak = NULL;
     size_t old_len = 0;
     int rc = 0;
 
-    /* precision 15: 12.34 stays "12.34" (17 digits would print 12.339999...) */
-    text = json_dumps(r->doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15));
-    if (!text) {
-        snprintf(err, errlen, "%s: cannot serialize the configuration", path);
-        rc = -ENOMEM;
-        goto fail;
-    }
     if (backup) {
         rc = file_read_all(path, REG_MAX_FILE, &old, &old_len, err, errlen);
         if (rc == -ENOENT) {
@@ -780,13 +814,7 @@ int registry_save(const registry_t *r, const char *path, bool backup, char *err,
                 goto fail;
         }
     }
-    size_t len = strlen(text);
-    char *full = xmalloc(len + 2);
-    memcpy(full, text, len);
-    full[len] = '\n';
-    full[len + 1] = 0;
-    rc = file_write_atomic(path, full, len + 1, err, errlen);
-    free(full);
+    rc = file_write_atomic(path, text, strlen(text), err, errlen);
 
 fail:
     free(text);

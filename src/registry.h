@@ -6,7 +6,10 @@
  *   "_engine": { settings, see the table in registry.c and README },   optional
  *   "<role>":  { "display_name": str, "model_path": str, "measured_tps": num,
  *                "args": [str...], "aliases": [str...], "ttl": num, ... }
- * Every top-level key that does not start with '_' is a role. Relative
+ * Every top-level key that does not start with '_' is a role (name and
+ * aliases: 1..64 of A-Za-z0-9._-, unique across all roles); other '_' keys
+ * are ignored and kept; unknown "_engine" fields are errors. "ttl" absent
+ * or null: the engine's idle_ttl. args pass args_check (args.h). Relative
  * model_path/log_dir resolve against the config file's folder. Unknown
  * fields are kept: the parsed document (doc) is what registry_save writes
  * back, with only the fields Variet changed replaced.
@@ -94,8 +97,12 @@ const reg_role_t *registry_find(const registry_t *r, const char *name);
 int registry_set_tps(registry_t *r, const char *role, double tps);
 int registry_set_args(registry_t *r, const char *role, char *const *args, size_t n);
 
+/* The text registry_save writes (see there); caller frees. */
+char *registry_dump(const registry_t *r);
+
 /* Write doc to `path` atomically (temp + fsync + rename), 2-space indent,
- * key order kept, reals with 15 significant digits, trailing newline; when
+ * key order kept, reals with the fewest digits (15..17) that read back
+ * exactly (57.46 stays 57.46), trailing newline; when
  * `backup` is true the previous file (if any) is first copied, atomically,
  * to <path>.bak. 0 or -errno with text in err. */
 int registry_save(const registry_t *r, const char *path, bool backup, char *err, size_t errlen);

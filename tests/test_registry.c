@@ -615,6 +615,32 @@ static void t_save_roundtrip(void **s)
     free(d);
 }
 
+/* Reals that need 17 digits survive a save exactly (jansson cannot print
+ * the shortest form; 15 digits would turn DBL_MAX into an overflow). */
+static void t_exact_reals(void **s)
+{
+    (void)s;
+    const char *in = "{\"_big\": [1.7976931348623157e308, 0.30000000000000004, 5e-324],"
+                     " \"a\": {\"model_path\": \"m\", \"measured_tps\": 0.1}}";
+    registry_t *r = parse_ok(in, NULL), *r2;
+    char *text = registry_dump(r);
+    r2 = parse_ok(text, NULL);
+    json_t *a = json_object_get(r->doc, "_big"), *b = json_object_get(r2->doc, "_big");
+    for (size_t i = 0; i < 3; i++)
+        assert_true(json_real_value(json_array_get(a, i)) == json_real_value(json_array_get(b, i)));
+    assert_true(r2->roles[0].measured_tps == 0.1);
+    free(text);
+    registry_free(&r2);
+    /* without them, 15 digits: 0.1 and 57.46 print as written */
+    json_object_del(r->doc, "_big");
+    assert_int_equal(registry_set_tps(r, "a", 57.46), 0);
+    text = registry_dump(r);
+    assert_string_equal(text, "{\n  \"a\": {\n    \"model_path\": \"m\",\n"
+                              "    \"measured_tps\": 57.46\n  }\n}\n");
+    free(text);
+    registry_free(&r);
+}
+
 static void t_load_errors(void **s)
 {
     (void)s;
@@ -650,7 +676,8 @@ int main(void)
         cmocka_unit_test(t_full),          cmocka_unit_test(t_defaults),
         cmocka_unit_test(t_sizes),         cmocka_unit_test(t_engine_errors),
         cmocka_unit_test(t_role_errors),   cmocka_unit_test(t_syntax),
-        cmocka_unit_test(t_save_roundtrip), cmocka_unit_test(t_load_errors),
+        cmocka_unit_test(t_save_roundtrip), cmocka_unit_test(t_exact_reals),
+        cmocka_unit_test(t_load_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,9 +1,9 @@
 /*
- * sched.c — see sched.h. Roles already stopping count as gone for the
+ * scheduler.c — see scheduler.h. Roles already stopping count as gone for the
  * "would it fit" question (their memory is on its way back) but not for
  * "start now": the caller asks again on their STOPPED event.
  */
-#include "sched.h"
+#include "scheduler.h"
 
 #include <stdlib.h>
 

@@ -1,5 +1,5 @@
 /*
- * sched.h — admission and eviction decisions for roles (pure).
+ * scheduler.h — admission and eviction decisions for roles (pure).
  *
  * Given what every role is doing, may role `want` start now, and which idle
  * roles must stop first? Limits: max roles loaded at once and a memory
@@ -8,8 +8,8 @@
  * least recently used goes first; nothing is stopped unless stopping it
  * (plus roles already stopping) makes room.
  */
-#ifndef VARIET_SCHED_H
-#define VARIET_SCHED_H
+#ifndef VARIET_SCHEDULER_H
+#define VARIET_SCHEDULER_H
 
 #include <stdbool.h>
 #include <stddef.h>

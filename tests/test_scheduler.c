@@ -1,5 +1,5 @@
 /*
- * test_sched.c — admission/eviction decisions: limits by count and memory,
+ * test_scheduler.c — admission/eviction decisions: limits by count and memory,
  * LRU order, busy and stopping roles, roles that can never fit.
  */
 #include <setjmp.h>
@@ -8,7 +8,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "sched.h"
+#include "scheduler.h"
 
 #define GB (1ull << 30)
 

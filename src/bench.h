@@ -1,0 +1,52 @@
+/*
+ * bench.h — measured throughput of a llama-server (direct or through the
+ * gateway): prompt t/s, generation t/s, prefill seconds from llama-server's
+ * `timings`, time to first token by wall clock.
+ *
+ * Scenarios: short (~170 prompt tokens, 300 generated) and long (~3,100
+ * prompt tokens, 128 generated). Prompts are deterministic text sized with
+ * the server's own /tokenize; the prompt cache is bypassed
+ * (cache_prompt: false) so prefill is measured every time.
+ */
+#ifndef VARIET_BENCH_H
+#define VARIET_BENCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef struct {
+    const char *name;
+    int prompt_tokens; /* target */
+    int n_predict;
+} bench_scenario_t;
+
+extern const bench_scenario_t bench_short, bench_long;
+
+typedef struct {
+    double prompt_tps, gen_tps, ttft_ms, prefill_s, wall_s;
+    long prompt_n, gen_n;
+} bench_sample_t;
+
+typedef struct {
+    bench_sample_t med, min, max;
+    int n;
+} bench_stats_t;
+
+/* Deterministic text of about `target` tokens as counted by the server at
+ * base_url (POST /tokenize, with "model" when model != NULL). *text is
+ * owned by the caller. 0 or -errno. */
+int bench_prompt(const char *base_url, const char *model, int target, char **text, long *n_tokens,
+                 char *err, size_t errlen);
+
+/* One streamed chat completion; fills *s from `timings` and the clock. */
+int bench_run(const char *base_url, const char *model, const char *prompt, int n_predict,
+              bench_sample_t *s, char *err, size_t errlen);
+
+/* Median / min / max of each field over n samples (pure). */
+void bench_stats(const bench_sample_t *s, int n, bench_stats_t *out);
+
+/* GET base_url+path; 0 and the HTTP status in *code (body into *body if
+ * not NULL, caller frees), or -errno on transport failure. */
+int bench_http_get(const char *base_url, const char *path, int *code, char **body);
+
+#endif

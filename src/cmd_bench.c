@@ -1,0 +1,325 @@
+/*
+ * cmd_bench.c — `variet bench ROLE`: measure a role through a running
+ * gateway, or start its llama-server directly when none runs; print
+ * median/min/max per scenario; --write stores the short scenario's median
+ * generation t/s as the role's measured_tps.
+ */
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "backend.h"
+#include "bench.h"
+#include "cmd.h"
+#include "loadlog.h"
+#include "proc.h"
+#include "registry.h"
+#include "util.h"
+
+typedef struct {
+    const bench_scenario_t *sc;
+    long prompt_n;
+    bench_stats_t st;
+} result_t;
+
+/* Start the role's llama-server on a free port, wait for /health. */
+static int start_direct(const registry_t *reg, const reg_role_t *role, const char *exe, const char *log_path,
+                        pid_t *pid, char **base, double *cold_s, loadlog_t *rep, char *err, size_t errlen)
+{
+    int port = proc_free_port();
+    char ps[16];
+    snprintf(ps, sizeof ps, "%d", port);
+    char **argv = xcalloc(role->n_args + 12, sizeof *argv);
+    size_t n = 0;
+    argv[n++] = (char *)exe;
+    argv[n++] = "-m";
+    argv[n++] = role->model_abs;
+    argv[n++] = "--host";
+    argv[n++] = "127.0.0.1";
+    argv[n++] = "--port";
+    argv[n++] = ps;
+    for (size_t i = 0; i < role->n_args; i++)
+        argv[n++] = role->args[i];
+    argv[n++] = "-lv";
+    argv[n++] = "4";
+    FILE *lf = fopen(log_path, "w");
+    if (!lf) {
+        snprintf(err, errlen, "%s: cannot write the backend log", log_path);
+        free(argv);
+        return -1;
+    }
+    double t0 = now_s();
+    *pid = proc_spawn(argv, fileno(lf));
+    fclose(lf);
+    free(argv);
+    if (*pid < 0) {
+        snprintf(err, errlen, "cannot start %s", exe);
+        return -1;
+    }
+    *base = xasprintf("http://127.0.0.1:%d", port);
+    while (now_s() - t0 < reg->engine.load_timeout_s) {
+        int code = 0;
+        if (bench_http_get(*base, "/health", &code, NULL) == 0 && code == 200) {
+            *cold_s = now_s() - t0;
+            char *log = NULL, e2[256];
+            size_t len = 0;
+            if (file_read_all(log_path, 64u << 20, &log, &len, e2, sizeof e2) == 0) {
+                loadlog_parse(rep, log, len);
+                free(log);
+            }
+            return 0;
+        }
+        if (kill(*pid, 0) != 0 || waitpid(*pid, NULL, WNOHANG) == *pid) {
+            char *log = NULL, e2[256];
+            size_t len = 0;
+            if (file_read_all(log_path, 64u << 20, &log, &len, e2, sizeof e2) == 0) {
+                loadlog_parse(rep, log, len);
+                free(log);
+            }
+            snprintf(err, errlen, "llama-server exited during load: %s (log %s)",
+                     rep->oom ? "out of memory" : rep->error[0] ? rep->error : "see the log", log_path);
+            *pid = 0;
+            return -1;
+        }
+        usleep(20000);
+    }
+    snprintf(err, errlen, "llama-server not ready within %.0f s (log %s)", reg->engine.load_timeout_s, log_path);
+    return -1;
+}
+
+static void print_table(const char *role, const char *via, double cold_s, const result_t *r, int nr)
+{
+    printf("role %s via %s", role, via);
+    if (cold_s > 0)
+        printf(", cold start %.2f s", cold_s);
+    printf("\n%-6s %7s %9s | %-26s | %-26s | %-20s | %s\n", "", "prompt", "generated", "prompt t/s  med (min-max)",
+           "gen t/s  med (min-max)", "TTFT ms  med (max)", "prefill s");
+    for (int i = 0; i < nr; i++) {
+        const bench_stats_t *s = &r[i].st;
+        char a[32], b[32], c[32];
+        snprintf(a, sizeof a, "%.1f (%.1f-%.1f)", s->med.prompt_tps, s->min.prompt_tps, s->max.prompt_tps);
+        snprintf(b, sizeof b, "%.2f (%.2f-%.2f)", s->med.gen_tps, s->min.gen_tps, s->max.gen_tps);
+        snprintf(c, sizeof c, "%.1f (%.1f)", s->med.ttft_ms, s->max.ttft_ms);
+        printf("%-6s %7ld %9ld | %-26s | %-26s | %-20s | %.3f\n", r[i].sc->name, s->med.prompt_n, s->med.gen_n, a,
+               b, c, s->med.prefill_s);
+    }
+}
+
+static json_t *sample_json(const bench_sample_t *s)
+{
+    return json_pack("{s:f,s:f,s:f,s:f,s:f,s:I,s:I}", "prompt_tps", s->prompt_tps, "gen_tps", s->gen_tps,
+                     "ttft_ms", s->ttft_ms, "prefill_s", s->prefill_s, "wall_s", s->wall_s, "prompt_n",
+                     (json_int_t)s->prompt_n, "gen_n", (json_int_t)s->gen_n);
+}
+
+static int exec_bench(int argc, char **argv)
+{
+    const char *config = "engine_models.json", *role_name = NULL, *scenario = "both", *url = NULL;
+    int64_t runs = 3;
+    bool write = false, json = false, direct = false;
+    char err[1024];
+
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if ((!strcmp(a, "--config") || !strcmp(a, "-c")) && i + 1 < argc)
+            config = argv[++i];
+        else if (!strcmp(a, "--scenario") && i + 1 < argc)
+            scenario = argv[++i];
+        else if (!strcmp(a, "--runs") && i + 1 < argc) {
+            if (!parse_i64(argv[++i], 1, 1000, &runs)) {
+                fprintf(stderr, "variet bench: --runs wants 1..1000, got '%s'\n", argv[i]);
+                return CMD_USAGE;
+            }
+        } else if (!strcmp(a, "--url") && i + 1 < argc)
+            url = argv[++i];
+        else if (!strcmp(a, "--direct"))
+            direct = true;
+        else if (!strcmp(a, "--write"))
+            write = true;
+        else if (!strcmp(a, "--json"))
+            json = true;
+        else if (a[0] != '-' && !role_name)
+            role_name = a;
+        else
+            return cmd_usage(&cmd_bench_entry);
+    }
+    if (!role_name)
+        return cmd_usage(&cmd_bench_entry);
+    const bench_scenario_t *scs[2];
+    int nsc = 0;
+    if (!strcmp(scenario, "short") || !strcmp(scenario, "both"))
+        scs[nsc++] = &bench_short;
+    if (!strcmp(scenario, "long") || !strcmp(scenario, "both"))
+        scs[nsc++] = &bench_long;
+    if (!nsc) {
+        fprintf(stderr, "variet bench: --scenario is short, long or both, got '%s'\n", scenario);
+        return CMD_USAGE;
+    }
+    registry_t *reg = NULL;
+    if (registry_load(config, &reg, err, sizeof err)) {
+        fprintf(stderr, "variet bench: %s\n", err);
+        return CMD_USAGE;
+    }
+    const reg_role_t *role = registry_find(reg, role_name);
+    if (!role) {
+        fprintf(stderr, "variet bench: no role '%s' in %s\n", role_name, config);
+        registry_free(&reg);
+        return CMD_USAGE;
+    }
+
+    char *base = NULL, *model = NULL, *log_path = NULL;
+    const char *via = NULL;
+    pid_t pid = 0;
+    double cold_s = 0;
+    loadlog_t rep;
+    loadlog_init(&rep);
+    int rc = CMD_FAIL;
+    result_t res[2];
+    memset(res, 0, sizeof res);
+
+    if (!direct) {
+        char *try = url ? xstrdup(url) : xasprintf("http://%s:%d", reg->engine.host, reg->engine.port);
+        int code = 0;
+        char *body = NULL;
+        if (bench_http_get(try, "/v1/models", &code, &body) == 0 && code == 200 && strstr(body, role->name)) {
+            base = try;
+            model = xstrdup(role->name);
+            via = "gateway";
+        } else {
+            free(try);
+            if (url) {
+                fprintf(stderr, "variet bench: %s does not answer GET /v1/models with role %s (HTTP %d)\n", url,
+                        role->name, code);
+                free(body);
+                goto out;
+            }
+        }
+        free(body);
+    }
+    if (!base) {
+        char *exe = backend_find_exe(reg->engine.llama_server);
+        if (!exe) {
+            fprintf(stderr, "variet bench: no llama-server found (set _engine.llama_server or $VARIET_LLAMA_SERVER)\n");
+            goto out;
+        }
+        log_path = xasprintf("/tmp/variet-bench-%s-%ld.log", role->name, (long)getpid());
+        int r = start_direct(reg, role, exe, log_path, &pid, &base, &cold_s, &rep, err, sizeof err);
+        free(exe);
+        if (r) {
+            fprintf(stderr, "variet bench: role %s: %s\n", role->name, err);
+            goto out;
+        }
+        via = "llama-server started by bench";
+    }
+    if (!json)
+        fprintf(stderr, "variet bench: %s via %s (%s), %lld runs + warm-up per scenario\n", role->name, via, base,
+                (long long)runs);
+
+    bench_sample_t *samples = xcalloc((size_t)runs, sizeof *samples);
+    for (int k = 0; k < nsc; k++) {
+        char *prompt = NULL;
+        long ptok = 0;
+        if (bench_prompt(base, model, scs[k]->prompt_tokens, &prompt, &ptok, err, sizeof err)) {
+            fprintf(stderr, "variet bench: %s\n", err);
+            free(samples);
+            goto out;
+        }
+        bench_sample_t warm;
+        if (bench_run(base, model, prompt, scs[k]->n_predict, &warm, err, sizeof err)) {
+            fprintf(stderr, "variet bench: %s warm-up: %s\n", scs[k]->name, err);
+            free(prompt);
+            free(samples);
+            goto out;
+        }
+        for (int i = 0; i < runs; i++) {
+            if (bench_run(base, model, prompt, scs[k]->n_predict, &samples[i], err, sizeof err)) {
+                fprintf(stderr, "variet bench: %s run %d: %s\n", scs[k]->name, i + 1, err);
+                free(prompt);
+                free(samples);
+                goto out;
+            }
+            if (!json)
+                fprintf(stderr, "  %s %d/%lld: prompt %.1f t/s, gen %.2f t/s, TTFT %.1f ms\n", scs[k]->name, i + 1,
+                        (long long)runs, samples[i].prompt_tps, samples[i].gen_tps, samples[i].ttft_ms);
+        }
+        res[k].sc = scs[k];
+        res[k].prompt_n = ptok;
+        bench_stats(samples, (int)runs, &res[k].st);
+        free(prompt);
+    }
+    free(samples);
+
+    if (!strcmp(via, "gateway")) {
+        /* the gateway's own record of the role's last cold start */
+        int code = 0;
+        char *body = NULL;
+        if (bench_http_get(base, "/status", &code, &body) == 0 && code == 200) {
+            json_t *j = json_loads(body, 0, NULL);
+            json_t *ll = json_object_get(json_object_get(json_object_get(json_object_get(j, "roles"), role->name),
+                                                         "last_load"), "seconds");
+            cold_s = json_number_value(ll);
+            json_decref(j);
+        }
+        free(body);
+    }
+
+    if (json) {
+        json_t *o = json_pack("{s:s,s:s,s:f}", "role", role->name, "via", via, "cold_start_s", cold_s);
+        json_t *sc = json_object();
+        for (int k = 0; k < nsc; k++)
+            json_object_set_new(sc, res[k].sc->name,
+                                json_pack("{s:i,s:o,s:o,s:o}", "runs", res[k].st.n, "median", sample_json(&res[k].st.med),
+                                          "min", sample_json(&res[k].st.min), "max", sample_json(&res[k].st.max)));
+        json_object_set_new(o, "scenarios", sc);
+        json_dumpf(o, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        putchar('\n');
+        json_decref(o);
+    } else {
+        print_table(role->name, via, cold_s, res, nsc);
+        for (int d = 0; d < rep.n_dev; d++)
+            printf("  %-12s model %.2f MiB, KV %.2f MiB, RS %.2f MiB, compute %.2f MiB\n", rep.dev[d].name,
+                   rep.dev[d].model_mib, rep.dev[d].kv_mib, rep.dev[d].rs_mib, rep.dev[d].compute_mib);
+    }
+    if (write) {
+        const result_t *s = NULL;
+        for (int k = 0; k < nsc; k++)
+            if (res[k].sc == &bench_short)
+                s = &res[k];
+        if (!s) {
+            fprintf(stderr, "variet bench: --write needs the short scenario\n");
+            goto out;
+        }
+        double old = role->measured_tps, now = s->st.med.gen_tps;
+        char name[128];
+        snprintf(name, sizeof name, "%s", role->name);
+        if (registry_set_tps(reg, name, now) || registry_save(reg, config, true, err, sizeof err)) {
+            fprintf(stderr, "variet bench: cannot write %s: %s\n", config, err);
+            goto out;
+        }
+        fprintf(json ? stderr : stdout, "%s.measured_tps: %.2f -> %.2f (written to %s, previous kept as %s.bak)\n",
+                name, old, now, config, config);
+    }
+    rc = CMD_OK;
+out:
+    if (pid > 0)
+        proc_stop(pid, reg->engine.stop_grace_s);
+    if (log_path && rc == CMD_OK)
+        unlink(log_path);
+    free(log_path);
+    free(base);
+    free(model);
+    registry_free(&reg);
+    return rc;
+}
+
+const cmd_entry_t cmd_bench_entry = {
+    .name = "bench",
+    .usage = "bench ROLE [--config engine_models.json] [--scenario short|long|both] [--runs N] [--write] [--json] "
+             "[--url http://HOST:PORT | --direct]",
+    .summary = "measure a role's prompt t/s, generation t/s and time to first token (short ~170 / long ~3100 tokens)",
+    .exec = exec_bench,
+};
