@@ -44,6 +44,8 @@ static int exec_synth(int argc, char **argv)
                 fprintf(stderr, "variet synth: --seed needs a non-negative integer, got '%s'\n", argv[i]);
                 return CMD_USAGE;
             }
+        } else if (!strcmp(a, "--sparse")) {
+            o.sparse = true;
         } else if (!strcmp(a, "--name") && i + 1 < argc) {
             name = argv[++i];
         } else if (a[0] == '-') {
@@ -85,7 +87,7 @@ static int exec_synth(int argc, char **argv)
 
 const cmd_entry_t cmd_synth_entry = {
     .name = "synth",
-    .usage = "synth PRESET [-o FILE] [--type f32|f16|q8_0|q4_0|q4_k] [--seed N] [--name NAME] | synth --list",
+    .usage = "synth PRESET [-o FILE] [--type f32|f16|q8_0|q4_0|q4_k] [--seed N] [--name NAME] [--sparse] | synth --list",
     .summary = "write a random-weight GGUF model with a real architecture's shape",
     .exec = exec_synth,
 };

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "util.h"
 
@@ -204,6 +205,20 @@ int ggufw_write(ggufw_t *w, FILE *f, ggufw_fill_fn fill, void *ud, char *err, si
     if (rc)
         return rc;
 
+    if (!fill) {
+        /* sparse: the data section is a hole of the right size */
+        uint64_t end = 0;
+        for (size_t i = 0; i < w->n_tensors; i++) {
+            const gguf_tensor_t *t = &w->tensors[i].t;
+            if (t->offset + t->nbytes > end)
+                end = t->offset + t->nbytes;
+        }
+        if (end && (fflush(f) != 0 || ftruncate(fileno(f), (off_t)(ftello(f) + (off_t)end)) != 0)) {
+            snprintf(err, errlen, "truncate failed: %s", strerror(errno));
+            return -EIO;
+        }
+        return 0;
+    }
     const size_t chunk_target = 1u << 20;
     uint8_t *chunk = xmalloc(chunk_target + 512);
     uint64_t pos = 0;

@@ -44,7 +44,9 @@ long ggufw_tensor(ggufw_t *w, const char *name, gguf_ttype_t type, int n_dims,
 /* Bytes the finished file will have. */
 uint64_t ggufw_file_size(const ggufw_t *w);
 
-/* Write header, tensor table and data (via fill) to f. 0 or -errno. */
+/* Write header, tensor table and data (via fill) to f. With fill == NULL
+ * the data section is left as a hole (sparse file: right size, zeros, no
+ * disk used) — for planning tests on full-size shapes. 0 or -errno. */
 int ggufw_write(ggufw_t *w, FILE *f, ggufw_fill_fn fill, void *ud, char *err, size_t errlen);
 
 #endif

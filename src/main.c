@@ -16,6 +16,7 @@ static const cmd_entry_t *const cmds[] = {
     &cmd_hw_entry,
     &cmd_serve_entry,
     &cmd_bench_entry,
+    &cmd_plan_entry,
 };
 
 #define N_CMDS (sizeof cmds / sizeof cmds[0])

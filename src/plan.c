@@ -5,6 +5,7 @@
  * Compute-buffer fit (llama.cpp b11669, ggml allocator peak per graph):
  *   mask      = n_ctx × n_ubatch × 2 B (flash attention) or 4 B (without)
  *   act       = n_ubatch × 4 B × (2·n_embd + 3.7·max_width)
+ *               + n_ubatch × 2.2 B × (n_embd + max_width) with quantized weights on the CPU
  *   no FA     + n_ctx × n_ubatch × n_head × 4 B (the KQ matrix)
  *   device holding layers:   mask + act
  *   host when all offloaded: mask + 8 B × n_embd × n_ubatch
@@ -121,7 +122,7 @@ int plan_opts_from_args(char *const *argv, size_t n, plan_opts_t *o, char *err, 
 
 static uint64_t pad256(uint64_t v) { return (v + 255) / 256 * 256; }
 
-uint64_t plan_compute_bytes(const mi_t *m, const plan_opts_t *o, uint64_t n_ctx, bool holds_layers)
+uint64_t plan_compute_bytes(const mi_t *m, const plan_opts_t *o, uint64_t n_ctx, bool holds_layers, bool host)
 {
     uint64_t ub = o->n_ubatch ? o->n_ubatch : 512;
     bool fa = o->flash_attn != 0;
@@ -130,6 +131,8 @@ uint64_t plan_compute_bytes(const mi_t *m, const plan_opts_t *o, uint64_t n_ctx,
     if (!holds_layers)
         return mask + 8ull * m->n_embd * ub;
     uint64_t act = (uint64_t)((double)ub * 4.0 * (2.0 * m->n_embd + 3.7 * m->max_width));
+    if (m->quantized && host) /* CPU: activations converted to the weights' dot-product type in the graph */
+        act += (uint64_t)((double)ub * 2.2 * (m->n_embd + m->max_width));
     uint64_t kq = (!fa && attn) ? n_ctx * ub * m->n_head * 4ull : 0;
     return mask + act + kq;
 }
@@ -246,12 +249,12 @@ static void predict_core(const mi_t *m, const plan_opts_t *o, const plan_gpu_t *
 
     /* compute buffers */
     bool host_layers = out->dev[0].layers > 0 || n_gpu == 0;
-    out->dev[0].compute = plan_compute_bytes(m, o, n_ctx, host_layers);
+    out->dev[0].compute = plan_compute_bytes(m, o, n_ctx, host_layers, true);
     for (int d = 1; d < out->n_dev; d++) {
         plan_dev_t *D = &out->dev[d];
         if (!D->layers && !D->output_layer)
             continue;
-        D->compute = plan_compute_bytes(m, o, n_ctx, true);
+        D->compute = plan_compute_bytes(m, o, n_ctx, true, false);
         if (biggest_host_expert) /* host experts are copied in for prompt batches */
             D->compute += biggest_host_expert * 2 / 3;
         bool fa = o->flash_attn != 0;

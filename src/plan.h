@@ -91,7 +91,7 @@ void plan_predict(const mi_t *m, const plan_opts_t *o, const plan_gpu_t *gpus, i
                   int64_t host_free_mib, uint64_t margin, plan_t *out);
 
 /* Compute-buffer estimates alone (bytes), exposed for the accuracy harness. */
-uint64_t plan_compute_bytes(const mi_t *m, const plan_opts_t *o, uint64_t n_ctx, bool holds_layers);
+uint64_t plan_compute_bytes(const mi_t *m, const plan_opts_t *o, uint64_t n_ctx, bool holds_layers, bool host);
 
 const char *plan_verdict_name(plan_verdict_t v);
 

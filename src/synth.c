@@ -447,7 +447,7 @@ int synth_write(const synth_preset_t *p, const synth_opts_t *o, const char *path
         snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
         goto out;
     }
-    rc = ggufw_write(w, f, fill, &b, err, errlen);
+    rc = ggufw_write(w, f, o && o->sparse ? NULL : fill, &b, err, errlen);
     if (!rc && fsync(fileno(f)) < 0) {
         rc = -errno;
         snprintf(err, errlen, "%s: fsync: %s", tmp, strerror(errno));

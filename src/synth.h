@@ -41,6 +41,7 @@ typedef struct {
     int wtype;     /* -1: the preset's default */
     uint64_t seed; /* random seed (same seed, same bytes) */
     const char *name; /* general.name; NULL: "synth-<preset>" */
+    bool sparse;      /* leave tensor data as a hole (zeros, no disk): shapes only */
 } synth_opts_t;
 
 /* Bytes the file will have (without writing it). */

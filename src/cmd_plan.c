@@ -1,0 +1,263 @@
+/*
+ * cmd_plan.c — `variet plan (ROLE | --model FILE) [-- args...]`: predict the
+ * memory a llama-server configuration needs on each device before launch,
+ * against the free memory `hw` reports (or --gpus), with a verdict and the
+ * cheapest changes that would make it fit.
+ */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "args.h"
+#include "cmd.h"
+#include "gguf.h"
+#include "hw.h"
+#include "modelinfo.h"
+#include "plan.h"
+#include "registry.h"
+#include "util.h"
+
+#define MIB (1024.0 * 1024.0)
+
+static double mib(uint64_t b) { return (double)b / MIB; }
+
+static json_t *dev_json(const plan_dev_t *d, uint64_t margin, bool gpu)
+{
+    json_t *o = json_pack("{s:s,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:i,s:b}", "device", d->name, "weights_mib", mib(d->weights),
+                          "kv_mib", mib(d->kv), "rs_mib", mib(d->rs), "compute_mib", mib(d->compute), "output_mib",
+                          mib(d->output), "mmproj_mib", mib(d->mmproj), "total_mib", mib(d->total), "layers", d->layers,
+                          "output_layer", d->output_layer);
+    if (d->free_mib >= 0) {
+        json_object_set_new(o, "free_mib", json_integer(d->free_mib));
+        json_object_set_new(o, "headroom_mib",
+                            json_real((double)d->free_mib - mib(d->total) - (gpu ? mib(margin) : 0)));
+    } else {
+        json_object_set_new(o, "free_mib", json_null());
+    }
+    return o;
+}
+
+static int exec_plan(int argc, char **argv)
+{
+    const char *config = "engine_models.json", *role_name = NULL, *model = NULL, *gpus_arg = NULL;
+    int64_t margin_mib = 512, host_free = -2;
+    bool json = false, cpu_only = false;
+    char err[1024];
+    char **extra = NULL;
+    size_t n_extra = 0;
+
+    int i = 1;
+    for (; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--")) {
+            i++;
+            break;
+        }
+        if ((!strcmp(a, "--config") || !strcmp(a, "-c")) && i + 1 < argc)
+            config = argv[++i];
+        else if ((!strcmp(a, "--model") || !strcmp(a, "-m")) && i + 1 < argc)
+            model = argv[++i];
+        else if (!strcmp(a, "--gpus") && i + 1 < argc)
+            gpus_arg = argv[++i];
+        else if (!strcmp(a, "--cpu-only"))
+            cpu_only = true;
+        else if (!strcmp(a, "--margin") && i + 1 < argc) {
+            if (!parse_i64(argv[++i], 0, 1 << 20, &margin_mib)) {
+                fprintf(stderr, "variet plan: --margin wants MiB, got '%s'\n", argv[i]);
+                return CMD_USAGE;
+            }
+        } else if (!strcmp(a, "--host-free") && i + 1 < argc) {
+            if (!parse_i64(argv[++i], 0, INT64_MAX / 2, &host_free)) {
+                fprintf(stderr, "variet plan: --host-free wants MiB, got '%s'\n", argv[i]);
+                return CMD_USAGE;
+            }
+        } else if (!strcmp(a, "--json"))
+            json = true;
+        else if (a[0] != '-' && !role_name && !model)
+            role_name = a;
+        else
+            return cmd_usage(&cmd_plan_entry);
+    }
+    extra = argv + i;
+    n_extra = (size_t)(argc - i);
+    if (!role_name == !model) {
+        fprintf(stderr, "variet plan: give a ROLE or --model FILE (not both)\n");
+        return cmd_usage(&cmd_plan_entry);
+    }
+
+    registry_t *reg = NULL;
+    char **args = NULL;
+    size_t n_args = 0;
+    const char *path = model;
+    if (role_name) {
+        if (registry_load(config, &reg, err, sizeof err)) {
+            fprintf(stderr, "variet plan: %s\n", err);
+            return CMD_USAGE;
+        }
+        const reg_role_t *r = registry_find(reg, role_name);
+        if (!r) {
+            fprintf(stderr, "variet plan: no role '%s' in %s\n", role_name, config);
+            registry_free(&reg);
+            return CMD_USAGE;
+        }
+        path = r->model_abs;
+        args = xcalloc(r->n_args + n_extra + 1, sizeof *args);
+        for (size_t k = 0; k < r->n_args; k++)
+            args[n_args++] = r->args[k];
+    } else {
+        args = xcalloc(n_extra + 1, sizeof *args);
+    }
+    for (size_t k = 0; k < n_extra; k++) /* later occurrences win, as in llama-server */
+        args[n_args++] = extra[k];
+
+    int rc = CMD_USAGE;
+    gguf_t *g = NULL;
+    mi_t *m = NULL;
+    plan_opts_t o;
+    if (plan_opts_from_args(args, n_args, &o, err, sizeof err)) {
+        fprintf(stderr, "variet plan: %s\n", err);
+        goto out;
+    }
+    if (gguf_open(path, &g, err, sizeof err) || mi_from_gguf(g, &m, err, sizeof err)) {
+        fprintf(stderr, "variet plan: %s\n", err);
+        goto out;
+    }
+    const char *mmproj = args_get(args, n_args, ARG_MMPROJ);
+    if (mmproj) {
+        struct stat st;
+        if (stat(mmproj, &st) != 0) {
+            fprintf(stderr, "variet plan: --mmproj %s: no such file\n", mmproj);
+            goto out;
+        }
+        o.mmproj_bytes = (uint64_t)st.st_size;
+    }
+
+    /* hardware */
+    plan_gpu_t gpus[PLAN_MAX_GPU];
+    int n_gpu = 0;
+    hw_info_t hw;
+    hw_info_init(&hw);
+    char hwerr[256];
+    hw_probe(&hw, hwerr, sizeof hwerr);
+    if (gpus_arg) {
+        char *copy = xstrdup(gpus_arg), *p = copy;
+        while (p && *p && n_gpu < PLAN_MAX_GPU) {
+            char *comma = strchr(p, ',');
+            if (comma)
+                *comma = 0;
+            int64_t v;
+            if (!parse_i64(p, 0, INT64_MAX / 2, &v)) {
+                fprintf(stderr, "variet plan: --gpus wants free MiB per GPU like 24000,24000; got '%s'\n", p);
+                free(copy);
+                goto out;
+            }
+            snprintf(gpus[n_gpu].name, sizeof gpus[n_gpu].name, "CUDA%d", n_gpu);
+            gpus[n_gpu++].free_mib = v;
+            p = comma ? comma + 1 : NULL;
+        }
+        free(copy);
+    } else if (!cpu_only) {
+        for (int k = 0; k < hw.n_gpu && n_gpu < PLAN_MAX_GPU; k++) {
+            snprintf(gpus[n_gpu].name, sizeof gpus[n_gpu].name, "CUDA%d", k);
+            gpus[n_gpu++].free_mib = hw.gpu[k].mem_free_mib;
+        }
+    }
+    if (host_free == -2)
+        host_free = hw.ram_avail_mib;
+
+    plan_t p;
+    uint64_t margin = (uint64_t)margin_mib << 20;
+    plan_predict(m, &o, gpus, n_gpu, host_free, margin, &p);
+
+    if (json) {
+        json_t *j = json_object();
+        json_object_set_new(j, "model", json_string(path));
+        if (role_name)
+            json_object_set_new(j, "role", json_string(role_name));
+        json_t *ja = json_array();
+        for (size_t k = 0; k < n_args; k++)
+            json_array_append_new(ja, json_string(args[k]));
+        json_object_set_new(j, "args", ja);
+        json_object_set_new(j, "n_ctx", json_integer((json_int_t)p.n_ctx));
+        json_object_set_new(j, "n_seq", json_integer(o.n_seq));
+        json_object_set_new(j, "n_ubatch", json_integer(o.n_ubatch));
+        json_object_set_new(j, "cache_type_k", json_string(gguf_type_name(o.type_k)));
+        json_object_set_new(j, "cache_type_v", json_string(gguf_type_name(o.type_v)));
+        json_object_set_new(j, "margin_mib", json_integer(margin_mib));
+        json_t *dv = json_array();
+        for (int d = 0; d < p.n_dev; d++)
+            json_array_append_new(dv, dev_json(&p.dev[d], margin, d > 0));
+        json_object_set_new(j, "devices", dv);
+        json_object_set_new(j, "pipeline_parallel", json_boolean(p.pp));
+        if (p.pp)
+            json_object_set_new(j, "pipeline_parallel_extra_mib", json_real(mib(p.pp_extra)));
+        json_object_set_new(j, "verdict", json_string(plan_verdict_name(p.verdict)));
+        json_object_set_new(j, "fits", json_boolean(p.verdict == PLAN_FITS || p.verdict == PLAN_FITS_WITHOUT_PP));
+        if (p.over_dev >= 0)
+            json_object_set_new(j, "overflow", json_pack("{s:s,s:s}", "device", p.dev[p.over_dev].name, "largest",
+                                                         p.over_what));
+        json_t *sg = json_array();
+        for (int k = 0; k < p.n_suggest; k++)
+            json_array_append_new(sg, json_string(p.suggest[k]));
+        json_object_set_new(j, "suggestions", sg);
+        json_object_set_new(j, "hardware_source", json_string(gpus_arg ? "--gpus" : hw_source_name(hw.source)));
+        if (m->warn[0])
+            json_object_set_new(j, "warning", json_string(m->warn));
+        json_dumpf(j, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        putchar('\n');
+        json_decref(j);
+    } else {
+        printf("plan for %s%s%s\n", role_name ? role_name : "", role_name ? ": " : "", path);
+        printf("  %s, %u layers (%u attention, %u recurrent), context %llu, %u sequences, ubatch %u, KV %s/%s, "
+               "flash attention %s\n",
+               m->arch, m->n_layer, m->n_layer_attn + m->n_layer_swa, m->n_layer_recurrent,
+               (unsigned long long)p.n_ctx, o.n_seq, o.n_ubatch, gguf_type_name(o.type_k), gguf_type_name(o.type_v),
+               o.flash_attn == 1 ? "on" : o.flash_attn == 0 ? "off" : "auto");
+        if (m->warn[0])
+            printf("  warning: %s\n", m->warn);
+        printf("  %-8s %6s %10s %10s %9s %9s %9s %8s %8s %10s %10s %10s\n", "device", "layers", "weights", "KV", "RS",
+               "compute", "output", "mmproj", "", "total", "free", "headroom");
+        for (int d = 0; d < p.n_dev; d++) {
+            const plan_dev_t *D = &p.dev[d];
+            char fr[32] = "?", hr[32] = "?";
+            if (D->free_mib >= 0) {
+                snprintf(fr, sizeof fr, "%lld", (long long)D->free_mib);
+                snprintf(hr, sizeof hr, "%.0f", (double)D->free_mib - mib(D->total) - (d ? mib(margin) : 0));
+            }
+            printf("  %-8s %4d%s %10.2f %10.2f %9.2f %9.2f %9.2f %8.2f %8s %10.2f %10s %10s\n", D->name, D->layers,
+                   D->output_layer ? "+o" : "  ", mib(D->weights), mib(D->kv), mib(D->rs), mib(D->compute),
+                   mib(D->output), mib(D->mmproj), "", mib(D->total), fr, hr);
+        }
+        printf("  (MiB; +o: holds the output layer; GPU headroom after a %lld MiB margin)\n", (long long)margin_mib);
+        if (p.pp)
+            printf("  pipeline parallelism expected: about %.0f MiB more compute per GPU (estimate)\n", mib(p.pp_extra));
+        printf("verdict: %s", plan_verdict_name(p.verdict));
+        if (p.over_dev >= 0)
+            printf(" — %s needs %.0f MiB, %lld MiB free; largest part: %s", p.dev[p.over_dev].name,
+                   mib(p.dev[p.over_dev].total) + (p.over_dev ? (double)margin_mib : 0),
+                   (long long)p.dev[p.over_dev].free_mib, p.over_what);
+        printf("\n");
+        for (int k = 0; k < p.n_suggest; k++)
+            printf("  would fit with: %s\n", p.suggest[k]);
+        if (!gpus_arg && !cpu_only && hw.source == HW_SRC_NONE)
+            printf("  (no GPU found: %s)\n", hw.note);
+    }
+    rc = (p.verdict == PLAN_NO_FIT) ? 4 : CMD_OK;
+out:
+    mi_free(&m);
+    gguf_close(&g);
+    free(args);
+    registry_free(&reg);
+    return rc;
+}
+
+const cmd_entry_t cmd_plan_entry = {
+    .name = "plan",
+    .usage = "plan (ROLE [--config F] | --model FILE) [--gpus MiB,MiB... | --cpu-only] [--host-free MiB] "
+             "[--margin MiB] [--json] [-- llama-server args...]",
+    .summary = "predict per-device memory (weights, KV, recurrent state, compute, output) and whether it fits "
+               "(exit 4 when it does not)",
+    .exec = exec_plan,
+};
