@@ -9,6 +9,8 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 pkgs=(gcc make cmake pkg-config libevent-dev libjansson-dev libcmocka-dev libcurl4-openssl-dev
       patchelf clang libclang-rt-14-dev curl ca-certificates debian-archive-keyring
       ${VARIET_EXTRA_PKGS:-})
+# the openai SDK test needs Node.js and npm (the machine's own, else Debian's)
+command -v node >/dev/null && command -v npm >/dev/null || pkgs+=(nodejs npm)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -236,6 +236,8 @@ static void probe(backend_t *b)
     }
     struct evhttp_request *r = evhttp_request_new(on_probe, b);
     evhttp_add_header(evhttp_request_get_output_headers(r), "Host", "127.0.0.1");
+    /* no keep-alive: an idle connection would hold one of llama-server's HTTP threads */
+    evhttp_add_header(evhttp_request_get_output_headers(r), "Connection", "close");
     if (evhttp_make_request(b->probe, r, EVHTTP_REQ_GET, "/health") == 0)
         b->probing = true;
 }
@@ -393,8 +395,9 @@ static void load_failure_reason(backend_t *b, int status)
     if (b->error[0])
         return; /* timeout or health failure already said why */
     if (r->oom)
-        set_error(b, "%s: out of memory allocating %.2f MiB (llama-server %s)",
-                  r->oom_device[0] ? r->oom_device : "device", r->oom_mib, st);
+        set_error(b, "%s: out of memory allocating %.2f MiB%s%s (llama-server %s)",
+                  r->oom_device[0] ? r->oom_device : "host", r->oom_mib, r->oom_what[0] ? " for " : "",
+                  r->oom_what, st);
     else if (r->error[0])
         set_error(b, "%s (llama-server %s)", r->error, st);
     else

@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -39,6 +40,8 @@
 #include "backend.h"
 #include "gguf.h"
 #include "modelinfo.h"
+#include "hw.h"
+#include "plan.h"
 #include "scheduler.h"
 #include "util.h"
 
@@ -61,7 +64,9 @@ struct pend {
     struct evhttp_request *up;        /* upstream request in flight */
     struct evhttp_connection *upconn;
     struct event *timeout;            /* queue timeout */
+    struct event *watch;              /* client socket EOF while we wait (evhttp does not read then) */
     bool queued, streaming, started, stream_req, up_failed;
+    bool load_only; /* POST /roles/{name}/load: answered when the role is ready */
     int status;
     double t0;
     char tail[TAIL_KEEP]; /* last bytes of the response: timings */
@@ -83,7 +88,9 @@ struct role {
     int n_queued;
     int inflight;
     double last_used;
-    uint64_t mem;       /* estimated bytes while loaded */
+    uint64_t mem[SCHED_MAX_DEV]; /* planned bytes per device while loaded (0 = host) */
+    uint64_t mem_total;
+    int up_cap;         /* upstream connections at most (in flight + idle) */
     uint32_t ctx_len;   /* context length served */
     bool failed;
     double failed_at;
@@ -114,6 +121,9 @@ struct gateway {
     double started;       /* now_s() at start */
     time_t started_wall;  /* wall clock at start, for "created" */
     uint64_t unrouted[3]; /* 400, 401, 404 counts */
+    plan_gpu_t gpus[PLAN_MAX_GPU]; /* GPUs seen at start, free MiB then */
+    int n_gpu;
+    uint64_t budget[SCHED_MAX_DEV]; /* bytes per device for all roles (0 = no limit) */
     registry_t **old_regs; /* registries replaced by reloads (retired roles point into them) */
     size_t n_old_regs;
 };
@@ -225,6 +235,7 @@ static uint64_t tail_num(const char *s, size_t n, const char *key)
 
 static void schedule(gateway_t *g);
 static void role_idle_check(role_t *r);
+static void drain_queue(role_t *r);
 static void pend_done(pend_t *p);
 static void on_backend(backend_t *b, be_event_t ev, void *ud);
 
@@ -233,9 +244,12 @@ static double role_ttl(const role_t *r)
     return r->def && r->def->ttl_s >= 0 ? r->def->ttl_s : r->g->reg->engine.idle_ttl_s;
 }
 
-/* Memory the role needs while loaded: weights + KV at its context + state. */
+/* Memory the role needs on each device while loaded, from the planner
+ * (weights, KV, recurrent state, compute, output) against the hardware
+ * seen at start. */
 static int role_estimate(role_t *r, char *err, size_t errlen)
 {
+    gateway_t *g = r->g;
     gguf_t *f = NULL;
     mi_t *m = NULL;
     char e[512];
@@ -248,23 +262,25 @@ static int role_estimate(role_t *r, char *err, size_t errlen)
         gguf_close(&f);
         return -EINVAL;
     }
-    char *const *a = r->def->args;
-    size_t n = r->def->n_args;
-    long ctx = 0, np = 1;
-    if (!args_get_long(a, n, ARG_CTX_SIZE, &ctx) || ctx <= 0)
-        ctx = m->n_ctx_train;
-    args_get_long(a, n, ARG_PARALLEL, &np);
-    if (np <= 0)
-        np = 1;
-    const char *tk = args_get(a, n, ARG_CACHE_K), *tv = args_get(a, n, ARG_CACHE_V);
-    int ik = tk ? gguf_type_from_name(tk) : GGUF_TT_F16, iv = tv ? gguf_type_from_name(tv) : GGUF_TT_F16;
-    if (ik < 0)
-        ik = GGUF_TT_F16;
-    if (iv < 0)
-        iv = GGUF_TT_F16;
-    r->ctx_len = (uint32_t)ctx;
-    r->mem = m->weight_bytes + mi_kv_bytes(m, (uint64_t)ctx, (uint32_t)ik, (uint32_t)iv) +
-             mi_rs_bytes(m, (uint32_t)np);
+    plan_opts_t o;
+    if (plan_opts_from_args(r->def->args, r->def->n_args, &o, e, sizeof e)) {
+        snprintf(err, errlen, "%s.%s", r->name, e);
+        mi_free(&m);
+        gguf_close(&f);
+        return -EINVAL;
+    }
+    plan_t p;
+    plan_predict(m, &o, g->gpus, g->n_gpu, -1, 0, &p);
+    r->ctx_len = (uint32_t)p.n_ctx;
+    /* llama-server serves each connection, idle keep-alive ones included, on
+     * one of a few HTTP threads: keep at most slots + 1 connections open so
+     * none waits behind an idle one (the rest wait here, in order) */
+    r->up_cap = (int)o.n_seq + 1;
+    r->mem_total = 0;
+    for (int d = 0; d < p.n_dev && d < SCHED_MAX_DEV; d++) {
+        r->mem[d] = p.dev[d].total;
+        r->mem_total += p.dev[d].total;
+    }
     mi_free(&m);
     gguf_close(&f);
     return 0;
@@ -380,10 +396,10 @@ static void schedule(gateway_t *g)
                        : st == BE_STOPPING ? SCHED_R_STOPPING : SCHED_R_STOPPED;
             s[i].busy = role_busy(r);
             s[i].last_used = r->last_used;
-            s[i].mem = r->mem;
+            memcpy(s[i].mem, r->mem, sizeof s[i].mem);
         }
         size_t nv = 0;
-        sched_verdict_t v = sched_admit(s, n, wi, g->reg->engine.max_loaded, g->reg->engine.memory_budget,
+        sched_verdict_t v = sched_admit(s, n, wi, g->reg->engine.max_loaded, g->budget, 1 + g->n_gpu,
                                         victims, &nv);
         if (v == SCHED_START) {
             start_role(want);
@@ -391,12 +407,16 @@ static void schedule(gateway_t *g)
         }
         if (v == SCHED_NEVER) {
             char need[32], budget[32];
+            int d = 0;
+            for (int k = 0; k <= g->n_gpu; k++)
+                if (g->budget[k] && want->mem[k] > g->budget[k])
+                    d = k;
             want->failed = true;
             want->failed_at = now_s();
             snprintf(want->fail_reason, sizeof want->fail_reason,
-                     "role needs about %s but the memory budget is %s",
-                     fmt_bytes(want->mem, need, sizeof need),
-                     fmt_bytes(g->reg->engine.memory_budget, budget, sizeof budget));
+                     "role needs about %s on %s but only %s is available there (variet plan %s shows why)",
+                     fmt_bytes(want->mem[d], need, sizeof need), d ? g->gpus[d - 1].name : "the host",
+                     fmt_bytes(g->budget[d], budget, sizeof budget), want->name);
             pend_t *p;
             while ((p = TAILQ_FIRST(&want->queue))) {
                 TAILQ_REMOVE(&want->queue, p, q);
@@ -483,17 +503,51 @@ static void on_client_close(struct evhttp_connection *c, void *arg)
         r->last_used = now_s();
         observe(r, 499, now_s() - p->t0);
         pend_done(p);
+        drain_queue(r);
         role_idle_check(r);
     }
 }
 
 static void pend_done(pend_t *p)
 {
-    if (p->client)
+    if (p->watch)
+        event_free(p->watch);
+    if (p->client) {
         evhttp_connection_set_closecb(p->client, NULL, NULL);
+        /* idle keep-alive again: back to the request-read timeout */
+        evhttp_connection_set_timeout(p->client, (int)ceil(p->g->reg->engine.header_timeout_s));
+    }
     if (p->timeout)
         event_free(p->timeout);
     free(p);
+}
+
+/* The client's socket became readable while its request waits: EOF or an
+ * error means it hung up (free the connection: on_client_close cleans up);
+ * pipelined bytes are left for evhttp. */
+static void on_client_readable(evutil_socket_t fd, short what, void *arg)
+{
+    pend_t *p = arg;
+    char c;
+    ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EINTR))) {
+        event_del(p->watch);
+        return;
+    }
+    if (p->client) {
+        struct evhttp_connection *c2 = p->client;
+        evhttp_connection_free(c2); /* runs on_client_close(p), which frees p */
+    }
+}
+
+static void watch_client(pend_t *p)
+{
+    struct bufferevent *bev = p->client ? evhttp_connection_get_bufferevent(p->client) : NULL;
+    evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
+    if (fd < 0)
+        return;
+    p->watch = event_new(p->g->base, fd, EV_READ | EV_PERSIST, on_client_readable, p);
+    event_add(p->watch, NULL);
 }
 
 static void on_queue_timeout(evutil_socket_t fd, short what, void *arg)
@@ -530,7 +584,7 @@ static struct evhttp_connection *pool_get(role_t *r)
 
 static void pool_put(role_t *r, struct evhttp_connection *c)
 {
-    if (backend_state(r->be) != BE_READY || r->n_pool >= 64) {
+    if (backend_state(r->be) != BE_READY || (int)r->n_pool + r->inflight >= r->up_cap) {
         evhttp_connection_free(c);
         return;
     }
@@ -658,6 +712,7 @@ static void on_up_done(struct evhttp_request *up, void *arg)
             evhttp_connection_free(c);
     }
     pend_done(p);
+    drain_queue(r);
     role_idle_check(r);
 }
 
@@ -710,17 +765,20 @@ static void proxy_start(pend_t *p)
 }
 
 /* Route a parsed request to its role: proxy now or queue. */
-static void dispatch(gateway_t *g, role_t *r, struct evhttp_request *req, bool stream)
+static void dispatch(gateway_t *g, role_t *r, struct evhttp_request *req, bool stream, bool load_only)
 {
     pend_t *p = xcalloc(1, sizeof *p); /* freed by pend_done */
+    p->load_only = load_only;
     p->g = g;
     p->role = r;
     p->req = req;
     p->t0 = now_s();
     p->stream_req = stream;
     p->client = evhttp_request_get_connection(req);
-    if (p->client)
+    if (p->client) {
         evhttp_connection_set_closecb(p->client, on_client_close, p);
+        watch_client(p);
+    }
     r->last_used = p->t0;
     if (r->failed && now_s() - r->failed_at < g->reg->engine.restart_window_s) {
         observe(r, 503, 0);
@@ -729,7 +787,7 @@ static void dispatch(gateway_t *g, role_t *r, struct evhttp_request *req, bool s
         return;
     }
     r->failed = false;
-    if (backend_state(r->be) == BE_READY) {
+    if (backend_state(r->be) == BE_READY && r->inflight < r->up_cap && !r->n_queued) {
         proxy_start(p);
         return;
     }
@@ -748,6 +806,27 @@ static void dispatch(gateway_t *g, role_t *r, struct evhttp_request *req, bool s
     struct timeval tv = {.tv_sec = (time_t)t, .tv_usec = (suseconds_t)((t - floor(t)) * 1e6)};
     evtimer_add(p->timeout, &tv);
     schedule(g);
+}
+
+/* Start queued requests of a ready role while connections are free. */
+static void drain_queue(role_t *r)
+{
+    pend_t *p;
+    while (backend_state(r->be) == BE_READY && r->inflight < r->up_cap && (p = TAILQ_FIRST(&r->queue))) {
+        TAILQ_REMOVE(&r->queue, p, q);
+        r->n_queued--;
+        p->queued = false;
+        evtimer_del(p->timeout);
+        if (p->req && p->load_only) {
+            send_json(p->req, 200, json_pack("{s:s,s:s,s:f}", "role", r->name, "state", "ready", "load_seconds",
+                                             r->last_load_s));
+            pend_done(p);
+        } else if (p->req) {
+            proxy_start(p);
+        } else {
+            pend_done(p);
+        }
+    }
 }
 
 /* ---------- backend events ---------- */
@@ -777,16 +856,7 @@ static void on_backend(backend_t *b, be_event_t ev, void *ud)
         r->last_load_s = secs;
         r->last_used = now_s();
         fprintf(stderr, "variet: role %s: ready in %.2f s\n", r->name, secs);
-        while ((p = TAILQ_FIRST(&r->queue))) {
-            TAILQ_REMOVE(&r->queue, p, q);
-            r->n_queued--;
-            p->queued = false;
-            evtimer_del(p->timeout);
-            if (p->req)
-                proxy_start(p);
-            else
-                pend_done(p);
-        }
+        drain_queue(r);
         role_idle_check(r);
         break;
     }
@@ -888,7 +958,12 @@ static json_t *role_json(role_t *r, bool full)
     json_object_set_new(o, "uptime_s", json_real(backend_state(r->be) == BE_READY && ra > 0 ? now_s() - ra : 0));
     json_object_set_new(o, "inflight", json_integer(r->inflight));
     json_object_set_new(o, "queued", json_integer(r->n_queued));
-    json_object_set_new(o, "memory_estimate_bytes", json_integer((json_int_t)r->mem));
+    json_object_set_new(o, "memory_estimate_bytes", json_integer((json_int_t)r->mem_total));
+    json_t *md = json_object();
+    json_object_set_new(md, "CPU", json_integer((json_int_t)r->mem[0]));
+    for (int k = 0; k < r->g->n_gpu; k++)
+        json_object_set_new(md, r->g->gpus[k].name, json_integer((json_int_t)r->mem[k + 1]));
+    json_object_set_new(o, "memory_plan_bytes", md);
     json_object_set_new(o, "loads", json_integer((json_int_t)r->loads));
     const loadlog_t *lr = backend_report(r->be);
     if (r->loads || lr->n_dev || lr->error[0]) {
@@ -1071,11 +1146,8 @@ static void route_role_action(gateway_t *g, struct evhttp_request *req, const ch
         send_json(req, 200, json_pack("{s:s,s:s}", "role", r->name, "state", "ready"));
         return;
     }
-    /* a queued pend with no body to proxy: answered on READY by a tiny GET */
-    evhttp_remove_header(evhttp_request_get_input_headers(req), "Content-Length");
-    struct evbuffer *in = evhttp_request_get_input_buffer(req);
-    evbuffer_drain(in, evbuffer_get_length(in));
-    dispatch(g, r, req, false);
+    /* queued like a request; drain_queue answers it when the role is ready */
+    dispatch(g, r, req, false, true);
 }
 
 static const char *const proxied[] = {
@@ -1133,7 +1205,7 @@ static void route_proxy(gateway_t *g, struct evhttp_request *req)
         return;
     }
     json_decref(j);
-    dispatch(g, r, req, stream);
+    dispatch(g, r, req, stream, false);
 }
 
 static void on_request(struct evhttp_request *req, void *arg)
@@ -1144,7 +1216,10 @@ static void on_request(struct evhttp_request *req, void *arg)
     int method = evhttp_request_get_command(req);
     if (!path)
         path = "/";
-    nodelay(evhttp_request_get_connection(req)); /* streamed chunks leave at once */
+    struct evhttp_connection *conn = evhttp_request_get_connection(req);
+    nodelay(conn); /* streamed chunks leave at once */
+    if (conn)
+        evhttp_connection_set_timeout(conn, (int)ceil(g->reg->engine.upstream_timeout_s));
     if (!strcmp(path, "/health")) {
         send_json(req, 200, json_pack("{s:s}", "status", "ok"));
         return;
@@ -1215,6 +1290,19 @@ int gateway_new(struct event_base *base, registry_t *reg, const char *exe, gatew
     g->started = now_s();
     g->started_wall = time(NULL);
     g->reg = reg;
+    /* hardware once, before any child exists (hw_probe may popen nvidia-smi) */
+    hw_info_t hw;
+    char hwerr[256];
+    hw_info_init(&hw);
+    hw_probe(&hw, hwerr, sizeof hwerr);
+    for (int k = 0; k < hw.n_gpu && k < PLAN_MAX_GPU; k++) {
+        snprintf(g->gpus[k].name, sizeof g->gpus[k].name, "CUDA%d", k);
+        g->gpus[k].free_mib = hw.gpu[k].mem_free_mib;
+        int64_t avail = hw.gpu[k].mem_free_mib - 512; /* CUDA context and fragmentation */
+        g->budget[k + 1] = avail > 0 ? (uint64_t)avail << 20 : 1;
+        g->n_gpu++;
+    }
+    g->budget[0] = reg->engine.memory_budget;
     if (build_roles(g, reg, &g->roles, &g->n_roles, err, errlen)) {
         free(g->exe);
         free(g);
@@ -1223,7 +1311,10 @@ int gateway_new(struct event_base *base, registry_t *reg, const char *exe, gatew
     g->http = evhttp_new(base);
     evhttp_set_max_headers_size(g->http, (ev_ssize_t)reg->engine.max_header);
     evhttp_set_max_body_size(g->http, (ev_ssize_t)reg->engine.max_body);
-    evhttp_set_timeout(g->http, (int)reg->engine.upstream_timeout_s);
+    /* a new connection must deliver its request within header_timeout; once
+     * it has, on_request raises its timeout to upstream_timeout until the
+     * answer is out (libevent 2.1 has one timeout per connection) */
+    evhttp_set_timeout(g->http, (int)ceil(reg->engine.header_timeout_s));
     evhttp_set_allowed_methods(g->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_OPTIONS);
     evhttp_set_gencb(g->http, on_request, g);
     struct evhttp_bound_socket *s = evhttp_bind_socket_with_handle(g->http, reg->engine.host, (ev_uint16_t)reg->engine.port);

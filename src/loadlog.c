@@ -145,13 +145,19 @@ void loadlog_line(loadlog_t *r, const char *line, size_t len)
             copy_msg(tmp, sizeof tmp, d + 10, e);
             snprintf(r->oom_device, sizeof r->oom_device, "CUDA%s", tmp);
         }
+    } else if ((p = find_n(s, n, "insufficient memory (attempted to allocate "))) {
+        /* ggml_aligned_malloc (CPU): "... allocate 1953.12 MB)" */
+        r->oom = true;
+        if (r->oom_mib <= 0)
+            r->oom_mib = num_after(p + 43, end);
     } else if ((p = find_n(s, n, "failed to allocate ")) && find_n(s, n, " buffer of size ")) {
-        /* "failed to allocate CUDA0 buffer of size N" (any backend) */
+        /* "failed to allocate CUDA0 buffer of size N" (any backend); the
+         * CPU allocator's own line says just "buffer" */
         r->oom = true;
         const char *d = p + 19, *e = d;
         while (e < end && *e != ' ')
             e++;
-        if (!r->oom_device[0])
+        if (!r->oom_device[0] && !(e - d == 6 && !memcmp(d, "buffer", 6)))
             copy_msg(r->oom_device, sizeof r->oom_device, d, e);
         if (r->oom_mib <= 0) {
             const char *b = find_n(e, (size_t)(end - e), "of size ");
@@ -159,6 +165,12 @@ void loadlog_line(loadlog_t *r, const char *line, size_t len)
                 r->oom_mib = num_after(b + 8, end) / (1024.0 * 1024.0);
         }
     }
+    if (find_n(s, n, "failed to allocate buffer for kv cache") || find_n(s, n, "failed to allocate KV"))
+        snprintf(r->oom_what, sizeof r->oom_what, "the KV cache");
+    else if (find_n(s, n, "failed to allocate compute") || find_n(s, n, "compute buffer allocation failed"))
+        snprintf(r->oom_what, sizeof r->oom_what, "the compute buffer");
+    else if (find_n(s, n, "unable to allocate") && find_n(s, n, "model"))
+        snprintf(r->oom_what, sizeof r->oom_what, "the model weights");
     if (s < end && s > line && s[-2] == 'E' && !r->error[0]) {
         copy_msg(r->error, sizeof r->error, s, end);
     } else if (!r->error[0] && (p = find_n(s, n, "error: ")) && s == line) {

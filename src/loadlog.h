@@ -37,6 +37,7 @@ typedef struct {
     bool oom;
     char oom_device[32];
     double oom_mib;
+    char oom_what[32];  /* "the KV cache", "the compute buffer", ... or "" */
     char error[256]; /* first error line's message, "" if none */
     long n_ctx, n_batch, n_ubatch, n_seq_max; /* -1 when absent */
     char flash_attn[16];

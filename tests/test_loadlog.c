@@ -106,6 +106,27 @@ static void t_fit_projection(void **s)
     assert_true(r.t_ready > 10.0 && r.t_ready < 11.0);
 }
 
+/* CPU backend running out of memory for the KV cache (recorded with ulimit -v). */
+static void t_cpu_oom(void **s)
+{
+    (void)s;
+    const char *log =
+        "0.00.717.101 E ggml_aligned_malloc: insufficient memory (attempted to allocate 1953.12 MB)\n"
+        "0.00.717.107 E ggml_backend_cpu_buffer_type_alloc_buffer: failed to allocate buffer of size 2048000000\n"
+        "0.00.717.108 E ggml_backend_buft_alloc_buffer_n_default: failed to allocate CPU buffer of size 2048000000\n"
+        "0.00.735.230 E llama_init_from_model: failed to initialize the context: failed to allocate buffer for kv cache\n"
+        "0.00.735.342 E srv    load_model: failed to create_context with model 'tiny-llama.gguf'\n";
+    loadlog_t r;
+    loadlog_init(&r);
+    loadlog_parse(&r, log, strlen(log));
+    assert_true(r.oom);
+    assert_string_equal(r.oom_device, "CPU");
+    NEAR(r.oom_mib, 1953.12);
+    assert_string_equal(r.oom_what, "the KV cache");
+    assert_non_null(strstr(r.error, "insufficient memory"));
+    assert_false(r.ready);
+}
+
 static void t_garbage(void **s)
 {
     (void)s;
@@ -131,6 +152,7 @@ int main(void)
         cmocka_unit_test(t_cuda_seedargs),
         cmocka_unit_test(t_cuda_oom),
         cmocka_unit_test(t_fit_projection),
+        cmocka_unit_test(t_cpu_oom),
         cmocka_unit_test(t_garbage),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -15,24 +15,24 @@
 static void t_free_room(void **s)
 {
     (void)s;
-    sched_role_t r[3] = {{SCHED_R_READY, false, 1, 4 * GB}, {SCHED_R_STOPPED, false, 0, 4 * GB},
-                         {SCHED_R_STOPPED, false, 0, 4 * GB}};
+    sched_role_t r[3] = {{SCHED_R_READY, false, 1, {4 * GB}}, {SCHED_R_STOPPED, false, 0, {4 * GB}},
+                         {SCHED_R_STOPPED, false, 0, {4 * GB}}};
     size_t v[3], nv;
-    assert_int_equal(sched_admit(r, 3, 1, 0, 0, v, &nv), SCHED_START);
-    assert_int_equal(sched_admit(r, 3, 1, 2, 8 * GB, v, &nv), SCHED_START);
+    assert_int_equal(sched_admit(r, 3, 1, 0, (const uint64_t[]){0}, 1, v, &nv), SCHED_START);
+    assert_int_equal(sched_admit(r, 3, 1, 2, (const uint64_t[]){8 * GB}, 1, v, &nv), SCHED_START);
     assert_int_equal(nv, 0);
 }
 
 static void t_lru_by_count(void **s)
 {
     (void)s;
-    sched_role_t r[4] = {{SCHED_R_READY, false, 5, GB}, {SCHED_R_READY, false, 2, GB},
-                         {SCHED_R_READY, false, 9, GB}, {SCHED_R_STOPPED, false, 0, GB}};
+    sched_role_t r[4] = {{SCHED_R_READY, false, 5, {GB}}, {SCHED_R_READY, false, 2, {GB}},
+                         {SCHED_R_READY, false, 9, {GB}}, {SCHED_R_STOPPED, false, 0, {GB}}};
     size_t v[4], nv;
-    assert_int_equal(sched_admit(r, 4, 3, 3, 0, v, &nv), SCHED_WAIT);
+    assert_int_equal(sched_admit(r, 4, 3, 3, (const uint64_t[]){0}, 1, v, &nv), SCHED_WAIT);
     assert_int_equal(nv, 1);
     assert_int_equal(v[0], 1); /* least recently used */
-    assert_int_equal(sched_admit(r, 4, 3, 1, 0, v, &nv), SCHED_WAIT);
+    assert_int_equal(sched_admit(r, 4, 3, 1, (const uint64_t[]){0}, 1, v, &nv), SCHED_WAIT);
     assert_int_equal(nv, 3);
     assert_int_equal(v[0], 1);
     assert_int_equal(v[1], 0);
@@ -42,46 +42,63 @@ static void t_lru_by_count(void **s)
 static void t_busy_never_evicted(void **s)
 {
     (void)s;
-    sched_role_t r[3] = {{SCHED_R_READY, true, 1, GB}, {SCHED_R_READY, false, 8, GB},
-                         {SCHED_R_STOPPED, false, 0, GB}};
+    sched_role_t r[3] = {{SCHED_R_READY, true, 1, {GB}}, {SCHED_R_READY, false, 8, {GB}},
+                         {SCHED_R_STOPPED, false, 0, {GB}}};
     size_t v[3], nv;
-    assert_int_equal(sched_admit(r, 3, 2, 2, 0, v, &nv), SCHED_WAIT);
+    assert_int_equal(sched_admit(r, 3, 2, 2, (const uint64_t[]){0}, 1, v, &nv), SCHED_WAIT);
     assert_int_equal(nv, 1);
     assert_int_equal(v[0], 1); /* more recent, but the LRU one is busy */
     r[1].busy = true;
-    assert_int_equal(sched_admit(r, 3, 2, 2, 0, v, &nv), SCHED_WAIT);
+    assert_int_equal(sched_admit(r, 3, 2, 2, (const uint64_t[]){0}, 1, v, &nv), SCHED_WAIT);
     assert_int_equal(nv, 0); /* nothing to stop: wait */
 }
 
 static void t_memory(void **s)
 {
     (void)s;
-    sched_role_t r[4] = {{SCHED_R_READY, false, 1, 10 * GB}, {SCHED_R_READY, false, 2, 3 * GB},
-                         {SCHED_R_LOADING, false, 3, 2 * GB}, {SCHED_R_STOPPED, false, 0, 6 * GB}};
+    sched_role_t r[4] = {{SCHED_R_READY, false, 1, {10 * GB}}, {SCHED_R_READY, false, 2, {3 * GB}},
+                         {SCHED_R_LOADING, false, 3, {2 * GB}}, {SCHED_R_STOPPED, false, 0, {6 * GB}}};
     size_t v[4], nv;
     /* 15 used + 6 > 20: stopping the 3 GB role is not enough, the LRU 10 GB one is */
-    assert_int_equal(sched_admit(r, 4, 3, 0, 20 * GB, v, &nv), SCHED_WAIT);
+    assert_int_equal(sched_admit(r, 4, 3, 0, (const uint64_t[]){20 * GB}, 1, v, &nv), SCHED_WAIT);
     assert_int_equal(nv, 1);
     assert_int_equal(v[0], 0);
     /* alone bigger than the budget */
-    r[3].mem = 21 * GB;
-    assert_int_equal(sched_admit(r, 4, 3, 0, 20 * GB, v, &nv), SCHED_NEVER);
+    r[3].mem[0] = 21 * GB;
+    assert_int_equal(sched_admit(r, 4, 3, 0, (const uint64_t[]){20 * GB}, 1, v, &nv), SCHED_NEVER);
     /* a loading role is never a victim */
-    r[3].mem = 19 * GB;
+    r[3].mem[0] = 19 * GB;
     r[0].state = SCHED_R_STOPPED;
-    assert_int_equal(sched_admit(r, 4, 3, 0, 20 * GB, v, &nv), SCHED_WAIT);
+    assert_int_equal(sched_admit(r, 4, 3, 0, (const uint64_t[]){20 * GB}, 1, v, &nv), SCHED_WAIT);
     assert_int_equal(nv, 0);
 }
 
 static void t_stopping_counts_until_gone(void **s)
 {
     (void)s;
-    sched_role_t r[2] = {{SCHED_R_STOPPING, false, 1, GB}, {SCHED_R_STOPPED, false, 0, GB}};
+    sched_role_t r[2] = {{SCHED_R_STOPPING, false, 1, {GB}}, {SCHED_R_STOPPED, false, 0, {GB}}};
     size_t v[2], nv;
-    assert_int_equal(sched_admit(r, 2, 1, 1, 0, v, &nv), SCHED_WAIT);
+    assert_int_equal(sched_admit(r, 2, 1, 1, (const uint64_t[]){0}, 1, v, &nv), SCHED_WAIT);
     assert_int_equal(nv, 0);
     r[0].state = SCHED_R_STOPPED;
-    assert_int_equal(sched_admit(r, 2, 1, 1, 0, v, &nv), SCHED_START);
+    assert_int_equal(sched_admit(r, 2, 1, 1, (const uint64_t[]){0}, 1, v, &nv), SCHED_START);
+}
+
+/* Two GPUs: a role that needs only GPU 1 does not evict one living on GPU 0. */
+static void t_per_device(void **s)
+{
+    (void)s;
+    sched_role_t r[3] = {{SCHED_R_READY, false, 1, {GB, 20 * GB, 0}}, {SCHED_R_READY, false, 2, {GB, 0, 20 * GB}},
+                         {SCHED_R_STOPPED, false, 0, {GB, 0, 10 * GB}}};
+    const uint64_t budget[3] = {0, 24 * GB, 24 * GB};
+    size_t v[3], nv;
+    assert_int_equal(sched_admit(r, 3, 2, 0, budget, 3, v, &nv), SCHED_WAIT);
+    assert_int_equal(nv, 1);
+    assert_int_equal(v[0], 1); /* the GPU-1 role, though role 0 is older */
+    r[2].mem[2] = 4 * GB;
+    assert_int_equal(sched_admit(r, 3, 2, 0, budget, 3, v, &nv), SCHED_START);
+    r[2].mem[1] = 25 * GB;
+    assert_int_equal(sched_admit(r, 3, 2, 0, budget, 3, v, &nv), SCHED_NEVER);
 }
 
 int main(void)
@@ -92,6 +109,7 @@ int main(void)
         cmocka_unit_test(t_busy_never_evicted),
         cmocka_unit_test(t_memory),
         cmocka_unit_test(t_stopping_counts_until_gone),
+        cmocka_unit_test(t_per_device),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

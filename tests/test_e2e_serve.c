@@ -1,0 +1,1539 @@
+/*
+ * test_e2e_serve.c — `variet serve` end to end: the real gateway binary in
+ * front of the real llama-server on synthetic models, driven over loopback
+ * with libcurl the way a client would.
+ *
+ * Every test writes its own engine_models.json into a folder of its own
+ * under e2e_tmpdir() (models are synthesized once into <tmp>/models and
+ * named by a path relative to the config), starts `variet serve --config F
+ * --port P` with its output in <folder>/variet.log, waits for GET /health,
+ * and is stopped by the teardown whatever happened (SIGTERM, SIGKILL after
+ * 5 s). Backend logs land in <folder>/logs/<role>.log.
+ *
+ * Covered: routing by role and alias, default role, OpenAI error shapes,
+ * /v1/models; SSE streaming chunk by chunk with llama-server's timings;
+ * swapping under max_loaded 1; 64 concurrent clients across a swap; a
+ * backend killed mid-stream; variet SIGKILLed (no orphan) and SIGTERMed
+ * (exit 0, no backend left); load failures (out of memory, unreadable
+ * vocabulary) answered with 503 and the reason; config errors at startup;
+ * API key, body and header limits; /metrics; idle TTL; client disconnect
+ * cancelling upstream; SIGHUP reload; /roles/NAME/{load,unload,logs}.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "e2e_util.h"
+#include "util.h"
+
+/* ---------- models, configs, the gateway process ---------- */
+
+typedef struct {
+    char dir[512];  /* this test's folder */
+    char cfg[600];  /* its engine_models.json */
+    char log[600];  /* variet's stdout+stderr */
+    int port;
+    pid_t pid;      /* variet; 0 once stopped */
+    const char *key; /* API key sent with every request (NULL: none) */
+} srv_t;
+
+static int setup(void **state)
+{
+    *state = xcalloc(1, sizeof(srv_t));
+    return 0;
+}
+
+/* Stop variet (SIGTERM, if running) and check it went cleanly: exit
+ * status 0 and no sanitizer report in its log (ASan/UBSan builds). 0 or -1
+ * (with the reason on stderr). */
+static int srv_stop_clean(srv_t *s)
+{
+    int rc = 0;
+    if (s->pid > 0) {
+        int st = e2e_stop(s->pid);
+        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+            fprintf(stderr, "  variet did not exit 0 on SIGTERM (%s %d); log %s\n",
+                    WIFEXITED(st) ? "exit" : "signal", WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st), s->log);
+            rc = -1;
+        }
+    }
+    char *log = s->log[0] ? e2e_slurp(s->log, NULL) : NULL;
+    const char *hit = NULL;
+    if (log && !(hit = strstr(log, "ERROR: AddressSanitizer")) && !(hit = strstr(log, "ERROR: LeakSanitizer")))
+        hit = strstr(log, "runtime error:");
+    if (hit) {
+        fprintf(stderr, "  sanitizer report in %s:\n%.6000s\n", s->log, hit);
+        rc = -1;
+    }
+    free(log);
+    s->pid = 0;
+    return rc;
+}
+
+static int teardown(void **state)
+{
+    srv_t *s = *state;
+    int rc = srv_stop_clean(s);
+    free(s);
+    return rc;
+}
+
+/* Path of a synthesized preset under <tmp>/models (made once). */
+static const char *model(const char *preset)
+{
+    static char paths[8][600];
+    static char names[8][64];
+    for (int i = 0; i < 8; i++) {
+        if (!strcmp(names[i], preset))
+            return paths[i];
+        if (names[i][0])
+            continue;
+        char *dir = xasprintf("%s/models", e2e_tmpdir());
+        mkdir(dir, 0755);
+        snprintf(paths[i], sizeof paths[i], "%s/%s.gguf", dir, preset);
+        free(dir);
+        char *cmd = xasprintf("'%s' synth %s -o '%s' 2>&1", VARIET_BINARY, preset, paths[i]);
+        char *out = NULL;
+        int rc = e2e_sh(cmd, &out);
+        free(cmd);
+        if (rc != 0)
+            fail_msg("variet synth %s failed (%d): %s", preset, rc, out);
+        free(out);
+        snprintf(names[i], sizeof names[i], "%s", preset);
+        return paths[i];
+    }
+    fail_msg("too many presets");
+    return NULL;
+}
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    assert_int_equal(fclose(f), 0);
+}
+
+/* Role snippets; model paths are relative to the config's folder. */
+#define ROLE(name, preset, args, extra)                                                                   \
+    "\"" name "\":{\"display_name\":\"Role " name "\",\"model_path\":\"../models/" preset ".gguf\","      \
+    "\"measured_tps\":12.5,\"args\":[" args "]" extra "}"
+#define SMALL_ARGS "\"-c\",\"2048\",\"-np\",\"2\",\"-t\",\"1\""
+#define LONG_ARGS "\"-c\",\"32768\",\"-np\",\"1\",\"-t\",\"1\""
+#define FAST ROLE("fast", "tiny-llama", SMALL_ARGS, ",\"aliases\":[\"f\",\"quick\"]")
+#define BALANCED ROLE("balanced", "tiny-qwen35moe", SMALL_ARGS, "")
+#define MOE ROLE("moe", "tiny-qwen3moe", SMALL_ARGS, "")
+
+/* Make <tmp>/<name>/ and write the config: _engine gets llama_server (unless
+ * engine_extra names one), stop_grace 3 and engine_extra (",\"k\":v..."). */
+static void srv_config(srv_t *s, const char *name, const char *engine_extra, const char *roles)
+{
+    snprintf(s->dir, sizeof s->dir, "%s/%s", e2e_tmpdir(), name);
+    mkdir(s->dir, 0755);
+    snprintf(s->cfg, sizeof s->cfg, "%s/engine_models.json", s->dir);
+    snprintf(s->log, sizeof s->log, "%s/variet.log", s->dir);
+    const char *srv = e2e_llama_server();
+    assert_non_null(srv);
+    model("tiny-llama");
+    model("tiny-qwen3moe");
+    model("tiny-qwen35moe");
+    bool own_exe = engine_extra && strstr(engine_extra, "\"llama_server\"");
+    char *text = xasprintf("{\n  \"_engine\": {\"stop_grace\": 3%s%s%s%s},\n  %s\n}\n",
+                           own_exe ? "" : ", \"llama_server\": \"", own_exe ? "" : srv, own_exe ? "" : "\"",
+                           engine_extra ? engine_extra : "", roles);
+    write_file(s->cfg, text);
+    free(text);
+}
+
+static int http(const srv_t *s, const char *method, const char *path, const char *body, char **out);
+
+/* Start variet on the config written by srv_config; wait for /health. */
+static void srv_launch(srv_t *s)
+{
+    char ps[16];
+    s->port = e2e_free_port();
+    assert_true(s->port > 0);
+    snprintf(ps, sizeof ps, "%d", s->port);
+    char *argv[] = {(char *)VARIET_BINARY, "serve", "--config", s->cfg, "--port", ps, NULL};
+    s->pid = e2e_spawn(argv, s->log);
+    assert_true(s->pid > 0);
+    double t0 = now_s();
+    while (now_s() - t0 < 15) {
+        int st;
+        if (waitpid(s->pid, &st, WNOHANG) == s->pid) {
+            s->pid = 0;
+            char *log = e2e_slurp(s->log, NULL);
+            fail_msg("variet serve exited (status %d) before answering /health: %s", st, log ? log : "");
+        }
+        char *resp = NULL;
+        int code = http(s, "GET", "/health", NULL, &resp);
+        free(resp);
+        if (code == 200)
+            return;
+        usleep(20000);
+    }
+    fail_msg("variet serve did not answer /health within 15 s; log %s", s->log);
+}
+
+static void srv_start(srv_t *s, const char *name, const char *engine_extra, const char *roles)
+{
+    srv_config(s, name, engine_extra, roles);
+    srv_launch(s);
+}
+
+/* ---------- HTTP ---------- */
+
+static size_t on_body(char *p, size_t sz, size_t n, void *ud)
+{
+    buf_append(ud, p, sz * n);
+    return sz * n;
+}
+
+/* One request; `auth` is the Authorization header value (NULL: none),
+ * extra one more header line (NULL: none). Response body in *out (caller
+ * frees, "" on failure). Returns the HTTP status, or -1 when curl failed. */
+static int http_ex(int port, const char *method, const char *path, const char *body, size_t body_len,
+                   const char *auth, const char *extra, long timeout_s, char **out)
+{
+    CURL *c = curl_easy_init();
+    buf_t b;
+    long code = -1;
+    char url[512], errbuf[CURL_ERROR_SIZE] = "";
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+    char *ah = auth ? xasprintf("Authorization: Bearer %s", auth) : NULL;
+    if (ah)
+        h = curl_slist_append(h, ah);
+    if (extra)
+        h = curl_slist_append(h, extra);
+    buf_init(&b, 0);
+    buf_append(&b, "", 0);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, timeout_s);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+    if (body) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+    }
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    CURLcode rc = curl_easy_perform(c);
+    if (rc == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+    else if (strcmp(path, "/health"))
+        fprintf(stderr, "  curl %s %s: %s (%s)\n", method, path, curl_easy_strerror(rc), errbuf);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    free(ah);
+    *out = b.data;
+    return (int)code;
+}
+
+static int http(const srv_t *s, const char *method, const char *path, const char *body, char **out)
+{
+    return http_ex(s->port, method, path, body, body ? strlen(body) : 0, s->key, NULL, 60, out);
+}
+
+static json_t *jparse(const char *text)
+{
+    json_error_t je;
+    json_t *j = json_loads(text ? text : "", 0, &je);
+    if (!j)
+        fail_msg("not JSON (%s): %.400s", je.text, text ? text : "(null)");
+    return j;
+}
+
+/* o.a.b.c, NULL-safe; a path element NULL ends the path. */
+static json_t *jget(json_t *o, const char *a, const char *b, const char *c)
+{
+    json_t *v = json_object_get(o, a);
+    if (b)
+        v = json_object_get(v, b);
+    if (c)
+        v = json_object_get(v, c);
+    return v;
+}
+
+static char *chat_body(const char *model_name, int max_tokens, const char *extra)
+{
+    char *m = model_name ? xasprintf("\"model\":\"%s\",", model_name) : xstrdup("");
+    char *s = xasprintf("{%s\"messages\":[{\"role\":\"user\",\"content\":\"Hello there\"}],"
+                        "\"max_tokens\":%d,\"temperature\":0%s}",
+                        m, max_tokens, extra ? extra : "");
+    free(m);
+    return s;
+}
+
+/* POST a chat completion; the parsed response (caller decrefs) and code. */
+static json_t *chat(const srv_t *s, const char *model_name, int max_tokens, int *code)
+{
+    char *body = chat_body(model_name, max_tokens, NULL), *resp = NULL;
+    *code = http(s, "POST", "/v1/chat/completions", body, &resp);
+    free(body);
+    json_t *j = jparse(resp);
+    free(resp);
+    return j;
+}
+
+/* A chat that must succeed, answered by the file want_gguf (NULL: any). */
+static void chat_ok(const srv_t *s, const char *model_name, const char *want_gguf)
+{
+    int code;
+    json_t *j = chat(s, model_name, 4, &code);
+    char *dump = json_dumps(j, JSON_COMPACT);
+    if (code != 200 || json_array_size(json_object_get(j, "choices")) != 1)
+        fail_msg("chat to '%s': %d %.400s", model_name ? model_name : "(none)", code, dump);
+    /* llama-server names its -m path there; compare the file name */
+    const char *m = json_string_value(json_object_get(j, "model"));
+    const char *base = m ? strrchr(m, '/') : NULL;
+    base = base ? base + 1 : m;
+    if (want_gguf && (!base || strcmp(base, want_gguf)))
+        fail_msg("chat to '%s' answered by model '%s', want '%s'", model_name, m ? m : "(none)", want_gguf);
+    free(dump);
+    json_decref(j);
+}
+
+static json_t *get_json(const srv_t *s, const char *path)
+{
+    char *resp = NULL;
+    int code = http(s, "GET", path, NULL, &resp);
+    if (code != 200)
+        fail_msg("GET %s: %d %.300s", path, code, resp);
+    json_t *j = jparse(resp);
+    free(resp);
+    return j;
+}
+
+static const char *role_state_in(json_t *status, const char *role)
+{
+    return json_string_value(jget(status, "roles", role, "state"));
+}
+
+static pid_t role_pid(const srv_t *s, const char *role)
+{
+    json_t *st = get_json(s, "/status");
+    pid_t pid = (pid_t)json_integer_value(jget(st, "roles", role, "pid"));
+    json_decref(st);
+    return pid;
+}
+
+/* Poll /status until role's state is `want` (true) or timeout (false). */
+static bool wait_state(const srv_t *s, const char *role, const char *want, double timeout_s)
+{
+    double t0 = now_s();
+    do {
+        json_t *st = get_json(s, "/status");
+        const char *v = role_state_in(st, role);
+        bool ok = v && !strcmp(v, want);
+        json_decref(st);
+        if (ok)
+            return true;
+        usleep(50000);
+    } while (now_s() - t0 < timeout_s);
+    return false;
+}
+
+/* Value of the Prometheus series `series` (exact name with labels), or -1. */
+static double metric(const char *text, const char *series)
+{
+    size_t k = strlen(series);
+    for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
+        if (!strncmp(p, series, k) && p[k] == ' ')
+            return strtod(p + k + 1, NULL);
+    }
+    return -1;
+}
+
+/* A process that is gone or a zombie (exited, not yet reaped by whoever
+ * inherited it). */
+static bool pid_gone(pid_t pid)
+{
+    if (kill(pid, 0) == -1 && errno == ESRCH)
+        return true;
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    char *t = e2e_slurp(path, NULL);
+    if (!t)
+        return true;
+    const char *st = strstr(t, "State:");
+    char c = '?';
+    if (st)
+        sscanf(st, "State: %c", &c);
+    free(t);
+    return c == 'Z' || c == 'X';
+}
+
+static bool wait_gone(pid_t pid, double timeout_s)
+{
+    double t0 = now_s();
+    while (!pid_gone(pid)) {
+        if (now_s() - t0 > timeout_s)
+            return false;
+        usleep(20000);
+    }
+    return true;
+}
+
+/* ---------- streaming ---------- */
+
+typedef struct stream stream_t;
+struct stream {
+    buf_t body;
+    double t[8192]; /* arrival time of each write */
+    size_t n;
+    bool got_data;                   /* a "data:" line arrived */
+    void (*on_first)(stream_t *st);  /* called once, on the first data */
+    bool abort_after_first;          /* then close the connection */
+    const srv_t *s;
+    pid_t killed;                    /* for t_backend_killed */
+};
+
+static size_t on_stream(char *p, size_t sz, size_t n, void *ud)
+{
+    stream_t *st = ud;
+    if (st->n < sizeof st->t / sizeof st->t[0])
+        st->t[st->n++] = now_s();
+    buf_append(&st->body, p, sz * n);
+    if (!st->got_data && strstr(st->body.data, "data: ")) {
+        st->got_data = true;
+        if (st->on_first)
+            st->on_first(st);
+        if (st->abort_after_first)
+            return 0;
+    }
+    return sz * n;
+}
+
+static CURLcode stream_post(const srv_t *s, const char *body, stream_t *st, long timeout_s, long *code)
+{
+    CURL *c = curl_easy_init();
+    char url[256];
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+    char *ah = s->key ? xasprintf("Authorization: Bearer %s", s->key) : NULL;
+    if (ah)
+        h = curl_slist_append(h, ah);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/chat/completions", s->port);
+    buf_init(&st->body, 0);
+    buf_append(&st->body, "", 0);
+    st->s = s;
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, timeout_s);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_stream);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, st);
+    CURLcode rc = curl_easy_perform(c);
+    *code = 0;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, code);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    free(ah);
+    return rc;
+}
+
+/* ---------- many requests at once (curl multi) ---------- */
+
+typedef struct {
+    buf_t body;
+    long code;
+    CURLcode rc;
+} mres_t;
+
+/* POST bodies[i] to path, all at once; results in res[i]. */
+static void multi_post(const srv_t *s, const char *path, char **bodies, size_t n, mres_t *res, long timeout_s)
+{
+    CURLM *m = curl_multi_init();
+    CURL **e = xcalloc(n, sizeof *e);
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+    char url[256];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", s->port, path);
+    for (size_t i = 0; i < n; i++) {
+        buf_init(&res[i].body, 0);
+        buf_append(&res[i].body, "", 0);
+        res[i].code = -1;
+        res[i].rc = CURLE_OK;
+        e[i] = curl_easy_init();
+        curl_easy_setopt(e[i], CURLOPT_URL, url);
+        curl_easy_setopt(e[i], CURLOPT_HTTPHEADER, h);
+        curl_easy_setopt(e[i], CURLOPT_POSTFIELDS, bodies[i]);
+        curl_easy_setopt(e[i], CURLOPT_TIMEOUT, timeout_s);
+        curl_easy_setopt(e[i], CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(e[i], CURLOPT_WRITEFUNCTION, on_body);
+        curl_easy_setopt(e[i], CURLOPT_WRITEDATA, &res[i].body);
+        curl_easy_setopt(e[i], CURLOPT_PRIVATE, (void *)&res[i]);
+        curl_multi_add_handle(m, e[i]);
+    }
+    int running = 1;
+    double t0 = now_s();
+    while (running && now_s() - t0 < timeout_s + 10) {
+        curl_multi_perform(m, &running);
+        CURLMsg *msg;
+        int left;
+        while ((msg = curl_multi_info_read(m, &left))) {
+            if (msg->msg != CURLMSG_DONE)
+                continue;
+            mres_t *r = NULL;
+            curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&r);
+            r->rc = msg->data.result;
+            if (r->rc == CURLE_OK)
+                curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &r->code);
+        }
+        if (running)
+            curl_multi_poll(m, NULL, 0, 100, NULL);
+    }
+    for (size_t i = 0; i < n; i++) {
+        curl_multi_remove_handle(m, e[i]);
+        curl_easy_cleanup(e[i]);
+    }
+    free(e);
+    curl_slist_free_all(h);
+    curl_multi_cleanup(m);
+}
+
+/* ---------- a. routing ---------- */
+
+static void t_routing(void **state)
+{
+    srv_t *s = *state;
+    srv_start(s, "routing", NULL, FAST ",\n  " BALANCED ",\n  " MOE);
+    char *resp = NULL;
+
+    /* every role answers, by its own gguf; an alias too */
+    chat_ok(s, "fast", "tiny-llama.gguf");
+    chat_ok(s, "balanced", "tiny-qwen35moe.gguf");
+    chat_ok(s, "moe", "tiny-qwen3moe.gguf");
+    chat_ok(s, "f", "tiny-llama.gguf");
+    chat_ok(s, "quick", "tiny-llama.gguf");
+
+    /* llama-server's timings pass through */
+    int code;
+    json_t *j = chat(s, "moe", 5, &code);
+    assert_int_equal(code, 200);
+    json_t *tm = json_object_get(j, "timings");
+    assert_true(json_is_object(tm));
+    assert_true(json_integer_value(json_object_get(tm, "prompt_n")) > 0);
+    assert_int_equal(json_integer_value(json_object_get(tm, "predicted_n")), 5);
+    assert_int_equal(json_integer_value(jget(j, "usage", "completion_tokens", NULL)), 5);
+    json_decref(j);
+
+    /* unknown role: 404 in OpenAI's shape, listing the roles */
+    j = chat(s, "nosuchrole", 4, &code);
+    assert_int_equal(code, 404);
+    const char *msg = json_string_value(jget(j, "error", "message", NULL));
+    assert_non_null(msg);
+    assert_true(json_is_string(jget(j, "error", "type", NULL)));
+    assert_non_null(json_object_get(json_object_get(j, "error"), "code"));
+    if (!strstr(msg, "nosuchrole") || !strstr(msg, "fast") || !strstr(msg, "balanced") || !strstr(msg, "moe"))
+        fail_msg("404 message does not name the role and list the roles: %s", msg);
+    json_decref(j);
+
+    /* no "model" and no default_role: 400 */
+    j = chat(s, NULL, 4, &code);
+    assert_int_equal(code, 400);
+    assert_true(json_is_string(jget(j, "error", "message", NULL)));
+    json_decref(j);
+
+    /* invalid JSON, a non-object, "model" of the wrong type: 400 */
+    code = http(s, "POST", "/v1/chat/completions", "{\"model\": \"fast\", \"messages\": [", &resp);
+    assert_int_equal(code, 400);
+    j = jparse(resp);
+    assert_true(json_is_string(jget(j, "error", "message", NULL)));
+    json_decref(j);
+    free(resp);
+    code = http(s, "POST", "/v1/chat/completions", "[1,2]", &resp);
+    assert_int_equal(code, 400);
+    free(resp);
+    code = http(s, "POST", "/v1/chat/completions", "{\"model\":42}", &resp);
+    assert_int_equal(code, 400);
+    free(resp);
+    /* an unknown route */
+    code = http(s, "GET", "/v1/nothing", NULL, &resp);
+    assert_int_equal(code, 404);
+    free(resp);
+
+    /* other proxied routes reach llama-server */
+    code = http(s, "POST", "/tokenize", "{\"model\":\"fast\",\"content\":\"hello world\"}", &resp);
+    if (code != 200 || !strstr(resp, "tokens"))
+        fail_msg("/tokenize: %d %.300s", code, resp);
+    free(resp);
+    code = http(s, "POST", "/v1/completions", "{\"model\":\"balanced\",\"prompt\":\"Hi\",\"max_tokens\":3}", &resp);
+    if (code != 200 || !strstr(resp, "\"choices\""))
+        fail_msg("/v1/completions: %d %.300s", code, resp);
+    free(resp);
+
+    /* /v1/models lists every role with its state and facts */
+    j = get_json(s, "/v1/models");
+    assert_string_equal(json_string_value(json_object_get(j, "object")), "list");
+    json_t *data = json_object_get(j, "data");
+    assert_int_equal(json_array_size(data), 3);
+    size_t i;
+    json_t *m;
+    int seen = 0;
+    json_array_foreach(data, i, m) {
+        const char *id = json_string_value(json_object_get(m, "id"));
+        const char *st = json_string_value(json_object_get(m, "state"));
+        assert_non_null(id);
+        assert_non_null(st);
+        assert_string_equal(st, "ready"); /* max_loaded 0: all stay up */
+        assert_string_equal(json_string_value(json_object_get(m, "object")), "model");
+        assert_true(json_is_string(json_object_get(m, "display_name")));
+        assert_true(json_real_value(json_object_get(m, "measured_tps")) == 12.5);
+        assert_int_equal(json_integer_value(json_object_get(m, "context_length")), 2048);
+        assert_true(json_is_array(json_object_get(m, "aliases")));
+        if (!strcmp(id, "fast")) {
+            assert_string_equal(json_string_value(json_object_get(m, "display_name")), "Role fast");
+            assert_int_equal(json_array_size(json_object_get(m, "aliases")), 2);
+            assert_string_equal(json_string_value(json_array_get(json_object_get(m, "aliases"), 0)), "f");
+        }
+        seen |= !strcmp(id, "fast") ? 1 : !strcmp(id, "balanced") ? 2 : !strcmp(id, "moe") ? 4 : 0;
+    }
+    assert_int_equal(seen, 7);
+    json_decref(j);
+
+    /* with default_role, a request without "model" goes there */
+    assert_int_equal(srv_stop_clean(s), 0);
+    srv_start(s, "routing-default", ",\"default_role\":\"balanced\"", FAST ",\n  " BALANCED);
+    chat_ok(s, NULL, "tiny-qwen35moe.gguf");
+    chat_ok(s, "", "tiny-qwen35moe.gguf");
+}
+
+/* ---------- b. streaming ---------- */
+
+static void t_streaming(void **state)
+{
+    srv_t *s = *state;
+    srv_start(s, "streaming", NULL, FAST);
+    stream_t *st = xcalloc(1, sizeof *st);
+    char *body = chat_body("fast", 64, ",\"stream\":true,\"ignore_eos\":true");
+    long code;
+    CURLcode rc = stream_post(s, body, st, 60, &code);
+    free(body);
+    assert_int_equal(rc, CURLE_OK);
+    assert_int_equal(code, 200);
+    /* chunks arrive one by one, not as one buffered write */
+    size_t distinct = 1;
+    for (size_t i = 1; i < st->n; i++)
+        distinct += st->t[i] > st->t[i - 1];
+    printf("  streaming: %zu writes over %.1f ms\n", st->n, (st->t[st->n - 1] - st->t[0]) * 1e3);
+    if (st->n < 4 || distinct < 4)
+        fail_msg("the stream arrived in %zu writes (%zu distinct times): buffered?", st->n, distinct);
+    /* ends with [DONE]; the last event before it carries timings */
+    char *text = st->body.data;
+    size_t len = st->body.len;
+    while (len && (text[len - 1] == '\n' || text[len - 1] == '\r'))
+        text[--len] = 0;
+    const char *done = "data: [DONE]";
+    if (len < strlen(done) || strcmp(text + len - strlen(done), done))
+        fail_msg("stream does not end with 'data: [DONE]': ...%s", text + (len > 200 ? len - 200 : 0));
+    char *last = NULL;
+    for (char *p = strstr(text, "data: {"); p; p = strstr(p + 1, "data: {"))
+        last = p;
+    assert_non_null(last);
+    char *eol = strchr(last, '\n');
+    assert_non_null(eol);
+    *eol = 0;
+    json_t *j = jparse(last + 6);
+    json_t *tm = json_object_get(j, "timings");
+    if (!json_is_object(tm))
+        fail_msg("final chunk has no timings: %s", last);
+    assert_int_equal(json_integer_value(json_object_get(tm, "predicted_n")), 64);
+    const char *fin = json_string_value(json_object_get(json_array_get(json_object_get(j, "choices"), 0), "finish_reason"));
+    assert_non_null(fin);
+    assert_string_equal(fin, "length");
+    json_decref(j);
+    /* no error event in a healthy stream */
+    *eol = '\n';
+    assert_null(strstr(text, "\"error\""));
+    /* 64 content deltas at least */
+    size_t events = 0;
+    for (char *p = strstr(text, "data: "); p; p = strstr(p + 1, "data: "))
+        events++;
+    assert_true(events >= 64);
+    buf_free(&st->body);
+    free(st);
+}
+
+/* ---------- c. swap under max_loaded 1 ---------- */
+
+static int n_ready(json_t *status)
+{
+    int n = 0;
+    const char *k;
+    json_t *v;
+    json_object_foreach(json_object_get(status, "roles"), k, v)
+        n += !strcmp(json_string_value(json_object_get(v, "state")), "ready");
+    return n;
+}
+
+static void t_swap(void **state)
+{
+    srv_t *s = *state;
+    srv_start(s, "swap", ",\"max_loaded\":1", FAST ",\n  " BALANCED);
+    const char *seq[] = {"fast", "balanced", "fast", "balanced", "fast"};
+    const char *gguf[] = {"tiny-llama.gguf", "tiny-qwen35moe.gguf"};
+    for (size_t i = 0; i < sizeof seq / sizeof seq[0]; i++) {
+        chat_ok(s, seq[i], gguf[!strcmp(seq[i], "balanced")]);
+        json_t *st = get_json(s, "/status");
+        const char *other = !strcmp(seq[i], "fast") ? "balanced" : "fast";
+        if (n_ready(st) != 1 || strcmp(role_state_in(st, seq[i]), "ready") ||
+            !strcmp(role_state_in(st, other), "ready")) {
+            char *d = json_dumps(st, JSON_COMPACT);
+            fail_msg("after a request to %s: want only it ready, got %s", seq[i], d);
+        }
+        json_decref(st);
+    }
+    char *resp = NULL;
+    assert_int_equal(http(s, "GET", "/metrics", NULL, &resp), 200);
+    double loads = metric(resp, "variet_loads_total{role=\"fast\"}");
+    double bloads = metric(resp, "variet_loads_total{role=\"balanced\"}");
+    printf("  swap: fast loaded %.0f times, balanced %.0f\n", loads, bloads);
+    assert_true(loads >= 3);
+    assert_true(bloads >= 2);
+    assert_true(metric(resp, "variet_load_seconds_total{role=\"fast\"}") > 0);
+    free(resp);
+    json_t *st = get_json(s, "/status");
+    assert_int_equal(json_integer_value(jget(st, "roles", "fast", "loads")), 3);
+    json_decref(st);
+}
+
+/* ---------- d. 64 concurrent clients across a swap ---------- */
+
+static void t_concurrent(void **state)
+{
+    srv_t *s = *state;
+    enum { N = 64 };
+    srv_start(s, "concurrent", ",\"max_loaded\":1", FAST ",\n  " BALANCED);
+    char *bodies[N];
+    mres_t *res = xcalloc(N, sizeof *res);
+    for (int i = 0; i < N; i++)
+        bodies[i] = chat_body(i % 2 ? "balanced" : "fast", 8, NULL);
+    double t0 = now_s();
+    multi_post(s, "/v1/chat/completions", bodies, N, res, 120);
+    double secs = now_s() - t0;
+    int ok = 0, busy = 0, ok_role[2] = {0, 0};
+    for (int i = 0; i < N; i++) {
+        if (res[i].rc != CURLE_OK)
+            fail_msg("request %d (%s) got no answer: %s", i, i % 2 ? "balanced" : "fast",
+                     curl_easy_strerror(res[i].rc));
+        json_error_t je;
+        json_t *j = json_loads(res[i].body.data, 0, &je);
+        if (res[i].code == 200 && json_array_size(json_object_get(j, "choices")) == 1) {
+            ok++;
+            ok_role[i % 2]++;
+        } else if (res[i].code == 503 && json_is_string(jget(j, "error", "message", NULL))) {
+            busy++;
+        } else {
+            fail_msg("request %d: %ld %.300s", i, res[i].code, res[i].body.data);
+        }
+        json_decref(j);
+        buf_free(&res[i].body);
+        free(bodies[i]);
+    }
+    printf("  concurrent: %d requests in %.2f s: %d x 200 (fast %d, balanced %d), %d x 503\n", N, secs, ok,
+           ok_role[0], ok_role[1], busy);
+    assert_int_equal(ok + busy, N);
+    assert_true(ok_role[0] > 0 && ok_role[1] > 0);
+    /* 64 requests of 8 tokens and two loads of 0.1 s take about a second.
+     * KNOWN BUG (fails, 5-40 s): gateway.c opens one upstream connection
+     * per request at once and pool_put() keeps each idle afterwards, so
+     * every one of llama-server's HTTP threads (6 here) stays pinned for
+     * its 5 s keep-alive while the other connections wait in its accept
+     * backlog: requests go through in rounds of ~6 every 5 s. */
+    if (secs > 15)
+        fail_msg("64 short requests took %.1f s (want < 15 s): upstream connections stall", secs);
+    free(res);
+    /* nothing left queued or in flight; at most one role up */
+    json_t *st = get_json(s, "/status");
+    const char *k;
+    json_t *v;
+    json_object_foreach(json_object_get(st, "roles"), k, v) {
+        assert_int_equal(json_integer_value(json_object_get(v, "inflight")), 0);
+        assert_int_equal(json_integer_value(json_object_get(v, "queued")), 0);
+    }
+    assert_true(n_ready(st) <= 1);
+    json_decref(st);
+}
+
+/* ---------- e. kill -9 of a backend mid-stream ---------- */
+
+static void kill_backend(stream_t *st)
+{
+    pid_t pid = role_pid(st->s, "long");
+    if (pid > 0 && kill(pid, SIGKILL) == 0)
+        st->killed = pid;
+}
+
+static void t_backend_killed(void **state)
+{
+    srv_t *s = *state;
+    srv_start(s, "killed", NULL, ROLE("long", "tiny-llama", LONG_ARGS, ""));
+    stream_t *st = xcalloc(1, sizeof *st);
+    st->on_first = kill_backend;
+    char *body = chat_body("long", 100000, ",\"stream\":true,\"ignore_eos\":true");
+    long code;
+    double t0 = now_s();
+    CURLcode rc = stream_post(s, body, st, 30, &code);
+    double secs = now_s() - t0;
+    free(body);
+    printf("  killed: stream ended after %.2f s (%s), %zu bytes\n", secs, curl_easy_strerror(rc), st->body.len);
+    assert_true(st->killed > 0);
+    assert_int_equal(code, 200);
+    if (rc == CURLE_OPERATION_TIMEDOUT)
+        fail_msg("the client's stream did not end within 30 s after llama-server was killed");
+    if (!strstr(st->body.data, "data: {\"error\""))
+        fail_msg("no 'data: {\"error\"' event after the backend was killed (curl: %s); tail: %s",
+                 curl_easy_strerror(rc), st->body.data + (st->body.len > 300 ? st->body.len - 300 : 0));
+    assert_int_equal(rc, CURLE_OK); /* a clean end of the chunked response */
+    assert_true(wait_gone(st->killed, 2));
+    /* the role comes back on the next request */
+    chat_ok(s, "long", "tiny-llama.gguf");
+    json_t *j = get_json(s, "/status");
+    pid_t pid = (pid_t)json_integer_value(jget(j, "roles", "long", "pid"));
+    assert_true(pid > 0 && pid != st->killed);
+    assert_true(json_integer_value(jget(j, "roles", "long", "loads")) >= 2);
+    json_decref(j);
+    buf_free(&st->body);
+    free(st);
+}
+
+/* ---------- f. SIGKILL of variet leaves no llama-server ---------- */
+
+static void t_sigkill_variet(void **state)
+{
+    srv_t *s = *state;
+    srv_start(s, "sigkill", NULL, FAST ",\n  " MOE);
+    chat_ok(s, "fast", NULL);
+    chat_ok(s, "moe", NULL);
+    pid_t a = role_pid(s, "fast"), b = role_pid(s, "moe");
+    assert_true(a > 0 && b > 0 && a != b);
+    assert_false(pid_gone(a));
+    assert_false(pid_gone(b));
+    assert_int_equal(kill(s->pid, SIGKILL), 0);
+    int st;
+    assert_int_equal(waitpid(s->pid, &st, 0), s->pid);
+    s->pid = 0;
+    double t0 = now_s();
+    bool ga = wait_gone(a, 2), gb = wait_gone(b, 2);
+    printf("  sigkill: backends gone after %.3f s\n", now_s() - t0);
+    if (!ga || !gb) {
+        /* do not leave them behind */
+        kill(a, SIGKILL);
+        kill(b, SIGKILL);
+        fail_msg("llama-server %d/%d still running 2 s after variet was SIGKILLed", (int)a, (int)b);
+    }
+}
+
+/* ---------- g. SIGTERM: exit 0, no backend left ---------- */
+
+static void t_sigterm(void **state)
+{
+    srv_t *s = *state;
+    srv_start(s, "sigterm", NULL, FAST ",\n  " MOE);
+    chat_ok(s, "fast", NULL);
+    chat_ok(s, "moe", NULL);
+    pid_t a = role_pid(s, "fast"), b = role_pid(s, "moe");
+    assert_true(a > 0 && b > 0);
+    assert_int_equal(kill(s->pid, SIGTERM), 0);
+    int st = 0;
+    double t0 = now_s();
+    pid_t r;
+    while ((r = waitpid(s->pid, &st, WNOHANG)) == 0 && now_s() - t0 < 15)
+        usleep(10000);
+    if (r != s->pid)
+        fail_msg("variet did not exit within 15 s of SIGTERM");
+    s->pid = 0;
+    printf("  sigterm: exited in %.3f s\n", now_s() - t0);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        fail_msg("variet after SIGTERM: %s %d", WIFEXITED(st) ? "exit" : "signal",
+                 WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
+    /* variet reaped them itself: gone, not even zombies */
+    assert_true(kill(a, 0) == -1 && errno == ESRCH);
+    assert_true(kill(b, 0) == -1 && errno == ESRCH);
+}
+
+/* ---------- h. load failure ---------- */
+
+/* A copy of tiny-llama whose tokenizer.ggml.model is "bogus": Variet reads
+ * it (the tensor table is intact), llama-server refuses the vocabulary. */
+static char *bogus_tokenizer_copy(const char *dir)
+{
+    size_t len = 0;
+    char *d = e2e_slurp(model("tiny-llama"), &len);
+    assert_non_null(d);
+    const char *key = "tokenizer.ggml.model";
+    char *p = memmem(d, len, key, strlen(key));
+    assert_non_null(p);
+    p += strlen(key) + 4 + 8; /* type u32, string length u64 */
+    assert_memory_equal(p, "llama", 5);
+    memcpy(p, "bogus", 5);
+    char *path = xasprintf("%s/bogus-vocab.gguf", dir);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(d, 1, len, f), len);
+    fclose(f);
+    free(d);
+    return path;
+}
+
+static void expect_all_503(const srv_t *s, const char *role, int n, const char *reason)
+{
+    char *bodies[8];
+    mres_t res[8];
+    for (int i = 0; i < n; i++)
+        bodies[i] = chat_body(role, 4, NULL);
+    multi_post(s, "/v1/chat/completions", bodies, (size_t)n, res, 60);
+    for (int i = 0; i < n; i++) {
+        json_t *j = json_loads(res[i].body.data, 0, NULL);
+        const char *msg = json_string_value(jget(j, "error", "message", NULL));
+        if (res[i].rc != CURLE_OK || res[i].code != 503 || !msg || !strstr(msg, reason))
+            fail_msg("%s request %d: want 503 naming '%s', got %ld (%s) %.400s", role, i, reason, res[i].code,
+                     curl_easy_strerror(res[i].rc), res[i].body.data);
+        if (i == 0)
+            printf("  load failure: %s -> 503 %s\n", role, msg);
+        json_decref(j);
+        buf_free(&res[i].body);
+        free(bodies[i]);
+    }
+}
+
+static void t_load_failure(void **state)
+{
+    srv_t *s = *state;
+    /* KV cache allocation fails: -c 4M needs 2 GB of KV, and the wrapper
+     * caps the address space at 1.5 GB. (A bare -c 2000000000 does not fail
+     * on a machine with overcommit: llama-server grows past 5 GB RSS filling
+     * per-cell metadata before it ever allocates the KV buffer.) */
+    char *dir = xasprintf("%s/loadfail", e2e_tmpdir());
+    mkdir(dir, 0755);
+    char *wrap = xasprintf("%s/llama-server-ulimit.sh", dir);
+    char *script = xasprintf("#!/bin/sh\nulimit -v 1500000\nexec '%s' \"$@\"\n", e2e_llama_server());
+    write_file(wrap, script);
+    chmod(wrap, 0755);
+    char *bogus = bogus_tokenizer_copy(dir);
+    char *engine = xasprintf(",\"llama_server\":\"%s\"", wrap);
+    srv_start(s, "loadfail", engine,
+              ROLE("oom", "tiny-llama", "\"-c\",\"4000000\",\"-fit\",\"off\",\"-dev\",\"none\",\"-t\",\"1\"", "")
+              ",\n  \"vocab\":{\"model_path\":\"bogus-vocab.gguf\",\"args\":[\"-c\",\"1024\"]}");
+    free(engine);
+    free(script);
+
+    expect_all_503(s, "oom", 4, "out of memory");
+    expect_all_503(s, "vocab", 3, "unknown tokenizer");
+
+    json_t *st = get_json(s, "/status");
+    const char *e1 = json_string_value(jget(st, "roles", "oom", "last_error"));
+    const char *e2 = json_string_value(jget(st, "roles", "vocab", "last_error"));
+    printf("  load failure: /status oom.last_error = %s\n", e1 ? e1 : "(null)");
+    if (!e1 || !strstr(e1, "out of memory"))
+        fail_msg("/status oom.last_error: %s", e1 ? e1 : "(null)");
+    if (!e2 || !strstr(e2, "unknown tokenizer"))
+        fail_msg("/status vocab.last_error: %s", e2 ? e2 : "(null)");
+    assert_string_equal(role_state_in(st, "oom"), "failed");
+    json_decref(st);
+
+    char *resp = NULL;
+    assert_int_equal(http(s, "GET", "/roles/oom/logs?tail=20", NULL, &resp), 200);
+    size_t lines = 0;
+    for (char *p = resp; *p; p++)
+        lines += *p == '\n';
+    printf("  load failure: logs?tail=20 gave %zu bytes, %zu lines\n", strlen(resp), lines);
+    if (!*resp || lines > 21 || !strstr(resp, "failed to allocate"))
+        fail_msg("/roles/oom/logs?tail=20: %zu lines: %.2000s", lines, resp);
+    free(resp);
+    assert_int_equal(http(s, "GET", "/roles/nosuch/logs", NULL, &resp), 404);
+    free(resp);
+    /* /metrics counts the 503s */
+    assert_int_equal(http(s, "GET", "/metrics", NULL, &resp), 200);
+    assert_true(metric(resp, "variet_requests_total{role=\"oom\",code=\"503\"}") >= 4);
+    assert_true(metric(resp, "variet_role_state{role=\"oom\",state=\"failed\"}") == 1);
+    free(resp);
+    free(bogus);
+    free(wrap);
+    free(dir);
+}
+
+/* ---------- i. bad configs ---------- */
+
+/* Run variet serve on `cfg_text`; exit code, output in *out. */
+static int serve_bad(const char *name, const char *cfg_text, char **cfg_path, char **out)
+{
+    char *dir = xasprintf("%s/%s", e2e_tmpdir(), name);
+    mkdir(dir, 0755);
+    *cfg_path = xasprintf("%s/engine_models.json", dir);
+    write_file(*cfg_path, cfg_text);
+    int port = e2e_free_port();
+    char *cmd = xasprintf("VARIET_LLAMA_SERVER='%s' timeout 10 '%s' serve --config '%s' --port %d 2>&1",
+                          e2e_llama_server(), VARIET_BINARY, *cfg_path, port);
+    int rc = e2e_sh(cmd, out);
+    free(cmd);
+    /* and nothing listens there */
+    CURL *c = curl_easy_init();
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/health", port);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 2L);
+    curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+    assert_int_not_equal(curl_easy_perform(c), CURLE_OK);
+    curl_easy_cleanup(c);
+    free(dir);
+    printf("  bad config %s: exit %d: %s", name, rc, *out);
+    return rc;
+}
+
+static void t_bad_configs(void **state)
+{
+    (void)state;
+    model("tiny-llama");
+    char *cfg = NULL, *out = NULL;
+
+    /* broken JSON: exit 2, file:line:column */
+    int rc = serve_bad("badjson", "{\n  \"fast\": {\n    \"model_path\": \"../models/tiny-llama.gguf\",,\n  }\n}\n",
+                       &cfg, &out);
+    assert_int_equal(rc, 2);
+    char *at = strstr(out, cfg);
+    int line = 0, col = 0;
+    if (!at || sscanf(at + strlen(cfg), ":%d:%d", &line, &col) != 2)
+        fail_msg("no '%s:LINE:COLUMN' in: %s", cfg, out);
+    assert_int_equal(line, 3);
+    free(cfg);
+    free(out);
+
+    /* an argument Variet owns */
+    rc = serve_bad("badargs",
+                   "{\"fast\": {\"model_path\": \"../models/tiny-llama.gguf\", \"args\": [\"-c\", \"512\", \"--port\", \"1\"]}}\n",
+                   &cfg, &out);
+    assert_int_equal(rc, 2);
+    if (!strstr(out, "fast.args[2]") || !strstr(out, cfg))
+        fail_msg("want the file and 'fast.args[2]' in: %s", out);
+    free(cfg);
+    free(out);
+
+    /* a missing model file: non-zero, naming role and path */
+    rc = serve_bad("nomodel", "{\"ghost\": {\"model_path\": \"nothere/missing.gguf\"}}\n", &cfg, &out);
+    assert_int_not_equal(rc, 0);
+    if (!strstr(out, "ghost") || !strstr(out, "nothere/missing.gguf"))
+        fail_msg("want role 'ghost' and its path in: %s", out);
+    free(cfg);
+    free(out);
+
+    /* a gguf cut short in its tensor data: Variet reads every tensor's
+     * bounds at startup, so it refuses it there (the load-failure test
+     * uses a readable file that llama-server rejects instead) */
+    size_t len = 0;
+    char *d = e2e_slurp(model("tiny-llama"), &len);
+    assert_non_null(d);
+    char *dir = xasprintf("%s/truncated", e2e_tmpdir());
+    mkdir(dir, 0755);
+    char *cut = xasprintf("%s/cut.gguf", dir);
+    FILE *f = fopen(cut, "wb");
+    assert_non_null(f);
+    fwrite(d, 1, len - 4096, f);
+    fclose(f);
+    free(d);
+    rc = serve_bad("truncated", "{\"cut\": {\"model_path\": \"cut.gguf\"}}\n", &cfg, &out);
+    assert_int_not_equal(rc, 0);
+    if (!strstr(out, "cut") || !strstr(out, "past the end"))
+        fail_msg("want role 'cut' and 'past the end' in: %s", out);
+    free(cfg);
+    free(out);
+    free(cut);
+    free(dir);
+}
+
+/* ---------- j. limits & auth ---------- */
+
+static void t_limits_auth(void **state)
+{
+    srv_t *s = *state;
+    srv_start(s, "auth", ",\"api_key\":\"s3cret-key\",\"max_body\":\"1M\",\"max_header\":\"8K\"", FAST);
+    char *resp = NULL;
+    char *body = chat_body("fast", 4, NULL);
+    struct {
+        const char *method, *path, *body;
+    } routes[] = {
+        {"GET", "/v1/models", NULL}, {"POST", "/v1/chat/completions", body}, {"GET", "/status", NULL},
+        {"GET", "/metrics", NULL},   {"GET", "/roles/fast/logs", NULL},       {"POST", "/roles/fast/load", ""},
+    };
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+        const char *b = routes[i].body;
+        size_t bl = b ? strlen(b) : 0;
+        int c1 = http_ex(s->port, routes[i].method, routes[i].path, b, bl, NULL, NULL, 30, &resp);
+        if (c1 == 401) {
+            json_t *j = jparse(resp);
+            assert_true(json_is_string(jget(j, "error", "message", NULL)));
+            json_decref(j);
+        }
+        free(resp);
+        int c2 = http_ex(s->port, routes[i].method, routes[i].path, b, bl, "wrong-key", NULL, 30, &resp);
+        free(resp);
+        int c3 = http_ex(s->port, routes[i].method, routes[i].path, b, bl, "s3cret-key-and-more", NULL, 30, &resp);
+        free(resp);
+        int c4 = http_ex(s->port, routes[i].method, routes[i].path, b, bl, "s3cret", NULL, 30, &resp);
+        free(resp);
+        if (c1 != 401 || c2 != 401 || c3 != 401 || c4 != 401)
+            fail_msg("%s %s: no key %d, wrong key %d, longer key %d, prefix %d (want 401)", routes[i].method,
+                     routes[i].path, c1, c2, c3, c4);
+    }
+    /* no role was started by unauthorized requests */
+    s->key = "s3cret-key";
+    json_t *j = get_json(s, "/status");
+    assert_string_equal(role_state_in(j, "fast"), "stopped");
+    json_decref(j);
+    /* the right key */
+    chat_ok(s, "fast", "tiny-llama.gguf");
+    j = get_json(s, "/v1/models");
+    assert_int_equal(json_array_size(json_object_get(j, "data")), 1);
+    json_decref(j);
+    /* /health needs none */
+    assert_int_equal(http_ex(s->port, "GET", "/health", NULL, 0, NULL, NULL, 10, &resp), 200);
+    free(resp);
+
+    /* a body over max_body (1 MiB): 413 */
+    size_t big = 2u << 20;
+    char *huge = xmalloc(big + 1);
+    int n = snprintf(huge, big, "{\"model\":\"fast\",\"messages\":[{\"role\":\"user\",\"content\":\"");
+    memset(huge + n, 'a', big - (size_t)n - 5);
+    memcpy(huge + big - 5, "\"}]}", 5);
+    int code = http_ex(s->port, "POST", "/v1/chat/completions", huge, strlen(huge), s->key, NULL, 30, &resp);
+    printf("  limits: %zu-byte body -> %d\n", strlen(huge), code);
+    assert_int_equal(code, 413);
+    free(resp);
+    /* just under the limit passes the gate (llama-server answers) */
+    n = snprintf(huge, big, "{\"model\":\"fast\",\"content\":\"hi\",\"padding\":\"");
+    memset(huge + n, 'a', 1000000 - (size_t)n - 2);
+    memcpy(huge + 1000000 - 2, "\"}", 3);
+    code = http_ex(s->port, "POST", "/tokenize", huge, strlen(huge), s->key, NULL, 30, &resp);
+    printf("  limits: %zu-byte body -> %d\n", strlen(huge), code);
+    assert_int_equal(code, 200);
+    free(resp);
+    free(huge);
+
+    /* a header over max_header (8 KiB) */
+    size_t hl = 16 * 1024;
+    char *hdr = xmalloc(hl + 16);
+    memcpy(hdr, "X-Big: ", 7);
+    memset(hdr + 7, 'b', hl);
+    hdr[7 + hl] = 0;
+    code = http_ex(s->port, "GET", "/v1/models", NULL, 0, s->key, hdr, 30, &resp);
+    printf("  limits: %zu-byte header -> %d (DESIGN.md anchor: 431)\n", hl, code);
+    if (code < 400 || code > 499)
+        fail_msg("a %zu-byte header over max_header 8K got %d, want 4xx", hl, code);
+    free(resp);
+    free(hdr);
+    free(body);
+    /* still serving */
+    chat_ok(s, "fast", NULL);
+}
+
+/* ---------- k. metrics ---------- */
+
+static void t_metrics(void **state)
+{
+    srv_t *s = *state;
+    srv_start(s, "metrics", NULL, FAST ",\n  " MOE);
+    for (int i = 0; i < 3; i++)
+        chat_ok(s, i == 1 ? "f" : "fast", NULL);
+    int code;
+    json_t *j = chat(s, "nosuch", 4, &code);
+    assert_int_equal(code, 404);
+    json_decref(j);
+    /* a streamed one counts its tokens too */
+    stream_t *st = xcalloc(1, sizeof *st);
+    char *body = chat_body("fast", 10, ",\"stream\":true,\"ignore_eos\":true");
+    long sc;
+    assert_int_equal(stream_post(s, body, st, 30, &sc), CURLE_OK);
+    assert_int_equal(sc, 200);
+    free(body);
+    buf_free(&st->body);
+    free(st);
+
+    char *resp = NULL;
+    assert_int_equal(http(s, "GET", "/metrics", NULL, &resp), 200);
+    double ok = metric(resp, "variet_requests_total{role=\"fast\",code=\"200\"}");
+    double out = metric(resp, "variet_tokens_total{role=\"fast\",direction=\"out\"}");
+    double in = metric(resp, "variet_tokens_total{role=\"fast\",direction=\"in\"}");
+    double cnt = metric(resp, "variet_request_duration_seconds_count{role=\"fast\"}");
+    double inf = metric(resp, "variet_request_duration_seconds_bucket{role=\"fast\",le=\"+Inf\"}");
+    printf("  metrics: fast 200s %.0f, tokens in %.0f out %.0f, durations %.0f\n", ok, in, out, cnt);
+    if (ok < 4 || out < 3 * 4 + 10 || in <= 0 || cnt < 4 || inf != cnt)
+        fail_msg("metrics after 4 requests to fast (3x4 + 10 tokens):\n%s", resp);
+    assert_true(metric(resp, "variet_loads_total{role=\"fast\"}") == 1);
+    assert_true(metric(resp, "variet_loads_total{role=\"moe\"}") == 0);
+    assert_true(metric(resp, "variet_role_state{role=\"fast\",state=\"ready\"}") == 1);
+    assert_true(metric(resp, "variet_role_state{role=\"moe\",state=\"stopped\"}") == 1);
+    assert_true(metric(resp, "variet_queue_length{role=\"fast\"}") == 0);
+    assert_non_null(strstr(resp, "# TYPE variet_request_duration_seconds histogram"));
+    free(resp);
+}
+
+/* ---------- l. idle TTL ---------- */
+
+static void t_idle_ttl(void **state)
+{
+    srv_t *s = *state;
+    srv_start(s, "ttl", NULL,
+              ROLE("brief", "tiny-llama", SMALL_ARGS, ",\"ttl\":1") ",\n  " ROLE("stay", "tiny-qwen3moe", SMALL_ARGS, ""));
+    chat_ok(s, "brief", NULL);
+    chat_ok(s, "stay", NULL);
+    double t0 = now_s();
+    pid_t pid = role_pid(s, "brief");
+    assert_true(pid > 0);
+    bool stopped = wait_state(s, "brief", "stopped", 3.0);
+    printf("  ttl: stopped after %.2f s\n", now_s() - t0);
+    assert_true(stopped);
+    assert_true(wait_gone(pid, 1));
+    json_t *st = get_json(s, "/status");
+    assert_string_equal(role_state_in(st, "stay"), "ready"); /* no TTL: stays */
+    json_decref(st);
+    /* and comes back on demand */
+    chat_ok(s, "brief", "tiny-llama.gguf");
+}
+
+/* ---------- m. client disconnect cancels upstream ---------- */
+
+static void t_disconnect(void **state)
+{
+    srv_t *s = *state;
+    srv_start(s, "disconnect", NULL, ROLE("long", "tiny-llama", LONG_ARGS, ""));
+    stream_t *st = xcalloc(1, sizeof *st);
+    st->abort_after_first = true;
+    char *body = chat_body("long", 100000, ",\"stream\":true,\"ignore_eos\":true");
+    long code;
+    CURLcode rc = stream_post(s, body, st, 30, &code);
+    free(body);
+    assert_int_equal(rc, CURLE_WRITE_ERROR); /* we hung up */
+    double t0 = now_s();
+    json_t *j = NULL;
+    long inflight = -1;
+    while (now_s() - t0 < 2) {
+        j = get_json(s, "/status");
+        inflight = (long)json_integer_value(jget(j, "roles", "long", "inflight"));
+        if (inflight == 0)
+            break;
+        json_decref(j);
+        j = NULL;
+        usleep(20000);
+    }
+    printf("  disconnect: inflight %ld after %.3f s\n", inflight, now_s() - t0);
+    if (inflight != 0)
+        fail_msg("inflight still %ld 2 s after the client hung up", inflight);
+    /* llama-server itself stopped generating (its /slots, on the backend port) */
+    int bport = (int)json_integer_value(jget(j, "roles", "long", "port"));
+    json_decref(j);
+    assert_true(bport > 0);
+    bool idle = false;
+    char *resp = NULL;
+    while (!idle && now_s() - t0 < 3) {
+        int c = http_ex(bport, "GET", "/slots", NULL, 0, NULL, NULL, 10, &resp);
+        json_t *slots = c == 200 ? json_loads(resp, 0, NULL) : NULL;
+        idle = json_is_array(slots) && json_array_size(slots) > 0;
+        size_t i;
+        json_t *v;
+        json_array_foreach(slots, i, v) idle = idle && json_is_false(json_object_get(v, "is_processing"));
+        json_decref(slots);
+        free(resp);
+        if (!idle)
+            usleep(50000);
+    }
+    printf("  disconnect: llama-server slots idle after %.3f s\n", now_s() - t0);
+    if (!idle)
+        fail_msg("llama-server still generating 3 s after the client hung up: upstream not cancelled");
+    buf_free(&st->body);
+    free(st);
+    /* the role still serves */
+    chat_ok(s, "long", "tiny-llama.gguf");
+}
+
+/* ---------- n. SIGHUP reload ---------- */
+
+static void t_reload(void **state)
+{
+    srv_t *s = *state;
+    srv_start(s, "reload", NULL, FAST);
+    chat_ok(s, "fast", "tiny-llama.gguf");
+    pid_t fast_pid = role_pid(s, "fast");
+    int code;
+    json_t *j = chat(s, "extra", 4, &code);
+    assert_int_equal(code, 404);
+    json_decref(j);
+    /* add a role (fast unchanged) */
+    srv_config(s, "reload", NULL, FAST ",\n  " ROLE("extra", "tiny-qwen3moe", SMALL_ARGS, ",\"aliases\":[\"x\"]"));
+    assert_int_equal(kill(s->pid, SIGHUP), 0);
+    double t0 = now_s();
+    bool found = false;
+    while (!found && now_s() - t0 < 3) {
+        j = get_json(s, "/v1/models");
+        size_t i;
+        json_t *m;
+        json_array_foreach(json_object_get(j, "data"), i, m) found |=
+            !strcmp(json_string_value(json_object_get(m, "id")), "extra");
+        json_decref(j);
+        if (!found)
+            usleep(50000);
+    }
+    if (!found)
+        fail_msg("role 'extra' not in /v1/models 3 s after SIGHUP");
+    chat_ok(s, "extra", "tiny-qwen3moe.gguf");
+    chat_ok(s, "x", "tiny-qwen3moe.gguf");
+    /* the unchanged role kept running */
+    chat_ok(s, "fast", "tiny-llama.gguf");
+    assert_int_equal(role_pid(s, "fast"), fast_pid);
+    /* a broken config on SIGHUP keeps the running one */
+    write_file(s->cfg, "{ broken");
+    assert_int_equal(kill(s->pid, SIGHUP), 0);
+    usleep(300000);
+    chat_ok(s, "extra", "tiny-qwen3moe.gguf");
+    char *log = e2e_slurp(s->log, NULL);
+    assert_non_null(log);
+    assert_non_null(strstr(log, "reload refused"));
+    free(log);
+}
+
+/* ---------- p. queue overflow and queue timeout ---------- */
+
+static void t_queue_limits(void **state)
+{
+    srv_t *s = *state;
+    enum { N = 6 };
+    /* a llama-server that takes 1.5 s to start, a queue of 2 that waits 0.5 s */
+    char *dir = xasprintf("%s/queue", e2e_tmpdir());
+    mkdir(dir, 0755);
+    char *wrap = xasprintf("%s/llama-server-slow.sh", dir);
+    char *script = xasprintf("#!/bin/sh\nsleep 1.5\nexec '%s' \"$@\"\n", e2e_llama_server());
+    write_file(wrap, script);
+    chmod(wrap, 0755);
+    char *engine = xasprintf(",\"llama_server\":\"%s\",\"queue_size\":2,\"queue_timeout\":0.5", wrap);
+    srv_start(s, "queue", engine, FAST);
+    char *bodies[N];
+    mres_t res[N];
+    for (int i = 0; i < N; i++)
+        bodies[i] = chat_body("fast", 4, NULL);
+    double t0 = now_s();
+    multi_post(s, "/v1/chat/completions", bodies, N, res, 30);
+    double secs = now_s() - t0;
+    int full = 0, timedout = 0;
+    for (int i = 0; i < N; i++) {
+        json_t *j = json_loads(res[i].body.data, 0, NULL);
+        const char *msg = json_string_value(jget(j, "error", "message", NULL));
+        if (res[i].rc != CURLE_OK || res[i].code != 503 || !msg)
+            fail_msg("request %d: want 503, got %ld (%s) %.300s", i, res[i].code, curl_easy_strerror(res[i].rc),
+                     res[i].body.data);
+        full += strstr(msg, "queue is full") != NULL;
+        timedout += strstr(msg, "timed out") != NULL;
+        json_decref(j);
+        buf_free(&res[i].body);
+        free(bodies[i]);
+    }
+    printf("  queue: %d requests in %.2f s: %d queue full, %d timed out\n", N, secs, full, timedout);
+    assert_int_equal(full, N - 2);
+    assert_int_equal(timedout, 2);
+    /* the load went on; the role serves once ready */
+    assert_true(wait_state(s, "fast", "ready", 5));
+    chat_ok(s, "fast", "tiny-llama.gguf");
+    char *resp = NULL;
+    assert_int_equal(http(s, "GET", "/metrics", NULL, &resp), 200);
+    assert_true(metric(resp, "variet_requests_total{role=\"fast\",code=\"503\"}") == N);
+    free(resp);
+    free(engine);
+    free(script);
+    free(wrap);
+    free(dir);
+}
+
+/* ---------- r. a client that gives up while queued ---------- */
+
+static void t_queued_disconnect(void **state)
+{
+    srv_t *s = *state;
+    char *dir = xasprintf("%s/queuedrop", e2e_tmpdir());
+    mkdir(dir, 0755);
+    char *wrap = xasprintf("%s/llama-server-slow.sh", dir);
+    char *script = xasprintf("#!/bin/sh\nsleep 2\nexec '%s' \"$@\"\n", e2e_llama_server());
+    write_file(wrap, script);
+    chmod(wrap, 0755);
+    char *engine = xasprintf(",\"llama_server\":\"%s\"", wrap);
+    srv_start(s, "queuedrop", engine, FAST);
+    char *body = chat_body("fast", 4, NULL), *resp = NULL;
+    /* curl gives up after 1 s, while the role is still loading (2 s) */
+    int code = http_ex(s->port, "POST", "/v1/chat/completions", body, strlen(body), NULL, NULL, 1, &resp);
+    free(resp);
+    assert_int_equal(code, -1);
+    /* KNOWN BUG (fails): the request stays queued until the role is ready
+     * and is then proxied for nobody: gateway.c relies on the connection's
+     * close callback (on_client_close), but evhttp does not read from a
+     * client connection while its request is pending, so the hang-up is
+     * not seen until a reply is written. */
+    double t0 = now_s();
+    long long queued = -1;
+    const char *state_now = NULL;
+    while (now_s() - t0 < 0.7) {
+        json_t *st = get_json(s, "/status");
+        queued = (long long)json_integer_value(jget(st, "roles", "fast", "queued"));
+        state_now = role_state_in(st, "fast");
+        bool loading = state_now && !strcmp(state_now, "loading");
+        json_decref(st);
+        if (queued == 0 || !loading)
+            break;
+        usleep(20000);
+    }
+    printf("  queued disconnect: %lld still queued %.2f s after the client left\n", queued, now_s() - t0);
+    if (queued != 0)
+        fail_msg("the request of a client that hung up is still queued (%lld) %.2f s later", queued, now_s() - t0);
+    /* the load completes and the role serves the next client */
+    assert_true(wait_state(s, "fast", "ready", 5));
+    chat_ok(s, "fast", "tiny-llama.gguf");
+    json_t *st = get_json(s, "/status");
+    assert_int_equal(json_integer_value(jget(st, "roles", "fast", "inflight")), 0);
+    json_decref(st);
+    free(body);
+    free(engine);
+    free(script);
+    free(wrap);
+    free(dir);
+}
+
+/* ---------- q. a client that never finishes its header ---------- */
+
+/* _engine.header_timeout bounds how long a client may take to send its
+ * request. KNOWN GAP (fails): gateway.c never reads header_timeout;
+ * evhttp_set_timeout() gets upstream_timeout (600 s), so a client that
+ * sends half a header holds its connection for 10 minutes. */
+static void t_slow_client(void **state)
+{
+    srv_t *s = *state;
+    srv_start(s, "slowclient", ",\"header_timeout\":1", FAST);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)s->port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    const char *half = "GET /v1/models HTTP/1.1\r\nHost: x\r\n";
+    assert_int_equal(write(fd, half, strlen(half)), (ssize_t)strlen(half));
+    double t0 = now_s();
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    int pr = poll(&pfd, 1, 4000);
+    char buf[512];
+    ssize_t n = pr > 0 ? read(fd, buf, sizeof buf - 1) : -1;
+    double secs = now_s() - t0;
+    close(fd);
+    printf("  slow client: %s after %.2f s\n", pr == 0 ? "still connected" : n == 0 ? "closed" : "answered", secs);
+    if (pr == 0)
+        fail_msg("a client with half a request header is still connected after 4 s (header_timeout 1 s)");
+    /* others are served meanwhile */
+    chat_ok(s, "fast", NULL);
+}
+
+/* ---------- o. /roles/NAME/load, unload, logs ---------- */
+
+/* POST /roles/NAME/load on a stopped role must answer 200 once it is ready.
+ * KNOWN BUG (fails): gateway.c route_role_action queues the load request
+ * like a proxied one, and on READY proxy_start forwards "POST
+ * /roles/fast/load" itself to llama-server, which answers 404 "File Not
+ * Found"; the role does load. */
+static void t_role_load(void **state)
+{
+    srv_t *s = *state;
+    srv_start(s, "load", NULL, FAST);
+    char *resp = NULL;
+    int code = http(s, "POST", "/roles/fast/load", "", &resp);
+    printf("  load: POST /roles/fast/load (stopped) -> %d %s", code, resp);
+    json_t *st = get_json(s, "/status");
+    const char *state_after = role_state_in(st, "fast");
+    if (code != 200 || !strstr(resp, "ready"))
+        fail_msg("POST /roles/fast/load (role stopped) answered %d %.300s; role is now %s", code, resp,
+                 state_after);
+    assert_string_equal(state_after, "ready");
+    json_decref(st);
+    free(resp);
+    /* load of a ready role: 200 at once */
+    assert_int_equal(http(s, "POST", "/roles/fast/load", "", &resp), 200);
+    free(resp);
+}
+
+static void t_role_unload_logs(void **state)
+{
+    srv_t *s = *state;
+    srv_start(s, "unload", NULL, FAST ",\n  " MOE);
+    char *resp = NULL;
+    assert_int_equal(http(s, "POST", "/roles/nosuch/load", "", &resp), 404);
+    free(resp);
+    assert_int_equal(http(s, "POST", "/roles/nosuch/unload", "", &resp), 404);
+    free(resp);
+    chat_ok(s, "fast", NULL);
+    /* a ready role: load answers at once */
+    assert_int_equal(http(s, "POST", "/roles/fast/load", "", &resp), 200);
+    assert_non_null(strstr(resp, "ready"));
+    free(resp);
+    pid_t pid = role_pid(s, "fast");
+    assert_true(pid > 0);
+    assert_int_equal(http(s, "POST", "/roles/fast/unload", "", &resp), 200);
+    free(resp);
+    assert_true(wait_state(s, "fast", "stopped", 3));
+    assert_true(wait_gone(pid, 1));
+    /* unload of a stopped role is harmless */
+    assert_int_equal(http(s, "POST", "/roles/moe/unload", "", &resp), 200);
+    free(resp);
+    /* the logs survive the stop; tail bounds the lines */
+    assert_int_equal(http(s, "GET", "/roles/fast/logs?tail=5", NULL, &resp), 200);
+    size_t lines = 0;
+    for (char *p = resp; *p; p++)
+        lines += *p == '\n';
+    if (!*resp || lines > 5)
+        fail_msg("/roles/fast/logs?tail=5: %zu lines: %.1000s", lines, resp);
+    free(resp);
+    /* and the role comes back on demand */
+    chat_ok(s, "fast", "tiny-llama.gguf");
+}
+
+int main(void)
+{
+    curl_global_init(CURL_GLOBAL_ALL);
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    signal(SIGPIPE, SIG_IGN);
+    if (getenv("E2E_FILTER")) /* e.g. E2E_FILTER='t_swap' (a glob) */
+        cmocka_set_test_filter(getenv("E2E_FILTER"));
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(t_routing, setup, teardown),
+        cmocka_unit_test_setup_teardown(t_streaming, setup, teardown),
+        cmocka_unit_test_setup_teardown(t_swap, setup, teardown),
+        cmocka_unit_test_setup_teardown(t_concurrent, setup, teardown),
+        cmocka_unit_test_setup_teardown(t_backend_killed, setup, teardown),
+        cmocka_unit_test_setup_teardown(t_sigkill_variet, setup, teardown),
+        cmocka_unit_test_setup_teardown(t_sigterm, setup, teardown),
+        cmocka_unit_test_setup_teardown(t_load_failure, setup, teardown),
+        cmocka_unit_test_setup_teardown(t_bad_configs, setup, teardown),
+        cmocka_unit_test_setup_teardown(t_limits_auth, setup, teardown),
+        cmocka_unit_test_setup_teardown(t_metrics, setup, teardown),
+        cmocka_unit_test_setup_teardown(t_idle_ttl, setup, teardown),
+        cmocka_unit_test_setup_teardown(t_disconnect, setup, teardown),
+        cmocka_unit_test_setup_teardown(t_reload, setup, teardown),
+        cmocka_unit_test_setup_teardown(t_queue_limits, setup, teardown),
+        cmocka_unit_test_setup_teardown(t_queued_disconnect, setup, teardown),
+        cmocka_unit_test_setup_teardown(t_slow_client, setup, teardown),
+        cmocka_unit_test_setup_teardown(t_role_load, setup, teardown),
+        cmocka_unit_test_setup_teardown(t_role_unload_logs, setup, teardown),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    curl_global_cleanup();
+    return rc;
+}
