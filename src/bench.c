@@ -14,7 +14,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include "proc.h"
 #include "util.h"
 
 const bench_scenario_t bench_short = {"short", 170, 300};
@@ -333,4 +336,84 @@ void bench_stats(const bench_sample_t *s, int n, bench_stats_t *out)
     out->max.gen_n = (long)c;
 #undef FIELD
     free(v);
+}
+
+static void read_report(const char *log_path, loadlog_t *rep)
+{
+    char *log = NULL, e[256];
+    size_t len = 0;
+    loadlog_init(rep);
+    if (file_read_all(log_path, 64u << 20, &log, &len, e, sizeof e) == 0) {
+        loadlog_parse(rep, log, len);
+        free(log);
+    }
+}
+
+int bench_spawn(const char *exe, const char *model, char *const *args, size_t n_args, const char *log_path,
+                double timeout_s, pid_t *pid, char **base, double *cold_s, loadlog_t *rep, char *err,
+                size_t errlen)
+{
+    int port = proc_free_port();
+    char ps[16];
+    snprintf(ps, sizeof ps, "%d", port);
+    char **argv = xcalloc(n_args + 12, sizeof *argv);
+    size_t n = 0;
+    argv[n++] = (char *)exe;
+    argv[n++] = "-m";
+    argv[n++] = (char *)model;
+    argv[n++] = "--host";
+    argv[n++] = "127.0.0.1";
+    argv[n++] = "--port";
+    argv[n++] = ps;
+    for (size_t i = 0; i < n_args; i++)
+        argv[n++] = args[i];
+    argv[n++] = "-lv";
+    argv[n++] = "4";
+    *pid = 0;
+    *base = NULL;
+    loadlog_init(rep);
+    FILE *lf = fopen(log_path, "w");
+    if (!lf) {
+        snprintf(err, errlen, "%s: cannot write the backend log", log_path);
+        free(argv);
+        return -EIO;
+    }
+    double t0 = now_s();
+    pid_t p = proc_spawn(argv, fileno(lf));
+    fclose(lf);
+    free(argv);
+    if (p < 0) {
+        snprintf(err, errlen, "cannot start %s: %s", exe, strerror((int)-p));
+        return (int)p;
+    }
+    char *url = xasprintf("http://127.0.0.1:%d", port);
+    while (now_s() - t0 < timeout_s) {
+        int code = 0;
+        if (bench_http_get(url, "/health", &code, NULL) == 0 && code == 200) {
+            *cold_s = now_s() - t0;
+            read_report(log_path, rep);
+            *pid = p;
+            *base = url;
+            return 0;
+        }
+        int st;
+        if (waitpid(p, &st, WNOHANG) == p) {
+            read_report(log_path, rep);
+            if (rep->oom)
+                snprintf(err, errlen, "%s: out of memory allocating %.2f MiB%s%s (log %s)",
+                         rep->oom_device[0] ? rep->oom_device : "host", rep->oom_mib, rep->oom_what[0] ? " for " : "",
+                         rep->oom_what, log_path);
+            else
+                snprintf(err, errlen, "llama-server exited during load: %s (log %s)",
+                         rep->error[0] ? rep->error : "no error line", log_path);
+            free(url);
+            return -ECHILD;
+        }
+        usleep(20000);
+    }
+    proc_stop(p, 2);
+    read_report(log_path, rep);
+    snprintf(err, errlen, "llama-server not ready within %.0f s (log %s)", timeout_s, log_path);
+    free(url);
+    return -ETIMEDOUT;
 }

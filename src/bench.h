@@ -13,6 +13,9 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
+
+#include "loadlog.h"
 
 typedef struct {
     const char *name;
@@ -48,5 +51,15 @@ void bench_stats(const bench_sample_t *s, int n, bench_stats_t *out);
 /* GET base_url+path; 0 and the HTTP status in *code (body into *body if
  * not NULL, caller frees), or -errno on transport failure. */
 int bench_http_get(const char *base_url, const char *path, int *code, char **body);
+
+/* Start `exe -m model --host 127.0.0.1 --port P args... -lv 4` with its
+ * output in log_path, wait until /health answers 200 (at most timeout_s).
+ * On success: *pid, *base ("http://127.0.0.1:P", caller frees), *cold_s
+ * (spawn → ready) and the parsed load report in *rep. On failure the child
+ * is gone, err says why (out of memory on a device, llama-server's error
+ * line, timeout) and *rep holds what the log said. Stop with proc_stop. */
+int bench_spawn(const char *exe, const char *model, char *const *args, size_t n_args, const char *log_path,
+                double timeout_s, pid_t *pid, char **base, double *cold_s, loadlog_t *rep, char *err,
+                size_t errlen);
 
 #endif

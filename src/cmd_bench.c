@@ -26,71 +26,6 @@ typedef struct {
     bench_stats_t st;
 } result_t;
 
-/* Start the role's llama-server on a free port, wait for /health. */
-static int start_direct(const registry_t *reg, const reg_role_t *role, const char *exe, const char *log_path,
-                        pid_t *pid, char **base, double *cold_s, loadlog_t *rep, char *err, size_t errlen)
-{
-    int port = proc_free_port();
-    char ps[16];
-    snprintf(ps, sizeof ps, "%d", port);
-    char **argv = xcalloc(role->n_args + 12, sizeof *argv);
-    size_t n = 0;
-    argv[n++] = (char *)exe;
-    argv[n++] = "-m";
-    argv[n++] = role->model_abs;
-    argv[n++] = "--host";
-    argv[n++] = "127.0.0.1";
-    argv[n++] = "--port";
-    argv[n++] = ps;
-    for (size_t i = 0; i < role->n_args; i++)
-        argv[n++] = role->args[i];
-    argv[n++] = "-lv";
-    argv[n++] = "4";
-    FILE *lf = fopen(log_path, "w");
-    if (!lf) {
-        snprintf(err, errlen, "%s: cannot write the backend log", log_path);
-        free(argv);
-        return -1;
-    }
-    double t0 = now_s();
-    *pid = proc_spawn(argv, fileno(lf));
-    fclose(lf);
-    free(argv);
-    if (*pid < 0) {
-        snprintf(err, errlen, "cannot start %s", exe);
-        return -1;
-    }
-    *base = xasprintf("http://127.0.0.1:%d", port);
-    while (now_s() - t0 < reg->engine.load_timeout_s) {
-        int code = 0;
-        if (bench_http_get(*base, "/health", &code, NULL) == 0 && code == 200) {
-            *cold_s = now_s() - t0;
-            char *log = NULL, e2[256];
-            size_t len = 0;
-            if (file_read_all(log_path, 64u << 20, &log, &len, e2, sizeof e2) == 0) {
-                loadlog_parse(rep, log, len);
-                free(log);
-            }
-            return 0;
-        }
-        if (kill(*pid, 0) != 0 || waitpid(*pid, NULL, WNOHANG) == *pid) {
-            char *log = NULL, e2[256];
-            size_t len = 0;
-            if (file_read_all(log_path, 64u << 20, &log, &len, e2, sizeof e2) == 0) {
-                loadlog_parse(rep, log, len);
-                free(log);
-            }
-            snprintf(err, errlen, "llama-server exited during load: %s (log %s)",
-                     rep->oom ? "out of memory" : rep->error[0] ? rep->error : "see the log", log_path);
-            *pid = 0;
-            return -1;
-        }
-        usleep(20000);
-    }
-    snprintf(err, errlen, "llama-server not ready within %.0f s (log %s)", reg->engine.load_timeout_s, log_path);
-    return -1;
-}
-
 static void print_table(const char *role, const char *via, double cold_s, const result_t *r, int nr)
 {
     printf("role %s via %s", role, via);
@@ -207,7 +142,8 @@ static int exec_bench(int argc, char **argv)
             goto out;
         }
         log_path = xasprintf("/tmp/variet-bench-%s-%ld.log", role->name, (long)getpid());
-        int r = start_direct(reg, role, exe, log_path, &pid, &base, &cold_s, &rep, err, sizeof err);
+        int r = bench_spawn(exe, role->model_abs, role->args, role->n_args, log_path, reg->engine.load_timeout_s, &pid,
+                            &base, &cold_s, &rep, err, sizeof err);
         free(exe);
         if (r) {
             fprintf(stderr, "variet bench: role %s: %s\n", role->name, err);

@@ -17,6 +17,7 @@ static const cmd_entry_t *const cmds[] = {
     &cmd_serve_entry,
     &cmd_bench_entry,
     &cmd_plan_entry,
+    &cmd_tune_entry,
 };
 
 #define N_CMDS (sizeof cmds / sizeof cmds[0])

@@ -97,7 +97,8 @@ await check("wrong key -> AuthenticationError", async () => {
   try {
     await bad.models.list();
   } catch (e) {
-    expect(e instanceof OpenAI.AuthenticationError, `AuthenticationError, got ${e && e.constructor && e.constructor.name}`);
+    const got = e && e.constructor && e.constructor.name;
+    expect(e instanceof OpenAI.AuthenticationError, `AuthenticationError, got ${got}`);
     expect(e.status === 401, "status 401");
     return e.message;
   }
