@@ -479,6 +479,11 @@ static void pend_done(pend_t *p);
 static void on_client_close(struct evhttp_connection *c, void *arg)
 {
     pend_t *p = arg;
+    /* libevent detaches a request the user still holds when its connection
+     * fails (evcon = NULL) and leaves freeing it to us; one still attached is
+     * freed by evhttp_connection_free after this callback */
+    if (p->req && !evhttp_request_get_connection(p->req))
+        evhttp_request_free(p->req);
     p->req = NULL;
     p->client = NULL;
     if (p->queued) {
