@@ -67,6 +67,7 @@ struct pend {
     struct event *watch;              /* client socket EOF while we wait (evhttp does not read then) */
     bool queued, streaming, started, stream_req, up_failed;
     bool load_only; /* POST /roles/{name}/load: answered when the role is ready */
+    bool requeued;  /* sent back to the queue once after its backend died */
     int status;
     double t0;
     char tail[TAIL_KEEP]; /* last bytes of the response: timings */
@@ -672,6 +673,30 @@ static void on_up_error(enum evhttp_request_error e, void *arg)
     p->up_failed = true;
 }
 
+/* The upstream failed before sending anything. If the backend is gone (its
+ * exit may not be reaped yet), put the request back at the head of the
+ * queue: the role restarts and answers it; nothing reached the client. */
+static bool requeue_if_gone(pend_t *p, struct evhttp_connection *c)
+{
+    role_t *r = p->role;
+    backend_reap_all();
+    if (backend_state(r->be) == BE_READY)
+        return false;
+    if (c)
+        evhttp_connection_free(c);
+    p->requeued = true;
+    TAILQ_INSERT_HEAD(&r->queue, p, q);
+    r->n_queued++;
+    p->queued = true;
+    if (!p->timeout)
+        p->timeout = evtimer_new(r->g->base, on_queue_timeout, p);
+    double t = r->g->reg->engine.queue_timeout_s;
+    struct timeval tv = {.tv_sec = (time_t)t, .tv_usec = (suseconds_t)((t - floor(t)) * 1e6)};
+    evtimer_add(p->timeout, &tv);
+    schedule(r->g);
+    return true;
+}
+
 static void on_up_done(struct evhttp_request *up, void *arg)
 {
     pend_t *p = arg;
@@ -689,6 +714,8 @@ static void on_up_done(struct evhttp_request *up, void *arg)
         r->tokens_out += tail_num(p->tail, p->tail_len, "\"predicted_n\"");
         observe(r, p->status, now_s() - p->t0);
         pool_put(r, c);
+    } else if (p->req && !p->started && !p->requeued && requeue_if_gone(p, c)) {
+        return; /* the backend died before answering: wait for its restart */
     } else {
         const char *why = backend_state(r->be) == BE_READY ? "the connection to llama-server failed"
                                                            : "llama-server exited while handling the request";
