@@ -370,6 +370,23 @@ static char *point_label(const tuner_t *t, const tune_point_t *p)
     return b.data;
 }
 
+/* --replay: answer from a recorded history (bench/tuner), launching nothing. */
+static int eval_replay(void *ud, const tune_point_t *p, tune_eval_t *out)
+{
+    tuner_t *t = ud;
+    size_t n;
+    char **a = point_args(t, t->base, t->n_base, p, &n);
+    char *key = join_args(a, n);
+    json_t *rec = history_find(t, key);
+    if (rec)
+        eval_from_record(t, rec, out);
+    else
+        *out = (tune_eval_t){TUNE_FAILED, 0, 0};
+    free(key);
+    args_free(&a);
+    return 0;
+}
+
 static int eval_point(void *ud, const tune_point_t *p, tune_eval_t *out)
 {
     tuner_t *t = ud;
@@ -694,6 +711,7 @@ static int parse_objective(const char *s, objective_t *o)
 static int exec_tune(int argc, char **argv)
 {
     const char *config = "engine_models.json", *role_name = NULL, *space_arg = NULL, *objective = "gen";
+    const char *strategy = "descent", *replay = NULL;
     int64_t budget = 0, runs = 3, ctx = 0, min_free = 512;
     double minutes = 0;
     bool resume = false, dry = false;
@@ -738,6 +756,14 @@ static int exec_tune(int argc, char **argv)
             objective = argv[++i];
         else if (!strcmp(a, "--resume"))
             resume = true;
+        else if (!strcmp(a, "--strategy") && i + 1 < argc) {
+            strategy = argv[++i];
+            if (strcmp(strategy, "descent") && strcmp(strategy, "grid")) {
+                fprintf(stderr, "variet tune: --strategy is descent (default) or grid\n");
+                return CMD_USAGE;
+            }
+        } else if (!strcmp(a, "--replay") && i + 1 < argc)
+            replay = argv[++i];
         else if (!strcmp(a, "--dry-run"))
             dry = true;
         else if (a[0] != '-' && !role_name)
@@ -932,7 +958,89 @@ static int exec_tune(int argc, char **argv)
     if (minutes > 0)
         t.deadline = t0 + minutes * 60;
     tune_result_t res;
-    int sr = tune_search(&t.space, &start, (int)budget, known, n_known, eval_point, &t, &res);
+    int sr;
+    if (replay) {
+        /* how the search would have gone on a recorded landscape */
+        json_decref(t.history);
+        json_error_t je;
+        t.history = json_load_file(replay, 0, &je);
+        if (!t.history) {
+            fprintf(stderr, "variet tune: --replay %s: %s\n", replay, je.text);
+            free(known);
+            goto out;
+        }
+        json_t *tr = json_object_get(t.history, "trials"), *e;
+        size_t ii;
+        double grid_best = 0;
+        int grid_n = 0;
+        json_array_foreach(tr, ii, e)
+        {
+            if (strcmp(json_string_value(json_object_get(e, "phase")) ?: "", "search"))
+                continue;
+            grid_n++;
+            double g2 = json_number_value(json_object_get(e, "gen_tps"));
+            if (g2 > grid_best)
+                grid_best = g2;
+        }
+        t.base_gen = 0;
+        size_t n0;
+        char **a0 = point_args(&t, t.base, t.n_base, &start, &n0);
+        char *k0 = join_args(a0, n0);
+        json_t *r0 = history_find(&t, k0);
+        t.base_gen = r0 ? json_number_value(json_object_get(r0, "gen_tps")) : 1;
+        if (t.base_gen <= 0)
+            t.base_gen = 1;
+        free(k0);
+        args_free(&a0);
+        sr = tune_search(&t.space, &start, (int)budget, NULL, 0, eval_replay, &t, &res);
+        size_t nb0;
+        char **ba = point_args(&t, t.base, t.n_base, &res.best, &nb0);
+        char *bk = join_args(ba, nb0);
+        json_t *br = history_find(&t, bk);
+        double found = br ? json_number_value(json_object_get(br, "gen_tps")) : 0;
+        printf("replay: grid %d trials, best %.2f t/s; search %d trials (%.0f%% of the grid), found %.2f t/s "
+               "(%.1f%% of the grid's best)\n",
+               grid_n, grid_best, res.trials, grid_n ? 100.0 * res.trials / grid_n : 0, found,
+               grid_best > 0 ? 100.0 * found / grid_best : 0);
+        free(bk);
+        args_free(&ba);
+        free(known);
+        rc = sr == 0 ? CMD_OK : CMD_FAIL;
+        goto out;
+    }
+    if (!strcmp(strategy, "grid")) {
+        /* every configuration, in order (bench/tuner's reference) */
+        memset(&res, 0, sizeof res);
+        res.best_eval.status = TUNE_FAILED;
+        for (long k = 0; k < grid && !interrupted; k++) {
+            tune_point_t p = {{0}};
+            long r = k;
+            for (int d = t.space.n_dims - 1; d >= 0; d--) {
+                p.idx[d] = (int)(r % t.space.dims[d].n_values);
+                r /= t.space.dims[d].n_values;
+            }
+            tune_eval_t e;
+            bool have = false;
+            for (int q = 0; q < n_known; q++)
+                if (!memcmp(&known[q].p, &p, sizeof p)) {
+                    e = known[q].e;
+                    have = true;
+                }
+            if (!have) {
+                if (eval_point(&t, &p, &e) < 0)
+                    break;
+                res.trials++;
+            }
+            res.visited++;
+            if (e.status == TUNE_OK && (res.best_eval.status != TUNE_OK || e.score > res.best_eval.score)) {
+                res.best = p;
+                res.best_eval = e;
+            }
+        }
+        sr = res.best_eval.status == TUNE_OK ? 0 : -1;
+    } else {
+        sr = tune_search(&t.space, &start, (int)budget, known, n_known, eval_point, &t, &res);
+    }
     free(known);
     if (t.out_of_time)
         fprintf(stderr, "variet tune: time budget of %.1f min reached after %d trials\n", minutes, res.trials);
@@ -1052,7 +1160,7 @@ static int exec_tune(int argc, char **argv)
     json_t *fa = json_array();
     for (size_t i = 0; i < fa_n; i++)
         json_array_append_new(fa, json_string(best[i]));
-    json_t *final = json_pack("{s:s,s:s,s:f,s:O}", "display_name", t.role->display_name, "model_path",
+    json_t *final = json_pack("{s:s,s:s,s:f,s:o}", "display_name", t.role->display_name, "model_path",
                               t.role->model_path, "measured_tps", round(new_tps * 100) / 100, "args", fa);
     char *fs = json_dumps(final, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     buf_printf(&md, "\"%s\": %s\n```\n\n", t.role->name, fs);
@@ -1120,7 +1228,7 @@ const cmd_entry_t cmd_tune_entry = {
     .name = "tune",
     .usage = "tune ROLE [--config F] [--space 'ub=128,512;kv=f16,q8_0;fa=on,off;t=1,2' | --space FILE] "
              "[--budget N|Nm] [--runs N] [--ctx N] [--min-free MiB] [--objective gen|prompt|gen=1,prompt=0.5,cold=0.2] "
-             "[--resume] [--dry-run]",
+             "[--resume] [--dry-run] [--strategy descent|grid] [--replay HISTORY]",
     .summary = "search llama-server flags by measurement under memory limits; write the winner and a retuning log",
     .exec = exec_tune,
 };
