@@ -26,7 +26,7 @@ scripts/setup.sh
 scripts/build.sh build
 llama=$(scripts/get-llama-server.sh)
 work=$(mktemp -d "${TMPDIR:-/tmp}/variet-tuner-XXXXXX")
-trap 'rm -rf "$work"' EXIT
+[ -n "${VARIET_BENCH_KEEP:-}" ] || trap 'rm -rf "$work"' EXIT
 
 printf '| model | grid trials | grid best gen t/s | search trials | share of grid | search pick gen t/s | of grid best |\n'
 printf '|---|---|---|---|---|---|---|\n'

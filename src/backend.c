@@ -281,6 +281,34 @@ static void timer_in(backend_t *b, double s)
 
 /* ---- spawn / stop ---- */
 
+char **backend_argv(const char *exe, const char *model, const char *port, char *const *args, size_t n_args)
+{
+    size_t n = 0;
+    char **argv = xcalloc(n_args + 10, sizeof *argv);
+    argv[n++] = (char *)exe;
+    argv[n++] = "-m";
+    argv[n++] = (char *)model;
+    argv[n++] = "--host";
+    argv[n++] = "127.0.0.1";
+    argv[n++] = "--port";
+    argv[n++] = (char *)port;
+    bool verbosity = false;
+    for (size_t i = 0; i < n_args; i++) {
+        argv[n++] = args[i];
+        verbosity |= !strcmp(args[i], "-lv") || !strcmp(args[i], "--verbosity") ||
+                     !strcmp(args[i], "--log-verbosity") || !strcmp(args[i], "-v") ||
+                     !strcmp(args[i], "--verbose");
+    }
+    /* the load report (buffers per device, fit, pipeline parallelism) is
+     * printed at verbosity 4 only */
+    if (!verbosity) {
+        argv[n++] = "-lv";
+        argv[n++] = "4";
+    }
+    argv[n] = NULL;
+    return argv;
+}
+
 int backend_start(backend_t *b, const char *exe, const char *model, char *const *args, size_t n_args,
                   char *err, size_t errlen)
 {
@@ -304,30 +332,7 @@ int backend_start(backend_t *b, const char *exe, const char *model, char *const 
         snprintf(err, errlen, "pipe: %s", strerror(errno));
         return -errno;
     }
-    /* argv: exe -m model --host 127.0.0.1 --port P args... NULL */
-    size_t n = 0;
-    char **argv = xcalloc(n_args + 10, sizeof *argv);
-    argv[n++] = (char *)exe;
-    argv[n++] = "-m";
-    argv[n++] = (char *)model;
-    argv[n++] = "--host";
-    argv[n++] = "127.0.0.1";
-    argv[n++] = "--port";
-    argv[n++] = port_s;
-    bool verbosity = false;
-    for (size_t i = 0; i < n_args; i++) {
-        argv[n++] = args[i];
-        verbosity |= !strcmp(args[i], "-lv") || !strcmp(args[i], "--verbosity") ||
-                     !strcmp(args[i], "--log-verbosity") || !strcmp(args[i], "-v") ||
-                     !strcmp(args[i], "--verbose");
-    }
-    /* the load report (buffers per device, fit, pipeline parallelism) is
-     * printed at verbosity 4 only */
-    if (!verbosity) {
-        argv[n++] = "-lv";
-        argv[n++] = "4";
-    }
-    argv[n] = NULL;
+    char **argv = backend_argv(exe, model, port_s, args, n_args);
 
     if (b->log_path) {
         b->log_fd = open(b->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);

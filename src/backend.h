@@ -47,6 +47,11 @@ backend_t *backend_new(struct event_base *base, const char *name, const char *lo
                        const backend_opts_t *o, backend_cb cb, void *ud);
 void backend_free(backend_t **b);
 
+/* argv for `exe -m model --host 127.0.0.1 --port port args... [-lv 4]`
+ * (verbosity 4 unless args set one: the load report needs it). The vector
+ * is owned by the caller (free it; the strings are borrowed). */
+char **backend_argv(const char *exe, const char *model, const char *port, char *const *args, size_t n_args);
+
 /* Start `exe -m model --host 127.0.0.1 --port P args...` on a free port.
  * 0 or -errno (err says why: exe missing, fork failed). Events follow. */
 int backend_start(backend_t *b, const char *exe, const char *model, char *const *args, size_t n_args,

@@ -17,6 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "backend.h"
 #include "proc.h"
 #include "util.h"
 
@@ -356,19 +357,7 @@ int bench_spawn(const char *exe, const char *model, char *const *args, size_t n_
     int port = proc_free_port();
     char ps[16];
     snprintf(ps, sizeof ps, "%d", port);
-    char **argv = xcalloc(n_args + 12, sizeof *argv);
-    size_t n = 0;
-    argv[n++] = (char *)exe;
-    argv[n++] = "-m";
-    argv[n++] = (char *)model;
-    argv[n++] = "--host";
-    argv[n++] = "127.0.0.1";
-    argv[n++] = "--port";
-    argv[n++] = ps;
-    for (size_t i = 0; i < n_args; i++)
-        argv[n++] = args[i];
-    argv[n++] = "-lv";
-    argv[n++] = "4";
+    char **argv = backend_argv(exe, model, ps, args, n_args);
     *pid = 0;
     *base = NULL;
     loadlog_init(rep);

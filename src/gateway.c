@@ -337,6 +337,29 @@ static void role_free(role_t *r)
 
 static bool role_busy(const role_t *r) { return r->inflight > 0 || r->n_queued > 0; }
 
+/* Answer every request waiting for role r with a 503 (code and message
+ * given), e.g. when it failed to load. */
+static void fail_queue(role_t *r, const char *code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void fail_queue(role_t *r, const char *code, const char *fmt, ...)
+{
+    char msg[900];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    pend_t *p;
+    while ((p = TAILQ_FIRST(&r->queue))) {
+        TAILQ_REMOVE(&r->queue, p, q);
+        r->n_queued--;
+        p->queued = false;
+        if (p->req) {
+            observe(r, 503, now_s() - p->t0);
+            send_error(p->req, 503, "server_error", code, "role '%s' %s", r->name, msg);
+        }
+        pend_done(p);
+    }
+}
+
 static void start_role(role_t *r)
 {
     char err[512];
@@ -348,19 +371,7 @@ static void start_role(role_t *r)
         r->failed_at = now_s();
         snprintf(r->fail_reason, sizeof r->fail_reason, "%s", err);
         fprintf(stderr, "variet: role %s: %s\n", r->name, err);
-        /* answer the queue */
-        pend_t *p;
-        while ((p = TAILQ_FIRST(&r->queue))) {
-            TAILQ_REMOVE(&r->queue, p, q);
-            r->n_queued--;
-            p->queued = false;
-            if (p->timeout)
-                evtimer_del(p->timeout);
-            if (p->req)
-                send_error(p->req, 503, "server_error", "role_failed", "role '%s' failed to start: %s",
-                           r->name, err);
-            pend_done(p);
-        }
+        fail_queue(r, "role_failed", "failed to start: %s", err);
         return;
     }
     fprintf(stderr, "variet: role %s: starting (pid %d, port %d)\n", r->name, (int)backend_pid(r->be),
@@ -418,16 +429,7 @@ static void schedule(gateway_t *g)
                      "role needs about %s on %s but only %s is available there (variet plan %s shows why)",
                      fmt_bytes(want->mem[d], need, sizeof need), d ? g->gpus[d - 1].name : "the host",
                      fmt_bytes(g->budget[d], budget, sizeof budget), want->name);
-            pend_t *p;
-            while ((p = TAILQ_FIRST(&want->queue))) {
-                TAILQ_REMOVE(&want->queue, p, q);
-                want->n_queued--;
-                p->queued = false;
-                if (p->req)
-                    send_error(p->req, 503, "server_error", "insufficient_memory", "role '%s': %s",
-                               want->name, want->fail_reason);
-                pend_done(p);
-            }
+            fail_queue(want, "insufficient_memory", "cannot run here: %s", want->fail_reason);
             want->failed = false; /* a later request may find a bigger budget after reload */
             continue;
         }
@@ -879,7 +881,6 @@ static void on_backend(backend_t *b, be_event_t ev, void *ud)
 {
     role_t *r = ud;
     gateway_t *g = r->g;
-    pend_t *p;
     switch (ev) {
     case BE_EV_READY: {
         double secs = backend_ready_at(b) - backend_started_at(b);
@@ -897,17 +898,7 @@ static void on_backend(backend_t *b, be_event_t ev, void *ud)
         r->failed_at = now_s();
         snprintf(r->fail_reason, sizeof r->fail_reason, "%s", backend_error(b));
         fprintf(stderr, "variet: role %s: load failed: %s\n", r->name, r->fail_reason);
-        while ((p = TAILQ_FIRST(&r->queue))) {
-            TAILQ_REMOVE(&r->queue, p, q);
-            r->n_queued--;
-            p->queued = false;
-            if (p->req) {
-                observe(r, 503, now_s() - p->t0);
-                send_error(p->req, 503, "server_error", "load_failed", "role '%s' failed to load: %s",
-                           r->name, r->fail_reason);
-            }
-            pend_done(p);
-        }
+        fail_queue(r, "load_failed", "failed to load: %s", r->fail_reason);
         pool_clear(r);
         schedule(g);
         break;
@@ -1370,18 +1361,9 @@ int gateway_port(const gateway_t *g) { return g->port; }
 
 static void retire(role_t *r)
 {
-    pend_t *p;
     r->retired = true;
     r->stale = true;
-    while ((p = TAILQ_FIRST(&r->queue))) {
-        TAILQ_REMOVE(&r->queue, p, q);
-        r->n_queued--;
-        p->queued = false;
-        if (p->req)
-            send_error(p->req, 503, "server_error", "reloaded",
-                       "role '%s' changed while this request waited (configuration reloaded); retry", r->name);
-        pend_done(p);
-    }
+    fail_queue(r, "reloaded", "changed while this request waited (configuration reloaded); retry");
     if (!r->inflight) {
         pool_clear(r);
         backend_stop(r->be);
