@@ -1343,10 +1343,8 @@ int gateway_new(struct event_base *base, registry_t *reg, const char *exe, gatew
     struct evhttp_bound_socket *s = evhttp_bind_socket_with_handle(g->http, reg->engine.host, (ev_uint16_t)reg->engine.port);
     if (!s) {
         snprintf(err, errlen, "cannot listen on %s:%d: %s", reg->engine.host, reg->engine.port, strerror(errno));
-        registry_t *keep = g->reg;
-        g->reg = NULL;
+        g->reg = NULL; /* the caller still owns reg on failure */
         gateway_free(&g);
-        (void)keep; /* the caller still owns reg on failure */
         return -EADDRINUSE;
     }
     struct sockaddr_storage ss;
