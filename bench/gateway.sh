@@ -8,15 +8,19 @@
 #   router   llama-server's router mode (--models-dir; it starts a child)
 #   nginx    nginx proxy_pass to the direct llama-server (the floor a proxy
 #            can reach; skipped when nginx cannot be installed)
-# and measures: wrk req/s, p50, p99 for POST /tokenize (proxy overhead
-# dominated) and POST /v1/chat/completions (max_tokens 4); the gap between
-# SSE chunks of a 200-token stream; the proxies' RSS idle and with many
-# streams open; variet's role-swap overhead beyond the model load. Prints
-# figures, ratios against direct and the targets beside them; it asserts
-# nothing (exit 0 unless the benchmark itself could not run).
+# plus variet-lv4, variet as configured by default (see ARGS below), and
+# measures: wrk req/s, p50, p99 for POST /tokenize (proxy overhead dominated)
+# and POST /v1/chat/completions (max_tokens 4), with the proxy's CPU per
+# request; the gap between SSE chunks of a 200-token stream; a burst of
+# concurrent streams run to their end; memory left by streams aborted
+# mid-response; the proxies' RSS idle and with many streams open; variet's
+# role-swap overhead beyond the model load. Prints figures, ratios against
+# direct and the targets beside them; it asserts nothing (exit 0 unless the
+# benchmark itself could not run).
 #
 #   bench/gateway.sh [--duration S] [--connections N] [--threads N] [--rounds N]
-#                    [--streams N] [--swaps N] [--gap-rounds N] [--abort-rounds N] [--keep]
+#                    [--streams N] [--swaps N] [--gap-rounds N] [--abort-rounds N]
+#                    [--burst N] [--keep]
 #
 # Installs wrk (and nginx-light, optional) with apt-get when absent, builds
 # variet into build-bench/ (Release) and bench's helper gateway_stream.c with
@@ -26,9 +30,9 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 bdir=$root/build-bench
 
-duration=10 connections=4 threads=1 rounds=1 streams=256 swaps=5 gap_rounds=5 abort_rounds=256 keep=0
+duration=10 connections=4 threads=1 rounds=1 streams=256 swaps=5 gap_rounds=5 abort_rounds=256 burst=32 keep=0
 usage() {
-    sed -n '/^#   bench/,/^#  *\[--streams/p' "$0" | sed 's/^# \{0,3\}//'
+    sed -n '/^#   bench/,/^#  *\[--burst/p' "$0" | sed 's/^# \{0,3\}//'
     exit "${1:-2}"
 }
 while [ $# -gt 0 ]; do
@@ -41,12 +45,13 @@ while [ $# -gt 0 ]; do
     --swaps) swaps=${2:?}; shift 2 ;;
     --gap-rounds) gap_rounds=${2:?}; shift 2 ;;
     --abort-rounds) abort_rounds=${2:?}; shift 2 ;;
+    --burst) burst=${2:?}; shift 2 ;;
     --keep) keep=1; shift ;;
     -h | --help) usage 0 ;;
     *) echo "gateway.sh: unknown argument '$1'" >&2; usage ;;
     esac
 done
-for v in duration connections threads rounds streams swaps gap_rounds abort_rounds; do
+for v in duration connections threads rounds streams swaps gap_rounds abort_rounds burst; do
     [[ ${!v} =~ ^[1-9][0-9]*$ ]] || { echo "gateway.sh: --${v/_/-} wants a positive integer" >&2; exit 2; }
 done
 [ "$threads" -le "$connections" ] || threads=$connections
@@ -65,13 +70,11 @@ die() { log "gateway.sh: error: $*"; exit 1; }
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/variet-bench.XXXXXX")
 pids=()
-names=()
 start_bg() { # NAME LOG CMD... : start in the background, remember the pid
-    local name=$1 logf=$2
+    local logf=$2
     shift 2
     "$@" >"$logf" 2>&1 &
     pids+=($!)
-    names+=("$name")
     LAST_PID=$!
 }
 is_gone() { # PID: exited (zombies count as exited)
@@ -419,6 +422,21 @@ for t in "${targets[@]}"; do
     GMED[$t]=$(kv "$line" median_us) GP99[$t]=$(kv "$line" p99_us) GEV[$t]=$(kv "$line" events) GN[$t]=$(kv "$line" n)
 done
 
+# ---------------------------------------------------------------- burst
+
+# More concurrent streams than llama-server has slots, each run to its end:
+# every one should complete, whatever waits where.
+BURST='{"model":"fast","messages":[{"role":"user","content":"Tell me a long story."}],"max_tokens":50,"stream":true,"ignore_eos":true,"temperature":0}'
+declare -A BURST_OK BURST_CODES
+for t in "${targets[@]}"; do
+    log "gateway.sh: burst of $burst concurrent streams → $t"
+    line=$("$GS" burst "${URL[$t]}/v1/chat/completions" "$burst" "$BURST" 2>&1) || die "gateway_stream burst: $line"
+    BURST_OK[$t]="$(kv "$line" complete)/$burst"
+    BURST_CODES[$t]=$(kv "$line" codes)
+    printf '%s %s\n' "$t" "$line" >>"$tmp/burst.txt"
+done
+wait_quiet "$DPID,$VCHILD,$RCHILD,$V4CHILD"
+
 # ---------------------------------------------------------------- aborted streams
 
 # Memory left behind by streams aborted while being proxied: rounds of 4
@@ -507,6 +525,8 @@ c_gp99() { has "$1" && ms "${GP99[$1]}" || echo –; }
 c_gev() { has "$1" && echo "${GEV[$1]}" || echo –; }
 c_idle() { [ -n "${IDLE_RSS[$1]:-}" ] && mib "${IDLE_RSS[$1]}" || echo –; }
 c_open() { [ -n "${OPEN_RSS[$1]:-}" ] && mib "${OPEN_RSS[$1]}" || echo –; }
+c_burst() { has "$1" && echo "${BURST_OK[$1]}" || echo –; }
+c_burstc() { has "$1" && echo "${BURST_CODES[$1]//x/×}" || echo –; }
 c_leak() { [ "$1" = variet ] && echo "$LEAK_B" || echo –; }
 c_swap() { [ "$1" = variet ] && echo "$SW_OV ($SW_MIN … $SW_MAX)" || echo –; }
 c_swap2() { [ "$1" = variet ] && echo "$SW_COLD / $SW_LOAD / $SW_WARM" || echo –; }
@@ -530,6 +550,8 @@ done
 row "stream inter-chunk gap, median ms" "≤ direct + 0.1 ms ²" c_gmed
 row "stream inter-chunk gap, p99 ms" "≤ direct + 1 ms ²" c_gp99
 row "stream SSE events per response" "= direct" c_gev
+row "burst of $burst concurrent streams (max_tokens 50): complete" "all" c_burst
+row "burst: HTTP status × count" "200 only" c_burstc
 row "proxy RSS idle, MiB" "≤ 8 MiB" c_idle
 row "proxy RSS, $streams streams open, MiB" "–" c_open
 row "RSS left per stream aborted mid-response, bytes ³" "≈ 0" c_leak
@@ -539,12 +561,11 @@ echo
 echo "¹ variet-lv4: the same variet role with args that set no verbosity, so variet starts its backend with"
 echo "  \`-lv 4\` (what a user gets by default); every other backend runs at llama-server's default \`-lv 3\`."
 echo "² no target was set for stream gaps; the request-latency targets are shown for scale."
-echo
-echo "- variet idle RSS: $(mib "${IDLE_RSS[variet]}") MiB, of which anonymous $(mib "$VANON") MiB (the rest is"
-echo "  file-backed pages of the executable and its shared libraries); after all runs $(mib "$IDLE_RSS_AFTER") MiB."
 echo "³ $(kv "$ABORTS" aborted_mid_stream) streams aborted after their first bytes, 4 at a time; VmRSS growth over the"
 echo "  second half of the rounds (after the heap has warmed up) divided by the streams aborted in it."
 echo
+echo "- variet idle RSS: $(mib "${IDLE_RSS[variet]}") MiB, of which anonymous $(mib "$VANON") MiB (the rest is"
+echo "  file-backed pages of the executable and its shared libraries); after all runs $(mib "$IDLE_RSS_AFTER") MiB."
 v4line=${OPEN_INFO[variet-lv4]:-}
 vline=${OPEN_INFO[variet]:-}
 echo "- variet's RSS run sets \"_engine\": {\"queue_size\": $((streams + 1024))} so that all $streams streams can be held:"

@@ -48,8 +48,13 @@
  *       growth over the second half per aborted stream shows memory that
  *       aborted in-flight streams leave behind.
  *       Prints: aborts ... rss_mid_kb= rss_after_kb= bytes_per_stream=
+ *
+ *   burst URL N BODY
+ *       N streamed POSTs at once, each run to its end. A stream is complete
+ *       when it answered 200 and ended with "data: [DONE]".
+ *       Prints: burst streams= complete= failed= codes=HTTPxCOUNT,... seconds=
  */
-#define _DEFAULT_SOURCE /* usleep, strdup, strtok_r */
+#define _GNU_SOURCE /* usleep, strdup, strtok_r, memmem */
 #include <curl/curl.h>
 #include <jansson.h>
 #include <math.h>
@@ -529,6 +534,87 @@ static int mode_aborts(int argc, char **argv)
     return 0;
 }
 
+/* ---------- burst ---------- */
+
+typedef struct {
+    char last[16]; /* last bytes received, to see "data: [DONE]" */
+    size_t n;
+} tail_t;
+
+static size_t keep_last(char *p, size_t sz, size_t nm, void *ud)
+{
+    tail_t *t = ud;
+    size_t n = sz * nm;
+    for (size_t i = 0; i < n; i++) {
+        memmove(t->last, t->last + 1, sizeof t->last - 1);
+        t->last[sizeof t->last - 1] = p[i];
+    }
+    t->n += n;
+    return n;
+}
+
+static int mode_burst(int argc, char **argv)
+{
+    if (argc != 5)
+        die("usage: burst URL N BODY");
+    const char *url = argv[2], *body = argv[4];
+    int n = atoi(argv[3]);
+    if (n < 1 || n > 4096)
+        die("bad N");
+    CURLM *m = curl_multi_init();
+    curl_multi_setopt(m, CURLMOPT_MAX_TOTAL_CONNECTIONS, 0L);
+    curl_multi_setopt(m, CURLMOPT_MAX_HOST_CONNECTIONS, 0L);
+    CURL **e = calloc((size_t)n, sizeof *e);
+    tail_t *t = calloc((size_t)n, sizeof *t);
+    struct curl_slist *h = json_headers();
+    for (int i = 0; i < n; i++) {
+        e[i] = curl_easy_init();
+        curl_easy_setopt(e[i], CURLOPT_URL, url);
+        curl_easy_setopt(e[i], CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(e[i], CURLOPT_HTTPHEADER, h);
+        curl_easy_setopt(e[i], CURLOPT_WRITEFUNCTION, keep_last);
+        curl_easy_setopt(e[i], CURLOPT_WRITEDATA, &t[i]);
+        curl_easy_setopt(e[i], CURLOPT_FRESH_CONNECT, 1L);
+        curl_easy_setopt(e[i], CURLOPT_TIMEOUT, 120L);
+        curl_multi_add_handle(m, e[i]);
+    }
+    int running = n;
+    double t0 = now_us();
+    while (running) {
+        curl_multi_perform(m, &running);
+        if (running)
+            curl_multi_poll(m, NULL, 0, 50, NULL);
+    }
+    double secs = (now_us() - t0) / 1e6;
+    long codes[8][2] = {{0}};
+    int complete = 0, failed = 0;
+    for (int i = 0; i < n; i++) {
+        long code = 0;
+        curl_easy_getinfo(e[i], CURLINFO_RESPONSE_CODE, &code);
+        bool done = code == 200 && memmem(t[i].last, sizeof t[i].last, "[DONE]", 6);
+        complete += done;
+        failed += !done;
+        for (int k = 0; k < 8; k++)
+            if (codes[k][0] == code || codes[k][1] == 0) {
+                codes[k][0] = code;
+                codes[k][1]++;
+                break;
+            }
+        curl_multi_remove_handle(m, e[i]);
+        curl_easy_cleanup(e[i]);
+    }
+    char cs[256] = "";
+    size_t cl = 0;
+    for (int k = 0; k < 8 && codes[k][1]; k++)
+        cl += (size_t)snprintf(cs + cl, sizeof cs - cl, "%s%ldx%ld", k ? "," : "", codes[k][0], codes[k][1]);
+    printf("burst streams=%d complete=%d failed=%d codes=%s seconds=%.2f\n", n, complete, failed, cs, secs);
+    curl_multi_cleanup(m);
+    curl_slist_free_all(h);
+    free(e);
+    free(t);
+    return 0;
+}
+
 /* ---------- swap ---------- */
 
 /* POST a small chat to `role`; time to first byte in ms, or -1. */
@@ -632,8 +718,10 @@ int main(int argc, char **argv)
         rc = mode_swap(argc, argv);
     else if (!strcmp(argv[1], "aborts"))
         rc = mode_aborts(argc, argv);
+    else if (!strcmp(argv[1], "burst"))
+        rc = mode_burst(argc, argv);
     else {
-        fprintf(stderr, "usage: gateway_stream gaps|rss|swap|aborts ...\n");
+        fprintf(stderr, "usage: gateway_stream gaps|rss|swap|aborts|burst ...\n");
         rc = 2;
     }
     curl_global_cleanup();

@@ -315,7 +315,7 @@ char **args_set(char *const *argv, size_t n, args_opt_t opt, const char *value, 
 {
     const opt_def_t *d = def_of(opt);
     assert(d != NULL);
-    item_t last, it;
+    item_t last = {0}, it = {0};
     bool have = find_last(argv, n, opt, &last);
     char **out = xcalloc(n + 3, sizeof *out);
     size_t k = 0;

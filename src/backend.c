@@ -140,6 +140,14 @@ static void timer_in(backend_t *b, double s);
 
 static void feed_line(backend_t *b, const char *s, size_t n)
 {
+    /* the load report is complete once ready: later lines (one set per
+     * request at -lv 4) only go to the ring and the file */
+    if (b->state == BE_READY) {
+        /* ...except errors ("M.SS.mmm.uuu E ..."): they explain a crash */
+        const char *e = n > 16 ? memchr(s, ' ', 16) : NULL;
+        if (!e || e + 2 >= s + n || e[1] != 'E' || e[2] != ' ')
+            return;
+    }
     bool was_ready = b->report.ready;
     loadlog_line(&b->report, s, n);
     if (!was_ready && b->report.ready && b->state == BE_LOADING)

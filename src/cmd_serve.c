@@ -89,7 +89,12 @@ static int exec_serve(int argc, char **argv)
         return CMD_FAIL;
     }
     signal(SIGPIPE, SIG_IGN);
-    struct event_base *base = event_base_new();
+    /* the changelist folds the add/del pairs evhttp makes per request into
+     * one epoll_ctl */
+    struct event_config *ec = event_config_new();
+    event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+    struct event_base *base = event_base_new_with_config(ec);
+    event_config_free(ec);
     serve_t s = {.base = base, .config = config};
     if (gateway_new(base, reg, exe, &s.g, err, sizeof err)) {
         fprintf(stderr, "variet serve: %s\n", err);

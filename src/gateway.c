@@ -68,6 +68,8 @@ struct pend {
     bool queued, streaming, started, stream_req, up_failed;
     bool load_only; /* POST /roles/{name}/load: answered when the role is ready */
     bool requeued;  /* sent back to the queue once after its backend died */
+    bool reused;    /* the upstream connection came from the pool */
+    bool retried;   /* already retried on a fresh connection */
     int status;
     double t0;
     char tail[TAIL_KEEP]; /* last bytes of the response: timings */
@@ -237,6 +239,7 @@ static uint64_t tail_num(const char *s, size_t n, const char *key)
 static void schedule(gateway_t *g);
 static void role_idle_check(role_t *r);
 static void drain_queue(role_t *r);
+static void proxy_start(pend_t *p);
 static void pend_done(pend_t *p);
 static void on_backend(backend_t *b, be_event_t ev, void *ud);
 
@@ -579,10 +582,13 @@ static void on_queue_timeout(evutil_socket_t fd, short what, void *arg)
 
 /* ---------- proxy ---------- */
 
-static struct evhttp_connection *pool_get(role_t *r)
+static struct evhttp_connection *pool_get(role_t *r, bool fresh, bool *reused)
 {
-    if (r->n_pool)
+    *reused = false;
+    if (r->n_pool && !fresh) {
+        *reused = true;
         return r->pool[--r->n_pool];
+    }
     struct evhttp_connection *c =
         evhttp_connection_base_new(r->g->base, NULL, "127.0.0.1", (unsigned short)backend_port(r->be));
     if (c)
@@ -715,9 +721,21 @@ static void on_up_done(struct evhttp_request *up, void *arg)
         r->tokens_in += tail_num(p->tail, p->tail_len, "\"prompt_n\"");
         r->tokens_out += tail_num(p->tail, p->tail_len, "\"predicted_n\"");
         observe(r, p->status, now_s() - p->t0);
-        pool_put(r, c);
+        /* llama-server closes a connection after a streamed answer even
+         * though it says keep-alive: only plain answers leave a reusable one */
+        if (p->streaming)
+            evhttp_connection_free(c);
+        else
+            pool_put(r, c);
     } else if (p->req && !p->started && !p->requeued && requeue_if_gone(p, c)) {
         return; /* the backend died before answering: wait for its restart */
+    } else if (p->req && !p->started && p->reused && !p->retried) {
+        /* a pooled connection the backend had closed: once more on a fresh one */
+        if (c)
+            evhttp_connection_free(c);
+        p->retried = true;
+        proxy_start(p);
+        return;
     } else {
         const char *why = backend_state(r->be) == BE_READY ? "the connection to llama-server failed"
                                                            : "llama-server exited while handling the request";
@@ -754,7 +772,7 @@ static void proxy_start(pend_t *p)
 {
     role_t *r = p->role;
     struct evhttp_request *req = p->req;
-    struct evhttp_connection *c = pool_get(r);
+    struct evhttp_connection *c = pool_get(r, p->retried, &p->reused);
     if (!c) {
         send_error(req, 502, "server_error", "backend_failed", "role '%s': cannot connect to llama-server", r->name);
         pend_done(p);

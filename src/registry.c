@@ -170,7 +170,7 @@ static const eng_field_t eng_fields[] = {
      "bearer key clients must send (null: none)"},
     {"default_role", E_STR_NULL, OFF(default_role), 0, 0, false, NULL, 0,
      "role or alias for requests without \"model\" (null: 400)"},
-    {"queue_size", E_INT, OFF(queue_size), 1, 100000, false, NULL, 64,
+    {"queue_size", E_INT, OFF(queue_size), 1, 100000, false, NULL, 512,
      "requests waiting per role"},
     {"queue_timeout", E_SECS, OFF(queue_timeout_s), 0, 0, true, NULL, 300,
      "seconds a request waits for its role"},

@@ -786,6 +786,37 @@ static void t_concurrent(void **state)
     json_decref(st);
 }
 
+/* A burst of streamed chats to one ready role: all complete. llama-server
+ * closes a connection after a streamed answer although it says keep-alive;
+ * a gateway that pools such connections sends the next request into a dead
+ * one (regression: 14 of 32 answered 502). */
+static void t_stream_burst(void **state)
+{
+    srv_t *s = *state;
+    enum { N = 32 };
+    srv_start(s, "burst", NULL, FAST);
+    char *bodies[N];
+    mres_t *res = xcalloc(N, sizeof *res);
+    for (int i = 0; i < N; i++)
+        bodies[i] = chat_body("fast", 24, ",\"stream\":true,\"ignore_eos\":true");
+    multi_post(s, "/v1/chat/completions", bodies, N, res, 120);
+    int done = 0;
+    for (int i = 0; i < N; i++) {
+        if (res[i].rc != CURLE_OK)
+            fail_msg("stream %d got no answer: %s", i, curl_easy_strerror(res[i].rc));
+        if (res[i].code == 200 && strstr(res[i].body.data, "data: [DONE]") &&
+            !strstr(res[i].body.data, "\"error\""))
+            done++;
+        else
+            fprintf(stderr, "stream %d: %ld %.200s\n", i, res[i].code, res[i].body.data);
+        buf_free(&res[i].body);
+        free(bodies[i]);
+    }
+    free(res);
+    printf("  stream burst: %d of %d streams complete\n", done, N);
+    assert_int_equal(done, N);
+}
+
 /* ---------- e. kill -9 of a backend mid-stream ---------- */
 
 static void kill_backend(stream_t *st)
@@ -1556,6 +1587,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(t_routing, setup, teardown),
         cmocka_unit_test_setup_teardown(t_streaming, setup, teardown),
         cmocka_unit_test_setup_teardown(t_swap, setup, teardown),
+        cmocka_unit_test_setup_teardown(t_stream_burst, setup, teardown),
         cmocka_unit_test_setup_teardown(t_concurrent, setup, teardown),
         cmocka_unit_test_setup_teardown(t_backend_killed, setup, teardown),
         cmocka_unit_test_setup_teardown(t_sigkill_variet, setup, teardown),

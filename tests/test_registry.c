@@ -154,7 +154,7 @@ static void t_defaults(void **s)
     NEAR(e->idle_ttl_s, 0);
     assert_null(e->api_key);
     assert_null(e->default_role);
-    assert_int_equal(e->queue_size, 64);
+    assert_int_equal(e->queue_size, 512);
     NEAR(e->queue_timeout_s, 300);
     NEAR(e->load_timeout_s, 600);
     NEAR(e->stop_grace_s, 10);
