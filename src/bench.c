@@ -9,6 +9,7 @@
 #include "bench.h"
 
 #include <curl/curl.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -24,6 +25,53 @@
 const bench_scenario_t bench_short = {"short", 170, 300};
 const bench_scenario_t bench_long = {"long", 3100, 128};
 
+/* libcurl is loaded when a benchmark first needs it (dlopen), so the
+ * gateway — the same binary — does not map libcurl and its dependency tree
+ * (about 7 MB of resident pages at idle). */
+typedef struct {
+    CURLcode (*global_init)(long);
+    CURL *(*easy_init)(void);
+    CURLcode (*easy_setopt)(CURL *, CURLoption, ...);
+    CURLcode (*easy_perform)(CURL *);
+    CURLcode (*easy_getinfo)(CURL *, CURLINFO, ...);
+    void (*easy_cleanup)(CURL *);
+    const char *(*easy_strerror)(CURLcode);
+    struct curl_slist *(*slist_append)(struct curl_slist *, const char *);
+    void (*slist_free_all)(struct curl_slist *);
+} curl_api_t;
+
+static curl_api_t cu;
+
+/* Abort-free: false (and a message on stderr once) when libcurl is missing. */
+static bool curl_ready(void)
+{
+    static int state; /* 0 untried, 1 ok, -1 missing */
+    if (state)
+        return state > 0;
+    void *h = dlopen("libcurl.so.4", RTLD_NOW | RTLD_LOCAL);
+    if (h) {
+        *(void **)&cu.global_init = dlsym(h, "curl_global_init");
+        *(void **)&cu.easy_init = dlsym(h, "curl_easy_init");
+        *(void **)&cu.easy_setopt = dlsym(h, "curl_easy_setopt");
+        *(void **)&cu.easy_perform = dlsym(h, "curl_easy_perform");
+        *(void **)&cu.easy_getinfo = dlsym(h, "curl_easy_getinfo");
+        *(void **)&cu.easy_cleanup = dlsym(h, "curl_easy_cleanup");
+        *(void **)&cu.easy_strerror = dlsym(h, "curl_easy_strerror");
+        *(void **)&cu.slist_append = dlsym(h, "curl_slist_append");
+        *(void **)&cu.slist_free_all = dlsym(h, "curl_slist_free_all");
+    }
+    if (!h || !cu.global_init || !cu.easy_init || !cu.easy_setopt || !cu.easy_perform || !cu.easy_getinfo ||
+        !cu.easy_cleanup || !cu.easy_strerror || !cu.slist_append || !cu.slist_free_all) {
+        fprintf(stderr, "variet: libcurl.so.4 is needed to benchmark (apt-get install libcurl4): %s\n",
+                h ? "symbols missing" : dlerror());
+        state = -1;
+        return false;
+    }
+    cu.global_init(CURL_GLOBAL_DEFAULT);
+    state = 1;
+    return true;
+}
+
 static size_t to_buf(char *p, size_t sz, size_t n, void *ud)
 {
     return buf_append(ud, p, sz * n) == 0 ? sz * n : 0;
@@ -31,25 +79,23 @@ static size_t to_buf(char *p, size_t sz, size_t n, void *ud)
 
 static CURL *easy(const char *url, struct curl_slist **h)
 {
-    static bool init;
-    if (!init) {
-        curl_global_init(CURL_GLOBAL_DEFAULT);
-        init = true;
-    }
-    CURL *c = curl_easy_init();
+    *h = NULL;
+    if (!curl_ready())
+        return NULL;
+    CURL *c = cu.easy_init();
     if (!c)
         abort();
-    *h = curl_slist_append(NULL, "Content-Type: application/json");
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, *h);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 1800L);
-    curl_easy_setopt(c, CURLOPT_TCP_NODELAY, 1L);
+    *h = cu.slist_append(NULL, "Content-Type: application/json");
+    cu.easy_setopt(c, CURLOPT_URL, url);
+    cu.easy_setopt(c, CURLOPT_HTTPHEADER, *h);
+    cu.easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    cu.easy_setopt(c, CURLOPT_TIMEOUT, 1800L);
+    cu.easy_setopt(c, CURLOPT_TCP_NODELAY, 1L);
     const char *key = getenv("VARIET_API_KEY");
     if (key && *key) {
         char *auth = xasprintf("Authorization: Bearer %s", key);
-        *h = curl_slist_append(*h, auth);
-        curl_easy_setopt(c, CURLOPT_HTTPHEADER, *h);
+        *h = cu.slist_append(*h, auth);
+        cu.easy_setopt(c, CURLOPT_HTTPHEADER, *h);
         free(auth);
     }
     return c;
@@ -60,17 +106,24 @@ int bench_http_get(const char *base_url, const char *path, int *code, char **bod
     char *url = xasprintf("%s%s", base_url, path);
     struct curl_slist *h;
     CURL *c = easy(url, &h);
+    if (!c) {
+        free(url);
+        *code = 0;
+        if (body)
+            *body = xstrdup("");
+        return -ENOSYS;
+    }
     buf_t b;
     long st = 0;
     buf_init(&b, 16u << 20);
     buf_append(&b, "", 0);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, to_buf);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
-    CURLcode rc = curl_easy_perform(c);
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &st);
-    curl_slist_free_all(h);
-    curl_easy_cleanup(c);
+    cu.easy_setopt(c, CURLOPT_WRITEFUNCTION, to_buf);
+    cu.easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    cu.easy_setopt(c, CURLOPT_TIMEOUT, 10L);
+    CURLcode rc = cu.easy_perform(c);
+    cu.easy_getinfo(c, CURLINFO_RESPONSE_CODE, &st);
+    cu.slist_free_all(h);
+    cu.easy_cleanup(c);
     free(url);
     *code = (int)st;
     if (body)
@@ -86,18 +139,24 @@ static int post_json(const char *base_url, const char *path, json_t *req, json_t
     char *body = json_dumps(req, JSON_COMPACT);
     struct curl_slist *h;
     CURL *c = easy(url, &h);
+    if (!c) {
+        snprintf(err, errlen, "libcurl.so.4 is not installed (apt-get install libcurl4)");
+        free(body);
+        free(url);
+        return -ENOSYS;
+    }
     buf_t b;
     long st = 0;
     int rc = 0;
     buf_init(&b, 64u << 20);
     buf_append(&b, "", 0);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, to_buf);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-    CURLcode cr = curl_easy_perform(c);
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &st);
+    cu.easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    cu.easy_setopt(c, CURLOPT_WRITEFUNCTION, to_buf);
+    cu.easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    CURLcode cr = cu.easy_perform(c);
+    cu.easy_getinfo(c, CURLINFO_RESPONSE_CODE, &st);
     if (cr != CURLE_OK) {
-        snprintf(err, errlen, "POST %s: %s", url, curl_easy_strerror(cr));
+        snprintf(err, errlen, "POST %s: %s", url, cu.easy_strerror(cr));
         rc = -ECONNREFUSED;
     } else if (st != 200) {
         snprintf(err, errlen, "POST %s: HTTP %ld: %.300s", url, st, b.data);
@@ -107,8 +166,8 @@ static int post_json(const char *base_url, const char *path, json_t *req, json_t
         rc = -EIO;
     }
     buf_free(&b);
-    curl_slist_free_all(h);
-    curl_easy_cleanup(c);
+    cu.slist_free_all(h);
+    cu.easy_cleanup(c);
     free(body);
     free(url);
     return rc;
@@ -242,21 +301,27 @@ int bench_run(const char *base_url, const char *model, const char *prompt, int n
     char *url = xasprintf("%s/v1/chat/completions", base_url);
     struct curl_slist *h;
     CURL *c = easy(url, &h);
+    if (!c) {
+        snprintf(err, errlen, "libcurl.so.4 is not installed (apt-get install libcurl4)");
+        free(body);
+        free(url);
+        return -ENOSYS;
+    }
     stream_t s = {0};
     long st = 0;
     int rc = 0;
     buf_init(&s.acc, 256u << 20);
     buf_append(&s.acc, "", 0);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_stream);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &s);
+    cu.easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    cu.easy_setopt(c, CURLOPT_WRITEFUNCTION, on_stream);
+    cu.easy_setopt(c, CURLOPT_WRITEDATA, &s);
     s.t0 = now_s();
-    CURLcode cr = curl_easy_perform(c);
+    CURLcode cr = cu.easy_perform(c);
     double t_end = now_s();
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &st);
+    cu.easy_getinfo(c, CURLINFO_RESPONSE_CODE, &st);
     json_t *t = NULL;
     if (cr != CURLE_OK) {
-        snprintf(err, errlen, "POST %s: %s", url, curl_easy_strerror(cr));
+        snprintf(err, errlen, "POST %s: %s", url, cu.easy_strerror(cr));
         rc = -ECONNREFUSED;
     } else if (st != 200) {
         snprintf(err, errlen, "POST %s: HTTP %ld: %.300s", url, st, s.acc.data);
@@ -279,8 +344,8 @@ int bench_run(const char *base_url, const char *model, const char *prompt, int n
     }
     json_decref(t);
     buf_free(&s.acc);
-    curl_slist_free_all(h);
-    curl_easy_cleanup(c);
+    cu.slist_free_all(h);
+    cu.easy_cleanup(c);
     free(body);
     free(url);
     return rc;
