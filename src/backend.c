@@ -420,9 +420,17 @@ static void load_failure_reason(backend_t *b, int status)
 static void on_exit_status(backend_t *b, int status)
 {
     be_state_t was = b->state;
-    /* drain what is left in the pipe before closing it */
-    if (b->out_fd >= 0)
-        on_output(b->out_fd, EV_READ, b);
+    /* drain what is left in the pipe before closing it: the last lines say
+     * why it died */
+    if (b->out_fd >= 0) {
+        for (int k = 0; k < 64; k++) {
+            size_t before = b->ring.len + b->line.len;
+            uint64_t logged = b->log_bytes;
+            on_output(b->out_fd, EV_READ, b);
+            if (b->ring.len + b->line.len == before && b->log_bytes == logged)
+                break;
+        }
+    }
     close_io(b);
     if (b->ev_timer)
         evtimer_del(b->ev_timer);

@@ -521,7 +521,7 @@ static void default_space(tuner_t *t, char *const *args, size_t n)
     if (t->n_gpu > 1) {
         static char ts_free[64];
         size_t l = 0;
-        for (int g = 0; g < t->n_gpu; g++)
+        for (int g = 0; g < t->n_gpu && l < sizeof ts_free; g++)
             l += (size_t)snprintf(ts_free + l, sizeof ts_free - l, "%s%lld", g ? "," : "",
                                   (long long)(t->gpus[g].free_mib / 1024 + 1));
         const char *tsv[] = {"1,1", ts_free, "3,1", "1,3"};
@@ -652,8 +652,12 @@ static void md_trials(const tuner_t *t, buf_t *md)
         json_t *h = json_object_get(e, "plan_headroom_mib"), *hv;
         const char *hk;
         size_t l = 0;
-        json_object_foreach(h, hk, hv) l += (size_t)snprintf(head + l, sizeof head - l, "%s%s %.0f", l ? ", " : "", hk,
-                                                             json_number_value(hv));
+        json_object_foreach(h, hk, hv)
+        {
+            if (l >= sizeof head)
+                break;
+            l += (size_t)snprintf(head + l, sizeof head - l, "%s%s %.0f", l ? ", " : "", hk, json_number_value(hv));
+        }
         if (!strcmp(st, "ok"))
             buf_printf(md, "| %zu | %s | %s | ok | %s | %.1f | %.2f (%.2f–%.2f) | %.3f | %.2f | %s |\n", i + 1,
                        json_string_value(json_object_get(e, "phase")) ?: "", json_string_value(json_object_get(e, "label")),
@@ -869,6 +873,11 @@ static int exec_tune(int argc, char **argv)
     long grid = 1;
     for (int d = 0; d < t.space.n_dims; d++)
         grid *= t.space.dims[d].n_values;
+    if (grid > 20000) {
+        fprintf(stderr, "variet tune: the space has %ld configurations; keep it under 20000\n", grid);
+        rc = CMD_USAGE;
+        goto out;
+    }
     fprintf(stderr, "variet tune: role %s, %d dimensions (", t.role->name, t.space.n_dims);
     for (int d = 0; d < t.space.n_dims; d++) {
         fprintf(stderr, "%s%s:", d ? "; " : "", t.space.dims[d].name);

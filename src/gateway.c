@@ -100,6 +100,8 @@ struct role {
     char fail_reason[512];
     bool stale;         /* definition changed on reload: stop when idle */
     bool retired;       /* no longer in the registry: hidden, stops when idle */
+    bool restart_pending; /* crashed: start again once restart_at has passed */
+    double restart_at;
     double crashes[MAX_CRASHES];
     int n_crashes;
     struct event *ttl_timer, *restart_timer;
@@ -133,9 +135,30 @@ struct gateway {
 
 /* ---------- small helpers ---------- */
 
+/* Replace bytes that are not valid UTF-8 with '?' in place (jansson refuses
+ * such strings: request paths, log lines and cut messages can hold them). */
+static char *utf8_clean(char *s)
+{
+    unsigned char *p = (unsigned char *)s;
+    while (*p) {
+        int n = *p < 0x80 ? 0 : (*p & 0xe0) == 0xc0 ? 1 : (*p & 0xf0) == 0xe0 ? 2 : (*p & 0xf8) == 0xf0 ? 3 : -1;
+        bool ok = n >= 0;
+        for (int k = 1; ok && k <= n; k++)
+            ok = (p[k] & 0xc0) == 0x80;
+        if (!ok) {
+            *p++ = '?';
+            continue;
+        }
+        p += n + 1;
+    }
+    return s;
+}
+
 static void send_json(struct evhttp_request *req, int code, json_t *body)
 {
-    char *s = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    char *s = body ? json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    if (!s) /* never expected: strings are cleaned before packing */
+        s = xstrdup("{\"error\":{\"message\":\"internal error building the response\",\"type\":\"server_error\"}}");
     struct evbuffer *b = evbuffer_new();
     evbuffer_add(b, s, strlen(s));
     evbuffer_add(b, "\n", 1);
@@ -161,6 +184,7 @@ static void send_error(struct evhttp_request *req, int http, const char *type, c
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    utf8_clean(msg);
     if (http == 503)
         evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "5");
     send_json(req, http, oai_error(msg, type, code));
@@ -395,9 +419,18 @@ static void schedule(gateway_t *g)
         size_t wi = 0;
         for (size_t i = 0; i < n; i++) {
             role_t *r = g->roles[i];
-            if (backend_state(r->be) != BE_STOPPED || !r->n_queued || r->failed)
+            if (backend_state(r->be) != BE_STOPPED || r->failed || r->retired)
                 continue;
-            if (!want || TAILQ_FIRST(&r->queue)->t0 < TAILQ_FIRST(&want->queue)->t0) {
+            double now = now_s();
+            bool restart = r->restart_pending && now >= r->restart_at;
+            if (r->restart_pending && now < r->restart_at)
+                continue; /* crash backoff */
+            if (!r->n_queued && !restart)
+                continue;
+            /* the oldest waiting request first; restarts of idle roles after them */
+            double t = r->n_queued ? TAILQ_FIRST(&r->queue)->t0 : 1e300;
+            double tw = !want ? 0 : want->n_queued ? TAILQ_FIRST(&want->queue)->t0 : 1e300;
+            if (!want || t < tw) {
                 want = r;
                 wi = i;
             }
@@ -417,6 +450,7 @@ static void schedule(gateway_t *g)
         sched_verdict_t v = sched_admit(s, n, wi, g->reg->engine.max_loaded, g->budget, 1 + g->n_gpu,
                                         victims, &nv);
         if (v == SCHED_START) {
+            want->restart_pending = false;
             start_role(want);
             continue;
         }
@@ -432,6 +466,7 @@ static void schedule(gateway_t *g)
                      "role needs about %s on %s but only %s is available there (variet plan %s shows why)",
                      fmt_bytes(want->mem[d], need, sizeof need), d ? g->gpus[d - 1].name : "the host",
                      fmt_bytes(g->budget[d], budget, sizeof budget), want->name);
+            want->restart_pending = false;
             fail_queue(want, "insufficient_memory", "cannot run here: %s", want->fail_reason);
             want->failed = false; /* a later request may find a bigger budget after reload */
             continue;
@@ -539,12 +574,7 @@ static void pend_done(pend_t *p)
 static void on_client_readable(evutil_socket_t fd, short what, void *arg)
 {
     pend_t *p = arg;
-    char c;
-    ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
-    if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EINTR))) {
-        event_del(p->watch);
-        return;
-    }
+    (void)fd; /* EV_CLOSED: the peer closed (EPOLLRDHUP) */
     if (p->client) {
         struct evhttp_connection *c2 = p->client;
         evhttp_connection_free(c2); /* runs on_client_close(p), which frees p */
@@ -557,7 +587,7 @@ static void watch_client(pend_t *p)
     evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
     if (fd < 0)
         return;
-    p->watch = event_new(p->g->base, fd, EV_READ | EV_PERSIST, on_client_readable, p);
+    p->watch = event_new(p->g->base, fd, EV_CLOSED | EV_PERSIST, on_client_readable, p);
     event_add(p->watch, NULL);
 }
 
@@ -592,7 +622,7 @@ static struct evhttp_connection *pool_get(role_t *r, bool fresh, bool *reused)
     struct evhttp_connection *c =
         evhttp_connection_base_new(r->g->base, NULL, "127.0.0.1", (unsigned short)backend_port(r->be));
     if (c)
-        evhttp_connection_set_timeout(c, (int)r->g->reg->engine.upstream_timeout_s);
+        evhttp_connection_set_timeout(c, (int)ceil(r->g->reg->engine.upstream_timeout_s));
     return c;
 }
 
@@ -716,8 +746,11 @@ static void on_up_done(struct evhttp_request *up, void *arg)
     r->inflight--;
     r->last_used = now_s();
     if (ok) {
-        if (p->req)
-            evhttp_send_reply_end(p->req);
+        if (p->req) {
+            struct evhttp_request *rq = p->req;
+            p->req = NULL; /* reply_end may free it, and the connection */
+            evhttp_send_reply_end(rq);
+        }
         r->tokens_in += tail_num(p->tail, p->tail_len, "\"prompt_n\"");
         r->tokens_out += tail_num(p->tail, p->tail_len, "\"predicted_n\"");
         observe(r, p->status, now_s() - p->t0);
@@ -734,7 +767,9 @@ static void on_up_done(struct evhttp_request *up, void *arg)
         if (c)
             evhttp_connection_free(c);
         p->retried = true;
-        proxy_start(p);
+        proxy_start(p); /* on failure it answers and frees p */
+        drain_queue(r);
+        role_idle_check(r);
         return;
     } else {
         const char *why = backend_state(r->be) == BE_READY ? "the connection to llama-server failed"
@@ -749,13 +784,15 @@ static void on_up_done(struct evhttp_request *up, void *arg)
             evbuffer_free(b);
             free(s);
             json_decref(e);
-            evhttp_send_reply_end(p->req);
+            struct evhttp_request *rq = p->req;
+            p->req = NULL;
+            evhttp_send_reply_end(rq);
         } else if (p->req && p->started) {
-            /* headers are out: the only honest signal left is closing */
-            evhttp_send_reply_end(p->req);
+            /* headers are out: the only honest signal left is closing (the
+             * close callback forgets p->req) */
             struct evhttp_connection *cc = evhttp_request_get_connection(p->req);
             if (cc)
-                evhttp_connection_free_on_completion(cc);
+                evhttp_connection_free(cc);
         } else if (p->req) {
             send_error(p->req, 502, "server_error", "backend_failed", "role '%s': %s", r->name, why);
         }
@@ -828,6 +865,10 @@ static void dispatch(gateway_t *g, role_t *r, struct evhttp_request *req, bool s
     p->stream_req = stream;
     p->client = evhttp_request_get_connection(req);
     if (p->client) {
+        /* this request may wait for a load and a long answer: the
+         * header_timeout of idle connections does not apply (pend_done lowers
+         * it again) */
+        evhttp_connection_set_timeout(p->client, (int)ceil(g->reg->engine.upstream_timeout_s));
         evhttp_connection_set_closecb(p->client, on_client_close, p);
         watch_client(p);
     }
@@ -886,13 +927,8 @@ static void drain_queue(role_t *r)
 static void on_restart(evutil_socket_t fd, short what, void *arg)
 {
     role_t *r = arg;
-    if (!r->failed && backend_state(r->be) == BE_STOPPED) {
-        /* through the scheduler like any start: it may have to wait for room */
-        if (r->n_queued)
-            schedule(r->g);
-        else if (!r->stale)
-            start_role(r);
-    }
+    /* through the scheduler like any start: it may have to wait for room */
+    schedule(r->g);
 }
 
 static void on_backend(backend_t *b, be_event_t ev, void *ud)
@@ -937,9 +973,13 @@ static void on_backend(backend_t *b, be_event_t ev, void *ud)
             r->failed_at = now;
             snprintf(r->fail_reason, sizeof r->fail_reason, "crashed %d times in %.0f s; last: %s", recent,
                      g->reg->engine.restart_window_s, backend_error(b));
+            r->restart_pending = false;
+            fail_queue(r, "role_failed", "is failed: %s", r->fail_reason);
         } else {
-            /* restart with backoff: 0.5 s, 1 s, 2 s, ... */
+            /* restart with backoff: 0.5 s, 1 s, 2 s, ... (schedule() waits for restart_at) */
             double d = 0.5 * (double)(1 << (recent - 1 < 6 ? recent - 1 : 6));
+            r->restart_pending = !r->stale && !r->retired;
+            r->restart_at = now + d;
             if (!r->restart_timer)
                 r->restart_timer = evtimer_new(g->base, on_restart, r);
             struct timeval tv = {.tv_sec = (time_t)d, .tv_usec = (suseconds_t)((d - floor(d)) * 1e6)};
@@ -1029,7 +1069,9 @@ static json_t *role_json(role_t *r, bool full)
         json_object_set_new(o, "last_load", l);
     }
     const char *e = r->failed ? r->fail_reason : backend_error(r->be);
-    json_object_set_new(o, "last_error", e && *e ? json_string(e) : json_null());
+    char *ec = e && *e ? utf8_clean(xstrdup(e)) : NULL;
+    json_object_set_new(o, "last_error", ec ? json_string(ec) : json_null());
+    free(ec);
     return o;
 }
 
@@ -1060,6 +1102,7 @@ static void route_metrics(gateway_t *g, struct evhttp_request *req)
     evbuffer_add_printf(b, "# HELP variet_requests_total Requests by role and HTTP status.\n"
                            "# TYPE variet_requests_total counter\n");
     for (size_t i = 0; i < g->n_roles; i++)
+        if (!g->roles[i]->retired)
         for (int k = 0; k < MAX_CODES && g->roles[i]->codes[k].code; k++)
             evbuffer_add_printf(b, "variet_requests_total{role=\"%s\",code=\"%d\"} %llu\n", g->roles[i]->name,
                                 g->roles[i]->codes[k].code, (unsigned long long)g->roles[i]->codes[k].n);
@@ -1095,20 +1138,24 @@ static void route_metrics(gateway_t *g, struct evhttp_request *req)
     }
     evbuffer_add_printf(b, "# TYPE variet_loads_total counter\n");
     for (size_t i = 0; i < g->n_roles; i++)
+        if (!g->roles[i]->retired)
         evbuffer_add_printf(b, "variet_loads_total{role=\"%s\"} %llu\n", g->roles[i]->name,
                             (unsigned long long)g->roles[i]->loads);
     evbuffer_add_printf(b, "# TYPE variet_load_seconds_total counter\n");
     for (size_t i = 0; i < g->n_roles; i++)
+        if (!g->roles[i]->retired)
         evbuffer_add_printf(b, "variet_load_seconds_total{role=\"%s\"} %.3f\n", g->roles[i]->name,
                             g->roles[i]->load_seconds);
     evbuffer_add_printf(b, "# HELP variet_role_state 1 for the state each role is in.\n# TYPE variet_role_state gauge\n");
     static const char *const states[] = {"stopped", "loading", "ready", "stopping", "failed"};
     for (size_t i = 0; i < g->n_roles; i++)
+        if (!g->roles[i]->retired)
         for (int k = 0; k < 5; k++)
             evbuffer_add_printf(b, "variet_role_state{role=\"%s\",state=\"%s\"} %d\n", g->roles[i]->name, states[k],
                                 !strcmp(role_state(g->roles[i]), states[k]));
     evbuffer_add_printf(b, "# TYPE variet_queue_length gauge\n");
     for (size_t i = 0; i < g->n_roles; i++)
+        if (!g->roles[i]->retired)
         evbuffer_add_printf(b, "variet_queue_length{role=\"%s\"} %d\n", g->roles[i]->name, g->roles[i]->n_queued);
     evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "text/plain; version=0.0.4");
     evhttp_send_reply(req, 200, "OK", b);
@@ -1259,8 +1306,6 @@ static void on_request(struct evhttp_request *req, void *arg)
         path = "/";
     struct evhttp_connection *conn = evhttp_request_get_connection(req);
     nodelay(conn); /* streamed chunks leave at once */
-    if (conn)
-        evhttp_connection_set_timeout(conn, (int)ceil(g->reg->engine.upstream_timeout_s));
     if (!strcmp(path, "/health")) {
         send_json(req, 200, json_pack("{s:s}", "status", "ok"));
         return;

@@ -36,6 +36,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -784,6 +785,50 @@ static void t_concurrent(void **state)
     }
     assert_true(n_ready(st) <= 1);
     json_decref(st);
+}
+
+/* Raw bytes on the socket: a path that is not UTF-8 (jansson refuses such
+ * strings in the error it echoes) must get an error, not crash the gateway. */
+static int raw_request(int port, const char *req, size_t len, char *status, size_t cap)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    struct timeval tv = {5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    if (write(fd, req, len) != (ssize_t)len) {
+        close(fd);
+        return -1;
+    }
+    ssize_t n = read(fd, status, cap - 1);
+    close(fd);
+    status[n > 0 ? n : 0] = 0;
+    return n > 0 ? 0 : -1;
+}
+
+static void t_bad_bytes(void **state)
+{
+    srv_t *s = *state;
+    srv_start(s, "badbytes", NULL, FAST);
+    char resp[512];
+    static const char r1[] = "GET /\xff\xfe HTTP/1.1\r\nHost: x\r\n\r\n";
+    assert_int_equal(raw_request(s->port, r1, sizeof r1 - 1, resp, sizeof resp), 0);
+    assert_non_null(strstr(resp, "HTTP/1.1 404"));
+    static const char r2[] = "POST /roles/\xc3\x28x/load HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n";
+    assert_int_equal(raw_request(s->port, r2, sizeof r2 - 1, resp, sizeof resp), 0);
+    assert_non_null(strstr(resp, "HTTP/1.1 404"));
+    /* a body whose model is not valid UTF-8 */
+    static const char r3[] = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 13\r\n\r\n{\"model\":\"\xff\"}";
+    assert_int_equal(raw_request(s->port, r3, sizeof r3 - 1, resp, sizeof resp), 0);
+    assert_non_null(strstr(resp, "HTTP/1.1 400"));
+    char *out = NULL;
+    assert_int_equal(http(s, "GET", "/health", NULL, &out), 200); /* still alive */
+    free(out);
 }
 
 /* A burst of streamed chats to one ready role: all complete. llama-server
@@ -1588,6 +1633,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(t_streaming, setup, teardown),
         cmocka_unit_test_setup_teardown(t_swap, setup, teardown),
         cmocka_unit_test_setup_teardown(t_stream_burst, setup, teardown),
+        cmocka_unit_test_setup_teardown(t_bad_bytes, setup, teardown),
         cmocka_unit_test_setup_teardown(t_concurrent, setup, teardown),
         cmocka_unit_test_setup_teardown(t_backend_killed, setup, teardown),
         cmocka_unit_test_setup_teardown(t_sigkill_variet, setup, teardown),
