@@ -100,8 +100,9 @@ static char **point_args(const tuner_t *t, char *const *base, size_t n_base, con
         case TUNE_DIM_UBATCH: {
             a = set_opt(a, n, ARG_UBATCH, v);
             long b = 2048;
+            int64_t ub = 0;
             args_get_long(a, *n, ARG_BATCH, &b);
-            if (atol(v) > b)
+            if (parse_i64(v, 1, INT32_MAX, &ub) && ub > b) /* -ub above -b is cut to -b */
                 a = set_opt(a, n, ARG_BATCH, v);
             break;
         }
