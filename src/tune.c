@@ -111,23 +111,49 @@ int tune_search(const tune_space_t *s, const tune_point_t *start, int budget, co
     tune_point_t cur = *start;
     const tune_eval_t *ce = eval(&x, &cur);
     tune_eval_t cur_e = ce ? *ce : (tune_eval_t){TUNE_FAILED, 0, 0};
+    /* score of each value the last time its dimension was scanned, relative
+     * to the best then (NAN: not measured or failed) */
+    double rel[TUNE_MAX_DIMS][TUNE_MAX_VALUES];
+    for (int d = 0; d < TUNE_MAX_DIMS; d++)
+        for (int v = 0; v < TUNE_MAX_VALUES; v++)
+            rel[d][v] = NAN;
     bool moved = true;
+    int pass = 0;
     while (moved && !x.stop) {
         moved = false;
+        pass++;
         for (int d = 0; d < s->n_dims && !x.stop; d++) {
             tune_point_t best = cur;
             tune_eval_t best_e = cur_e;
+            double sc[TUNE_MAX_VALUES];
+            for (int v = 0; v < s->dims[d].n_values; v++)
+                sc[v] = NAN;
+            if (cur_e.status == TUNE_OK)
+                sc[cur.idx[d]] = cur_e.score;
             for (int v = 0; v < s->dims[d].n_values && !x.stop; v++) {
                 if (v == cur.idx[d])
+                    continue;
+                /* confirmation passes skip values that were clearly worse
+                 * (more than 10% below the best) when last scanned */
+                if (pass > 1 && !isnan(rel[d][v]) && rel[d][v] < 0.9)
                     continue;
                 tune_point_t p = cur;
                 p.idx[d] = v;
                 const tune_eval_t *e = eval(&x, &p);
+                if (e && e->status == TUNE_OK)
+                    sc[v] = e->score;
                 if (e && better(e, &best_e)) {
                     best = p;
                     best_e = *e;
                 }
             }
+            double top = 0;
+            for (int v = 0; v < s->dims[d].n_values; v++)
+                if (!isnan(sc[v]) && sc[v] > top)
+                    top = sc[v];
+            for (int v = 0; v < s->dims[d].n_values; v++)
+                if (!isnan(sc[v]) && top > 0)
+                    rel[d][v] = sc[v] / top;
             if (!same(s, &best, &cur)) {
                 cur = best;
                 cur_e = best_e;

@@ -7,7 +7,9 @@
  * from the role's current configuration: one dimension at a time, every
  * value of it with the others held, move to the best when it beats the
  * current point by more than the measured noise, repeat until a full pass
- * changes nothing or the trial budget is spent. Ties (within noise) keep
+ * changes nothing or the trial budget is spent. Confirmation passes skip
+ * values that were more than 10% below their dimension's best when last
+ * scanned. Ties (within noise) keep
  * the current value, so the simpler / closer configuration wins. Every
  * evaluated point is memoised (and may be pre-seeded from a resumed
  * history), so no configuration is measured twice.
