@@ -423,8 +423,15 @@ static void schedule(gateway_t *g)
                 continue;
             double now = now_s();
             bool restart = r->restart_pending && now >= r->restart_at;
-            if (r->restart_pending && now < r->restart_at)
-                continue; /* crash backoff */
+            if (r->restart_pending && now < r->restart_at) {
+                /* crash backoff: make sure something wakes us when it ends */
+                if (r->restart_timer && !evtimer_pending(r->restart_timer, NULL)) {
+                    double d = r->restart_at - now;
+                    struct timeval tv = {.tv_sec = (time_t)d, .tv_usec = (suseconds_t)((d - floor(d)) * 1e6)};
+                    evtimer_add(r->restart_timer, &tv);
+                }
+                continue;
+            }
             if (!r->n_queued && !restart)
                 continue;
             /* the oldest waiting request first; restarts of idle roles after them */
@@ -927,7 +934,9 @@ static void drain_queue(role_t *r)
 static void on_restart(evutil_socket_t fd, short what, void *arg)
 {
     role_t *r = arg;
-    /* through the scheduler like any start: it may have to wait for room */
+    /* the backoff is over (the timer may fire a hair before restart_at by
+     * our clock); start through the scheduler: it may have to wait for room */
+    r->restart_at = 0;
     schedule(r->g);
 }
 
