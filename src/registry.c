@@ -116,7 +116,7 @@ static const char *size_txt(uint64_t n, char *buf, size_t cap)
 static bool name_ok(const char *s)
 {
     size_t n = strlen(s);
-    if (n < 1 || n > REG_NAME_MAX)
+    if (n < 1 || n > REG_NAME_MAX || s[0] == '_') /* '_' keys are settings, not roles */
         return false;
     for (; *s; s++) {
         char c = *s;
@@ -127,7 +127,7 @@ static bool name_ok(const char *s)
     return true;
 }
 
-#define NAME_RULE "1..64 characters of A-Za-z0-9._-"
+#define NAME_RULE "1..64 characters of A-Za-z0-9._-, not starting with _"
 
 /* ---- the engine table -------------------------------------------------- */
 

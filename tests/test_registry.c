@@ -322,6 +322,9 @@ static void t_role_errors(void **s)
     parse_err("{\"balanced\": {\"model_path\": \"m\"},"
               " \"fast\": {\"model_path\": \"m\", \"aliases\": [\"quick\", \"balanced\"]}}",
               NULL, "fast.aliases[1]: 'balanced' is already the name of role 'balanced'");
+    /* an alias may not look like a settings key: registry_find("_engine") must stay NULL */
+    parse_err("{\"fast\": {\"model_path\": \"f.gguf\", \"aliases\": [\"_engine\"]}}", NULL,
+              "fast.aliases[0]: '_engine' is not a valid name (" "1..64 characters of A-Za-z0-9._-, not starting with _)");
     parse_err("{\"balanced\": {\"model_path\": \"m\", \"aliases\": [\"b\"]},"
               " \"fast\": {\"model_path\": \"m\", \"aliases\": [\"b\"]}}",
               NULL, "fast.aliases[0]: 'b' is already an alias of role 'balanced'");
@@ -333,9 +336,9 @@ static void t_role_errors(void **s)
     parse_err("{\"fast\": {\"model_path\": \"m\", \"aliases\": [\"fast\"]}}", NULL,
               "fast.aliases[0]: 'fast' is already the name of role 'fast'");
     parse_err("{\"fast\": {\"model_path\": \"m\", \"aliases\": [\"a b\"]}}", NULL,
-              "fast.aliases[0]: 'a b' is not a valid name (1..64 characters of A-Za-z0-9._-)");
+              "fast.aliases[0]: 'a b' is not a valid name (1..64 characters of A-Za-z0-9._-, not starting with _)");
     parse_err("{\"fast\": {\"model_path\": \"m\", \"aliases\": [\"\"]}}", NULL,
-              "fast.aliases[0]: '' is not a valid name (1..64 characters of A-Za-z0-9._-)");
+              "fast.aliases[0]: '' is not a valid name (1..64 characters of A-Za-z0-9._-, not starting with _)");
     parse_err("{\"fast\": {\"model_path\": \"m\", \"aliases\": [1]}}", NULL,
               "fast.aliases[0]: expected a string, got number");
     parse_err("{\"fast\": {\"model_path\": \"m\", \"aliases\": {}}}", NULL,
@@ -343,11 +346,11 @@ static void t_role_errors(void **s)
 
     /* role names */
     parse_err("{\"a b\": {\"model_path\": \"m\"}}", p,
-              "engine_models.json: 'a b': invalid role name (1..64 characters of A-Za-z0-9._-)");
+              "engine_models.json: 'a b': invalid role name (1..64 characters of A-Za-z0-9._-, not starting with _)");
     parse_err("{\"caf\\u00e9\": {\"model_path\": \"m\"}}", NULL,
-              "'caf\xc3\xa9': invalid role name (1..64 characters of A-Za-z0-9._-)");
+              "'caf\xc3\xa9': invalid role name (1..64 characters of A-Za-z0-9._-, not starting with _)");
     parse_err("{\"a\\nb\": {\"model_path\": \"m\"}}", NULL,
-              "'a?b': invalid role name (1..64 characters of A-Za-z0-9._-)");
+              "'a?b': invalid role name (1..64 characters of A-Za-z0-9._-, not starting with _)");
     char name[80], *j;
     memset(name, 'n', 65);
     name[65] = 0;
