@@ -28,6 +28,10 @@ cmake --build "$build" --target gguf_fuzzer gguf_make_corpus registry_fuzzer \
 mkdir -p "$build/corpus" "$build/corpus-registry" "$build/artifacts"
 "$build/fuzz/gguf_make_corpus" "$build/corpus"
 
+# A fixed seed by default (VARIET_FUZZ_SEED=1), so a CI run is reproducible;
+# VARIET_FUZZ_SEED=0 lets libFuzzer pick one (long runs by hand).
+seed=${VARIET_FUZZ_SEED:-1}
+
 # run NAME LOG ARTIFACT_PREFIX FUZZER_ARGS... — one fuzzer; report and
 # remember a failure, so the second still runs after the first fails.
 failed=0
@@ -36,7 +40,7 @@ run() {
   shift 3
   local rc=0
   "$build/fuzz/$name" -max_total_time="$secs" -timeout=10 -artifact_prefix="$prefix" \
-    -print_final_stats=1 "$@" >"$log" 2>&1 || rc=$?
+    -seed="$seed" -print_final_stats=1 "$@" >"$log" 2>&1 || rc=$?
   if (( rc != 0 )); then
     tail -n 60 "$log" >&2
     echo "fuzz: $name FAILED (exit $rc); reproducer in $build/artifacts/, log in $log" >&2
