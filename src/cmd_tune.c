@@ -163,6 +163,18 @@ static json_t *history_find(const tuner_t *t, const char *key)
     return NULL;
 }
 
+/* The history record of point p on top of base args, or NULL (borrowed). */
+static json_t *point_record(const tuner_t *t, char *const *base, size_t n_base, const tune_point_t *p)
+{
+    size_t n;
+    char **a = point_args(t, base, n_base, p, &n);
+    char *key = join_args(a, n);
+    json_t *rec = history_find(t, key);
+    free(key);
+    args_free(&a);
+    return rec;
+}
+
 /* ---------- one trial ---------- */
 
 static double score_of(const tuner_t *t, double gen, double prompt, double cold)
@@ -375,16 +387,11 @@ static char *point_label(const tuner_t *t, const tune_point_t *p)
 static int eval_replay(void *ud, const tune_point_t *p, tune_eval_t *out)
 {
     tuner_t *t = ud;
-    size_t n;
-    char **a = point_args(t, t->base, t->n_base, p, &n);
-    char *key = join_args(a, n);
-    json_t *rec = history_find(t, key);
+    json_t *rec = point_record(t, t->base, t->n_base, p);
     if (rec)
         eval_from_record(t, rec, out);
     else
         *out = (tune_eval_t){TUNE_FAILED, 0, 0};
-    free(key);
-    args_free(&a);
     return 0;
 }
 
@@ -931,17 +938,12 @@ static int exec_tune(int argc, char **argv)
     /* baseline first (it anchors normalised objectives) */
     tune_point_t start = {{0}};
     {
-        size_t n;
-        char **a = point_args(&t, t.base, t.n_base, &start, &n);
-        char *key = join_args(a, n);
-        json_t *rec = history_find(&t, key);
+        json_t *rec = point_record(&t, t.base, t.n_base, &start);
         if (rec && json_number_value(json_object_get(rec, "gen_tps")) > 0) {
             t.base_gen = json_number_value(json_object_get(rec, "gen_tps"));
             t.base_prompt = json_number_value(json_object_get(rec, "long_prompt_tps"));
             t.base_cold = json_number_value(json_object_get(json_object_get(rec, "load"), "cold_start_s"));
         }
-        free(key);
-        args_free(&a);
     }
     for (long k = 0; resume && k < grid; k++) {
         tune_point_t p = {{0}};
@@ -950,17 +952,12 @@ static int exec_tune(int argc, char **argv)
             p.idx[d] = (int)(r % t.space.dims[d].n_values);
             r /= t.space.dims[d].n_values;
         }
-        size_t n;
-        char **a = point_args(&t, t.base, t.n_base, &p, &n);
-        char *key = join_args(a, n);
-        json_t *rec = history_find(&t, key);
+        json_t *rec = point_record(&t, t.base, t.n_base, &p);
         if (rec) {
             known[n_known].p = p;
             eval_from_record(&t, rec, &known[n_known].e);
             n_known++;
         }
-        free(key);
-        args_free(&a);
     }
     if (n_known)
         fprintf(stderr, "variet tune: resuming with %d trials already measured\n", n_known);
@@ -992,28 +989,17 @@ static int exec_tune(int argc, char **argv)
             if (g2 > grid_best)
                 grid_best = g2;
         }
-        t.base_gen = 0;
-        size_t n0;
-        char **a0 = point_args(&t, t.base, t.n_base, &start, &n0);
-        char *k0 = join_args(a0, n0);
-        json_t *r0 = history_find(&t, k0);
+        json_t *r0 = point_record(&t, t.base, t.n_base, &start);
         t.base_gen = r0 ? json_number_value(json_object_get(r0, "gen_tps")) : 1;
         if (t.base_gen <= 0)
             t.base_gen = 1;
-        free(k0);
-        args_free(&a0);
         sr = tune_search(&t.space, &start, (int)budget, NULL, 0, eval_replay, &t, &res);
-        size_t nb0;
-        char **ba = point_args(&t, t.base, t.n_base, &res.best, &nb0);
-        char *bk = join_args(ba, nb0);
-        json_t *br = history_find(&t, bk);
+        json_t *br = point_record(&t, t.base, t.n_base, &res.best);
         double found = br ? json_number_value(json_object_get(br, "gen_tps")) : 0;
         printf("replay: grid %d trials, best %.2f t/s; search %d trials (%.0f%% of the grid), found %.2f t/s "
                "(%.1f%% of the grid's best)\n",
                grid_n, grid_best, res.trials, grid_n ? 100.0 * res.trials / grid_n : 0, found,
                grid_best > 0 ? 100.0 * found / grid_best : 0);
-        free(bk);
-        args_free(&ba);
         free(known);
         rc = sr == 0 ? CMD_OK : CMD_FAIL;
         goto out;
@@ -1115,15 +1101,7 @@ static int exec_tune(int argc, char **argv)
     /* the winner's measured figures */
     char *bkey = join_args(best, nb);
     json_t *brec = history_find(&t, bkey);
-    json_t *srec = NULL;
-    {
-        size_t n;
-        char **a = point_args(&t, t.role->args, t.role->n_args, &start, &n);
-        char *skey = join_args(a, n);
-        srec = history_find(&t, skey);
-        free(skey);
-        args_free(&a);
-    }
+    json_t *srec = point_record(&t, t.role->args, t.role->n_args, &start);
     double new_tps = json_number_value(json_object_get(brec, "gen_tps"));
     double old_tps = t.role->measured_tps;
     char *old_args = join_args(t.role->args, t.role->n_args);
