@@ -1,6 +1,6 @@
 /*
  * test_hw.c — hardware probe: nvidia-smi CSV on the recorded H100 output
- * (../shared/fixtures/gpu) and on crafted text (no header, other column
+ * (tests/fixtures/gpu, copied from ../shared/fixtures) and on crafted text (no header, other column
  * order, [N/A] values, malformed lines), /proc/meminfo, the PCIe bandwidth
  * table, the link warnings, hw_probe through its VARIET_HW_SMI_CSV override
  * and `variet hw` end to end through the same override.

@@ -1,6 +1,6 @@
 /*
  * test_loadlog.c — load-report parser on recorded llama-server logs
- * (../shared/fixtures/llama-server): CPU and CUDA buffers, recurrent state,
+ * (tests/fixtures/llama-server, copied from ../shared/fixtures): CPU and CUDA buffers, recurrent state,
  * out-of-memory, context settings, listening address and load time.
  */
 #include <setjmp.h>
