@@ -51,39 +51,18 @@ static json_t *sample_json(const bench_sample_t *s)
                      (json_int_t)s->prompt_n, "gen_n", (json_int_t)s->gen_n);
 }
 
-static int exec_bench(int argc, char **argv)
+static int exec_bench(cmd_ctx_t *c)
 {
-    const char *config = "engine_models.json", *role_name = NULL, *scenario = "both", *url = NULL;
+    const char *scenario = cmd_opt(c, "--scenario") ?: "both", *url = cmd_opt(c, "--url");
+    const char *config = c->config;
     int64_t runs = 3;
-    bool write = false, json = false, direct = false;
+    bool write = cmd_flag(c, "--write"), json = cmd_flag(c, "--json"), direct = cmd_flag(c, "--direct");
     char err[1024];
 
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if ((!strcmp(a, "--config") || !strcmp(a, "-c")) && i + 1 < argc)
-            config = argv[++i];
-        else if (!strcmp(a, "--scenario") && i + 1 < argc)
-            scenario = argv[++i];
-        else if (!strcmp(a, "--runs") && i + 1 < argc) {
-            if (!parse_i64(argv[++i], 1, 1000, &runs)) {
-                fprintf(stderr, "variet bench: --runs wants 1..1000, got '%s'\n", argv[i]);
-                return CMD_USAGE;
-            }
-        } else if (!strcmp(a, "--url") && i + 1 < argc)
-            url = argv[++i];
-        else if (!strcmp(a, "--direct"))
-            direct = true;
-        else if (!strcmp(a, "--write"))
-            write = true;
-        else if (!strcmp(a, "--json"))
-            json = true;
-        else if (a[0] != '-' && !role_name)
-            role_name = a;
-        else
-            return cmd_usage(&cmd_bench_entry);
-    }
-    if (!role_name)
-        return cmd_usage(&cmd_bench_entry);
+    if (cmd_opt_i64(c, "--runs", 1, 1000, &runs))
+        return CMD_USAGE;
+    if (url && direct)
+        return cmd_usage(c->entry, "--url and --direct exclude each other");
     const bench_scenario_t *scs[2];
     int nsc = 0;
     if (!strcmp(scenario, "short") || !strcmp(scenario, "both"))
@@ -94,17 +73,8 @@ static int exec_bench(int argc, char **argv)
         fprintf(stderr, "variet bench: --scenario is short, long or both, got '%s'\n", scenario);
         return CMD_USAGE;
     }
-    registry_t *reg = NULL;
-    if (registry_load(config, &reg, err, sizeof err)) {
-        fprintf(stderr, "variet bench: %s\n", err);
-        return CMD_USAGE;
-    }
-    const reg_role_t *role = registry_find(reg, role_name);
-    if (!role) {
-        fprintf(stderr, "variet bench: no role '%s' in %s\n", role_name, config);
-        registry_free(&reg);
-        return CMD_USAGE;
-    }
+    registry_t *reg = c->reg;
+    const reg_role_t *role = c->role;
 
     char *base = NULL, *model = NULL, *log_path = NULL;
     const char *via = NULL;
@@ -248,14 +218,29 @@ out:
     free(log_path);
     free(base);
     free(model);
-    registry_free(&reg);
     return rc;
 }
 
+static const cli_opt_t bench_opts[] = {
+    CMD_OPT_CONFIG,
+    {"--scenario", 0, "short|long|both", "short: ~170 prompt tokens, 300 generated; long: ~3,100 and 128 (default both)",
+     0},
+    {"--runs", 0, "N", "measured runs per scenario after a warm-up (default 3)", 0},
+    {"--write", 0, NULL, "store the short scenario's median generation t/s as the role's measured_tps", 0},
+    {"--json", 0, NULL, "print JSON instead of the table", 0},
+    {"--url", 0, "URL", "measure through the gateway at URL (default: the config's host:port when it serves the role)",
+     0},
+    {"--direct", 0, NULL, "start the role's llama-server instead of using a gateway", 0},
+    {0},
+};
+
 const cmd_entry_t cmd_bench_entry = {
     .name = "bench",
-    .usage = "bench ROLE [--config engine_models.json] [--scenario short|long|both] [--runs N] [--write] [--json] "
-             "[--url http://HOST:PORT | --direct]",
+    .pos_usage = "ROLE",
     .summary = "measure a role's prompt t/s, generation t/s and time to first token (short ~170 / long ~3100 tokens)",
+    .opts = bench_opts,
+    .min_pos = 1,
+    .max_pos = 1,
+    .target = CMD_TARGET_ROLE,
     .exec = exec_bench,
 };

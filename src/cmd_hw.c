@@ -127,15 +127,9 @@ static void print_text(const hw_info_t *hw, const hw_warn_t *w, int n_warn)
         printf("warning: %s\n", w[i].text);
 }
 
-static int exec_hw(int argc, char **argv)
+static int exec_hw(cmd_ctx_t *c)
 {
-    bool json = false;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--json"))
-            json = true;
-        else
-            return cmd_usage(&cmd_hw_entry);
-    }
+    bool json = cmd_flag(c, "--json");
     hw_info_t *hw = xmalloc(sizeof *hw);
     char err[512];
     if (hw_probe(hw, err, sizeof err)) {
@@ -157,9 +151,14 @@ static int exec_hw(int argc, char **argv)
     return CMD_OK;
 }
 
+static const cli_opt_t hw_opts[] = {
+    {"--json", 0, NULL, "print JSON instead of text", 0},
+    {0},
+};
+
 const cmd_entry_t cmd_hw_entry = {
     .name = "hw",
-    .usage = "hw [--json]",
     .summary = "show GPUs (memory, PCIe link and bandwidth), host CPUs and RAM, and link warnings",
+    .opts = hw_opts,
     .exec = exec_hw,
 };

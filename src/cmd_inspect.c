@@ -182,42 +182,32 @@ static void print_text(const mi_t *m, const char *path, const uint64_t *ctx, siz
                (unsigned long long)m->rs_s_elems, m->n_layer_recurrent);
 }
 
-static int exec_inspect(int argc, char **argv)
+static int exec_inspect(cmd_ctx_t *c)
 {
-    const char *path = NULL;
-    bool json = false;
+    const char *path = c->args.pos[0], *ctx_arg = cmd_opt(c, "--ctx");
+    bool json = cmd_flag(c, "--json");
     uint64_t ctx[MAX_CTX];
     size_t n_ctx = 4;
     memcpy(ctx, ctx_default, sizeof ctx_default);
 
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--json")) {
-            json = true;
-        } else if (!strcmp(argv[i], "--ctx") && i + 1 < argc) {
-            /* comma-separated list of context sizes */
-            char *list = xstrdup(argv[++i]), *save = NULL;
-            n_ctx = 0;
-            for (char *tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-                uint64_t v;
-                if (n_ctx == MAX_CTX || !parse_size(tok, &v) || v == 0 || v > (1ull << 32)) {
-                    fprintf(stderr, "variet inspect: --ctx wants up to %d sizes like 4096,32K; got '%s'\n",
-                            MAX_CTX, tok);
-                    free(list);
-                    return CMD_USAGE;
-                }
-                ctx[n_ctx++] = v;
+    if (ctx_arg) {
+        /* comma-separated list of context sizes */
+        char *list = xstrdup(ctx_arg), *save = NULL;
+        n_ctx = 0;
+        for (char *tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+            uint64_t v;
+            if (n_ctx == MAX_CTX || !parse_size(tok, &v) || v == 0 || v > (1ull << 32)) {
+                fprintf(stderr, "variet inspect: --ctx wants up to %d sizes like 4096,32K; got '%s'\n", MAX_CTX,
+                        tok);
+                free(list);
+                return CMD_USAGE;
             }
-            free(list);
-            if (!n_ctx)
-                return cmd_usage(&cmd_inspect_entry);
-        } else if (argv[i][0] == '-' || path) {
-            return cmd_usage(&cmd_inspect_entry);
-        } else {
-            path = argv[i];
+            ctx[n_ctx++] = v;
         }
+        free(list);
+        if (!n_ctx)
+            return cmd_usage(c->entry, "--ctx wants sizes like 4096,32K");
     }
-    if (!path)
-        return cmd_usage(&cmd_inspect_entry);
 
     char err[512];
     gguf_t *g = NULL;
@@ -245,9 +235,18 @@ static int exec_inspect(int argc, char **argv)
     return CMD_OK;
 }
 
+static const cli_opt_t inspect_opts[] = {
+    {"--json", 0, NULL, "print JSON instead of text", 0},
+    {"--ctx", 0, "4096,32K,...", "context sizes for the KV-cache table (default 4K,32K,128K,256K; up to 8)", 0},
+    {0},
+};
+
 const cmd_entry_t cmd_inspect_entry = {
     .name = "inspect",
-    .usage = "inspect FILE.gguf [--json] [--ctx 4096,32K,...]",
+    .pos_usage = "FILE.gguf",
     .summary = "show a GGUF model's architecture, parameters, bytes, KV cache and recurrent state",
+    .opts = inspect_opts,
+    .min_pos = 1,
+    .max_pos = 1,
     .exec = exec_inspect,
 };

@@ -39,69 +39,26 @@ static json_t *dev_json(const plan_dev_t *d, uint64_t margin, bool gpu)
     return o;
 }
 
-static int exec_plan(int argc, char **argv)
+static int exec_plan(cmd_ctx_t *c)
 {
-    const char *config = "engine_models.json", *role_name = NULL, *model = NULL, *gpus_arg = NULL;
+    const char *role_name = c->args.n_pos ? c->args.pos[0] : NULL, *model = cmd_opt(c, "--model");
+    const char *gpus_arg = cmd_opt(c, "--gpus");
     int64_t margin_mib = 512, host_free = -2;
-    bool json = false, cpu_only = false;
+    bool json = cmd_flag(c, "--json"), cpu_only = cmd_flag(c, "--cpu-only");
     char err[1024];
-    char **extra = NULL;
-    size_t n_extra = 0;
+    char **extra = c->args.rest;
+    size_t n_extra = (size_t)c->args.n_rest;
 
-    int i = 1;
-    for (; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--")) {
-            i++;
-            break;
-        }
-        if ((!strcmp(a, "--config") || !strcmp(a, "-c")) && i + 1 < argc)
-            config = argv[++i];
-        else if ((!strcmp(a, "--model") || !strcmp(a, "-m")) && i + 1 < argc)
-            model = argv[++i];
-        else if (!strcmp(a, "--gpus") && i + 1 < argc)
-            gpus_arg = argv[++i];
-        else if (!strcmp(a, "--cpu-only"))
-            cpu_only = true;
-        else if (!strcmp(a, "--margin") && i + 1 < argc) {
-            if (!parse_i64(argv[++i], 0, 1 << 20, &margin_mib)) {
-                fprintf(stderr, "variet plan: --margin wants MiB, got '%s'\n", argv[i]);
-                return CMD_USAGE;
-            }
-        } else if (!strcmp(a, "--host-free") && i + 1 < argc) {
-            if (!parse_i64(argv[++i], 0, INT64_MAX / 2, &host_free)) {
-                fprintf(stderr, "variet plan: --host-free wants MiB, got '%s'\n", argv[i]);
-                return CMD_USAGE;
-            }
-        } else if (!strcmp(a, "--json"))
-            json = true;
-        else if (a[0] != '-' && !role_name && !model)
-            role_name = a;
-        else
-            return cmd_usage(&cmd_plan_entry);
-    }
-    extra = argv + i;
-    n_extra = (size_t)(argc - i);
-    if (!role_name == !model) {
-        fprintf(stderr, "variet plan: give a ROLE or --model FILE (not both)\n");
-        return cmd_usage(&cmd_plan_entry);
-    }
+    if (cmd_opt_i64(c, "--margin", 0, 1 << 20, &margin_mib) || cmd_opt_i64(c, "--host-free", 0, INT64_MAX / 2, &host_free))
+        return CMD_USAGE;
+    if (!role_name == !model)
+        return cmd_usage(c->entry, "give a ROLE or --model FILE (not both)");
 
-    registry_t *reg = NULL;
     char **args = NULL;
     size_t n_args = 0;
     const char *path = model;
-    if (role_name) {
-        if (registry_load(config, &reg, err, sizeof err)) {
-            fprintf(stderr, "variet plan: %s\n", err);
-            return CMD_USAGE;
-        }
-        const reg_role_t *r = registry_find(reg, role_name);
-        if (!r) {
-            fprintf(stderr, "variet plan: no role '%s' in %s\n", role_name, config);
-            registry_free(&reg);
-            return CMD_USAGE;
-        }
+    if (c->role) {
+        const reg_role_t *r = c->role;
         path = r->model_abs;
         args = xcalloc(r->n_args + n_extra + 1, sizeof *args);
         for (size_t k = 0; k < r->n_args; k++)
@@ -249,15 +206,29 @@ out:
     mi_free(&m);
     gguf_close(&g);
     free(args);
-    registry_free(&reg);
     return rc;
 }
 
+static const cli_opt_t plan_opts[] = {
+    CMD_OPT_CONFIG,
+    {"--model", 'm', "FILE", "plan for a GGUF file instead of a role", CLI_OPT_IN_USAGE},
+    {"--gpus", 0, "MiB,MiB...", "free MiB per GPU to plan for, instead of what hw finds", 0},
+    {"--cpu-only", 0, NULL, "plan for no GPU", 0},
+    {"--host-free", 0, "MiB", "free host memory to plan for (default: MemAvailable)", 0},
+    {"--margin", 0, "MiB", "memory kept free on each GPU (default 512)", 0},
+    {"--json", 0, NULL, "print JSON instead of text", 0},
+    {0},
+};
+
 const cmd_entry_t cmd_plan_entry = {
     .name = "plan",
-    .usage = "plan (ROLE [--config F] | --model FILE) [--gpus MiB,MiB... | --cpu-only] [--host-free MiB] "
-             "[--margin MiB] [--json] [-- llama-server args...]",
+    .pos_usage = "(ROLE | --model FILE)",
     .summary = "predict per-device memory (weights, KV, recurrent state, compute, output) and whether it fits "
                "(exit 4 when it does not)",
+    .opts = plan_opts,
+    .min_pos = 0,
+    .max_pos = 1,
+    .rest_usage = "[-- llama-server args...]",
+    .target = CMD_TARGET_ROLE_OPTIONAL,
     .exec = exec_plan,
 };

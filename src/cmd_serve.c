@@ -48,32 +48,17 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     event_base_loopbreak(s->base);
 }
 
-static int exec_serve(int argc, char **argv)
+static int exec_serve(cmd_ctx_t *c)
 {
-    const char *config = "engine_models.json", *host = NULL, *exe_arg = NULL;
+    const char *host = cmd_opt(c, "--host"), *exe_arg = cmd_opt(c, "--llama-server");
     int64_t port = -1;
     char err[1024];
 
-    for (int i = 1; i < argc; i++) {
-        if ((!strcmp(argv[i], "--config") || !strcmp(argv[i], "-c")) && i + 1 < argc)
-            config = argv[++i];
-        else if (!strcmp(argv[i], "--host") && i + 1 < argc)
-            host = argv[++i];
-        else if (!strcmp(argv[i], "--port") && i + 1 < argc) {
-            if (!parse_i64(argv[++i], 0, 65535, &port)) {
-                fprintf(stderr, "variet serve: --port wants 0..65535, got '%s'\n", argv[i]);
-                return CMD_USAGE;
-            }
-        } else if (!strcmp(argv[i], "--llama-server") && i + 1 < argc)
-            exe_arg = argv[++i];
-        else
-            return cmd_usage(&cmd_serve_entry);
-    }
-    registry_t *reg = NULL;
-    if (registry_load(config, &reg, err, sizeof err)) {
-        fprintf(stderr, "variet serve: %s\n", err);
+    if (cmd_opt_i64(c, "--port", 0, 65535, &port))
         return CMD_USAGE;
-    }
+    /* the gateway owns the registry once it is built */
+    registry_t *reg = c->reg;
+    c->reg = NULL;
     if (host) {
         free(reg->engine.host);
         reg->engine.host = xstrdup(host);
@@ -95,7 +80,7 @@ static int exec_serve(int argc, char **argv)
     event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
     struct event_base *base = event_base_new_with_config(ec);
     event_config_free(ec);
-    serve_t s = {.base = base, .config = config};
+    serve_t s = {.base = base, .config = c->config};
     if (gateway_new(base, reg, exe, &s.g, err, sizeof err)) {
         fprintf(stderr, "variet serve: %s\n", err);
         registry_free(&reg);
@@ -122,9 +107,19 @@ static int exec_serve(int argc, char **argv)
     return CMD_OK;
 }
 
+static const cli_opt_t serve_opts[] = {
+    CMD_OPT_CONFIG,
+    {"--host", 0, "H", "listen address (default _engine.host, 127.0.0.1)", 0},
+    {"--port", 0, "P", "listen port, 0 for any free one (default _engine.port, 8000)", 0},
+    {"--llama-server", 0, "PATH", "llama-server executable (default _engine.llama_server, $VARIET_LLAMA_SERVER, PATH)",
+     0},
+    {0},
+};
+
 const cmd_entry_t cmd_serve_entry = {
     .name = "serve",
-    .usage = "serve [--config engine_models.json] [--host 127.0.0.1] [--port 8000] [--llama-server PATH]",
     .summary = "run the OpenAI-compatible gateway that starts, swaps and proxies llama-server roles",
+    .opts = serve_opts,
+    .target = CMD_TARGET_REGISTRY,
     .exec = exec_serve,
 };

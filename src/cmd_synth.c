@@ -1,8 +1,11 @@
 /*
  * cmd_synth.c — `variet synth`: write synthetic GGUF models.
  */
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cmd.h"
 #include "gguf.h"
@@ -20,45 +23,60 @@ static int list(void)
     return CMD_OK;
 }
 
-static int exec_synth(int argc, char **argv)
+/* mkdir -p of the folder that will hold `path`: 0, or -errno with the
+ * folder that could not be made in err. */
+static int make_parent(const char *path, char *err, size_t errlen)
 {
-    const char *out = NULL, *preset = NULL, *name = NULL;
+    char *dir = xstrdup(path);
+    char *slash = strrchr(dir, '/');
+    int rc = 0;
+    if (slash && slash != dir) {
+        *slash = 0;
+        for (char *p = dir + 1;; p++) {
+            if (*p && *p != '/')
+                continue;
+            char c = *p;
+            *p = 0;
+            struct stat st;
+            if (stat(dir, &st) != 0 && mkdir(dir, 0777) != 0 && errno != EEXIST) {
+                rc = -errno;
+                snprintf(err, errlen, "%s: cannot create the folder %s: %s", path, dir, strerror(errno));
+                break;
+            }
+            if (stat(dir, &st) == 0 && !S_ISDIR(st.st_mode)) {
+                rc = -ENOTDIR;
+                snprintf(err, errlen, "%s: %s is not a folder", path, dir);
+                break;
+            }
+            *p = c;
+            if (!c)
+                break;
+        }
+    }
+    free(dir);
+    return rc;
+}
+
+static int exec_synth(cmd_ctx_t *c)
+{
     synth_opts_t o = {.wtype = -1, .seed = 1};
     char err[512];
 
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--list"))
-            return list();
-        if ((!strcmp(a, "-o") || !strcmp(a, "--output")) && i + 1 < argc) {
-            out = argv[++i];
-        } else if (!strcmp(a, "--type") && i + 1 < argc) {
-            o.wtype = gguf_type_from_name(argv[++i]);
-            if (o.wtype < 0) {
-                fprintf(stderr, "variet synth: unknown weight type '%s' (f32, f16, q8_0, q4_0, q4_k)\n",
-                        argv[i]);
-                return CMD_USAGE;
-            }
-        } else if (!strcmp(a, "--seed") && i + 1 < argc) {
-            if (!parse_u64(argv[++i], UINT64_MAX, &o.seed)) {
-                fprintf(stderr, "variet synth: --seed needs a non-negative integer, got '%s'\n", argv[i]);
-                return CMD_USAGE;
-            }
-        } else if (!strcmp(a, "--sparse")) {
-            o.sparse = true;
-        } else if (!strcmp(a, "--name") && i + 1 < argc) {
-            name = argv[++i];
-        } else if (a[0] == '-') {
-            fprintf(stderr, "variet synth: unknown or incomplete option '%s'\n", a);
-            return cmd_usage(&cmd_synth_entry);
-        } else if (!preset) {
-            preset = a;
-        } else {
-            return cmd_usage(&cmd_synth_entry);
-        }
+    if (cmd_flag(c, "--list"))
+        return list();
+    if (c->args.n_pos != 1)
+        return cmd_usage(c->entry, "give a PRESET (variet synth --list shows them)");
+    const char *preset = c->args.pos[0], *out = cmd_opt(c, "--output"), *type = cmd_opt(c, "--type");
+    const char *seed = cmd_opt(c, "--seed");
+    if (type && (o.wtype = gguf_type_from_name(type)) < 0) {
+        fprintf(stderr, "variet synth: unknown weight type '%s' (f32, f16, q8_0, q4_0, q4_k)\n", type);
+        return CMD_USAGE;
     }
-    if (!preset)
-        return cmd_usage(&cmd_synth_entry);
+    if (seed && !parse_u64(seed, UINT64_MAX, &o.seed)) {
+        fprintf(stderr, "variet synth: --seed needs a non-negative integer, got '%s'\n", seed);
+        return CMD_USAGE;
+    }
+    o.sparse = cmd_flag(c, "--sparse");
     const synth_preset_t *p = synth_find(preset);
     if (!p) {
         fprintf(stderr, "variet synth: unknown preset '%s'; presets:", preset);
@@ -67,11 +85,15 @@ static int exec_synth(int argc, char **argv)
         fputc('\n', stderr);
         return CMD_USAGE;
     }
-    o.name = name;
+    o.name = cmd_opt(c, "--name");
     char defpath[256];
     if (!out) {
         snprintf(defpath, sizeof defpath, "%s.gguf", p->name);
         out = defpath;
+    }
+    if (make_parent(out, err, sizeof err)) {
+        fprintf(stderr, "variet synth: %s\n", err);
+        return CMD_FAIL;
     }
     double t0 = now_s();
     int rc = synth_write(p, &o, out, err, sizeof err);
@@ -85,9 +107,22 @@ static int exec_synth(int argc, char **argv)
     return CMD_OK;
 }
 
+static const cli_opt_t synth_opts[] = {
+    {"--output", 'o', "FILE", "where to write (default PRESET.gguf); its folder is created when missing", 0},
+    {"--type", 0, "f32|f16|q8_0|q4_0|q4_k", "weight type of the matrices (default: the preset's)", 0},
+    {"--seed", 0, "N", "random seed (default 1); same seed, same bytes", 0},
+    {"--name", 0, "NAME", "general.name written into the file", 0},
+    {"--sparse", 0, NULL, "leave tensor data as holes (zeros, no disk space): shapes only", 0},
+    {"--list", 0, NULL, "list the presets", 0},
+    {0},
+};
+
 const cmd_entry_t cmd_synth_entry = {
     .name = "synth",
-    .usage = "synth PRESET [-o FILE] [--type f32|f16|q8_0|q4_0|q4_k] [--seed N] [--name NAME] [--sparse] | synth --list",
+    .pos_usage = "PRESET",
     .summary = "write a random-weight GGUF model with a real architecture's shape",
+    .opts = synth_opts,
+    .min_pos = 0,
+    .max_pos = 1,
     .exec = exec_synth,
 };

@@ -720,71 +720,38 @@ static int parse_objective(const char *s, objective_t *o)
     return o->gen + o->prompt + o->cold > 0 ? 0 : -1;
 }
 
-static int exec_tune(int argc, char **argv)
+static int exec_tune(cmd_ctx_t *c)
 {
-    const char *config = "engine_models.json", *role_name = NULL, *space_arg = NULL, *objective = "gen";
-    const char *strategy = "descent", *replay = NULL;
+    const char *config = c->config, *space_arg = cmd_opt(c, "--space");
+    const char *objective = cmd_opt(c, "--objective") ?: "gen";
+    const char *strategy = cmd_opt(c, "--strategy") ?: "descent", *replay = cmd_opt(c, "--replay");
     int64_t budget = 0, runs = 3, ctx = 0, min_free = 512;
     double minutes = 0;
-    bool resume = false, dry = false;
+    bool resume = cmd_flag(c, "--resume"), dry = cmd_flag(c, "--dry-run");
     char err[1024];
 
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if ((!strcmp(a, "--config") || !strcmp(a, "-c")) && i + 1 < argc)
-            config = argv[++i];
-        else if (!strcmp(a, "--space") && i + 1 < argc)
-            space_arg = argv[++i];
-        else if (!strcmp(a, "--budget") && i + 1 < argc) {
-            const char *b = argv[++i];
-            size_t l = strlen(b);
-            if (l > 1 && b[l - 1] == 'm') {
-                char tmp[32];
-                snprintf(tmp, sizeof tmp, "%.*s", (int)(l - 1), b);
-                if (!parse_f64(tmp, &minutes) || minutes <= 0) {
-                    fprintf(stderr, "variet tune: --budget wants N trials or Nm minutes, got '%s'\n", b);
-                    return CMD_USAGE;
-                }
-            } else if (!parse_i64(b, 1, 100000, &budget)) {
+    const char *b = cmd_opt(c, "--budget");
+    if (b) {
+        size_t l = strlen(b);
+        if (l > 1 && b[l - 1] == 'm') {
+            char tmp[32];
+            snprintf(tmp, sizeof tmp, "%.*s", (int)(l - 1), b);
+            if (!parse_f64(tmp, &minutes) || minutes <= 0) {
                 fprintf(stderr, "variet tune: --budget wants N trials or Nm minutes, got '%s'\n", b);
                 return CMD_USAGE;
             }
-        } else if (!strcmp(a, "--runs") && i + 1 < argc) {
-            if (!parse_i64(argv[++i], 1, 16, &runs)) {
-                fprintf(stderr, "variet tune: --runs wants 1..16\n");
-                return CMD_USAGE;
-            }
-        } else if (!strcmp(a, "--ctx") && i + 1 < argc) {
-            if (!parse_i64(argv[++i], 256, 1 << 24, &ctx)) {
-                fprintf(stderr, "variet tune: --ctx wants a context length\n");
-                return CMD_USAGE;
-            }
-        } else if (!strcmp(a, "--min-free") && i + 1 < argc) {
-            if (!parse_i64(argv[++i], 0, 1 << 20, &min_free)) {
-                fprintf(stderr, "variet tune: --min-free wants MiB\n");
-                return CMD_USAGE;
-            }
-        } else if (!strcmp(a, "--objective") && i + 1 < argc)
-            objective = argv[++i];
-        else if (!strcmp(a, "--resume"))
-            resume = true;
-        else if (!strcmp(a, "--strategy") && i + 1 < argc) {
-            strategy = argv[++i];
-            if (strcmp(strategy, "descent") && strcmp(strategy, "grid")) {
-                fprintf(stderr, "variet tune: --strategy is descent (default) or grid\n");
-                return CMD_USAGE;
-            }
-        } else if (!strcmp(a, "--replay") && i + 1 < argc)
-            replay = argv[++i];
-        else if (!strcmp(a, "--dry-run"))
-            dry = true;
-        else if (a[0] != '-' && !role_name)
-            role_name = a;
-        else
-            return cmd_usage(&cmd_tune_entry);
+        } else if (!parse_i64(b, 1, 100000, &budget)) {
+            fprintf(stderr, "variet tune: --budget wants N trials or Nm minutes, got '%s'\n", b);
+            return CMD_USAGE;
+        }
     }
-    if (!role_name)
-        return cmd_usage(&cmd_tune_entry);
+    if (cmd_opt_i64(c, "--runs", 1, 16, &runs) || cmd_opt_i64(c, "--ctx", 256, 1 << 24, &ctx) ||
+        cmd_opt_i64(c, "--min-free", 0, 1 << 20, &min_free))
+        return CMD_USAGE;
+    if (strcmp(strategy, "descent") && strcmp(strategy, "grid")) {
+        fprintf(stderr, "variet tune: --strategy is descent (default) or grid\n");
+        return CMD_USAGE;
+    }
 
     tuner_t t;
     memset(&t, 0, sizeof t);
@@ -798,19 +765,11 @@ static int exec_tune(int argc, char **argv)
         fprintf(stderr, "variet tune: --objective is gen, prompt or weights like gen=1,prompt=0.5,cold=0.2\n");
         return CMD_USAGE;
     }
-    registry_t *reg = NULL;
+    registry_t *reg = c->reg; /* main.c's: not freed here */
     int rc = CMD_USAGE;
     gguf_t *g = NULL;
-    if (registry_load(config, &reg, err, sizeof err)) {
-        fprintf(stderr, "variet tune: %s\n", err);
-        return CMD_USAGE;
-    }
     t.reg = reg;
-    t.role = registry_find(reg, role_name);
-    if (!t.role) {
-        fprintf(stderr, "variet tune: no role '%s' in %s\n", role_name, config);
-        goto out;
-    }
+    t.role = c->role;
     if (gguf_open(t.role->model_abs, &g, err, sizeof err) || mi_from_gguf(g, &t.mi, err, sizeof err)) {
         fprintf(stderr, "variet tune: %s\n", err);
         goto out;
@@ -1208,15 +1167,32 @@ out:
     buf_free(&t.md_sweeps);
     mi_free(&t.mi);
     gguf_close(&g);
-    registry_free(&reg);
     return rc;
 }
 
+static const cli_opt_t tune_opts[] = {
+    CMD_OPT_CONFIG,
+    {"--space", 0, "SPEC|FILE", "dimensions and values, e.g. 'ub=128,512;kv=f16,q8_0;fa=on,off;t=1,2' (default: from hw)",
+     0},
+    {"--budget", 0, "N|Nm", "stop after N trials or N minutes", 0},
+    {"--runs", 0, "N", "measured runs per trial after a warm-up, 1..16 (default 3)", 0},
+    {"--ctx", 0, "N", "pin the context length every trial must hold", 0},
+    {"--min-free", 0, "MiB", "memory kept free on each device (default 512)", 0},
+    {"--objective", 0, "gen|prompt|W", "what to maximise: gen, prompt, or weights like gen=1,prompt=0.5,cold=0.2", 0},
+    {"--resume", 0, NULL, "continue from tune-ROLE.json without measuring anything twice", 0},
+    {"--dry-run", 0, NULL, "list the space with the planner's run/skip verdicts; launch nothing", 0},
+    {"--strategy", 0, "descent|grid", "coordinate descent (default) or the whole grid", 0},
+    {"--replay", 0, "HISTORY", "replay the search on a recorded grid (bench/tuner.sh)", 0},
+    {0},
+};
+
 const cmd_entry_t cmd_tune_entry = {
     .name = "tune",
-    .usage = "tune ROLE [--config F] [--space 'ub=128,512;kv=f16,q8_0;fa=on,off;t=1,2' | --space FILE] "
-             "[--budget N|Nm] [--runs N] [--ctx N] [--min-free MiB] [--objective gen|prompt|gen=1,prompt=0.5,cold=0.2] "
-             "[--resume] [--dry-run] [--strategy descent|grid] [--replay HISTORY]",
+    .pos_usage = "ROLE",
     .summary = "search llama-server flags by measurement under memory limits; write the winner and a retuning log",
+    .opts = tune_opts,
+    .min_pos = 1,
+    .max_pos = 1,
+    .target = CMD_TARGET_ROLE,
     .exec = exec_tune,
 };
