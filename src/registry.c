@@ -19,11 +19,14 @@
 #include "registry.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "args.h"
 #include "util.h"
@@ -560,6 +563,11 @@ int registry_parse(const char *text, size_t len, const char *path, registry_t **
     *out = NULL;
     if (err && errlen)
         err[0] = 0;
+    /* a UTF-8 byte order mark, as some Windows editors write one */
+    if (len >= 3 && !memcmp(text, "\xEF\xBB\xBF", 3)) {
+        text += 3;
+        len -= 3;
+    }
     json_t *doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
     if (!doc) {
         const char *where = path ? path : "<config>";
@@ -660,6 +668,16 @@ int registry_load(const char *path, registry_t **out, char *err, size_t errlen)
     char *text = NULL;
     size_t len = 0;
     *out = NULL;
+    /* a FIFO or device would block the read or never end: regular files only */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    struct stat st;
+    if (fd >= 0 && fstat(fd, &st) == 0 && !S_ISREG(st.st_mode)) {
+        close(fd);
+        snprintf(err, errlen, "%s: not a regular file", path);
+        return -EINVAL;
+    }
+    if (fd >= 0)
+        close(fd);
     int rc = file_read_all(path, REG_MAX_FILE, &text, &len, err, errlen);
     if (rc)
         return rc;

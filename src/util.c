@@ -4,11 +4,13 @@
 #include "util.h"
 
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
 #include <math.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -219,36 +221,92 @@ bool parse_size(const char *s, uint64_t *out)
     return true;
 }
 
+static int write_all(int fd, const void *data, size_t len)
+{
+    const char *p = data;
+    while (len) {
+        ssize_t w = write(fd, p, len);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            return -errno;
+        p += w;
+        len -= (size_t)w;
+    }
+    return 0;
+}
+
+/* Remove "<base>.tmp.<pid>" files in dir whose writer is gone (killed
+ * between link and rename, or by an older Variet that wrote temp files
+ * under their name). */
+static void clean_stale_temps(const char *dir, const char *base)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    size_t bl = strlen(base);
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        const char *n = e->d_name;
+        if (strncmp(n, base, bl) || strncmp(n + bl, ".tmp.", 5))
+            continue;
+        int64_t pid;
+        if (!parse_i64(n + bl + 5, 1, INT32_MAX, &pid) || pid == getpid())
+            continue;
+        if (kill((pid_t)pid, 0) == -1 && errno == ESRCH) {
+            char *full = xasprintf("%s/%s", dir, n);
+            unlink(full);
+            free(full);
+        }
+    }
+    closedir(d);
+}
+
 int file_write_atomic(const char *path, const void *data, size_t len, char *err, size_t errlen)
 {
     char *tmp = xasprintf("%s.tmp.%ld", path, (long)getpid());
-    char *dcopy = xstrdup(path);
+    char *dcopy = xstrdup(path), *bcopy = xstrdup(path);
+    const char *dir = dirname(dcopy), *base = basename(bcopy);
     int fd = -1, rc = 0;
+    bool named = false; /* tmp exists on disk and must go on failure */
 
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
+    clean_stale_temps(dir, base);
+    /* An unnamed file (O_TMPFILE) gets a name only once it is complete, a
+     * moment before the rename: a writer killed while writing leaves
+     * nothing behind. Filesystems without O_TMPFILE get a named temp. */
+    fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0644);
+    if (fd < 0 && errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL) {
         rc = -errno;
-        snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
+        snprintf(err, errlen, "%s: %s", dir, strerror(errno));
         goto out;
     }
-    const char *p = data;
-    size_t left = len;
-    while (left) {
-        ssize_t w = write(fd, p, left);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0) {
+    if (fd >= 0 && ((rc = write_all(fd, data, len)) || (fsync(fd) < 0 && (rc = -errno)))) {
+        snprintf(err, errlen, "%s: write: %s", path, strerror(-rc));
+        goto out;
+    }
+    if (fd >= 0) {
+        char proc[64];
+        snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+        unlink(tmp); /* a leftover of a reused pid */
+        if (linkat(AT_FDCWD, proc, AT_FDCWD, tmp, AT_SYMLINK_FOLLOW) == 0) {
+            named = true;
+        } else {
+            close(fd); /* no /proc: write a named temp instead */
+            fd = -1;
+        }
+    }
+    if (!named) {
+        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (fd < 0) {
             rc = -errno;
-            snprintf(err, errlen, "%s: write: %s", tmp, strerror(errno));
+            snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
             goto out;
         }
-        p += w;
-        left -= (size_t)w;
-    }
-    if (fsync(fd) < 0) {
-        rc = -errno;
-        snprintf(err, errlen, "%s: fsync: %s", tmp, strerror(errno));
-        goto out;
+        named = true;
+        if ((rc = write_all(fd, data, len)) || (fsync(fd) < 0 && (rc = -errno))) {
+            snprintf(err, errlen, "%s: write: %s", tmp, strerror(-rc));
+            goto out;
+        }
     }
     close(fd);
     fd = -1;
@@ -257,7 +315,8 @@ int file_write_atomic(const char *path, const void *data, size_t len, char *err,
         snprintf(err, errlen, "rename %s -> %s: %s", tmp, path, strerror(errno));
         goto out;
     }
-    int dfd = open(dirname(dcopy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    named = false;
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd >= 0) {
         fsync(dfd);
         close(dfd);
@@ -265,10 +324,11 @@ int file_write_atomic(const char *path, const void *data, size_t len, char *err,
 out:
     if (fd >= 0)
         close(fd);
-    if (rc)
+    if (named)
         unlink(tmp);
     free(tmp);
     free(dcopy);
+    free(bcopy);
     return rc;
 }
 

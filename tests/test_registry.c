@@ -13,10 +13,12 @@
 #include <dirent.h>
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "registry.h"
@@ -673,6 +675,114 @@ static void t_load_errors(void **s)
     free(d);
 }
 
+/* Files other than a regular file are refused at once (a FIFO would block
+ * the read forever); a UTF-8 byte order mark is skipped. */
+static void t_odd_files(void **s)
+{
+    (void)s;
+    char err[512];
+    registry_t *r = NULL;
+    char *d = tmpdir();
+    char *fifo = xasprintf("%s/fifo.json", d);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    alarm(10); /* the old code blocked here */
+    assert_int_equal(registry_load(fifo, &r, err, sizeof err), -EINVAL);
+    alarm(0);
+    assert_non_null(strstr(err, "not a regular file"));
+    assert_non_null(strstr(err, fifo));
+    assert_int_equal(registry_load(d, &r, err, sizeof err), -EINVAL); /* a folder */
+    assert_non_null(strstr(err, "not a regular file"));
+    char *path = xasprintf("%s/engine_models.json", d);
+    spit(path, "\xEF\xBB\xBF{\"fast\": {\"model_path\": \"m\"}}\n");
+    assert_int_equal(registry_load(path, &r, err, sizeof err), 0);
+    assert_int_equal(r->n_roles, 1);
+    registry_free(&r);
+    free(path);
+    free(fifo);
+    rmtree(d);
+    free(d);
+}
+
+static int temp_files(const char *dir)
+{
+    DIR *dd = opendir(dir);
+    struct dirent *e;
+    int n = 0;
+    while (dd && (e = readdir(dd)))
+        n += strstr(e->d_name, ".tmp.") != NULL;
+    if (dd)
+        closedir(dd);
+    return n;
+}
+
+/* registry_save killed at random points, over and over: the file always
+ * parses and no temp file is left (regression: one engine_models.json.tmp.PID
+ * or .bak.tmp.PID per kill); a stale one from a dead writer is removed by
+ * the next save. */
+static void t_killed_saves(void **s)
+{
+    (void)s;
+    char err[512];
+    char *d = tmpdir();
+    char *path = xasprintf("%s/engine_models.json", d);
+    /* big enough that a write takes a while: 300 roles */
+    buf_t b;
+    buf_init(&b, 0);
+    buf_printf(&b, "{");
+    for (int i = 0; i < 300; i++)
+        buf_printf(&b, "%s\"role%d\": {\"model_path\": \"m%d.gguf\", \"args\": [\"-c\", \"%d\"], \"note\": \"%0200d\"}",
+                   i ? "," : "", i, i, 1024 + i, i);
+    buf_printf(&b, "}\n");
+    spit(path, b.data);
+    buf_free(&b);
+    registry_t *r = NULL;
+    assert_int_equal(registry_load(path, &r, err, sizeof err), 0);
+    int kills = 0, left = 0, unparsable = 0;
+    for (int k = 0; k < 40; k++) {
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            for (;;)
+                registry_save(r, path, true, err, sizeof err);
+        }
+        usleep(1000 + (useconds_t)(k * 397 % 5000));
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        kills++;
+        left += temp_files(d) > 0;
+        registry_t *r2 = NULL;
+        if (registry_load(path, &r2, err, sizeof err))
+            unparsable++;
+        registry_free(&r2);
+        /* leftovers of this kill (if it hit the instant between link and
+         * rename) are the next save's to clean */
+        assert_int_equal(registry_save(r, path, true, err, sizeof err), 0);
+        assert_int_equal(temp_files(d), 0);
+    }
+    printf("  killed saves: %d kills, %d left a temp file, %d unparsable\n", kills, left, unparsable);
+    assert_int_equal(unparsable, 0);
+    assert_true(left <= 2); /* only the microseconds between link and rename */
+    /* a stale temp of a dead writer goes on the next save; a live one stays */
+    pid_t dead = fork();
+    if (dead == 0)
+        _exit(0);
+    waitpid(dead, NULL, 0);
+    char *stale = xasprintf("%s.tmp.%d", path, (int)dead);
+    char *live = xasprintf("%s.bak.tmp.%d", path, (int)getppid());
+    spit(stale, "x");
+    spit(live, "x");
+    assert_int_equal(registry_save(r, path, true, err, sizeof err), 0);
+    assert_int_equal(access(stale, F_OK), -1);
+    assert_int_equal(access(live, F_OK), 0);
+    unlink(live);
+    free(stale);
+    free(live);
+    registry_free(&r);
+    free(path);
+    rmtree(d);
+    free(d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -680,7 +790,8 @@ int main(void)
         cmocka_unit_test(t_sizes),         cmocka_unit_test(t_engine_errors),
         cmocka_unit_test(t_role_errors),   cmocka_unit_test(t_syntax),
         cmocka_unit_test(t_save_roundtrip), cmocka_unit_test(t_exact_reals),
-        cmocka_unit_test(t_load_errors),
+        cmocka_unit_test(t_load_errors),   cmocka_unit_test(t_odd_files),
+        cmocka_unit_test(t_killed_saves),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
