@@ -25,9 +25,15 @@
 
 #define NEAR(a, b) assert_true(fabs((a) - (b)) < 1e-3)
 
-static char *fixture(const char *rel)
+/* The path of a recorded fixture (static storage: nothing to free, so a
+ * missing file fails the test with a message and leaks nothing). */
+static const char *fixture(const char *rel)
 {
-    return xasprintf("%s/gpu/%s", VARIET_FIXTURES, rel);
+    static char path[4096];
+    snprintf(path, sizeof path, "%s/gpu/%s", VARIET_FIXTURES, rel);
+    if (access(path, R_OK) != 0)
+        fail_msg("missing fixture %s: %s (tests/fixtures is part of the repository)", path, strerror(errno));
+    return path;
 }
 
 static int parse(const char *csv, hw_info_t *hw, char *err, size_t errlen)
@@ -45,10 +51,10 @@ static int warnings(const hw_info_t *hw, hw_warn_t *w)
 static void t_fixture_h100(void **s)
 {
     (void)s;
-    char *path = fixture("h100-x1/nvidia-smi-query.csv"), *text = NULL, err[256];
+    const char *path = fixture("h100-x1/nvidia-smi-query.csv");
+    char *text = NULL, err[256];
     size_t len;
     int rc = file_read_all(path, 1 << 20, &text, &len, err, sizeof err);
-    free(path);
     if (rc)
         fail_msg("fixture: %s", err);
     hw_info_t hw;
@@ -319,8 +325,9 @@ static void t_cpulist(void **s)
 static void t_probe_override(void **s)
 {
     (void)s;
-    char *path = fixture("h100-x1/nvidia-smi-query.csv"), err[512];
-    hw_info_t *hw = xmalloc(sizeof *hw);
+    const char *path = fixture("h100-x1/nvidia-smi-query.csv");
+    char err[512];
+    hw_info_t hwv, *hw = &hwv;
     setenv("VARIET_HW_SMI_CSV", path, 1);
     assert_int_equal(hw_probe(hw, err, sizeof err), 0);
     assert_int_equal(hw->source, HW_SRC_SMI);
@@ -352,8 +359,6 @@ static void t_probe_override(void **s)
     assert_int_equal(hw_probe(hw, err, sizeof err), 0);
     assert_non_null(strstr(hw->note, "VARIET_HW_NO_NVML"));
     unsetenv("VARIET_HW_NO_NVML");
-    free(hw);
-    free(path);
 }
 
 /* `variet hw --json` (and text) through the override; exit codes. */
@@ -380,7 +385,7 @@ static void t_cli(void **s)
     (void)s;
     if (access(VARIET_BINARY, X_OK) != 0)
         skip();
-    char *path = fixture("h100-x1/nvidia-smi-query.csv");
+    const char *path = fixture("h100-x1/nvidia-smi-query.csv");
     char *env = xasprintf("VARIET_HW_SMI_CSV='%s'", path), *out;
     assert_int_equal(run_variet(env, "hw --json", &out), 0);
     json_error_t je;
@@ -414,7 +419,6 @@ static void t_cli(void **s)
     /* no override: exit 0 whatever the machine has */
     assert_int_equal(run_variet("VARIET_HW_NO_NVML=1", "hw", &out), 0);
     free(out);
-    free(path);
 }
 
 int main(void)
