@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # openai-test.sh — the official `openai` npm SDK, unchanged, against `variet
-# serve`: installs the SDK into tests/openai/node_modules when missing,
+# serve`: installs the pinned SDK (tests/openai/package.json: openai 4.x,
+# which supports Debian 12's Node.js 18) into tests/openai/node_modules when
+# missing or another version is there,
 # synthesizes a tiny model, writes a config with an API key, starts variet
 # on a free port, runs tests/openai/openai_test.mjs and stops variet again
 # (whatever happens). Exits with the node test's status (1 when setup fails).
@@ -14,17 +16,21 @@ variet=${VARIET_BINARY:-$root/build/variet}
 
 die() { echo "openai-test: $*" >&2; exit 1; }
 [ -x "$variet" ] || die "no variet binary at $variet (set VARIET_BINARY or run scripts/build.sh)"
-command -v node >/dev/null || die "node is not installed (Node.js 20 or later)"
+command -v node >/dev/null || die "node is not installed (Node.js 18 or later; scripts/setup.sh installs Debian's nodejs)"
 command -v npm >/dev/null || die "npm is not installed"
 command -v curl >/dev/null || die "curl is not installed"
 node_major=$(node -p 'process.versions.node.split(".")[0]')
-[ "$node_major" -ge 20 ] || die "Node.js $(node --version) is too old: the openai SDK needs 20 or later"
+[ "$node_major" -ge 18 ] || die "Node.js $(node --version) is too old: the pinned openai SDK (tests/openai/package.json) needs 18 or later"
 llama=${VARIET_LLAMA_SERVER:-}
 [ -n "$llama" ] || llama=$("$root/scripts/get-llama-server.sh")
 [ -x "$llama" ] || die "no runnable llama-server ($llama)"
 
-if [ ! -f "$pkg/node_modules/openai/package.json" ]; then
-  echo "openai-test: installing the openai SDK into $pkg/node_modules" >&2
+# the pinned version (package.json), reinstalled when another one is there
+want=$(node -p 'require(process.argv[1]).dependencies.openai' "$pkg/package.json")
+have=$(node -p 'require(process.argv[1]).version' "$pkg/node_modules/openai/package.json" 2>/dev/null || true)
+if [ "$have" != "$want" ]; then
+  rm -rf "$pkg/node_modules"
+  echo "openai-test: installing openai@$want into $pkg/node_modules" >&2
   npm install --no-audit --no-fund --no-package-lock --loglevel=error --prefix "$pkg" >&2 ||
     die "npm install failed"
 fi
