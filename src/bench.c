@@ -77,6 +77,14 @@ static size_t to_buf(char *p, size_t sz, size_t n, void *ud)
     return buf_append(ud, p, sz * n) == 0 ? sz * n : 0;
 }
 
+static char *api_key; /* bench_set_api_key's copy; NULL: $VARIET_API_KEY */
+
+void bench_set_api_key(const char *key)
+{
+    free(api_key);
+    api_key = key ? xstrdup(key) : NULL;
+}
+
 static CURL *easy(const char *url, struct curl_slist **h)
 {
     *h = NULL;
@@ -91,7 +99,7 @@ static CURL *easy(const char *url, struct curl_slist **h)
     cu.easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     cu.easy_setopt(c, CURLOPT_TIMEOUT, 1800L);
     cu.easy_setopt(c, CURLOPT_TCP_NODELAY, 1L);
-    const char *key = getenv("VARIET_API_KEY");
+    const char *key = api_key ? api_key : getenv("VARIET_API_KEY");
     if (key && *key) {
         char *auth = xasprintf("Authorization: Bearer %s", key);
         *h = cu.slist_append(*h, auth);
@@ -245,6 +253,58 @@ int bench_prompt(const char *base_url, const char *model, int target, char **tex
     *text = b.data;
     *n_tokens = n;
     return 0;
+}
+
+int bench_context(const char *base_url, long *n_ctx)
+{
+    int code = 0;
+    char *body = NULL;
+    *n_ctx = 0;
+    int rc = bench_http_get(base_url, "/props", &code, &body);
+    if (rc == 0 && code == 200) {
+        json_t *j = json_loads(body, 0, NULL);
+        json_t *n = json_object_get(json_object_get(j, "default_generation_settings"), "n_ctx");
+        if (json_is_integer(n) && json_integer_value(n) > 0)
+            *n_ctx = (long)json_integer_value(n);
+        json_decref(j);
+    }
+    free(body);
+    if (rc)
+        return -ECONNREFUSED;
+    return *n_ctx > 0 ? 0 : -ENOENT;
+}
+
+long bench_context_from_error(const char *err)
+{
+    static const char key[] = "available context size (";
+    const char *p = err ? strstr(err, key) : NULL;
+    if (!p)
+        return 0;
+    p += sizeof key - 1;
+    long n = 0;
+    for (; *p >= '0' && *p <= '9' && n < 100000000; p++)
+        n = n * 10 + (*p - '0');
+    return strncmp(p, " tokens", 7) ? 0 : n;
+}
+
+int bench_min_prompt(const bench_scenario_t *sc)
+{
+    return sc->prompt_tokens >= 2 * BENCH_MIN_PROMPT ? BENCH_MIN_PROMPT : sc->prompt_tokens / 2;
+}
+
+int bench_fit(const bench_scenario_t *sc, long n_ctx, bench_scenario_t *out)
+{
+    /* the chat template's tokens, and the last sentence bench_prompt adds
+     * past its target */
+    const long margin = 64;
+    *out = *sc;
+    if (n_ctx <= 0 || sc->prompt_tokens + sc->n_predict + margin <= n_ctx)
+        return 0;
+    long fit = n_ctx - sc->n_predict - margin;
+    if (fit < bench_min_prompt(sc))
+        return -1;
+    out->prompt_tokens = (int)fit;
+    return 1;
 }
 
 typedef struct {

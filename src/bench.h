@@ -52,6 +52,31 @@ void bench_stats(const bench_sample_t *s, int n, bench_stats_t *out);
  * not NULL, caller frees), or -errno on transport failure. */
 int bench_http_get(const char *base_url, const char *path, int *code, char **body);
 
+/* The key sent as "Authorization: Bearer KEY" from now on (copied; NULL:
+ * $VARIET_API_KEY, the default). For a gateway with an api_key. */
+void bench_set_api_key(const char *key);
+
+/* Tokens one request may hold on the llama-server at base_url (its
+ * per-slot context, GET /props default_generation_settings.n_ctx): 0 with
+ * *n_ctx, or -ENOENT when the server does not say (a gateway does not
+ * proxy /props), -ECONNREFUSED when it does not answer. */
+int bench_context(const char *base_url, long *n_ctx);
+
+/* The per-request context a llama-server error names ("request (3160
+ * tokens) exceeds the available context size (2048 tokens)"), or 0. Pure. */
+long bench_context_from_error(const char *err);
+
+/* The smallest prompt a sized-down scenario may have: BENCH_MIN_PROMPT
+ * tokens for a long one, half its prompt for a short one. Pure. */
+#define BENCH_MIN_PROMPT 512
+int bench_min_prompt(const bench_scenario_t *sc);
+
+/* Scenario `sc` for a per-request context of n_ctx tokens (<= 0: unknown).
+ * *out = *sc, with prompt_tokens lowered when prompt + chat template +
+ * n_predict would not fit. 0: fits as is; 1: sized down; -1: even
+ * bench_min_prompt(sc) tokens would not fit (skip it). Pure. */
+int bench_fit(const bench_scenario_t *sc, long n_ctx, bench_scenario_t *out);
+
 /* Start `exe -m model --host 127.0.0.1 --port P args... -lv 4` with its
  * output in log_path, wait until /health answers 200 (at most timeout_s).
  * On success: *pid, *base ("http://127.0.0.1:P", caller frees), *cold_s

@@ -1,9 +1,16 @@
 /*
  * cmd_bench.c — `variet bench ROLE`: measure a role through a running
- * gateway, or start its llama-server directly when none runs; print
+ * gateway (with the config's api_key, or $VARIET_API_KEY), or start its
+ * llama-server directly when none serves it, saying why; print
  * median/min/max per scenario; --write stores the short scenario's median
  * generation t/s as the role's measured_tps.
+ *
+ * A scenario that does not fit the role's per-request context is sized
+ * down (or skipped when even BENCH_MIN_PROMPT tokens would not fit), and
+ * the summary says so. Whatever fails, the summary of what was measured is
+ * printed before the error.
  */
+#include <errno.h>
 #include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
@@ -21,8 +28,11 @@
 #include "util.h"
 
 typedef struct {
-    const bench_scenario_t *sc;
-    long prompt_n;
+    bench_scenario_t sc; /* as run: prompt_tokens may be sized down */
+    const bench_scenario_t *asked;
+    int runs;            /* runs measured (0: none) */
+    bool skipped;
+    char note[256];      /* "" or what differs from the scenario asked for */
     bench_stats_t st;
 } result_t;
 
@@ -34,14 +44,19 @@ static void print_table(const char *role, const char *via, double cold_s, const 
     printf("\n%-6s %7s %9s | %-26s | %-26s | %-20s | %s\n", "", "prompt", "generated", "prompt t/s  med (min-max)",
            "gen t/s  med (min-max)", "TTFT ms  med (max)", "prefill s");
     for (int i = 0; i < nr; i++) {
+        if (!r[i].runs)
+            continue;
         const bench_stats_t *s = &r[i].st;
         char a[32], b[32], c[32];
         snprintf(a, sizeof a, "%.1f (%.1f-%.1f)", s->med.prompt_tps, s->min.prompt_tps, s->max.prompt_tps);
         snprintf(b, sizeof b, "%.2f (%.2f-%.2f)", s->med.gen_tps, s->min.gen_tps, s->max.gen_tps);
         snprintf(c, sizeof c, "%.1f (%.1f)", s->med.ttft_ms, s->max.ttft_ms);
-        printf("%-6s %7ld %9ld | %-26s | %-26s | %-20s | %.3f\n", r[i].sc->name, s->med.prompt_n, s->med.gen_n, a,
+        printf("%-6s %7ld %9ld | %-26s | %-26s | %-20s | %.3f\n", r[i].sc.name, s->med.prompt_n, s->med.gen_n, a,
                b, c, s->med.prefill_s);
     }
+    for (int i = 0; i < nr; i++)
+        if (r[i].note[0])
+            printf("  %s: %s\n", r[i].sc.name, r[i].note);
 }
 
 static json_t *sample_json(const bench_sample_t *s)
@@ -49,6 +64,134 @@ static json_t *sample_json(const bench_sample_t *s)
     return json_pack("{s:f,s:f,s:f,s:f,s:f,s:I,s:I}", "prompt_tps", s->prompt_tps, "gen_tps", s->gen_tps,
                      "ttft_ms", s->ttft_ms, "prefill_s", s->prefill_s, "wall_s", s->wall_s, "prompt_n",
                      (json_int_t)s->prompt_n, "gen_n", (json_int_t)s->gen_n);
+}
+
+/* Size r->sc for a per-request context of n_ctx tokens (<= 0: unknown):
+ * false when the scenario has to be skipped (r->note says why). */
+static bool fit(result_t *r, long n_ctx)
+{
+    bench_scenario_t sized;
+    /* the prompt starts at the asked size and is trimmed to what fits once
+     * its tokens are counted (measure) */
+    r->sc = *r->asked;
+    if (bench_fit(r->asked, n_ctx, &sized) < 0) {
+        r->skipped = true;
+        snprintf(r->note, sizeof r->note,
+                 "skipped: ~%d prompt + %d generated tokens do not fit the %ld-token context per request (nor "
+                 "%d prompt tokens, the least it is sized down to)",
+                 r->asked->prompt_tokens, r->asked->n_predict, n_ctx, bench_min_prompt(r->asked));
+        return false;
+    }
+    return true;
+}
+
+/* One scenario: prompt, warm-up, runs. 0 (r filled; skipped or measured)
+ * or -1 with err (r holds the runs measured before the failure). */
+static int measure(const char *base, const char *model, long n_ctx, int runs, bool quiet, result_t *r, char *err,
+                   size_t errlen)
+{
+    if (!fit(r, n_ctx))
+        return 0;
+    bench_sample_t *samples = xcalloc((size_t)runs, sizeof *samples);
+    char *prompt = NULL;
+    int rc = -1;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        long ptok = 0;
+        free(prompt);
+        prompt = NULL;
+        if (bench_prompt(base, model, r->sc.prompt_tokens, &prompt, &ptok, err, errlen))
+            goto out;
+        /* bench_prompt ends past its target by up to a sentence (tens of
+         * tokens with a small vocabulary): trim the target until the
+         * prompt, the chat template and the answer fit */
+        for (int trim = 0; trim < 4 && n_ctx > 0 && ptok + r->sc.n_predict + 32 > n_ctx; trim++) {
+            int less = r->sc.prompt_tokens - (int)(ptok + r->sc.n_predict + 32 - n_ctx);
+            if (less < bench_min_prompt(r->asked) / 2)
+                break;
+            r->sc.prompt_tokens = less;
+            free(prompt);
+            prompt = NULL;
+            if (bench_prompt(base, model, r->sc.prompt_tokens, &prompt, &ptok, err, errlen))
+                goto out;
+        }
+        if (r->sc.prompt_tokens != r->asked->prompt_tokens)
+            snprintf(r->note, sizeof r->note,
+                     "sized down to %ld prompt tokens (of ~%d) to fit the %ld-token context per request", ptok,
+                     r->asked->prompt_tokens, n_ctx);
+        bench_sample_t warm;
+        if (bench_run(base, model, prompt, r->sc.n_predict, &warm, err, errlen) == 0)
+            break;
+        /* the context was not known beforehand (through a gateway): the
+         * server's refusal names it; size to that once */
+        long named = bench_context_from_error(err);
+        if (attempt || named <= 0 || n_ctx > 0) {
+            char *e2 = xstrdup(err);
+            snprintf(err, errlen, "%s warm-up: %s", r->sc.name, e2);
+            free(e2);
+            goto out;
+        }
+        n_ctx = named;
+        if (!fit(r, n_ctx)) {
+            rc = 0;
+            goto out;
+        }
+    }
+    for (int i = 0; i < runs; i++) {
+        if (bench_run(base, model, prompt, r->sc.n_predict, &samples[i], err, errlen)) {
+            char *e2 = xstrdup(err);
+            snprintf(err, errlen, "%s run %d: %s", r->sc.name, i + 1, e2);
+            free(e2);
+            goto out;
+        }
+        r->runs = i + 1;
+        bench_stats(samples, r->runs, &r->st);
+        if (!quiet)
+            fprintf(stderr, "  %s %d/%d: prompt %.1f t/s, gen %.2f t/s, TTFT %.1f ms\n", r->sc.name, i + 1, runs,
+                    samples[i].prompt_tps, samples[i].gen_tps, samples[i].ttft_ms);
+    }
+    rc = 0;
+out:
+    if (rc && r->runs) {
+        size_t l = strlen(r->note);
+        snprintf(r->note + l, sizeof r->note - l, "%s%d of %d runs measured before a failure", l ? "; " : "", r->runs,
+                 runs);
+    }
+    free(prompt);
+    free(samples);
+    return rc;
+}
+
+/* Whether the gateway at url serves the role: true, or false with why not
+ * in why. */
+static bool gateway_serves(const char *url, const char *role, const char *key_from, char *why, size_t whylen)
+{
+    int code = 0;
+    char *body = NULL;
+    int rc = bench_http_get(url, "/v1/models", &code, &body);
+    bool ok = false;
+    if (rc == -ENOSYS)
+        snprintf(why, whylen, "libcurl.so.4 is not installed");
+    else if (rc)
+        snprintf(why, whylen, "no gateway answers at %s", url);
+    else if (code == 401 || code == 403)
+        snprintf(why, whylen, "the gateway at %s refuses %s (HTTP %d; set VARIET_API_KEY to its key)", url, key_from,
+                 code);
+    else if (code != 200)
+        snprintf(why, whylen, "%s answers GET /v1/models with HTTP %d", url, code);
+    else {
+        json_t *j = json_loads(body, 0, NULL), *m;
+        size_t i;
+        json_array_foreach(json_object_get(j, "data"), i, m)
+        {
+            if (!strcmp(json_string_value(json_object_get(m, "id")) ?: "", role))
+                ok = true;
+        }
+        json_decref(j);
+        if (!ok)
+            snprintf(why, whylen, "the server at %s does not serve role %s", url, role);
+    }
+    free(body);
+    return ok;
 }
 
 static int exec_bench(cmd_ctx_t *c)
@@ -63,16 +206,19 @@ static int exec_bench(cmd_ctx_t *c)
         return CMD_USAGE;
     if (url && direct)
         return cmd_usage(c->entry, "--url and --direct exclude each other");
-    const bench_scenario_t *scs[2];
+    result_t res[2];
+    memset(res, 0, sizeof res);
     int nsc = 0;
     if (!strcmp(scenario, "short") || !strcmp(scenario, "both"))
-        scs[nsc++] = &bench_short;
+        res[nsc++].asked = &bench_short;
     if (!strcmp(scenario, "long") || !strcmp(scenario, "both"))
-        scs[nsc++] = &bench_long;
+        res[nsc++].asked = &bench_long;
     if (!nsc) {
         fprintf(stderr, "variet bench: --scenario is short, long or both, got '%s'\n", scenario);
         return CMD_USAGE;
     }
+    for (int k = 0; k < nsc; k++)
+        res[k].sc = *res[k].asked;
     registry_t *reg = c->reg;
     const reg_role_t *role = c->role;
 
@@ -83,27 +229,31 @@ static int exec_bench(cmd_ctx_t *c)
     loadlog_t rep;
     loadlog_init(&rep);
     int rc = CMD_FAIL;
-    result_t res[2];
-    memset(res, 0, sizeof res);
+    bool failed = false;
 
+    /* the gateway's key: $VARIET_API_KEY, else the config's own */
+    const char *key_from = getenv("VARIET_API_KEY") && *getenv("VARIET_API_KEY") ? "$VARIET_API_KEY"
+                           : reg->engine.api_key                                 ? "the config's api_key"
+                                                                                 : "a request without a key";
+    if (!strcmp(key_from, "the config's api_key"))
+        bench_set_api_key(reg->engine.api_key);
     if (!direct) {
         char *try = url ? xstrdup(url) : xasprintf("http://%s:%d", reg->engine.host, reg->engine.port);
-        int code = 0;
-        char *body = NULL;
-        if (bench_http_get(try, "/v1/models", &code, &body) == 0 && code == 200 && strstr(body, role->name)) {
+        char why[512];
+        if (gateway_serves(try, role->name, key_from, why, sizeof why)) {
             base = try;
             model = xstrdup(role->name);
             via = "gateway";
         } else {
             free(try);
             if (url) {
-                fprintf(stderr, "variet bench: %s does not answer GET /v1/models with role %s (HTTP %d)\n", url,
-                        role->name, code);
-                free(body);
+                fprintf(stderr, "variet bench: --url: %s\n", why);
                 goto out;
             }
+            fprintf(stderr, "variet bench: %s: measuring the role's own llama-server instead (--direct skips this "
+                            "check)\n",
+                    why);
         }
-        free(body);
     }
     if (!base) {
         char *exe = backend_find_exe(reg->engine.llama_server);
@@ -125,39 +275,13 @@ static int exec_bench(cmd_ctx_t *c)
         fprintf(stderr, "variet bench: %s via %s (%s), %lld runs + warm-up per scenario\n", role->name, via, base,
                 (long long)runs);
 
-    bench_sample_t *samples = xcalloc((size_t)runs, sizeof *samples);
-    for (int k = 0; k < nsc; k++) {
-        char *prompt = NULL;
-        long ptok = 0;
-        if (bench_prompt(base, model, scs[k]->prompt_tokens, &prompt, &ptok, err, sizeof err)) {
-            fprintf(stderr, "variet bench: %s\n", err);
-            free(samples);
-            goto out;
-        }
-        bench_sample_t warm;
-        if (bench_run(base, model, prompt, scs[k]->n_predict, &warm, err, sizeof err)) {
-            fprintf(stderr, "variet bench: %s warm-up: %s\n", scs[k]->name, err);
-            free(prompt);
-            free(samples);
-            goto out;
-        }
-        for (int i = 0; i < runs; i++) {
-            if (bench_run(base, model, prompt, scs[k]->n_predict, &samples[i], err, sizeof err)) {
-                fprintf(stderr, "variet bench: %s run %d: %s\n", scs[k]->name, i + 1, err);
-                free(prompt);
-                free(samples);
-                goto out;
-            }
-            if (!json)
-                fprintf(stderr, "  %s %d/%lld: prompt %.1f t/s, gen %.2f t/s, TTFT %.1f ms\n", scs[k]->name, i + 1,
-                        (long long)runs, samples[i].prompt_tps, samples[i].gen_tps, samples[i].ttft_ms);
-        }
-        res[k].sc = scs[k];
-        res[k].prompt_n = ptok;
-        bench_stats(samples, (int)runs, &res[k].st);
-        free(prompt);
-    }
-    free(samples);
+    /* per-request context: llama-server says (GET /props); through a
+     * gateway it is learnt from the first refusal */
+    long n_ctx = 0;
+    bench_context(base, &n_ctx);
+    for (int k = 0; k < nsc && !failed; k++)
+        if (measure(base, model, n_ctx, (int)runs, json, &res[k], err, sizeof err))
+            failed = true;
 
     if (!strcmp(via, "gateway")) {
         /* the gateway's own record of the role's last cold start */
@@ -173,14 +297,27 @@ static int exec_bench(cmd_ctx_t *c)
         free(body);
     }
 
+    /* the summary of what was measured, whatever happened */
     if (json) {
         json_t *o = json_pack("{s:s,s:s,s:f}", "role", role->name, "via", via, "cold_start_s", cold_s);
         json_t *sc = json_object();
-        for (int k = 0; k < nsc; k++)
-            json_object_set_new(sc, res[k].sc->name,
-                                json_pack("{s:i,s:o,s:o,s:o}", "runs", res[k].st.n, "median", sample_json(&res[k].st.med),
-                                          "min", sample_json(&res[k].st.min), "max", sample_json(&res[k].st.max)));
+        for (int k = 0; k < nsc; k++) {
+            json_t *e;
+            if (res[k].runs)
+                e = json_pack("{s:i,s:i,s:o,s:o,s:o}", "runs", res[k].st.n, "prompt_tokens", res[k].sc.prompt_tokens,
+                              "median", sample_json(&res[k].st.med), "min", sample_json(&res[k].st.min), "max",
+                              sample_json(&res[k].st.max));
+            else
+                e = json_pack("{s:i}", "runs", 0);
+            if (res[k].skipped)
+                json_object_set_new(e, "skipped", json_true());
+            if (res[k].note[0])
+                json_object_set_new(e, "note", json_string(res[k].note));
+            json_object_set_new(sc, res[k].sc.name, e);
+        }
         json_object_set_new(o, "scenarios", sc);
+        if (failed)
+            json_object_set_new(o, "error", json_string(err));
         json_dumpf(o, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
         putchar('\n');
         json_decref(o);
@@ -190,10 +327,22 @@ static int exec_bench(cmd_ctx_t *c)
             printf("  %-12s model %.2f MiB, KV %.2f MiB, RS %.2f MiB, compute %.2f MiB\n", rep.dev[d].name,
                    rep.dev[d].model_mib, rep.dev[d].kv_mib, rep.dev[d].rs_mib, rep.dev[d].compute_mib);
     }
+    fflush(stdout);
+    if (failed) {
+        fprintf(stderr, "variet bench: %s\n", err);
+        goto out;
+    }
+    int measured = 0;
+    for (int k = 0; k < nsc; k++)
+        measured += res[k].runs > 0;
+    if (!measured) {
+        fprintf(stderr, "variet bench: nothing measured (see the notes above)\n");
+        goto out;
+    }
     if (write) {
         const result_t *s = NULL;
         for (int k = 0; k < nsc; k++)
-            if (res[k].sc == &bench_short)
+            if (res[k].asked == &bench_short && res[k].runs)
                 s = &res[k];
         if (!s) {
             fprintf(stderr, "variet bench: --write needs the short scenario\n");
@@ -215,6 +364,9 @@ out:
         proc_stop(pid, reg->engine.stop_grace_s);
     if (log_path && rc == CMD_OK)
         unlink(log_path);
+    else if (log_path && pid > 0 && failed)
+        fprintf(stderr, "variet bench: llama-server's log: %s\n", log_path);
+    bench_set_api_key(NULL);
     free(log_path);
     free(base);
     free(model);
@@ -241,6 +393,6 @@ const cmd_entry_t cmd_bench_entry = {
     .opts = bench_opts,
     .min_pos = 1,
     .max_pos = 1,
-    .target = CMD_TARGET_ROLE,
     .exec = exec_bench,
+    .target = CMD_TARGET_ROLE,
 };

@@ -21,27 +21,34 @@
 #include "e2e_util.h"
 #include "util.h"
 
-static char *setup_dir(const char *ctx)
+/* A folder with a tiny model and a config whose role "fast" has context
+ * ctx; `engine` adds _engine fields (",\"api_key\": ..." or ""). */
+static char *setup_dir_with(const char *ctx, const char *engine, int port)
 {
     const char *srv = e2e_llama_server();
     assert_non_null(srv);
-    char *dir = xasprintf("%s/bench-%s", e2e_tmpdir(), ctx);
+    char *dir = xasprintf("%s/bench-%s%s", e2e_tmpdir(), ctx, engine[0] ? "-key" : "");
     char *cmd = xasprintf("mkdir -p '%s' && '%s' synth tiny-llama -o '%s/m.gguf' >/dev/null", dir, VARIET_BINARY, dir);
     char *out = NULL;
     assert_int_equal(e2e_sh(cmd, &out), 0);
     free(out);
     free(cmd);
     char *cfg = xasprintf("%s/engine_models.json", dir);
-    char *text = xasprintf("{\"_engine\": {\"llama_server\": \"%s\", \"port\": %d},\n"
+    char *text = xasprintf("{\"_engine\": {\"llama_server\": \"%s\", \"port\": %d%s},\n"
                            " \"_comment\": \"kept\",\n"
                            " \"fast\": {\"display_name\": \"F\", \"model_path\": \"m.gguf\", \"measured_tps\": 1.5,"
                            " \"args\": [\"-c\", \"%s\", \"-np\", \"1\", \"-t\", \"2\"], \"x-note\": {\"a\": [1, 2]}}}\n",
-                           srv, e2e_free_port(), ctx);
+                           srv, port, engine, ctx);
     char err[256];
     assert_int_equal(file_write_atomic(cfg, text, strlen(text), err, sizeof err), 0);
     free(text);
     free(cfg);
     return dir;
+}
+
+static char *setup_dir(const char *ctx)
+{
+    return setup_dir_with(ctx, "", e2e_free_port());
 }
 
 static void t_bench_json_and_write(void **s)
@@ -98,17 +105,43 @@ static void t_bench_json_and_write(void **s)
     free(dir);
 }
 
+/* A context too small for the long scenario: it is sized down, or skipped
+ * when even the smallest long prompt would not fit, saying so; what was
+ * measured is printed either way. */
 static void t_bench_context_too_small(void **s)
 {
     (void)s;
     char *dir = setup_dir("1024");
     char *out = NULL;
-    char *cmd = xasprintf("cd '%s' && '%s' bench fast --direct --runs 1 --scenario long 2>&1", dir, VARIET_BINARY);
+    char *cmd = xasprintf("cd '%s' && '%s' bench fast --direct --runs 1 2>&1", dir, VARIET_BINARY);
     int rc = e2e_sh(cmd, &out);
     free(cmd);
-    assert_int_not_equal(rc, 0);
-    if (!strstr(out, "exceeds the available context size"))
-        fail_msg("expected llama-server's reason, got: %s", out);
+    if (rc != 0 || !strstr(out, "long: sized down to") || !strstr(out, "to fit the 1024-token context per request") ||
+        !strstr(out, "\nshort ") || !strstr(out, "\nlong "))
+        fail_msg("expected both scenarios, the long one sized down: rc %d\n%s", rc, out);
+    /* the sized-down prompt and the answer fit: all 128 tokens generated */
+    char *row = strstr(out, "\nlong ");
+    long pn = 0, gn = 0;
+    assert_int_equal(sscanf(row, "\nlong %ld %ld", &pn, &gn), 2);
+    assert_true(pn >= 512 && pn + gn <= 1024);
+    assert_int_equal(gn, 128);
+    free(out);
+    free(dir);
+
+    dir = setup_dir("512");
+    cmd = xasprintf("cd '%s' && '%s' bench fast --direct --runs 1 2>&1", dir, VARIET_BINARY);
+    rc = e2e_sh(cmd, &out);
+    free(cmd);
+    if (rc != 0 || !strstr(out, "long: skipped: ~3100 prompt + 128 generated tokens do not fit the 512-token context") ||
+        !strstr(out, "\nshort ") || strstr(out, "\nlong "))
+        fail_msg("expected the short scenario measured, the long one skipped: rc %d\n%s", rc, out);
+    free(out);
+    /* only the long one asked for: nothing measured is a failure, with the reason */
+    cmd = xasprintf("cd '%s' && '%s' bench fast --direct --runs 1 --scenario long --json 2>&1", dir, VARIET_BINARY);
+    rc = e2e_sh(cmd, &out);
+    free(cmd);
+    if (rc != 1 || !strstr(out, "\"skipped\": true") || !strstr(out, "nothing measured"))
+        fail_msg("expected exit 1, the skip in the JSON and 'nothing measured': rc %d\n%s", rc, out);
     free(out);
     /* unknown role */
     cmd = xasprintf("cd '%s' && '%s' bench nosuch 2>&1", dir, VARIET_BINARY);
@@ -118,6 +151,80 @@ static void t_bench_context_too_small(void **s)
     assert_non_null(strstr(out, "no role 'nosuch'"));
     free(out);
     free(dir);
+}
+
+/* Through a gateway with an api_key: bench uses the config's key; with a
+ * wrong $VARIET_API_KEY it says why it measures its own llama-server. The
+ * gateway does not tell the context (no /props): the long scenario is
+ * sized from llama-server's refusal. */
+static void t_bench_keyed_gateway(void **s)
+{
+    (void)s;
+    int port = e2e_free_port();
+    char *dir = setup_dir_with("2048", ", \"api_key\": \"k-e2e-bench\", \"stop_grace\": 3", port);
+    char *cfg = xasprintf("%s/engine_models.json", dir), *log = xasprintf("%s/serve.log", dir);
+    char *argv[] = {(char *)VARIET_BINARY, "serve", "--config", cfg, NULL};
+    pid_t pid = e2e_spawn(argv, log);
+    assert_true(pid > 0);
+    int code = -1;
+    for (int i = 0; i < 150 && code != 200; i++) {
+        char *resp = NULL;
+        code = e2e_http(port, "GET", "/health", NULL, &resp);
+        free(resp);
+        if (code != 200)
+            usleep(100000);
+    }
+    if (code != 200) {
+        e2e_stop(pid);
+        fail_msg("variet serve did not answer /health");
+    }
+    char *out = NULL;
+    char *cmd = xasprintf("cd '%s' && env -u VARIET_API_KEY '%s' bench fast --runs 1 --json 2>&1", dir, VARIET_BINARY);
+    int rc = e2e_sh(cmd, &out);
+    free(cmd);
+    bool ok = rc == 0 && strstr(out, "\"via\": \"gateway\"") && strstr(out, "sized down to") &&
+              strstr(out, "2048-token context");
+    char *o2 = NULL;
+    cmd = xasprintf("cd '%s' && VARIET_API_KEY=wrong '%s' bench fast --runs 1 --scenario short 2>&1", dir,
+                    VARIET_BINARY);
+    int rc2 = e2e_sh(cmd, &o2);
+    free(cmd);
+    e2e_stop(pid);
+    if (!ok)
+        fail_msg("through the keyed gateway: rc %d\n%s", rc, out);
+    if (rc2 != 0 || !strstr(o2, "refuses $VARIET_API_KEY (HTTP 401") ||
+        !strstr(o2, "measuring the role's own llama-server instead") || !strstr(o2, "via llama-server started by bench"))
+        fail_msg("with a wrong key: rc %d\n%s", rc2, o2);
+    free(o2);
+    free(out);
+    free(log);
+    free(cfg);
+    free(dir);
+}
+
+/* Scenario sizing and the context named in llama-server's refusal (pure). */
+static void t_fit(void **s)
+{
+    (void)s;
+    bench_scenario_t o;
+    assert_int_equal(bench_fit(&bench_long, 0, &o), 0); /* unknown: as is */
+    assert_int_equal(o.prompt_tokens, bench_long.prompt_tokens);
+    assert_int_equal(bench_fit(&bench_long, 4096, &o), 0);
+    assert_int_equal(bench_fit(&bench_long, 2048, &o), 1);
+    assert_int_equal(o.prompt_tokens, 2048 - 128 - 64);
+    assert_int_equal(o.n_predict, 128);
+    assert_string_equal(o.name, "long");
+    assert_int_equal(bench_fit(&bench_long, 512 + 128 + 64, &o), 1);
+    assert_int_equal(bench_fit(&bench_long, 512 + 128 + 63, &o), -1);
+    assert_int_equal(bench_fit(&bench_short, 512, &o), 1);
+    assert_int_equal(bench_fit(&bench_short, 300, &o), -1);
+    assert_int_equal(bench_min_prompt(&bench_short), 85);
+    assert_int_equal(bench_context_from_error("HTTP 400: {\"error\":{\"code\":400,\"message\":\"request (3160 tokens) "
+                                              "exceeds the available context size (1024 tokens), try increasing it\"}}"),
+                     1024);
+    assert_int_equal(bench_context_from_error("available context size (12 apples)"), 0);
+    assert_int_equal(bench_context_from_error("other error"), 0);
+    assert_int_equal(bench_context_from_error(NULL), 0);
 }
 
 static void t_stats(void **s)
@@ -141,8 +248,10 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(t_stats),
+        cmocka_unit_test(t_fit),
         cmocka_unit_test(t_bench_json_and_write),
         cmocka_unit_test(t_bench_context_too_small),
+        cmocka_unit_test(t_bench_keyed_gateway),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
