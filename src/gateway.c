@@ -23,6 +23,7 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <math.h>
 #include <netinet/in.h>
@@ -40,8 +41,11 @@
 #include "backend.h"
 #include "gguf.h"
 #include "modelinfo.h"
+#include "http.h"
+#include "httpd.h"
 #include "hw.h"
 #include "plan.h"
+#include "route.h"
 #include "scheduler.h"
 #include "util.h"
 
@@ -59,12 +63,10 @@ struct pend {
     TAILQ_ENTRY(pend) q;
     gateway_t *g;
     role_t *role;
-    struct evhttp_request *req;       /* NULL once the client is gone */
-    struct evhttp_connection *client; /* for the close callback */
+    httpd_req_t *req;                 /* NULL once answered or the client is gone */
     struct evhttp_request *up;        /* upstream request in flight */
     struct evhttp_connection *upconn;
     struct event *timeout;            /* queue timeout */
-    struct event *watch;              /* client socket EOF while we wait (evhttp does not read then) */
     bool queued, streaming, started, stream_req, up_failed;
     bool load_only; /* POST /roles/{name}/load: answered when the role is ready */
     bool requeued;  /* sent back to the queue once after its backend died */
@@ -117,7 +119,7 @@ struct role {
 
 struct gateway {
     struct event_base *base;
-    struct evhttp *http;
+    httpd_t *http;
     int port;
     registry_t *reg;
     char *exe;
@@ -125,7 +127,8 @@ struct gateway {
     size_t n_roles;
     double started;       /* now_s() at start */
     time_t started_wall;  /* wall clock at start, for "created" */
-    uint64_t unrouted[3]; /* 400, 401, 404 counts */
+    uint64_t unrouted[4]; /* 400, 401, 404, 403/415 counts */
+    route_policy_t policy;
     plan_gpu_t gpus[PLAN_MAX_GPU]; /* GPUs seen at start, free MiB then */
     int n_gpu;
     uint64_t budget[SCHED_MAX_DEV]; /* bytes per device for all roles (0 = no limit) */
@@ -154,17 +157,17 @@ static char *utf8_clean(char *s)
     return s;
 }
 
-static void send_json(struct evhttp_request *req, int code, json_t *body)
+/* Answer req with body (reference stolen) as JSON; req is done after. */
+static void send_json(httpd_req_t *req, int code, json_t *body)
 {
     char *s = body ? json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     if (!s) /* never expected: strings are cleaned before packing */
         s = xstrdup("{\"error\":{\"message\":\"internal error building the response\",\"type\":\"server_error\"}}");
-    struct evbuffer *b = evbuffer_new();
-    evbuffer_add(b, s, strlen(s));
-    evbuffer_add(b, "\n", 1);
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
-    evhttp_send_reply(req, code, NULL, b);
-    evbuffer_free(b);
+    size_t n = strlen(s);
+    s = xrealloc(s, n + 2);
+    s[n++] = '\n';
+    httpd_add_header(req, "Content-Type", "application/json");
+    httpd_reply(req, code, s, n);
     free(s);
     json_decref(body);
 }
@@ -174,9 +177,9 @@ static json_t *oai_error(const char *message, const char *type, const char *code
     return json_pack("{s:{s:s,s:s,s:n,s:s?}}", "error", "message", message, "type", type, "param", "code", code);
 }
 
-static void send_error(struct evhttp_request *req, int http, const char *type, const char *code,
+static void send_error(httpd_req_t *req, int http, const char *type, const char *code,
                        const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-static void send_error(struct evhttp_request *req, int http, const char *type, const char *code,
+static void send_error(httpd_req_t *req, int http, const char *type, const char *code,
                        const char *fmt, ...)
 {
     char msg[1024];
@@ -186,7 +189,7 @@ static void send_error(struct evhttp_request *req, int http, const char *type, c
     va_end(ap);
     utf8_clean(msg);
     if (http == 503)
-        evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "5");
+        httpd_add_header(req, "Retry-After", "5");
     send_json(req, http, oai_error(msg, type, code));
 }
 
@@ -524,16 +527,11 @@ static void role_idle_check(role_t *r)
 
 static void pend_done(pend_t *p);
 
-static void on_client_close(struct evhttp_connection *c, void *arg)
+/* The client went away before its answer was complete (httpd). */
+static void on_client_close(httpd_req_t *req, void *arg)
 {
     pend_t *p = arg;
-    /* libevent detaches a request the user still holds when its connection
-     * fails (evcon = NULL) and leaves freeing it to us; one still attached is
-     * freed by evhttp_connection_free after this callback */
-    if (p->req && !evhttp_request_get_connection(p->req))
-        evhttp_request_free(p->req);
     p->req = NULL;
-    p->client = NULL;
     if (p->queued) {
         TAILQ_REMOVE(&p->role->queue, p, q);
         p->role->n_queued--;
@@ -561,41 +559,12 @@ static void on_client_close(struct evhttp_connection *c, void *arg)
     }
 }
 
+/* Forget p: its answer is out (its request is done) or its client gone. */
 static void pend_done(pend_t *p)
 {
-    if (p->watch)
-        event_free(p->watch);
-    if (p->client) {
-        evhttp_connection_set_closecb(p->client, NULL, NULL);
-        /* idle keep-alive again: back to the request-read timeout */
-        evhttp_connection_set_timeout(p->client, (int)ceil(p->g->reg->engine.header_timeout_s));
-    }
     if (p->timeout)
         event_free(p->timeout);
     free(p);
-}
-
-/* The client's socket became readable while its request waits: EOF or an
- * error means it hung up (free the connection: on_client_close cleans up);
- * pipelined bytes are left for evhttp. */
-static void on_client_readable(evutil_socket_t fd, short what, void *arg)
-{
-    pend_t *p = arg;
-    (void)fd; /* EV_CLOSED: the peer closed (EPOLLRDHUP) */
-    if (p->client) {
-        struct evhttp_connection *c2 = p->client;
-        evhttp_connection_free(c2); /* runs on_client_close(p), which frees p */
-    }
-}
-
-static void watch_client(pend_t *p)
-{
-    struct bufferevent *bev = p->client ? evhttp_connection_get_bufferevent(p->client) : NULL;
-    evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
-    if (fd < 0)
-        return;
-    p->watch = event_new(p->g->base, fd, EV_CLOSED | EV_PERSIST, on_client_readable, p);
-    event_add(p->watch, NULL);
 }
 
 static void on_queue_timeout(evutil_socket_t fd, short what, void *arg)
@@ -682,20 +651,19 @@ static int on_up_headers(struct evhttp_request *up, void *arg)
     nodelay(p->upconn);
     p->status = evhttp_request_get_response_code(up);
     struct evkeyvalq *in = evhttp_request_get_input_headers(up);
-    struct evkeyvalq *out = evhttp_request_get_output_headers(p->req);
     const char *ct = evhttp_find_header(in, "Content-Type");
     const char *cl = evhttp_find_header(in, "Content-Length");
     if (ct) {
-        evhttp_add_header(out, "Content-Type", ct);
+        httpd_add_header(p->req, "Content-Type", ct);
         p->streaming = strstr(ct, "text/event-stream") != NULL;
     }
     if (cl && !p->streaming)
-        evhttp_add_header(out, "Content-Length", cl);
+        httpd_add_header(p->req, "Content-Length", cl);
     if (p->streaming) {
-        evhttp_add_header(out, "Cache-Control", "no-cache");
-        evhttp_add_header(out, "X-Accel-Buffering", "no");
+        httpd_add_header(p->req, "Cache-Control", "no-cache");
+        httpd_add_header(p->req, "X-Accel-Buffering", "no");
     }
-    evhttp_send_reply_start(p->req, p->status, evhttp_request_get_response_code_line(up));
+    httpd_reply_start(p->req, p->status);
     p->started = true;
     return 0;
 }
@@ -709,7 +677,7 @@ static void on_up_chunk(struct evhttp_request *up, void *arg)
         return;
     }
     keep_tail(p, in);
-    evhttp_send_reply_chunk(p->req, in);
+    httpd_reply_chunk(p->req, in);
 }
 
 static void on_up_error(enum evhttp_request_error e, void *arg)
@@ -754,9 +722,9 @@ static void on_up_done(struct evhttp_request *up, void *arg)
     r->last_used = now_s();
     if (ok) {
         if (p->req) {
-            struct evhttp_request *rq = p->req;
-            p->req = NULL; /* reply_end may free it, and the connection */
-            evhttp_send_reply_end(rq);
+            httpd_req_t *rq = p->req;
+            p->req = NULL; /* done once ended */
+            httpd_reply_end(rq);
         }
         r->tokens_in += tail_num(p->tail, p->tail_len, "\"prompt_n\"");
         r->tokens_out += tail_num(p->tail, p->tail_len, "\"predicted_n\"");
@@ -787,19 +755,18 @@ static void on_up_done(struct evhttp_request *up, void *arg)
             char *s = json_dumps(e, JSON_COMPACT);
             struct evbuffer *b = evbuffer_new();
             evbuffer_add_printf(b, "data: %s\n\n", s);
-            evhttp_send_reply_chunk(p->req, b);
+            httpd_reply_chunk(p->req, b);
             evbuffer_free(b);
             free(s);
             json_decref(e);
-            struct evhttp_request *rq = p->req;
+            httpd_req_t *rq = p->req;
             p->req = NULL;
-            evhttp_send_reply_end(rq);
+            httpd_reply_end(rq);
         } else if (p->req && p->started) {
-            /* headers are out: the only honest signal left is closing (the
-             * close callback forgets p->req) */
-            struct evhttp_connection *cc = evhttp_request_get_connection(p->req);
-            if (cc)
-                evhttp_connection_free(cc);
+            /* headers are out: the only honest signal left is closing */
+            httpd_req_t *rq = p->req;
+            p->req = NULL;
+            httpd_abort(rq);
         } else if (p->req) {
             send_error(p->req, 502, "server_error", "backend_failed", "role '%s': %s", r->name, why);
         }
@@ -815,7 +782,8 @@ static void on_up_done(struct evhttp_request *up, void *arg)
 static void proxy_start(pend_t *p)
 {
     role_t *r = p->role;
-    struct evhttp_request *req = p->req;
+    httpd_req_t *req = p->req;
+    const http_head_t *hd = httpd_head(req);
     struct evhttp_connection *c = pool_get(r, p->retried, &p->reused);
     if (!c) {
         send_error(req, 502, "server_error", "backend_failed", "role '%s': cannot connect to llama-server", r->name);
@@ -827,17 +795,17 @@ static void proxy_start(pend_t *p)
     evhttp_request_set_chunked_cb(up, on_up_chunk);
     evhttp_request_set_error_cb(up, on_up_error);
     struct evkeyvalq *oh = evhttp_request_get_output_headers(up);
-    struct evkeyvalq *ih = evhttp_request_get_input_headers(req);
-    for (struct evkeyval *h = ih->tqh_first; h; h = h->next.tqe_next) {
-        if (!strcasecmp(h->key, "Host") || !strcasecmp(h->key, "Authorization") ||
-            !strcasecmp(h->key, "Connection") || !strcasecmp(h->key, "Content-Length") ||
-            !strcasecmp(h->key, "Transfer-Encoding") || !strcasecmp(h->key, "Keep-Alive") ||
-            !strcasecmp(h->key, "Expect"))
+    for (size_t i = 0; i < hd->n_headers; i++) {
+        const char *k = hd->headers[i].name;
+        if (!strcasecmp(k, "Host") || !strcasecmp(k, "Authorization") || !strcasecmp(k, "Connection") ||
+            !strcasecmp(k, "Content-Length") || !strcasecmp(k, "Transfer-Encoding") ||
+            !strcasecmp(k, "Keep-Alive") || !strcasecmp(k, "Expect") || !strcasecmp(k, "TE") ||
+            !strcasecmp(k, "Trailer") || !strcasecmp(k, "Upgrade") || !strcasecmp(k, "Proxy-Connection"))
             continue;
-        evhttp_add_header(oh, h->key, h->value);
+        evhttp_add_header(oh, k, hd->headers[i].value);
     }
     evhttp_add_header(oh, "Host", "127.0.0.1");
-    struct evbuffer *body = evhttp_request_get_input_buffer(req);
+    struct evbuffer *body = httpd_body(req);
     size_t len = evbuffer_get_length(body);
     char cl[32];
     snprintf(cl, sizeof cl, "%zu", len);
@@ -848,8 +816,7 @@ static void proxy_start(pend_t *p)
     r->inflight++;
     if (r->ttl_timer)
         evtimer_del(r->ttl_timer);
-    const char *uri = evhttp_request_get_uri(req);
-    if (evhttp_make_request(c, up, evhttp_request_get_command(req), uri) != 0) {
+    if (evhttp_make_request(c, up, EVHTTP_REQ_POST, hd->target) != 0) {
         /* evhttp frees `up` on failure */
         p->up = NULL;
         p->upconn = NULL;
@@ -861,7 +828,7 @@ static void proxy_start(pend_t *p)
 }
 
 /* Route a parsed request to its role: proxy now or queue. */
-static void dispatch(gateway_t *g, role_t *r, struct evhttp_request *req, bool stream, bool load_only)
+static void dispatch(gateway_t *g, role_t *r, httpd_req_t *req, bool stream, bool load_only)
 {
     pend_t *p = xcalloc(1, sizeof *p); /* freed by pend_done */
     p->load_only = load_only;
@@ -870,15 +837,7 @@ static void dispatch(gateway_t *g, role_t *r, struct evhttp_request *req, bool s
     p->req = req;
     p->t0 = now_s();
     p->stream_req = stream;
-    p->client = evhttp_request_get_connection(req);
-    if (p->client) {
-        /* this request may wait for a load and a long answer: the
-         * header_timeout of idle connections does not apply (pend_done lowers
-         * it again) */
-        evhttp_connection_set_timeout(p->client, (int)ceil(g->reg->engine.upstream_timeout_s));
-        evhttp_connection_set_closecb(p->client, on_client_close, p);
-        watch_client(p);
-    }
+    httpd_on_close(req, on_client_close, p);
     r->last_used = p->t0;
     if (r->failed && now_s() - r->failed_at < g->reg->engine.restart_window_s) {
         observe(r, 503, 0);
@@ -1007,22 +966,6 @@ static void on_backend(backend_t *b, be_event_t ev, void *ud)
 
 /* ---------- routes ---------- */
 
-static bool authorized(gateway_t *g, struct evhttp_request *req)
-{
-    const char *key = g->reg->engine.api_key;
-    if (!key || !*key)
-        return true;
-    const char *h = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
-    if (!h || strncasecmp(h, "Bearer ", 7) != 0)
-        return false;
-    h += 7;
-    size_t a = strlen(h), b = strlen(key);
-    unsigned diff = (unsigned)(a ^ b);
-    for (size_t i = 0; i < a && i < b; i++)
-        diff |= (unsigned)(h[i] ^ key[i]);
-    return diff == 0;
-}
-
 static json_t *role_json(role_t *r, bool full)
 {
     const reg_role_t *d = r->def;
@@ -1084,7 +1027,7 @@ static json_t *role_json(role_t *r, bool full)
     return o;
 }
 
-static void route_models(gateway_t *g, struct evhttp_request *req)
+static void route_models(gateway_t *g, httpd_req_t *req)
 {
     json_t *data = json_array();
     for (size_t i = 0; i < g->n_roles; i++)
@@ -1093,7 +1036,7 @@ static void route_models(gateway_t *g, struct evhttp_request *req)
     send_json(req, 200, json_pack("{s:s,s:o}", "object", "list", "data", data));
 }
 
-static void route_status(gateway_t *g, struct evhttp_request *req)
+static void route_status(gateway_t *g, httpd_req_t *req)
 {
     json_t *roles = json_object();
     for (size_t i = 0; i < g->n_roles; i++)
@@ -1105,7 +1048,7 @@ static void route_status(gateway_t *g, struct evhttp_request *req)
     send_json(req, 200, o);
 }
 
-static void route_metrics(gateway_t *g, struct evhttp_request *req)
+static void route_metrics(gateway_t *g, httpd_req_t *req)
 {
     struct evbuffer *b = evbuffer_new();
     evbuffer_add_printf(b, "# HELP variet_requests_total Requests by role and HTTP status.\n"
@@ -1166,8 +1109,9 @@ static void route_metrics(gateway_t *g, struct evhttp_request *req)
     for (size_t i = 0; i < g->n_roles; i++)
         if (!g->roles[i]->retired)
         evbuffer_add_printf(b, "variet_queue_length{role=\"%s\"} %d\n", g->roles[i]->name, g->roles[i]->n_queued);
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "text/plain; version=0.0.4");
-    evhttp_send_reply(req, 200, "OK", b);
+    httpd_add_header(req, "Content-Type", "text/plain; version=0.0.4");
+    size_t n = evbuffer_get_length(b);
+    httpd_reply(req, 200, evbuffer_pullup(b, -1), n);
     evbuffer_free(b);
 }
 
@@ -1180,18 +1124,9 @@ static void role_list(gateway_t *g, char *buf, size_t cap)
             n += (size_t)snprintf(buf + n, cap - n, "%s%s", n ? ", " : "", g->roles[i]->name);
 }
 
-static void route_role_action(gateway_t *g, struct evhttp_request *req, const char *path, int method)
+/* /roles/{name}/{load|unload|logs} */
+static void route_role_action(gateway_t *g, httpd_req_t *req, route_t rt, const char *name)
 {
-    /* /roles/{name}/{load|unload|logs} */
-    char name[128], action[16];
-    const char *s = path + 7, *slash = strchr(s, '/');
-    if (!slash || (size_t)(slash - s) >= sizeof name || strlen(slash + 1) >= sizeof action) {
-        send_error(req, 404, "invalid_request_error", "not_found", "no route %s", path);
-        return;
-    }
-    memcpy(name, s, (size_t)(slash - s));
-    name[slash - s] = 0;
-    snprintf(action, sizeof action, "%s", slash + 1);
     role_t *r = find_role(g, name);
     if (!r) {
         char list[1024];
@@ -1199,34 +1134,21 @@ static void route_role_action(gateway_t *g, struct evhttp_request *req, const ch
         send_error(req, 404, "invalid_request_error", "model_not_found", "unknown role '%s' (roles: %s)", name, list);
         return;
     }
-    if (!strcmp(action, "logs") && method == EVHTTP_REQ_GET) {
+    if (rt == ROUTE_ROLE_LOGS) {
         long tail = 100;
-        const char *q = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
-        struct evkeyvalq qs = {0};
-        if (q && evhttp_parse_query_str(q, &qs) == 0) {
-            const char *t = evhttp_find_header(&qs, "tail");
-            int64_t v;
-            if (t && parse_i64(t, 1, 100000, &v))
-                tail = (long)v;
-            evhttp_clear_headers(&qs);
-        }
+        char t[32];
+        int64_t v;
+        if (http_query_get(httpd_head(req)->query, "tail", t, sizeof t) && parse_i64(t, 1, 100000, &v))
+            tail = (long)v;
         buf_t out;
         buf_init(&out, 0);
         backend_log_tail(r->be, (size_t)tail, &out);
-        struct evbuffer *b = evbuffer_new();
-        evbuffer_add(b, out.data ? out.data : "", out.len);
+        httpd_add_header(req, "Content-Type", "text/plain; charset=utf-8");
+        httpd_reply(req, 200, out.data ? out.data : "", out.len);
         buf_free(&out);
-        evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "text/plain; charset=utf-8");
-        evhttp_send_reply(req, 200, "OK", b);
-        evbuffer_free(b);
         return;
     }
-    if (method != EVHTTP_REQ_POST || (strcmp(action, "load") && strcmp(action, "unload"))) {
-        send_error(req, 404, "invalid_request_error", "not_found", "no route %s %s",
-                   method == EVHTTP_REQ_POST ? "POST" : "GET", path);
-        return;
-    }
-    if (!strcmp(action, "unload")) {
+    if (rt == ROUTE_ROLE_UNLOAD) {
         if (r->inflight) {
             send_error(req, 409, "invalid_request_error", "busy", "role '%s' has %d requests in flight", r->name,
                        r->inflight);
@@ -1247,15 +1169,9 @@ static void route_role_action(gateway_t *g, struct evhttp_request *req, const ch
     dispatch(g, r, req, false, true);
 }
 
-static const char *const proxied[] = {
-    "/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/responses", "/completion",
-    "/completions", "/tokenize", "/detokenize", "/apply-template", "/infill", "/embedding", "/embeddings",
-    "/v1/rerank", "/rerank", NULL,
-};
-
-static void route_proxy(gateway_t *g, struct evhttp_request *req)
+static void route_proxy(gateway_t *g, httpd_req_t *req)
 {
-    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    struct evbuffer *in = httpd_body(req);
     size_t len = evbuffer_get_length(in);
     json_error_t je;
     json_t *j = len ? json_loadb((const char *)evbuffer_pullup(in, -1), len, 0, &je) : NULL;
@@ -1305,52 +1221,52 @@ static void route_proxy(gateway_t *g, struct evhttp_request *req)
     dispatch(g, r, req, stream, false);
 }
 
-static void on_request(struct evhttp_request *req, void *arg)
+static void on_request(httpd_req_t *req, void *arg)
 {
     gateway_t *g = arg;
-    const struct evhttp_uri *u = evhttp_request_get_evhttp_uri(req);
-    const char *path = u ? evhttp_uri_get_path(u) : NULL;
-    int method = evhttp_request_get_command(req);
-    if (!path)
-        path = "/";
-    struct evhttp_connection *conn = evhttp_request_get_connection(req);
-    nodelay(conn); /* streamed chunks leave at once */
-    if (!strcmp(path, "/health")) {
-        send_json(req, 200, json_pack("{s:s}", "status", "ok"));
+    const http_head_t *h = httpd_head(req);
+    char role[128], err[512];
+    route_t rt = route_classify(h->method, h->path, role, sizeof role);
+    const char *cors = route_cors_origin(&g->policy, h);
+    if (cors) {
+        httpd_add_header(req, "Access-Control-Allow-Origin", cors);
+        httpd_add_header(req, "Vary", "Origin");
+    }
+    int code = route_check(&g->policy, rt, h, err, sizeof err);
+    if (code) {
+        g->unrouted[code == 401 ? 1 : 3]++;
+        send_error(req, code, "invalid_request_error",
+                   code == 401 ? "invalid_api_key" : code == 415 ? "unsupported_media_type" : "forbidden", "%s", err);
         return;
     }
-    if (!authorized(g, req)) {
-        g->unrouted[1]++;
-        send_error(req, 401, "invalid_request_error", "invalid_api_key", "missing or wrong API key (Authorization: Bearer ...)");
+    switch (rt) {
+    case ROUTE_HEALTH: send_json(req, 200, json_pack("{s:s}", "status", "ok")); return;
+    case ROUTE_MODELS: route_models(g, req); return;
+    case ROUTE_STATUS: route_status(g, req); return;
+    case ROUTE_METRICS: route_metrics(g, req); return;
+    case ROUTE_ROLE_LOAD:
+    case ROUTE_ROLE_UNLOAD:
+    case ROUTE_ROLE_LOGS: route_role_action(g, req, rt, role); return;
+    case ROUTE_PROXY: route_proxy(g, req); return;
+    case ROUTE_PREFLIGHT:
+        if (cors) {
+            httpd_add_header(req, "Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+            httpd_add_header(req, "Access-Control-Allow-Headers", "Authorization, Content-Type");
+            httpd_add_header(req, "Access-Control-Max-Age", "600");
+        }
+        httpd_add_header(req, "Allow", "GET, HEAD, POST, OPTIONS");
+        httpd_reply(req, 204, NULL, 0);
         return;
-    }
-    if (method == EVHTTP_REQ_GET) {
-        if (!strcmp(path, "/v1/models") || !strcmp(path, "/models")) {
-            route_models(g, req);
-            return;
-        }
-        if (!strcmp(path, "/status")) {
-            route_status(g, req);
-            return;
-        }
-        if (!strcmp(path, "/metrics")) {
-            route_metrics(g, req);
-            return;
-        }
-    }
-    if (!strncmp(path, "/roles/", 7)) {
-        route_role_action(g, req, path, method);
+    case ROUTE_BAD_METHOD:
+        g->unrouted[2]++;
+        httpd_add_header(req, "Allow", "GET, HEAD, POST, OPTIONS");
+        send_error(req, 405, "invalid_request_error", "method_not_allowed", "method %.32s is not served",
+                   h->method_name);
         return;
+    case ROUTE_NOT_FOUND: break;
     }
-    if (method == EVHTTP_REQ_POST)
-        for (int i = 0; proxied[i]; i++)
-            if (!strcmp(path, proxied[i])) {
-                route_proxy(g, req);
-                return;
-            }
     g->unrouted[2]++;
-    send_error(req, 404, "invalid_request_error", "not_found", "no route %s %s",
-               method == EVHTTP_REQ_POST ? "POST" : method == EVHTTP_REQ_GET ? "GET" : "", path);
+    send_error(req, 404, "invalid_request_error", "not_found", "no route %.32s %s", h->method_name, h->path);
 }
 
 /* ---------- lifecycle ---------- */
@@ -1403,26 +1319,21 @@ int gateway_new(struct event_base *base, registry_t *reg, const char *exe, gatew
         free(g);
         return -EINVAL;
     }
-    g->http = evhttp_new(base);
-    evhttp_set_max_headers_size(g->http, (ev_ssize_t)reg->engine.max_header);
-    evhttp_set_max_body_size(g->http, (ev_ssize_t)reg->engine.max_body);
-    /* a new connection must deliver its request within header_timeout; once
-     * it has, on_request raises its timeout to upstream_timeout until the
-     * answer is out (libevent 2.1 has one timeout per connection) */
-    evhttp_set_timeout(g->http, (int)ceil(reg->engine.header_timeout_s));
-    evhttp_set_allowed_methods(g->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_OPTIONS);
-    evhttp_set_gencb(g->http, on_request, g);
-    struct evhttp_bound_socket *s = evhttp_bind_socket_with_handle(g->http, reg->engine.host, (ev_uint16_t)reg->engine.port);
-    if (!s) {
-        snprintf(err, errlen, "cannot listen on %s:%d: %s", reg->engine.host, reg->engine.port, strerror(errno));
+    g->policy.api_key = reg->engine.api_key;
+    httpd_opts_t ho = {
+        .max_header = (size_t)reg->engine.max_header,
+        .max_body = reg->engine.max_body,
+        .header_timeout_s = reg->engine.header_timeout_s,
+        .write_timeout_s = reg->engine.upstream_timeout_s,
+        .max_connections = reg->engine.max_connections,
+    };
+    int rc = httpd_new(base, &ho, reg->engine.host, reg->engine.port, on_request, g, &g->http, err, errlen);
+    if (rc) {
         g->reg = NULL; /* the caller still owns reg on failure */
         gateway_free(&g);
-        return -EADDRINUSE;
+        return rc;
     }
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof ss;
-    if (getsockname(evhttp_bound_socket_get_fd(s), (struct sockaddr *)&ss, &sl) == 0)
-        g->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    g->port = httpd_port(g->http);
     *out = g;
     return 0;
 }
@@ -1499,6 +1410,7 @@ int gateway_reload(gateway_t *g, registry_t *reg, char *err, size_t errlen)
     free(g->roles);
     g->roles = roles;
     g->n_roles = n;
+    g->policy.api_key = reg->engine.api_key;
     /* retired roles still point into the old registry: keep it */
     g->old_regs = xrealloc(g->old_regs, (g->n_old_regs + 1) * sizeof *g->old_regs);
     g->old_regs[g->n_old_regs++] = saved;
@@ -1514,8 +1426,7 @@ void gateway_free(gateway_t **gp)
     if (!g)
         return;
     backend_stop_all_sync();
-    if (g->http)
-        evhttp_free(g->http);
+    httpd_free(&g->http);
     for (size_t i = 0; i < g->n_roles; i++)
         if (g->roles[i])
             role_free(g->roles[i]);

@@ -1,0 +1,147 @@
+/*
+ * route.c — route table and access policy (see route.h).
+ */
+#include "route.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+static const char *const proxied[] = {
+    "/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/responses", "/completion",
+    "/completions", "/tokenize", "/detokenize", "/apply-template", "/infill", "/embedding", "/embeddings",
+    "/v1/rerank", "/rerank", NULL,
+};
+
+route_t route_classify(http_method_t method, const char *path, char *role, size_t cap)
+{
+    if (cap)
+        role[0] = 0;
+    if (method == HTTP_HEAD)
+        method = HTTP_GET;
+    if (method == HTTP_OPTIONS)
+        return ROUTE_PREFLIGHT;
+    if (method != HTTP_GET && method != HTTP_POST)
+        return ROUTE_BAD_METHOD;
+    if (method == HTTP_GET) {
+        if (!strcmp(path, "/health"))
+            return ROUTE_HEALTH;
+        if (!strcmp(path, "/v1/models") || !strcmp(path, "/models"))
+            return ROUTE_MODELS;
+        if (!strcmp(path, "/status"))
+            return ROUTE_STATUS;
+        if (!strcmp(path, "/metrics"))
+            return ROUTE_METRICS;
+    }
+    if (!strncmp(path, "/roles/", 7)) {
+        const char *s = path + 7, *slash = strchr(s, '/');
+        if (!slash || slash == s || (size_t)(slash - s) >= cap)
+            return ROUTE_NOT_FOUND;
+        const char *action = slash + 1;
+        route_t rt = ROUTE_NOT_FOUND;
+        if (method == HTTP_GET && !strcmp(action, "logs"))
+            rt = ROUTE_ROLE_LOGS;
+        else if (method == HTTP_POST && !strcmp(action, "load"))
+            rt = ROUTE_ROLE_LOAD;
+        else if (method == HTTP_POST && !strcmp(action, "unload"))
+            rt = ROUTE_ROLE_UNLOAD;
+        if (rt != ROUTE_NOT_FOUND) {
+            memcpy(role, s, (size_t)(slash - s));
+            role[slash - s] = 0;
+        }
+        return rt;
+    }
+    if (method == HTTP_POST)
+        for (int i = 0; proxied[i]; i++)
+            if (!strcmp(path, proxied[i]))
+                return ROUTE_PROXY;
+    return ROUTE_NOT_FOUND;
+}
+
+static bool key_ok(const char *want, const char *auth)
+{
+    if (!auth || strncasecmp(auth, "Bearer ", 7) != 0)
+        return false;
+    auth += 7;
+    size_t a = strlen(auth), b = strlen(want);
+    unsigned diff = (unsigned)(a ^ b);
+    for (size_t i = 0; i < a && i < b; i++)
+        diff |= (unsigned)(auth[i] ^ want[i]);
+    return diff == 0;
+}
+
+/* host without its port: "[::1]:8000" → "::1", "localhost:80" → "localhost" */
+static size_t host_name(const char *h, char *out, size_t cap)
+{
+    size_t n;
+    if (h[0] == '[') {
+        const char *e = strchr(h, ']');
+        if (!e || (e[1] && e[1] != ':'))
+            return 0;
+        h++;
+        n = (size_t)(e - h);
+    } else {
+        const char *colon = strchr(h, ':');
+        n = colon ? (size_t)(colon - h) : strlen(h);
+    }
+    if (!n || n >= cap)
+        return 0;
+    memcpy(out, h, n);
+    out[n] = 0;
+    /* a trailing dot names the same host */
+    if (out[n - 1] == '.')
+        out[--n] = 0;
+    return n;
+}
+
+bool route_host_is_loopback(const char *host)
+{
+    char n[256];
+    size_t len = host_name(host, n, sizeof n);
+    if (!len)
+        return false;
+    if (!strcasecmp(n, "localhost") || !strcmp(n, "::1"))
+        return true;
+    if (len > 10 && !strcasecmp(n + len - 10, ".localhost"))
+        return true;
+    /* 127.0.0.0/8 as a dotted quad */
+    unsigned a, b, c, d;
+    char tail;
+    if (sscanf(n, "%3u.%3u.%3u.%3u%c", &a, &b, &c, &d, &tail) == 4)
+        return a == 127 && b < 256 && c < 256 && d < 256;
+    return false;
+}
+
+
+static bool origin_listed(const route_policy_t *p, const char *origin)
+{
+    if (!p->allowed_origins)
+        return false;
+    for (const char *const *a = p->allowed_origins; *a; a++)
+        if (!strcmp(*a, "*") || !strcasecmp(*a, origin))
+            return true;
+    return false;
+}
+
+const char *route_cors_origin(const route_policy_t *p, const http_head_t *h)
+{
+    const char *o = http_head_get(h, "Origin");
+    return o && origin_listed(p, o) ? o : NULL;
+}
+
+
+int route_check(const route_policy_t *p, route_t rt, const http_head_t *h, char *err, size_t errlen)
+{
+    if (rt == ROUTE_HEALTH)
+        return 0;
+    if (p->api_key && *p->api_key) {
+        if (rt == ROUTE_PREFLIGHT)
+            return 0; /* browsers send no credentials on a preflight */
+        if (!key_ok(p->api_key, http_head_get(h, "Authorization"))) {
+            snprintf(err, errlen, "missing or wrong API key (Authorization: Bearer ...)");
+            return 401;
+        }
+        return 0;
+    }
+    return 0;
+}
