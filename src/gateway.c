@@ -103,6 +103,9 @@ struct role {
     bool stale;         /* definition changed on reload: stop when idle */
     bool retired;       /* no longer in the registry: hidden, stops when idle */
     bool restart_pending; /* crashed: start again once restart_at has passed */
+    bool suspect;       /* a fresh upstream connection failed while READY: dying? */
+    int suspect_checks;
+    struct event *suspect_timer;
     double restart_at;
     double crashes[MAX_CRASHES];
     int n_crashes;
@@ -361,6 +364,8 @@ static void role_free(role_t *r)
         event_free(r->ttl_timer);
     if (r->restart_timer)
         event_free(r->restart_timer);
+    if (r->suspect_timer)
+        event_free(r->suspect_timer);
     free(r->name);
     free(r);
 }
@@ -686,15 +691,11 @@ static void on_up_error(enum evhttp_request_error e, void *arg)
     p->up_failed = true;
 }
 
-/* The upstream failed before sending anything. If the backend is gone (its
- * exit may not be reaped yet), put the request back at the head of the
- * queue: the role restarts and answers it; nothing reached the client. */
-static bool requeue_if_gone(pend_t *p, struct evhttp_connection *c)
+/* Put p back at the head of its role's queue (its upstream attempt failed
+ * before anything reached the client), with a fresh queue timeout. */
+static void requeue_head(pend_t *p, struct evhttp_connection *c)
 {
     role_t *r = p->role;
-    backend_reap_all();
-    if (backend_state(r->be) == BE_READY)
-        return false;
     if (c)
         evhttp_connection_free(c);
     p->requeued = true;
@@ -706,6 +707,49 @@ static bool requeue_if_gone(pend_t *p, struct evhttp_connection *c)
     double t = r->g->reg->engine.queue_timeout_s;
     struct timeval tv = {.tv_sec = (time_t)t, .tv_usec = (suseconds_t)((t - floor(t)) * 1e6)};
     evtimer_add(p->timeout, &tv);
+}
+
+/* A suspect role: reap until its exit shows up (then the crash path
+ * restarts it and answers the queue), or, after 0.5 s of it still running,
+ * trust it again and send the queue. */
+static void on_suspect(evutil_socket_t fd, short what, void *arg)
+{
+    role_t *r = arg;
+    backend_reap_all(); /* a crash clears r->suspect */
+    if (!r->suspect)
+        return;
+    if (backend_state(r->be) != BE_READY || ++r->suspect_checks >= 25) {
+        r->suspect = false;
+        drain_queue(r);
+        return;
+    }
+    struct timeval tv = {0, 20000};
+    evtimer_add(r->suspect_timer, &tv);
+}
+
+/* The upstream failed before sending anything. If the backend is gone, or
+ * may be dying (a fresh connection to a READY backend failed: its socket
+ * closes a moment before its exit can be reaped), put the request back at
+ * the head of the queue: the role restarts and answers it, nothing reached
+ * the client. A pooled connection the backend had closed is retried at
+ * once on a fresh one instead. Each request is requeued once. */
+static bool requeue_if_gone(pend_t *p, struct evhttp_connection *c)
+{
+    role_t *r = p->role;
+    backend_reap_all();
+    if (backend_state(r->be) == BE_READY) {
+        if (p->reused && !p->retried)
+            return false;
+        r->suspect = true;
+        r->suspect_checks = 0;
+        if (!r->suspect_timer)
+            r->suspect_timer = evtimer_new(r->g->base, on_suspect, r);
+        if (!evtimer_pending(r->suspect_timer, NULL)) {
+            struct timeval tv = {0, 20000};
+            evtimer_add(r->suspect_timer, &tv);
+        }
+    }
+    requeue_head(p, c);
     schedule(r->g);
     return true;
 }
@@ -784,6 +828,11 @@ static void proxy_start(pend_t *p)
     role_t *r = p->role;
     httpd_req_t *req = p->req;
     const http_head_t *hd = httpd_head(req);
+    /* every attempt starts clean (a request re-sent after a restart must
+     * not inherit the failure of its first attempt) */
+    p->up_failed = p->streaming = p->started = false;
+    p->status = 0;
+    p->tail_len = 0;
     struct evhttp_connection *c = pool_get(r, p->retried, &p->reused);
     if (!c) {
         send_error(req, 502, "server_error", "backend_failed", "role '%s': cannot connect to llama-server", r->name);
@@ -846,7 +895,7 @@ static void dispatch(gateway_t *g, role_t *r, httpd_req_t *req, bool stream, boo
         return;
     }
     r->failed = false;
-    if (backend_state(r->be) == BE_READY && r->inflight < r->up_cap && !r->n_queued) {
+    if (backend_state(r->be) == BE_READY && !r->suspect && r->inflight < r->up_cap && !r->n_queued) {
         proxy_start(p);
         return;
     }
@@ -871,7 +920,8 @@ static void dispatch(gateway_t *g, role_t *r, httpd_req_t *req, bool stream, boo
 static void drain_queue(role_t *r)
 {
     pend_t *p;
-    while (backend_state(r->be) == BE_READY && r->inflight < r->up_cap && (p = TAILQ_FIRST(&r->queue))) {
+    while (backend_state(r->be) == BE_READY && !r->suspect && r->inflight < r->up_cap &&
+           (p = TAILQ_FIRST(&r->queue))) {
         TAILQ_REMOVE(&r->queue, p, q);
         r->n_queued--;
         p->queued = false;
@@ -903,6 +953,8 @@ static void on_backend(backend_t *b, be_event_t ev, void *ud)
 {
     role_t *r = ud;
     gateway_t *g = r->g;
+    if (ev != BE_EV_READY)
+        r->suspect = false; /* it is gone indeed: the queue waits for the restart */
     switch (ev) {
     case BE_EV_READY: {
         double secs = backend_ready_at(b) - backend_started_at(b);

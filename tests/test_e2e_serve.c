@@ -926,6 +926,99 @@ static void t_backend_killed(void **state)
     free(st);
 }
 
+/* ---------- e2. a backend killed under requests that have no answer yet ---------- */
+
+/* Two long non-streamed chats in flight on a one-slot role (one generating,
+ * one waiting inside llama-server: neither has a byte of its answer), the
+ * backend SIGKILLed, and a third request sent right after the kill, before
+ * variet can have noticed. All three must wait for the restart and get a
+ * complete 200. (Regression: a re-sent request inherited its first
+ * attempt's failure flag, so its complete answer was cut off — a zero-byte
+ * reply or a whole stream plus a false error event; and a request that
+ * reached the dead port before the exit was reaped got an immediate 502.) */
+static void t_crash_requeue(void **state)
+{
+    srv_t *s = *state;
+    srv_start(s, "requeue", NULL, ROLE("long", "tiny-llama", LONG_ARGS, ""));
+    chat_ok(s, "long", NULL);
+    pid_t victim = role_pid(s, "long");
+    assert_true(victim > 0);
+    enum { N = 3 };
+    char *bodies[N];
+    mres_t res[N];
+    CURLM *m = curl_multi_init();
+    CURL *e[N];
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+    char url[256];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/chat/completions", s->port);
+    for (int i = 0; i < N; i++) {
+        bodies[i] = chat_body("long", i < 2 ? 1500 : 8, ",\"ignore_eos\":true");
+        buf_init(&res[i].body, 0);
+        buf_append(&res[i].body, "", 0);
+        res[i].code = -1;
+        res[i].rc = CURLE_OPERATION_TIMEDOUT;
+        e[i] = curl_easy_init();
+        curl_easy_setopt(e[i], CURLOPT_URL, url);
+        curl_easy_setopt(e[i], CURLOPT_HTTPHEADER, h);
+        curl_easy_setopt(e[i], CURLOPT_POSTFIELDS, bodies[i]);
+        curl_easy_setopt(e[i], CURLOPT_TIMEOUT, 60L);
+        curl_easy_setopt(e[i], CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(e[i], CURLOPT_WRITEFUNCTION, on_body);
+        curl_easy_setopt(e[i], CURLOPT_WRITEDATA, &res[i].body);
+        curl_easy_setopt(e[i], CURLOPT_PRIVATE, (void *)&res[i]);
+    }
+    curl_multi_add_handle(m, e[0]);
+    curl_multi_add_handle(m, e[1]);
+    int running = 1;
+    bool killed = false;
+    double t0 = now_s();
+    while ((running || !killed) && now_s() - t0 < 70) {
+        curl_multi_perform(m, &running);
+        CURLMsg *msg;
+        int left;
+        while ((msg = curl_multi_info_read(m, &left))) {
+            mres_t *r = NULL;
+            curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&r);
+            r->rc = msg->data.result;
+            if (r->rc == CURLE_OK)
+                curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &r->code);
+        }
+        if (!killed && now_s() - t0 > 0.3) {
+            json_t *st = get_json(s, "/status");
+            long inflight = (long)json_integer_value(jget(st, "roles", "long", "inflight"));
+            json_decref(st);
+            assert_int_equal(inflight, 2); /* both sent upstream, neither answered */
+            assert_int_equal(kill(victim, SIGKILL), 0);
+            curl_multi_add_handle(m, e[2]); /* at once: variet has not reaped it yet */
+            killed = true;
+            running = 1;
+        }
+        if (running)
+            curl_multi_poll(m, NULL, 0, 20, NULL);
+    }
+    int ok = 0;
+    for (int i = 0; i < N; i++) {
+        json_t *j = json_loads(res[i].body.data, 0, NULL);
+        bool good = res[i].rc == CURLE_OK && res[i].code == 200 && json_array_size(json_object_get(j, "choices")) == 1;
+        ok += good;
+        if (!good)
+            fprintf(stderr, "  request %d: curl %s, %ld, %zu bytes: %.200s\n", i, curl_easy_strerror(res[i].rc),
+                    res[i].code, res[i].body.len, res[i].body.data);
+        json_decref(j);
+        curl_multi_remove_handle(m, e[i]);
+        curl_easy_cleanup(e[i]);
+        buf_free(&res[i].body);
+        free(bodies[i]);
+    }
+    curl_slist_free_all(h);
+    curl_multi_cleanup(m);
+    printf("  crash requeue: %d of %d requests answered 200 after the backend was killed under them (%.2f s)\n",
+           ok, N, now_s() - t0);
+    assert_int_equal(ok, N);
+    pid_t now_pid = role_pid(s, "long");
+    assert_true(now_pid > 0 && now_pid != victim);
+}
+
 /* ---------- f. SIGKILL of variet leaves no llama-server ---------- */
 
 static void t_sigkill_variet(void **state)
@@ -1636,6 +1729,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(t_bad_bytes, setup, teardown),
         cmocka_unit_test_setup_teardown(t_concurrent, setup, teardown),
         cmocka_unit_test_setup_teardown(t_backend_killed, setup, teardown),
+        cmocka_unit_test_setup_teardown(t_crash_requeue, setup, teardown),
         cmocka_unit_test_setup_teardown(t_sigkill_variet, setup, teardown),
         cmocka_unit_test_setup_teardown(t_sigterm, setup, teardown),
         cmocka_unit_test_setup_teardown(t_load_failure, setup, teardown),
