@@ -1115,6 +1115,30 @@ static void route_metrics(gateway_t *g, httpd_req_t *req)
                            "variet_unrouted_requests_total{code=\"404\"} %llu\n",
                         (unsigned long long)g->unrouted[0], (unsigned long long)g->unrouted[1],
                         (unsigned long long)g->unrouted[2]);
+    evbuffer_add_printf(b, "variet_unrouted_requests_total{code=\"403\"} %llu\n", (unsigned long long)g->unrouted[3]);
+    httpd_stats_t hs;
+    httpd_stats(g->http, &hs);
+    static const int refused_codes[8] = {400, 408, 413, 417, 431, 501, 505, 0};
+    evbuffer_add_printf(b,
+                        "# HELP variet_connections_open Client connections open now (max_connections %d).\n"
+                        "# TYPE variet_connections_open gauge\nvariet_connections_open %d\n"
+                        "# TYPE variet_connections_accepted_total counter\nvariet_connections_accepted_total %llu\n"
+                        "# HELP variet_connections_rejected_total Connections answered 503 at max_connections.\n"
+                        "# TYPE variet_connections_rejected_total counter\nvariet_connections_rejected_total %llu\n"
+                        "# HELP variet_accept_errors_total accept() failures (out of file descriptors, ...).\n"
+                        "# TYPE variet_accept_errors_total counter\nvariet_accept_errors_total %llu\n"
+                        "# TYPE variet_connections_shed_total counter\nvariet_connections_shed_total %llu\n"
+                        "# HELP variet_header_timeouts_total Requests whose head missed header_timeout.\n"
+                        "# TYPE variet_header_timeouts_total counter\nvariet_header_timeouts_total %llu\n"
+                        "# HELP variet_http_refused_total Malformed requests refused by the HTTP layer.\n"
+                        "# TYPE variet_http_refused_total counter\n",
+                        g->reg->engine.max_connections, hs.open, (unsigned long long)hs.accepted,
+                        (unsigned long long)hs.rejected, (unsigned long long)hs.accept_errors,
+                        (unsigned long long)hs.shed, (unsigned long long)hs.head_timeouts);
+    for (int k = 0; k < 8; k++)
+        if (hs.refused[k])
+            evbuffer_add_printf(b, "variet_http_refused_total{code=\"%.0d%s\"} %llu\n", refused_codes[k],
+                                refused_codes[k] ? "" : "other", (unsigned long long)hs.refused[k]);
     evbuffer_add_printf(b, "# HELP variet_request_duration_seconds Time from request to last byte.\n"
                            "# TYPE variet_request_duration_seconds histogram\n");
     for (size_t i = 0; i < g->n_roles; i++) {

@@ -64,6 +64,8 @@ struct conn {
     bool close_after;     /* close once the answer is written */
     bool dead;            /* freed at the next timer tick */
     bool waited_bytes;    /* bytes of the current head have arrived */
+    bool refused;         /* answered by the server itself: unread bytes may follow */
+    bool lingering;       /* answer out, sending side shut: reading what is left */
     double probe_delay;   /* next probe of a half-closed client, seconds */
 };
 
@@ -266,6 +268,7 @@ static void refuse(conn_t *c, int code, const char *why)
                         "Connection: close\r\n\r\n%s",
                         code, http_reason(code), date_now(d), n, body);
     c->close_after = true;
+    c->refused = true;
     c->state = S_FLUSH;
     if (c->req && !c->req->done) {
         c->req->done = true; /* not the handler's: it never saw it */
@@ -342,6 +345,10 @@ static void process(conn_t *c)
 {
     httpd_t *d = c->d;
     struct evbuffer *in = bufferevent_get_input(c->bev);
+    if (c->lingering) {
+        evbuffer_drain(in, evbuffer_get_length(in));
+        return;
+    }
     while (!c->dead) {
         if (c->state == S_HEAD) {
             size_t n = evbuffer_get_length(in);
@@ -413,6 +420,17 @@ static void next_request(conn_t *c)
         evbuffer_free(r->oh);
         free(r);
     }
+    if (c->refused && !c->eof) {
+        /* the client may still be sending what we refused: closing now
+         * would reset the connection and could destroy the answer before it
+         * is read. Shut our side, read and drop the rest for a while. */
+        c->lingering = true;
+        shutdown(c->fd, SHUT_WR);
+        evbuffer_drain(bufferevent_get_input(c->bev), evbuffer_get_length(bufferevent_get_input(c->bev)));
+        bufferevent_enable(c->bev, EV_READ);
+        timer_in(c, 2.0);
+        return;
+    }
     if (c->close_after || (c->eof && !evbuffer_get_length(bufferevent_get_input(c->bev)))) {
         conn_kill(c);
         return;
@@ -457,7 +475,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
     conn_t *c = arg;
     if (c->dead)
         return;
-    if (what & (BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
+    if (c->lingering || (what & (BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))) {
         conn_kill(c);
         return;
     }
@@ -484,6 +502,10 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     httpd_t *d = c->d;
     if (c->dead) {
         conn_free(c);
+        return;
+    }
+    if (c->lingering) {
+        conn_kill(c);
         return;
     }
     switch (c->state) {
