@@ -74,6 +74,8 @@ backend_t *backend_new(struct event_base *base, const char *name, const char *lo
     b->name = xstrdup(name);
     b->log_path = log_path ? xstrdup(log_path) : NULL;
     b->o = *o;
+    b->o.api_key = o->api_key ? xstrdup(o->api_key) : NULL;
+    b->o.alias = o->alias ? xstrdup(o->alias) : NULL;
     if (b->o.ring_bytes == 0)
         b->o.ring_bytes = 256 * 1024;
     b->cb = cb;
@@ -130,6 +132,8 @@ void backend_free(backend_t **bp)
     buf_free(&b->line);
     free(b->name);
     free(b->log_path);
+    free((char *)b->o.api_key);
+    free((char *)b->o.alias);
     free(b);
     *bp = NULL;
 }
@@ -246,6 +250,11 @@ static void probe(backend_t *b)
     evhttp_add_header(evhttp_request_get_output_headers(r), "Host", "127.0.0.1");
     /* no keep-alive: an idle connection would hold one of llama-server's HTTP threads */
     evhttp_add_header(evhttp_request_get_output_headers(r), "Connection", "close");
+    if (b->o.api_key) {
+        char *auth = xasprintf("Bearer %s", b->o.api_key);
+        evhttp_add_header(evhttp_request_get_output_headers(r), "Authorization", auth);
+        free(auth);
+    }
     if (evhttp_make_request(b->probe, r, EVHTTP_REQ_GET, "/health") == 0)
         b->probing = true;
 }
@@ -341,6 +350,18 @@ int backend_start(backend_t *b, const char *exe, const char *model, char *const 
         return -errno;
     }
     char **argv = backend_argv(exe, model, port_s, args, n_args);
+    if (b->o.alias) {
+        /* the answers' "model" is the role, not the file (last one wins over the role's own) */
+        size_t n = 0;
+        while (argv[n])
+            n++;
+        argv = xrealloc(argv, (n + 3) * sizeof *argv);
+        argv[n++] = "--alias";
+        argv[n++] = (char *)b->o.alias;
+        argv[n] = NULL;
+    }
+    char *key_env = b->o.api_key ? xasprintf("LLAMA_API_KEY=%s", b->o.api_key) : NULL;
+    char *env_add[] = {key_env, NULL};
 
     if (b->log_path) {
         b->log_fd = open(b->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
@@ -353,7 +374,8 @@ int backend_start(backend_t *b, const char *exe, const char *model, char *const 
             free(hdr);
         }
     }
-    pid_t pid = proc_spawn(argv, pfd[1]);
+    pid_t pid = proc_spawn_env(argv, env_add, pfd[1]);
+    free(key_env);
     if (pid < 0) {
         snprintf(err, errlen, "cannot start %s: %s", exe, strerror((int)-pid));
         free(argv);

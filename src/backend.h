@@ -39,6 +39,8 @@ typedef struct {
     double stop_grace_s;
     double health_interval_s;
     size_t ring_bytes; /* log tail kept in memory */
+    const char *api_key; /* the child's LLAMA_API_KEY, sent on probes too (NULL: none); copied */
+    const char *alias;   /* --alias for the child: the name its answers carry (NULL: none); copied */
 } backend_opts_t;
 
 /* Create (stopped). `log_path` may be NULL (no file). Owned by the caller:
@@ -52,7 +54,8 @@ void backend_free(backend_t **b);
  * is owned by the caller (free it; the strings are borrowed). */
 char **backend_argv(const char *exe, const char *model, const char *port, char *const *args, size_t n_args);
 
-/* Start `exe -m model --host 127.0.0.1 --port P args...` on a free port.
+/* Start `exe -m model --host 127.0.0.1 --port P args... [-lv 4] [--alias A]`
+ * on a free port, with LLAMA_API_KEY in its environment when opts say so.
  * 0 or -errno (err says why: exe missing, fork failed). Events follow. */
 int backend_start(backend_t *b, const char *exe, const char *model, char *const *args, size_t n_args,
                   char *err, size_t errlen);

@@ -33,6 +33,7 @@
 #include <string.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -131,6 +132,8 @@ struct gateway {
     double started;       /* now_s() at start */
     time_t started_wall;  /* wall clock at start, for "created" */
     uint64_t unrouted[4]; /* 400, 401, 404, 403/415 counts */
+    char backend_key[65]; /* every backend's --api-key: only Variet knows it */
+    char *backend_auth;   /* "Bearer <backend_key>" */
     route_policy_t policy;
     plan_gpu_t gpus[PLAN_MAX_GPU]; /* GPUs seen at start, free MiB then */
     int n_gpu;
@@ -342,6 +345,8 @@ static role_t *role_new(gateway_t *g, const reg_role_t *def, char *err, size_t e
         .stop_grace_s = g->reg->engine.stop_grace_s,
         .health_interval_s = g->reg->engine.health_interval_s,
         .ring_bytes = 256 * 1024,
+        .api_key = g->backend_key,
+        .alias = r->name,
     };
     r->be = backend_new(g->base, r->name, log, &bo, on_backend, r);
     free(log);
@@ -854,6 +859,7 @@ static void proxy_start(pend_t *p)
         evhttp_add_header(oh, k, hd->headers[i].value);
     }
     evhttp_add_header(oh, "Host", "127.0.0.1");
+    evhttp_add_header(oh, "Authorization", r->g->backend_auth);
     struct evbuffer *body = httpd_body(req);
     size_t len = evbuffer_get_length(body);
     char cl[32];
@@ -1390,7 +1396,20 @@ int gateway_new(struct event_base *base, registry_t *reg, const char *exe, gatew
         g->n_gpu++;
     }
     g->budget[0] = reg->engine.memory_budget;
+    /* a random key for the backends: their ports are useless to anyone who
+     * cannot read it (it travels in their environment, not on a command line) */
+    unsigned char rnd[32];
+    if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) {
+        snprintf(err, errlen, "getrandom: %s", strerror(errno));
+        free(g->exe);
+        free(g);
+        return -EIO;
+    }
+    for (size_t i = 0; i < sizeof rnd; i++)
+        snprintf(g->backend_key + 2 * i, 3, "%02x", rnd[i]);
+    g->backend_auth = xasprintf("Bearer %s", g->backend_key);
     if (build_roles(g, reg, &g->roles, &g->n_roles, err, errlen)) {
+        free(g->backend_auth);
         free(g->exe);
         free(g);
         return -EINVAL;
@@ -1512,6 +1531,7 @@ void gateway_free(gateway_t **gp)
         registry_free(&g->old_regs[i]);
     free(g->old_regs);
     free(g->exe);
+    free(g->backend_auth);
     free(g);
     *gp = NULL;
 }

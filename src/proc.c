@@ -7,7 +7,9 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -17,12 +19,46 @@
 
 #include "util.h"
 
-pid_t proc_spawn(char *const argv[], int out_fd)
+extern char **environ;
+
+/* environ with env_add's variables replacing or joining it; the vector is
+ * the caller's to free (the strings are borrowed). */
+static char **env_with(char *const env_add[])
+{
+    size_t n = 0, k = 0;
+    while (environ[n])
+        n++;
+    while (env_add && env_add[k])
+        k++;
+    char **env = xcalloc(n + k + 1, sizeof *env);
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        bool replaced = false;
+        for (size_t j = 0; j < k && !replaced; j++) {
+            size_t nl = strcspn(env_add[j], "=");
+            replaced = !strncmp(environ[i], env_add[j], nl) && environ[i][nl] == '=';
+        }
+        if (!replaced)
+            env[m++] = environ[i];
+    }
+    for (size_t j = 0; j < k; j++)
+        env[m++] = env_add[j];
+    env[m] = NULL;
+    return env;
+}
+
+pid_t proc_spawn(char *const argv[], int out_fd) { return proc_spawn_env(argv, NULL, out_fd); }
+
+pid_t proc_spawn_env(char *const argv[], char *const env_add[], int out_fd)
 {
     pid_t parent = getpid();
+    char **env = env_with(env_add); /* built before fork: no allocation in the child */
     pid_t pid = fork();
-    if (pid < 0)
-        return -errno;
+    if (pid < 0) {
+        int e = errno;
+        free(env);
+        return -e;
+    }
     if (pid == 0) {
         setpgid(0, 0);
         prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -44,11 +80,12 @@ pid_t proc_spawn(char *const argv[], int out_fd)
                 close(nul);
         }
         syscall(SYS_close_range, 3u, ~0u, 0u);
-        execv(argv[0], argv);
+        execve(argv[0], argv, env);
         dprintf(2, "variet: exec %s: %s\n", argv[0], strerror(errno));
         _exit(127);
     }
     setpgid(pid, pid); /* also here: no race with a signal to the group */
+    free(env);
     return pid;
 }
 

@@ -11,6 +11,9 @@
 /* fork + exec argv[0] (a path) with argv. out_fd receives stdout+stderr.
  * Returns the pid (also its process-group id) or -errno. */
 pid_t proc_spawn(char *const argv[], int out_fd);
+/* The same with "NAME=value" strings (NULL-terminated; may be NULL) added
+ * to the child's environment, replacing variables of the same name. */
+pid_t proc_spawn_env(char *const argv[], char *const env_add[], int out_fd);
 
 /* SIGTERM to the group, wait up to grace_s, then SIGKILL; reaps. Returns
  * the wait status, or -1 if pid was not our child. */

@@ -299,20 +299,20 @@ static json_t *chat(const srv_t *s, const char *model_name, int max_tokens, int 
     return j;
 }
 
-/* A chat that must succeed, answered by the file want_gguf (NULL: any). */
-static void chat_ok(const srv_t *s, const char *model_name, const char *want_gguf)
+/* A chat that must succeed, answered by role want_role (NULL: any): each
+ * backend runs with --alias ROLE, so the "model" of an answer names the
+ * role whose llama-server produced it. */
+static void chat_ok(const srv_t *s, const char *model_name, const char *want_role)
 {
     int code;
     json_t *j = chat(s, model_name, 4, &code);
     char *dump = json_dumps(j, JSON_COMPACT);
     if (code != 200 || json_array_size(json_object_get(j, "choices")) != 1)
         fail_msg("chat to '%s': %d %.400s", model_name ? model_name : "(none)", code, dump);
-    /* llama-server names its -m path there; compare the file name */
     const char *m = json_string_value(json_object_get(j, "model"));
-    const char *base = m ? strrchr(m, '/') : NULL;
-    base = base ? base + 1 : m;
-    if (want_gguf && (!base || strcmp(base, want_gguf)))
-        fail_msg("chat to '%s' answered by model '%s', want '%s'", model_name, m ? m : "(none)", want_gguf);
+    if (want_role && (!m || strcmp(m, want_role)))
+        fail_msg("chat to '%s' answered with model '%s', want the role '%s'", model_name, m ? m : "(none)",
+                 want_role);
     free(dump);
     json_decref(j);
 }
@@ -396,6 +396,22 @@ static bool wait_gone(pid_t pid, double timeout_s)
         usleep(20000);
     }
     return true;
+}
+
+/* The key variet gave a backend: LLAMA_API_KEY in its environment (which
+ * only its user can read). Caller frees; NULL when not found. */
+static char *backend_key(pid_t pid)
+{
+    char path[64];
+    size_t len = 0;
+    snprintf(path, sizeof path, "/proc/%d/environ", (int)pid);
+    char *env = e2e_slurp(path, &len);
+    char *key = NULL;
+    for (size_t i = 0; env && i < len; i += strlen(env + i) + 1)
+        if (!strncmp(env + i, "LLAMA_API_KEY=", 14))
+            key = xstrdup(env + i + 14);
+    free(env);
+    return key;
 }
 
 /* ---------- streaming ---------- */
@@ -533,11 +549,11 @@ static void t_routing(void **state)
     json_decref(j);
 
     /* every role answers, by its own gguf; an alias too */
-    chat_ok(s, "fast", "tiny-llama.gguf");
-    chat_ok(s, "balanced", "tiny-qwen35moe.gguf");
-    chat_ok(s, "moe", "tiny-qwen3moe.gguf");
-    chat_ok(s, "f", "tiny-llama.gguf");
-    chat_ok(s, "quick", "tiny-llama.gguf");
+    chat_ok(s, "fast", "fast");
+    chat_ok(s, "balanced", "balanced");
+    chat_ok(s, "moe", "moe");
+    chat_ok(s, "f", "fast");
+    chat_ok(s, "quick", "fast");
 
     /* llama-server's timings pass through */
     int code;
@@ -625,8 +641,8 @@ static void t_routing(void **state)
     /* with default_role, a request without "model" goes there */
     assert_int_equal(srv_stop_clean(s), 0);
     srv_start(s, "routing-default", ",\"default_role\":\"balanced\"", FAST ",\n  " BALANCED);
-    chat_ok(s, NULL, "tiny-qwen35moe.gguf");
-    chat_ok(s, "", "tiny-qwen35moe.gguf");
+    chat_ok(s, NULL, "balanced");
+    chat_ok(s, "", "balanced");
 }
 
 /* ---------- b. streaming ---------- */
@@ -673,6 +689,8 @@ static void t_streaming(void **state)
     const char *fin = json_string_value(json_object_get(choice, "finish_reason"));
     assert_non_null(fin);
     assert_string_equal(fin, "length");
+    /* the role's name, not the model file's */
+    assert_string_equal(json_string_value(json_object_get(j, "model")), "fast");
     json_decref(j);
     /* no error event in a healthy stream */
     *eol = '\n';
@@ -703,9 +721,8 @@ static void t_swap(void **state)
     srv_t *s = *state;
     srv_start(s, "swap", ",\"max_loaded\":1", FAST ",\n  " BALANCED);
     const char *seq[] = {"fast", "balanced", "fast", "balanced", "fast"};
-    const char *gguf[] = {"tiny-llama.gguf", "tiny-qwen35moe.gguf"};
     for (size_t i = 0; i < sizeof seq / sizeof seq[0]; i++) {
-        chat_ok(s, seq[i], gguf[!strcmp(seq[i], "balanced")]);
+        chat_ok(s, seq[i], seq[i]);
         json_t *st = get_json(s, "/status");
         const char *other = !strcmp(seq[i], "fast") ? "balanced" : "fast";
         if (n_ready(st) != 1 || strcmp(role_state_in(st, seq[i]), "ready") ||
@@ -916,7 +933,7 @@ static void t_backend_killed(void **state)
         fail_msg("/status long.last_error does not report the crash: %s", why ? why : "(null)");
     json_decref(j);
     /* the role comes back on the next request */
-    chat_ok(s, "long", "tiny-llama.gguf");
+    chat_ok(s, "long", "long");
     j = get_json(s, "/status");
     pid_t pid = (pid_t)json_integer_value(jget(j, "roles", "long", "pid"));
     assert_true(pid > 0 && pid != st->killed);
@@ -1266,6 +1283,55 @@ static void t_bad_configs(void **state)
     free(dir);
 }
 
+/* The backends' ports (listed in /status) are useless without the key only
+ * variet holds; the gateway adds it upstream. (Regression: /props,
+ * /completion, /slots answered anyone on the machine.) */
+static void t_backend_ports(void **state)
+{
+    srv_t *s = *state;
+    srv_start(s, "backendkey", NULL, FAST);
+    chat_ok(s, "fast", "fast");
+    json_t *st = get_json(s, "/status");
+    int bport = (int)json_integer_value(jget(st, "roles", "fast", "port"));
+    pid_t bpid = (pid_t)json_integer_value(jget(st, "roles", "fast", "pid"));
+    char *dump = json_dumps(st, JSON_COMPACT);
+    json_decref(st);
+    assert_true(bport > 0 && bpid > 0);
+    char *key = backend_key(bpid);
+    assert_non_null(key);
+    assert_true(strlen(key) >= 32);
+    assert_null(strstr(dump, key)); /* /status does not tell it */
+    free(dump);
+    char *cmd = xasprintf("/proc/%d/cmdline", (int)bpid);
+    size_t cl = 0;
+    char *cmdline = e2e_slurp(cmd, &cl);
+    assert_null(memmem(cmdline, cl, key, strlen(key))); /* nor does ps */
+    free(cmdline);
+    free(cmd);
+    struct {
+        const char *method, *path, *body;
+    } r[] = {{"GET", "/props", NULL}, {"GET", "/slots", NULL},
+             {"POST", "/completion", "{\"prompt\":\"hi\",\"n_predict\":2}"},
+             {"POST", "/v1/chat/completions", "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"max_tokens\":2}"}};
+    int refused = 0;
+    for (size_t i = 0; i < sizeof r / sizeof r[0]; i++) {
+        char *resp = NULL;
+        const char *b = r[i].body;
+        int c1 = http_ex(bport, r[i].method, r[i].path, b, b ? strlen(b) : 0, NULL, NULL, 10, &resp);
+        free(resp);
+        int c2 = http_ex(bport, r[i].method, r[i].path, b, b ? strlen(b) : 0, "guess", NULL, 10, &resp);
+        free(resp);
+        int c3 = http_ex(bport, r[i].method, r[i].path, b, b ? strlen(b) : 0, key, NULL, 30, &resp);
+        free(resp);
+        if (c1 != 401 || c2 != 401 || (c3 != 200 && strcmp(r[i].path, "/slots")))
+            fail_msg("backend %s %s: no key %d, wrong key %d, variet's key %d", r[i].method, r[i].path, c1, c2, c3);
+        refused += 2;
+    }
+    printf("  backend ports: %d requests without the backend key refused (401)\n", refused);
+    free(key);
+    chat_ok(s, "fast", "fast"); /* the gateway still gets through */
+}
+
 /* ---------- j. limits & auth ---------- */
 
 static void t_limits_auth(void **state)
@@ -1306,7 +1372,7 @@ static void t_limits_auth(void **state)
     assert_string_equal(role_state_in(j, "fast"), "stopped");
     json_decref(j);
     /* the right key */
-    chat_ok(s, "fast", "tiny-llama.gguf");
+    chat_ok(s, "fast", "fast");
     j = get_json(s, "/v1/models");
     assert_int_equal(json_array_size(json_object_get(j, "data")), 1);
     json_decref(j);
@@ -1413,7 +1479,7 @@ static void t_idle_ttl(void **state)
     assert_string_equal(role_state_in(st, "stay"), "ready"); /* no TTL: stays */
     json_decref(st);
     /* and comes back on demand */
-    chat_ok(s, "brief", "tiny-llama.gguf");
+    chat_ok(s, "brief", "brief");
 }
 
 /* ---------- m. client disconnect cancels upstream ---------- */
@@ -1447,14 +1513,17 @@ static void t_disconnect(void **state)
     printf("  disconnect: inflight %ld after %.3f s\n", inflight, now_s() - t0);
     if (inflight != 0)
         fail_msg("inflight still %ld 2 s after the client hung up", inflight);
-    /* llama-server itself stopped generating (its /slots, on the backend port) */
+    /* llama-server itself stopped generating (its /slots, on the backend
+     * port, with the key variet gave it) */
     int bport = (int)json_integer_value(jget(j, "roles", "long", "port"));
+    pid_t bpid = (pid_t)json_integer_value(jget(j, "roles", "long", "pid"));
     json_decref(j);
     assert_true(bport > 0);
+    char *bkey = backend_key(bpid);
     bool idle = false;
     char *resp = NULL;
     while (!idle && now_s() - t0 < 3) {
-        int c = http_ex(bport, "GET", "/slots", NULL, 0, NULL, NULL, 10, &resp);
+        int c = http_ex(bport, "GET", "/slots", NULL, 0, bkey, NULL, 10, &resp);
         json_t *slots = c == 200 ? json_loads(resp, 0, NULL) : NULL;
         idle = json_is_array(slots) && json_array_size(slots) > 0;
         size_t i;
@@ -1468,10 +1537,11 @@ static void t_disconnect(void **state)
     printf("  disconnect: llama-server slots idle after %.3f s\n", now_s() - t0);
     if (!idle)
         fail_msg("llama-server still generating 3 s after the client hung up: upstream not cancelled");
+    free(bkey);
     buf_free(&st->body);
     free(st);
     /* the role still serves */
-    chat_ok(s, "long", "tiny-llama.gguf");
+    chat_ok(s, "long", "long");
 }
 
 /* ---------- n. SIGHUP reload ---------- */
@@ -1480,7 +1550,7 @@ static void t_reload(void **state)
 {
     srv_t *s = *state;
     srv_start(s, "reload", NULL, FAST);
-    chat_ok(s, "fast", "tiny-llama.gguf");
+    chat_ok(s, "fast", "fast");
     pid_t fast_pid = role_pid(s, "fast");
     int code;
     json_t *j = chat(s, "extra", 4, &code);
@@ -1503,16 +1573,16 @@ static void t_reload(void **state)
     }
     if (!found)
         fail_msg("role 'extra' not in /v1/models 3 s after SIGHUP");
-    chat_ok(s, "extra", "tiny-qwen3moe.gguf");
-    chat_ok(s, "x", "tiny-qwen3moe.gguf");
+    chat_ok(s, "extra", "extra");
+    chat_ok(s, "x", "extra");
     /* the unchanged role kept running */
-    chat_ok(s, "fast", "tiny-llama.gguf");
+    chat_ok(s, "fast", "fast");
     assert_int_equal(role_pid(s, "fast"), fast_pid);
     /* a broken config on SIGHUP keeps the running one */
     write_file(s->cfg, "{ broken");
     assert_int_equal(kill(s->pid, SIGHUP), 0);
     usleep(300000);
-    chat_ok(s, "extra", "tiny-qwen3moe.gguf");
+    chat_ok(s, "extra", "extra");
     char *log = e2e_slurp(s->log, NULL);
     assert_non_null(log);
     assert_non_null(strstr(log, "reload refused"));
@@ -1559,7 +1629,7 @@ static void t_queue_limits(void **state)
     assert_int_equal(timedout, 2);
     /* the load went on; the role serves once ready */
     assert_true(wait_state(s, "fast", "ready", 5));
-    chat_ok(s, "fast", "tiny-llama.gguf");
+    chat_ok(s, "fast", "fast");
     char *resp = NULL;
     assert_int_equal(http(s, "GET", "/metrics", NULL, &resp), 200);
     assert_true(metric(resp, "variet_requests_total{role=\"fast\",code=\"503\"}") == N);
@@ -1611,7 +1681,7 @@ static void t_queued_disconnect(void **state)
         fail_msg("the request of a client that hung up is still queued (%lld) %.2f s later", queued, now_s() - t0);
     /* the load completes and the role serves the next client */
     assert_true(wait_state(s, "fast", "ready", 5));
-    chat_ok(s, "fast", "tiny-llama.gguf");
+    chat_ok(s, "fast", "fast");
     json_t *st = get_json(s, "/status");
     assert_int_equal(json_integer_value(jget(st, "roles", "fast", "inflight")), 0);
     json_decref(st);
@@ -2063,7 +2133,7 @@ static void t_role_unload_logs(void **state)
         fail_msg("/roles/fast/logs?tail=5: %zu lines: %.1000s", lines, resp);
     free(resp);
     /* and the role comes back on demand */
-    chat_ok(s, "fast", "tiny-llama.gguf");
+    chat_ok(s, "fast", "fast");
 }
 
 int main(void)
@@ -2087,6 +2157,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(t_load_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(t_bad_configs, setup, teardown),
         cmocka_unit_test_setup_teardown(t_limits_auth, setup, teardown),
+        cmocka_unit_test_setup_teardown(t_backend_ports, setup, teardown),
         cmocka_unit_test_setup_teardown(t_metrics, setup, teardown),
         cmocka_unit_test_setup_teardown(t_idle_ttl, setup, teardown),
         cmocka_unit_test_setup_teardown(t_disconnect, setup, teardown),

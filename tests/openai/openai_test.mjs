@@ -48,6 +48,7 @@ await check("chat.completions.create", async () => {
   expect(r.choices.length === 1, "one choice");
   expect(typeof r.choices[0].message.content === "string", "message content");
   expect(r.usage && r.usage.completion_tokens >= 1, "usage.completion_tokens >= 1");
+  expect(r.model === role, `model is the role '${role}', got '${r.model}'`);
   return `${r.usage.completion_tokens} tokens, model ${r.model}`;
 });
 
@@ -65,6 +66,7 @@ await check("chat.completions.create stream", async () => {
   let finish = null;
   for await (const c of stream) {
     chunks++;
+    expect(c.model === role, `chunk model is the role '${role}', got '${c.model}'`);
     const ch = c.choices[0];
     if (ch && ch.delta && typeof ch.delta.content === "string" && ch.delta.content.length) content++;
     if (ch && ch.finish_reason) finish = ch.finish_reason;
