@@ -1353,6 +1353,14 @@ static void on_request(httpd_req_t *req, void *arg)
 
 /* ---------- lifecycle ---------- */
 
+/* The access policy of reg's engine settings (pointers into reg). */
+static void gateway_policy(gateway_t *g, const registry_t *reg)
+{
+    g->policy.api_key = reg->engine.api_key;
+    g->policy.allowed_hosts = (const char *const *)reg->engine.allowed_hosts;
+    g->policy.allowed_origins = (const char *const *)reg->engine.allowed_origins;
+}
+
 static int build_roles(gateway_t *g, registry_t *reg, role_t ***out, size_t *n_out, char *err, size_t errlen)
 {
     role_t **roles = xcalloc(reg->n_roles ? reg->n_roles : 1, sizeof *roles);
@@ -1414,7 +1422,7 @@ int gateway_new(struct event_base *base, registry_t *reg, const char *exe, gatew
         free(g);
         return -EINVAL;
     }
-    g->policy.api_key = reg->engine.api_key;
+    gateway_policy(g, reg);
     httpd_opts_t ho = {
         .max_header = (size_t)reg->engine.max_header,
         .max_body = reg->engine.max_body,
@@ -1505,7 +1513,7 @@ int gateway_reload(gateway_t *g, registry_t *reg, char *err, size_t errlen)
     free(g->roles);
     g->roles = roles;
     g->n_roles = n;
-    g->policy.api_key = reg->engine.api_key;
+    gateway_policy(g, reg);
     /* retired roles still point into the old registry: keep it */
     g->old_regs = xrealloc(g->old_regs, (g->n_old_regs + 1) * sizeof *g->old_regs);
     g->old_regs[g->n_old_regs++] = saved;

@@ -140,6 +140,7 @@ typedef enum {
     E_INT,      /* integer in [min, max] */
     E_SECS,     /* seconds: number >= min (> min when min_open), <= REG_MAX_SECONDS */
     E_SIZE,     /* bytes: integer or "20G"/"512M"/"16GiB", in [min, max] (max 0: none) */
+    E_LIST,     /* array of non-empty strings (at most 64, printable ASCII): char **, NULL-terminated */
 } etype_t;
 
 typedef struct {
@@ -191,6 +192,10 @@ static const eng_field_t eng_fields[] = {
      "seconds to read a request's headers"},
     {"upstream_timeout", E_SECS, OFF(upstream_timeout_s), 0, 0, true, NULL, 600,
      "seconds between bytes from llama-server"},
+    {"allowed_hosts", E_LIST, OFF(allowed_hosts), 0, 0, false, NULL, 0,
+     "Host names served besides the loopback when there is no api_key"},
+    {"allowed_origins", E_LIST, OFF(allowed_origins), 0, 0, false, NULL, 0,
+     "browser origins allowed to call the gateway (CORS; \"*\": any)"},
     {"log_dir", E_STR, OFF(log_dir), 0, 0, false, "logs", 0,
      "per-role logs, relative to the config folder"},
     {"restart_max", E_INT, OFF(restart_max), 0, 100, false, NULL, 3,
@@ -215,6 +220,7 @@ static void engine_defaults(reg_engine_t *e)
         case E_INT: *(int *)fld(e, f) = (int)f->def_n; break;
         case E_SECS: *(double *)fld(e, f) = f->def_n; break;
         case E_SIZE: *(uint64_t *)fld(e, f) = (uint64_t)f->def_n; break;
+        case E_LIST: *(char ***)fld(e, f) = NULL; break;
         }
     }
 }
@@ -224,6 +230,12 @@ static void engine_free(reg_engine_t *e)
     for (size_t i = 0; i < N_ENG; i++)
         if (eng_fields[i].type == E_STR || eng_fields[i].type == E_STR_NULL) {
             char **p = fld(e, &eng_fields[i]);
+            free(*p);
+            *p = NULL;
+        } else if (eng_fields[i].type == E_LIST) {
+            char ***p = fld(e, &eng_fields[i]);
+            for (char **q = *p; q && *q; q++)
+                free(*q);
             free(*p);
             *p = NULL;
         }
@@ -352,6 +364,30 @@ static int engine_field(ectx_t *e, reg_engine_t *eng, const eng_field_t *f, cons
                         size_txt((uint64_t)f->min, lo, sizeof lo),
                         size_txt((uint64_t)f->max, hi, sizeof hi));
         *(uint64_t *)fld(eng, f) = n;
+        return 0;
+    }
+    case E_LIST: {
+        if (!json_is_array(v))
+            return fail(e, "%s: expected an array of strings, got %s", place, jtype(v));
+        if (json_array_size(v) > 64)
+            return fail(e, "%s: at most 64 entries", place);
+        for (size_t i = 0; i < json_array_size(v); i++) {
+            const json_t *x = json_array_get(v, i);
+            if (!json_is_string(x) || !json_string_length(x))
+                return fail(e, "%s[%zu]: expected a non-empty string, got %s", place, i,
+                            json_is_string(x) ? "\"\"" : jtype(x));
+            for (const char *c = json_string_value(x); *c; c++)
+                if ((unsigned char)*c <= ' ' || (unsigned char)*c >= 0x7f)
+                    return fail(e, "%s[%zu]: spaces, control and non-ASCII characters are not allowed",
+                                place, i);
+        }
+        char ***lp = fld(eng, f);
+        for (char **q = *lp; q && *q; q++)
+            free(*q);
+        free(*lp);
+        *lp = xcalloc(json_array_size(v) + 1, sizeof **lp);
+        for (size_t i = 0; i < json_array_size(v); i++)
+            (*lp)[i] = xstrdup(json_string_value(json_array_get(v, i)));
         return 0;
     }
     }

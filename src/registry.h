@@ -61,6 +61,8 @@ typedef struct {
     int max_connections;      /* client connections (1024) */
     double header_timeout_s;  /* client request read timeout (10) */
     double upstream_timeout_s; /* between upstream bytes (600) */
+    char **allowed_hosts;     /* NULL-terminated, or NULL: loopback names only (without api_key) */
+    char **allowed_origins;   /* NULL-terminated, or NULL: no CORS, browser origins refused */
     char *log_dir;            /* per-role logs (resolved; default <config dir>/logs) */
     int restart_max;          /* crashes within restart_window_s before failed (3) */
     double restart_window_s;  /* 60 */

@@ -112,6 +112,18 @@ bool route_host_is_loopback(const char *host)
     return false;
 }
 
+static bool host_allowed(const route_policy_t *p, const char *host)
+{
+    if (route_host_is_loopback(host))
+        return true;
+    char n[256];
+    if (!p->allowed_hosts || !host_name(host, n, sizeof n))
+        return false;
+    for (const char *const *a = p->allowed_hosts; *a; a++)
+        if (!strcasecmp(*a, n) || !strcasecmp(*a, host))
+            return true;
+    return false;
+}
 
 static bool origin_listed(const route_policy_t *p, const char *origin)
 {
@@ -129,6 +141,15 @@ const char *route_cors_origin(const route_policy_t *p, const http_head_t *h)
     return o && origin_listed(p, o) ? o : NULL;
 }
 
+static bool is_json(const char *ct)
+{
+    if (!ct)
+        return false;
+    while (*ct == ' ')
+        ct++;
+    size_t n = strcspn(ct, "; \t");
+    return n == 16 && !strncasecmp(ct, "application/json", 16);
+}
 
 int route_check(const route_policy_t *p, route_t rt, const http_head_t *h, char *err, size_t errlen)
 {
@@ -142,6 +163,22 @@ int route_check(const route_policy_t *p, route_t rt, const http_head_t *h, char 
             return 401;
         }
         return 0;
+    }
+    if (h->host && !host_allowed(p, h->host)) {
+        snprintf(err, errlen,
+                 "Host '%.100s' is not this machine's loopback; without an api_key only loopback names "
+                 "(or _engine.allowed_hosts) are served",
+                 h->host);
+        return 403;
+    }
+    const char *origin = http_head_get(h, "Origin");
+    if (origin && !origin_listed(p, origin)) {
+        snprintf(err, errlen, "Origin '%.100s' is not in _engine.allowed_origins", origin);
+        return 403;
+    }
+    if (h->method == HTTP_POST && !is_json(http_head_get(h, "Content-Type"))) {
+        snprintf(err, errlen, "POST requests must have Content-Type: application/json");
+        return 415;
     }
     return 0;
 }

@@ -833,14 +833,16 @@ static void t_bad_bytes(void **state)
     srv_t *s = *state;
     srv_start(s, "badbytes", NULL, FAST);
     char resp[512];
-    static const char r1[] = "GET /\xff\xfe HTTP/1.1\r\nHost: x\r\n\r\n";
+    static const char r1[] = "GET /\xff\xfe HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
     assert_int_equal(raw_request(s->port, r1, sizeof r1 - 1, resp, sizeof resp), 0);
     assert_non_null(strstr(resp, "HTTP/1.1 404"));
-    static const char r2[] = "POST /roles/\xc3\x28x/load HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n";
+    static const char r2[] = "POST /roles/\xc3\x28x/load HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                             "Content-Length: 0\r\n\r\n";
     assert_int_equal(raw_request(s->port, r2, sizeof r2 - 1, resp, sizeof resp), 0);
     assert_non_null(strstr(resp, "HTTP/1.1 404"));
     /* a body whose model is not valid UTF-8 */
-    static const char r3[] = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 13\r\n\r\n{\"model\":\"\xff\"}";
+    static const char r3[] = "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                             "Content-Length: 13\r\n\r\n{\"model\":\"\xff\"}";
     assert_int_equal(raw_request(s->port, r3, sizeof r3 - 1, resp, sizeof resp), 0);
     assert_non_null(strstr(resp, "HTTP/1.1 400"));
     char *out = NULL;
@@ -2075,6 +2077,102 @@ static void t_fd_exhaustion(void **state)
     assert_int_equal(code, 200);
 }
 
+/* One raw request (Connection: close is added); the status, and the whole
+ * answer in *out when out is not NULL. */
+static int raw_status(int port, const char *method, const char *path, const char *headers, const char *body,
+                      char **out)
+{
+    char *req = xasprintf("%s %s HTTP/1.1\r\n%sContent-Length: %zu\r\nConnection: close\r\n\r\n%s", method, path,
+                          headers, body ? strlen(body) : 0, body ? body : "");
+    buf_t b;
+    raw_exchange(port, req, strlen(req), false, 10, &b);
+    free(req);
+    int code = 0;
+    if (b.data && !strncmp(b.data, "HTTP/1.1 ", 9))
+        code = atoi(b.data + 9);
+    if (out)
+        *out = b.data;
+    else
+        buf_free(&b);
+    return code;
+}
+
+/* Without an api_key anyone on the machine may use the gateway, and so may
+ * any web page a browser on it shows: a foreign Host (DNS rebinding), a
+ * foreign Origin and a POST that is not application/json (a cross-site
+ * form or "simple" request) are refused; CORS only for allowed_origins.
+ * (Regression: a text/plain POST to /roles/fast/unload stopped the role,
+ * any Host could read /status and the logs.) */
+static void t_browser_policy(void **state)
+{
+    srv_t *s = *state;
+    srv_start(s, "browser", ",\"allowed_hosts\":[\"gpu-box.lan\"],\"allowed_origins\":[\"http://app.local:3000\"]",
+              FAST);
+    chat_ok(s, "fast", "fast");
+    const char *json = "Content-Type: application/json\r\n";
+    char hosts[256];
+    int refused = 0, served = 0;
+    struct {
+        const char *method, *path, *headers, *body;
+        int want;
+    } c[] = {
+        /* DNS rebinding: the page's own name in Host */
+        {"GET", "/status", "Host: attacker.example\r\n", NULL, 403},
+        {"GET", "/roles/fast/logs", "Host: attacker.example:8000\r\n", NULL, 403},
+        {"GET", "/status", "Host: 127.0.0.1.nip.io\r\n", NULL, 403},
+        {"GET", "/status", "Host: localhost\r\n", NULL, 200},
+        {"GET", "/status", "Host: [::1]:8000\r\n", NULL, 200},
+        {"GET", "/status", "Host: app.localhost\r\n", NULL, 200},
+        {"GET", "/status", "Host: gpu-box.lan:8000\r\n", NULL, 200},
+        {"GET", "/health", "Host: attacker.example\r\n", NULL, 200},
+        /* cross-site form / simple requests */
+        {"POST", "/roles/fast/unload", "Host: 127.0.0.1\r\nContent-Type: text/plain\r\n", "{}", 415},
+        {"POST", "/roles/fast/unload", "Host: 127.0.0.1\r\n", "", 415},
+        {"POST", "/v1/chat/completions", "Host: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\n",
+         "{\"model\":\"fast\"}", 415},
+        /* a foreign Origin, even with JSON */
+        {"GET", "/status", "Host: 127.0.0.1\r\nOrigin: http://attacker.example\r\n", NULL, 403},
+        {"POST", "/roles/fast/unload", "Host: 127.0.0.1\r\nOrigin: null\r\nContent-Type: application/json\r\n", "", 403},
+    };
+    for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
+        int code = raw_status(s->port, c[i].method, c[i].path, c[i].headers, c[i].body, NULL);
+        if (code != c[i].want)
+            fail_msg("%s %s with %s: %d, want %d", c[i].method, c[i].path, c[i].headers, code, c[i].want);
+        refused += code >= 400;
+        served += code < 400;
+    }
+    /* nothing above stopped the role */
+    json_t *st = get_json(s, "/status");
+    assert_string_equal(role_state_in(st, "fast"), "ready");
+    json_decref(st);
+    /* an allowed origin gets CORS headers, and its preflight an answer */
+    char *resp = NULL;
+    snprintf(hosts, sizeof hosts, "Host: 127.0.0.1\r\nOrigin: http://app.local:3000\r\n%s", json);
+    assert_int_equal(raw_status(s->port, "GET", "/v1/models", hosts, NULL, &resp), 200);
+    assert_non_null(strstr(resp, "Access-Control-Allow-Origin: http://app.local:3000\r\n"));
+    free(resp);
+    assert_int_equal(raw_status(s->port, "OPTIONS", "/v1/chat/completions",
+                                "Host: 127.0.0.1\r\nOrigin: http://app.local:3000\r\n"
+                                "Access-Control-Request-Method: POST\r\n", NULL, &resp), 204);
+    assert_non_null(strstr(resp, "Access-Control-Allow-Methods:"));
+    free(resp);
+    /* and no CORS header for anyone else */
+    assert_int_equal(raw_status(s->port, "GET", "/health", "Host: 127.0.0.1\r\nOrigin: http://attacker.example\r\n",
+                                NULL, &resp), 200);
+    assert_null(strstr(resp, "Access-Control"));
+    free(resp);
+    printf("  browser policy: %d refused, %d served as they should\n", refused, served);
+    /* the unload a page tried: a real client can */
+    assert_int_equal(raw_status(s->port, "POST", "/roles/fast/unload", "Host: 127.0.0.1\r\nContent-Type: application/json\r\n",
+                                "", NULL), 200);
+    /* with an api_key, any Host is served to whoever has the key */
+    assert_int_equal(srv_stop_clean(s), 0);
+    srv_start(s, "browser-key", ",\"api_key\":\"k-9\"", FAST);
+    assert_int_equal(raw_status(s->port, "GET", "/status", "Host: gpu-box.example\r\n", NULL, NULL), 401);
+    assert_int_equal(raw_status(s->port, "GET", "/status", "Host: gpu-box.example\r\nAuthorization: Bearer k-9\r\n",
+                                NULL, NULL), 200);
+}
+
 /* ---------- o. /roles/NAME/load, unload, logs ---------- */
 
 /* POST /roles/NAME/load on a stopped role must answer 200 once it is ready.
@@ -2158,6 +2256,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(t_bad_configs, setup, teardown),
         cmocka_unit_test_setup_teardown(t_limits_auth, setup, teardown),
         cmocka_unit_test_setup_teardown(t_backend_ports, setup, teardown),
+        cmocka_unit_test_setup_teardown(t_browser_policy, setup, teardown),
         cmocka_unit_test_setup_teardown(t_metrics, setup, teardown),
         cmocka_unit_test_setup_teardown(t_idle_ttl, setup, teardown),
         cmocka_unit_test_setup_teardown(t_disconnect, setup, teardown),

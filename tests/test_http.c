@@ -288,11 +288,62 @@ static void t_policy_key(void **s)
     assert_int_equal(check(&p, "POST /roles/fast/unload HTTP/1.1\r\nHost: a\r\n\r\n"), 401);
 }
 
+static void t_policy_open(void **s)
+{
+    (void)s;
+    static const char *const hosts[] = {"gpu-box.lan", NULL};
+    static const char *const origins[] = {"http://app.local:3000", NULL};
+    route_policy_t p = {.allowed_hosts = hosts, .allowed_origins = origins};
+    /* Host: the loopback in its spellings, the allowed list, nothing else */
+    const char *ok_hosts[] = {"localhost", "LOCALHOST:8000", "127.0.0.1", "127.1.2.3:80", "[::1]", "[::1]:8000",
+                              "a.localhost", "localhost.", "gpu-box.lan", "gpu-box.lan:8000"};
+    const char *bad_hosts[] = {"attacker.example", "127.0.0.1.nip.io", "localhost.attacker.example", "[::2]",
+                               "128.0.0.1", "0x7f.0.0.1", "", "[::1", "gpu-box.lan.evil"};
+    char head[512];
+    for (size_t i = 0; i < sizeof ok_hosts / sizeof ok_hosts[0]; i++) {
+        snprintf(head, sizeof head, "GET /status HTTP/1.1\r\nHost: %s\r\n\r\n", ok_hosts[i]);
+        if (check(&p, head) != 0)
+            fail_msg("Host %s refused", ok_hosts[i]);
+    }
+    for (size_t i = 0; i < sizeof bad_hosts / sizeof bad_hosts[0]; i++) {
+        snprintf(head, sizeof head, "GET /status HTTP/1.1\r\nHost: %s\r\n\r\n", bad_hosts[i]);
+        if (check(&p, head) != 403)
+            fail_msg("Host '%s' served", bad_hosts[i]);
+    }
+    assert_true(route_host_is_loopback("127.0.0.1:8000"));
+    assert_false(route_host_is_loopback("127.0.0.256"));
+    assert_int_equal(check(&p, "GET /health HTTP/1.1\r\nHost: attacker.example\r\n\r\n"), 0);
+    assert_int_equal(check(&p, "GET /status HTTP/1.0\r\n\r\n"), 0); /* no Host: not a browser */
+    /* POST needs JSON */
+    assert_int_equal(check(&p, "POST /roles/fast/unload HTTP/1.1\r\nHost: localhost\r\n\r\n"), 415);
+    assert_int_equal(check(&p, "POST /roles/fast/unload HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/plain\r\n\r\n"), 415);
+    assert_int_equal(check(&p, "POST /x HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/jsonp\r\n\r\n"), 415);
+    assert_int_equal(check(&p, "POST /x HTTP/1.1\r\nHost: localhost\r\nContent-Type: Application/JSON; charset=utf-8\r\n\r\n"), 0);
+    /* Origin */
+    assert_int_equal(check(&p, "GET /status HTTP/1.1\r\nHost: localhost\r\nOrigin: http://evil\r\n\r\n"), 403);
+    assert_int_equal(check(&p, "GET /status HTTP/1.1\r\nHost: localhost\r\nOrigin: null\r\n\r\n"), 403);
+    assert_int_equal(check(&p, "GET /status HTTP/1.1\r\nHost: localhost\r\nOrigin: http://app.local:3000\r\n\r\n"), 0);
+    http_head_t h;
+    assert_int_equal(parse("GET / HTTP/1.1\r\nHost: localhost\r\nOrigin: http://app.local:3000\r\n\r\n", &h), 0);
+    assert_string_equal(route_cors_origin(&p, &h), "http://app.local:3000");
+    http_head_free(&h);
+    assert_int_equal(parse("GET / HTTP/1.1\r\nHost: localhost\r\nOrigin: http://evil\r\n\r\n", &h), 0);
+    assert_null(route_cors_origin(&p, &h));
+    route_policy_t none = {0};
+    assert_null(route_cors_origin(&none, &h));
+    http_head_free(&h);
+    /* with a key, the key is what counts */
+    route_policy_t k = {.api_key = "k"};
+    assert_int_equal(check(&k, "GET /status HTTP/1.1\r\nHost: attacker.example\r\nAuthorization: Bearer k\r\n\r\n"), 0);
+    assert_int_equal(check(&k, "OPTIONS /v1/chat/completions HTTP/1.1\r\nHost: a\r\n\r\n"), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(t_simple),   cmocka_unit_test(t_refused), cmocka_unit_test(t_head_end),
         cmocka_unit_test(t_chunked),  cmocka_unit_test(t_routes),  cmocka_unit_test(t_policy_key),
+        cmocka_unit_test(t_policy_open),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
