@@ -247,7 +247,7 @@ static void t_engine_errors(void **s)
               "cfg.json: _engine.prot: unknown field (did you mean 'port'? known: host, port, "
               "llama_server, max_loaded, memory_budget, idle_ttl, api_key, default_role, "
               "queue_size, queue_timeout, load_timeout, stop_grace, max_body, max_header, "
-              "max_connections, header_timeout, upstream_timeout, log_dir, restart_max, "
+              "max_connections, header_timeout, upstream_timeout, allowed_hosts, allowed_origins, log_dir, restart_max, "
               "restart_window, health_interval)");
     char err[512];
     registry_t *r = NULL;
@@ -256,6 +256,21 @@ static void t_engine_errors(void **s)
     assert_non_null(strstr(err, "_engine.zzzzzzzzzz: unknown field (known: host, port,"));
     parse_err("{\"_engine\": [], \"a\": {\"model_path\": \"m\"}}", NULL,
               "_engine: expected an object, got array");
+    parse_err(ENG("\"allowed_hosts\": \"gpu-box\""), NULL,
+              "_engine.allowed_hosts: expected an array of strings, got string");
+    parse_err(ENG("\"allowed_origins\": [\"http://a\", \"\"]"), NULL,
+              "_engine.allowed_origins[1]: expected a non-empty string, got \"\"");
+    parse_err(ENG("\"allowed_hosts\": [1]"), NULL, "_engine.allowed_hosts[0]: expected a non-empty string, got number");
+    parse_err(ENG("\"allowed_hosts\": [\"a b\"]"), NULL,
+              "_engine.allowed_hosts[0]: spaces, control and non-ASCII characters are not allowed");
+    {
+        registry_t *rl = parse_ok(ENG("\"allowed_hosts\": [\"gpu-box.lan\", \"10.0.0.2\"], \"allowed_origins\": []"), NULL);
+        assert_string_equal(rl->engine.allowed_hosts[0], "gpu-box.lan");
+        assert_string_equal(rl->engine.allowed_hosts[1], "10.0.0.2");
+        assert_null(rl->engine.allowed_hosts[2]);
+        assert_null(rl->engine.allowed_origins[0]);
+        registry_free(&rl);
+    }
     parse_err(ENG("\"port\": 70000"), NULL, "_engine.port: 70000 is outside 1..65535");
     parse_err(ENG("\"port\": 0"), NULL, "_engine.port: 0 is outside 1..65535");
     parse_err(ENG("\"port\": \"80\""), NULL, "_engine.port: expected an integer, got string");
