@@ -120,6 +120,13 @@ void ggufw_arr_i32(ggufw_t *w, const char *k, size_t n, const int32_t *v)
         put(&w->kv, (uint32_t)v[i], 4);
 }
 
+void ggufw_arr_bool(ggufw_t *w, const char *k, size_t n, const bool *v)
+{
+    arr_head(w, k, GGUF_VT_BOOL, n);
+    for (size_t i = 0; i < n; i++)
+        put(&w->kv, v[i] ? 1 : 0, 1);
+}
+
 static uint64_t align_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
 
 long ggufw_tensor(ggufw_t *w, const char *name, gguf_ttype_t type, int n_dims, const uint64_t *ne)

@@ -8,6 +8,7 @@
 #ifndef VARIET_GGUFW_H
 #define VARIET_GGUFW_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -35,6 +36,9 @@ void ggufw_str(ggufw_t *w, const char *key, const char *v);
 void ggufw_arr_str(ggufw_t *w, const char *key, size_t n, const char *const *v);
 void ggufw_arr_f32(ggufw_t *w, const char *key, size_t n, const float *v);
 void ggufw_arr_i32(ggufw_t *w, const char *key, size_t n, const int32_t *v);
+/* Array of GGUF bools (one byte each, 0 or 1): per-layer flags such as
+ * <arch>.attention.sliding_window_pattern. */
+void ggufw_arr_bool(ggufw_t *w, const char *key, size_t n, const bool *v);
 
 /* Add a tensor; returns its index, or -1 when ne[0] does not fit the type's
  * block size (the caller picks another type). */

@@ -153,6 +153,11 @@ int mi_from_gguf(const gguf_t *g, mi_t **out, char *err, size_t errlen)
         m->head_dim_k = m->n_head ? m->n_embd / m->n_head : 0;
     if (!key_u32(g, a, "attention.value_length", &m->head_dim_v))
         m->head_dim_v = m->head_dim_k;
+    if (!key_u32(g, a, "attention.key_length_swa", &m->head_dim_k_swa))
+        m->head_dim_k_swa = m->head_dim_k;
+    if (!key_u32(g, a, "attention.value_length_swa", &m->head_dim_v_swa))
+        m->head_dim_v_swa = m->head_dim_v;
+    key_u32(g, a, "attention.shared_kv_layers", &m->n_kv_shared);
 
     uint64_t nv;
     if (gguf_get_arr(g, "tokenizer.ggml.tokens", NULL, &nv))
@@ -268,6 +273,11 @@ int mi_from_gguf(const gguf_t *g, mi_t **out, char *err, size_t errlen)
             m->n_layer_recurrent++;
             continue;
         }
+        L->head_dim_k = L->kind == MI_LAYER_SWA ? m->head_dim_k_swa : m->head_dim_k;
+        L->head_dim_v = L->kind == MI_LAYER_SWA ? m->head_dim_v_swa : m->head_dim_v;
+        /* llama.cpp: layers from n_layer - shared_kv_layers on read the KV of
+         * an earlier layer of their kind and allocate none */
+        L->kv_shared = m->n_kv_shared && il + m->n_kv_shared >= m->n_layer;
         if (L->kind == MI_LAYER_SWA)
             m->n_layer_swa++;
         else
@@ -277,6 +287,8 @@ int mi_from_gguf(const gguf_t *g, mi_t **out, char *err, size_t errlen)
     }
     if (m->n_swa && swp < 0 && m->n_layer)
         warn_add(m, "sliding window without a per-layer pattern: all layers counted as full attention");
+    if (m->n_kv_shared >= m->n_layer && m->n_kv_shared)
+        warn_add(m, "shared_kv_layers covers every layer");
     free(recurrent);
     free(has_attn);
 
@@ -291,7 +303,7 @@ int mi_from_gguf(const gguf_t *g, mi_t **out, char *err, size_t errlen)
         if (!m->n_layer)
             warn_add(m, "no block_count key");
         static const char *const known[] = {"llama", "qwen2", "qwen3", "qwen3moe", "qwen35moe",
-                                            "qwen35", "qwen3next", "mistral3", "gemma3", "phi3",
+                                            "qwen35", "qwen3next", "mistral3", "gemma3", "gemma4", "phi3",
                                             "gpt-oss", "deepseek2", "glm4moe", "mamba", "mamba2", NULL};
         bool k = false;
         for (int i = 0; known[i]; i++)
@@ -320,22 +332,33 @@ static uint64_t row_bytes(uint32_t type, uint64_t n)
     return b;
 }
 
-static uint64_t swa_cells(const mi_t *m, uint64_t n_ctx)
+static uint64_t swa_cells(const mi_t *m, uint64_t n_ctx, const mi_kv_opts_t *o)
 {
-    /* llama.cpp: min(n_ctx, pad(n_swa * n_seq + n_ubatch, 256)); n_seq 1, ubatch 512 */
-    uint64_t c = ((uint64_t)m->n_swa + 512 + 255) / 256 * 256;
+    /* llama_kv_cache_iswa: pad(min(n_ctx, n_swa * n_seq + n_ubatch), 256) with
+     * n_seq 1 (not unified); n_ctx is a multiple of 256 there, so this equals
+     * min(n_ctx, pad(...)), which also keeps "per token" (n_ctx 1) at one
+     * cell. All n_ctx cells with --swa-full. */
+    uint64_t ub = o && o->n_ubatch ? o->n_ubatch : 512;
+    if (o && o->swa_full)
+        return n_ctx;
+    uint64_t c = ((uint64_t)m->n_swa + ub + 255) / 256 * 256;
     return c < n_ctx ? c : n_ctx;
 }
 
 uint64_t mi_kv_part_bytes(const mi_t *m, uint64_t n_ctx, uint32_t type, int which)
 {
+    return mi_kv_part_bytes_ex(m, n_ctx, type, which, NULL);
+}
+
+uint64_t mi_kv_part_bytes_ex(const mi_t *m, uint64_t n_ctx, uint32_t type, int which, const mi_kv_opts_t *o)
+{
     uint64_t total = 0;
-    uint32_t hd = which == 0 ? m->head_dim_k : m->head_dim_v;
     for (uint32_t il = 0; il < m->n_layer; il++) {
         const mi_layer_t *L = &m->layers[il];
-        if (L->kind == MI_LAYER_RECURRENT)
+        if (L->kind == MI_LAYER_RECURRENT || L->kv_shared)
             continue;
-        uint64_t cells = L->kind == MI_LAYER_SWA ? swa_cells(m, n_ctx) : n_ctx;
+        uint32_t hd = which == 0 ? L->head_dim_k : L->head_dim_v;
+        uint64_t cells = L->kind == MI_LAYER_SWA ? swa_cells(m, n_ctx, o) : n_ctx;
         total += cells * row_bytes(type, (uint64_t)hd * L->n_head_kv);
     }
     return total;
@@ -343,7 +366,12 @@ uint64_t mi_kv_part_bytes(const mi_t *m, uint64_t n_ctx, uint32_t type, int whic
 
 uint64_t mi_kv_bytes(const mi_t *m, uint64_t n_ctx, uint32_t tk, uint32_t tv)
 {
-    return mi_kv_part_bytes(m, n_ctx, tk, 0) + mi_kv_part_bytes(m, n_ctx, tv, 1);
+    return mi_kv_bytes_ex(m, n_ctx, tk, tv, NULL);
+}
+
+uint64_t mi_kv_bytes_ex(const mi_t *m, uint64_t n_ctx, uint32_t tk, uint32_t tv, const mi_kv_opts_t *o)
+{
+    return mi_kv_part_bytes_ex(m, n_ctx, tk, 0, o) + mi_kv_part_bytes_ex(m, n_ctx, tv, 1, o);
 }
 
 uint64_t mi_rs_bytes(const mi_t *m, uint32_t n_seq)

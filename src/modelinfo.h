@@ -23,6 +23,8 @@ typedef enum { MI_LAYER_ATTN = 0, MI_LAYER_RECURRENT = 1, MI_LAYER_SWA = 2 } mi_
 typedef struct {
     mi_layer_kind_t kind;
     uint32_t n_head_kv;
+    uint32_t head_dim_k, head_dim_v; /* of this layer (sliding-window layers may differ) */
+    bool kv_shared; /* reuses an earlier layer's KV cache (<arch>.attention.shared_kv_layers) */
     uint64_t bytes;    /* weight bytes of blk.N.* */
     uint64_t exp_bytes; /* of which routed-expert tensors (*_exps): what -ncmoe keeps on the host */
     uint64_t params;
@@ -36,7 +38,9 @@ typedef struct {
     uint64_t n_tensors;
 
     uint32_t n_layer, n_embd, n_head, n_head_kv; /* n_head_kv: max over layers */
-    uint32_t head_dim_k, head_dim_v;
+    uint32_t head_dim_k, head_dim_v;         /* full-attention layers */
+    uint32_t head_dim_k_swa, head_dim_v_swa; /* sliding-window layers (= the above unless *_swa keys) */
+    uint32_t n_kv_shared;                    /* last layers without a KV cache of their own */
     uint32_t n_ctx_train, n_vocab, n_ff;
     uint32_t n_expert, n_expert_used, n_expert_shared, n_ff_exp, n_ff_shexp;
     uint32_t n_swa;
@@ -72,11 +76,21 @@ typedef struct {
 int mi_from_gguf(const gguf_t *g, mi_t **out, char *err, size_t errlen);
 void mi_free(mi_t **m);
 
+/* llama-server settings that size the sliding-window cache; 0/false =
+ * default (-ub 512, no --swa-full). */
+typedef struct {
+    uint32_t n_ubatch;
+    bool swa_full; /* --swa-full: sliding-window layers hold all n_ctx cells */
+} mi_kv_opts_t;
+
 /* Bytes of KV cache for n_ctx cells with K/V types tk/tv over the layers
  * that hold KV (sliding-window layers hold min(n_ctx, swa cells)). */
 uint64_t mi_kv_bytes(const mi_t *m, uint64_t n_ctx, uint32_t tk, uint32_t tv);
+/* The same with explicit settings (o may be NULL). */
+uint64_t mi_kv_bytes_ex(const mi_t *m, uint64_t n_ctx, uint32_t tk, uint32_t tv, const mi_kv_opts_t *o);
 /* K or V part alone (which: 0 = K, 1 = V). */
 uint64_t mi_kv_part_bytes(const mi_t *m, uint64_t n_ctx, uint32_t type, int which);
+uint64_t mi_kv_part_bytes_ex(const mi_t *m, uint64_t n_ctx, uint32_t type, int which, const mi_kv_opts_t *o);
 /* Recurrent-state bytes for n_seq sequences (f32 R and S). */
 uint64_t mi_rs_bytes(const mi_t *m, uint32_t n_seq);
 /* Image tokens for an N×N image (0 when not an mmproj or unknown). */

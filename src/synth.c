@@ -10,7 +10,8 @@
  *
  * Values: norm weights are 1, other float tensors uniform in ±1/sqrt(ne0),
  * quantized blocks carry random quants and a small finite scale so the
- * dequantized values are in the same range.
+ * dequantized values are in the same range; gemma4's rope_freqs hold the
+ * proportional-rope factors (1, then 1e30 for dimensions left unrotated).
  */
 #include "synth.h"
 
@@ -43,6 +44,17 @@ const synth_preset_t synth_presets[] = {
      .n_expert_used = 2, .n_ff_exp = 64, .n_ff_shexp = 64, .full_attn_interval = 4,
      .ssm_d_conv = 4, .ssm_d_state = 32, .ssm_n_group = 2, .ssm_dt_rank = 4,
      .ssm_d_inner = 128, .wtype = GGUF_TT_F16, .tiny = true},
+    /* Gemma 4 26B-A4B in small: the same layer pattern (5 sliding-window layers,
+     * then 1 global), the global layers' wider heads with fewer KV heads and no
+     * attn_v, the dense MLP beside the routed experts, all the sandwich norms.
+     * A 128-token window keeps the SWA cache (768 cells) below the contexts the
+     * tests use. */
+    {.name = "tiny-gemma4", .desc = "gemma4 MoE, 6 layers (5 sliding window + 1 global), 8 experts + dense MLP",
+     .arch = SYNTH_GEMMA4, .n_layer = 6, .n_embd = 128, .n_head = 4, .n_head_kv = 1,
+     .head_dim = 64, .n_ff = 128, .n_vocab = 384, .n_ctx_train = 32768, .n_expert = 8,
+     .n_expert_used = 2, .n_ff_exp = 64, .n_swa = 128, .swa_period = 6, .head_dim_swa = 32,
+     .n_head_kv_swa = 2, .k_eq_v = true, .final_softcap = 30.0f, .wtype = GGUF_TT_F16,
+     .tiny = true},
     /* full-size shapes for GPU work */
     {.name = "qwen3-30b-a3b", .desc = "Qwen3-30B-A3B shape: 48 layers, 128 experts (8 used), q4_k",
      .arch = SYNTH_QWEN3MOE, .n_layer = 48, .n_embd = 2048, .n_head = 32, .n_head_kv = 4,
@@ -54,6 +66,23 @@ const synth_preset_t synth_presets[] = {
      .n_expert_used = 8, .n_ff_exp = 512, .n_ff_shexp = 512, .full_attn_interval = 4,
      .ssm_d_conv = 4, .ssm_d_state = 128, .ssm_n_group = 16, .ssm_dt_rank = 32,
      .ssm_d_inner = 4096, .wtype = GGUF_TT_Q4_K},
+    /* Gemma 4 26B-A4B, text_config of google/gemma-4-26B-A4B-it as published
+     * (the config.json Ollama serves with gemma4:26b,
+     * https://ollama.com/library/gemma4:26b-nvfp4/blobs/ed0c1eb3633d, and the
+     * metadata of its llama.cpp Q4_K_M GGUF,
+     * https://ollama.com/library/gemma4:26b-a4b-it-q4_K_M/blobs/7121486771cb):
+     * hidden_size 2816, num_hidden_layers 30, num_attention_heads 16,
+     * num_key_value_heads 8 / num_global_key_value_heads 2, head_dim 256 /
+     * global_head_dim 512, intermediate_size 2112 (the dense MLP),
+     * moe_intermediate_size 704, num_experts 128, top_k_experts 8,
+     * vocab_size 262144, sliding_window 1024, layer_types 5 x sliding + 1 x
+     * full, max_position_embeddings 262144, final_logit_softcapping 30,
+     * attention_k_eq_v true, tie_word_embeddings true. */
+    {.name = "gemma4-26b-a4b", .desc = "Gemma-4-26B-A4B shape: 30 layers (25 sliding window + 5 global), 128 experts (8 used) + dense MLP, q4_k",
+     .arch = SYNTH_GEMMA4, .n_layer = 30, .n_embd = 2816, .n_head = 16, .n_head_kv = 2,
+     .head_dim = 512, .n_ff = 2112, .n_vocab = 262144, .n_ctx_train = 262144, .n_expert = 128,
+     .n_expert_used = 8, .n_ff_exp = 704, .n_swa = 1024, .swa_period = 6, .head_dim_swa = 256,
+     .n_head_kv_swa = 8, .k_eq_v = true, .final_softcap = 30.0f, .wtype = GGUF_TT_Q4_K},
     {.name = NULL},
 };
 
@@ -71,18 +100,26 @@ const char *synth_arch_name(synth_arch_t a)
     case SYNTH_LLAMA: return "llama";
     case SYNTH_QWEN3MOE: return "qwen3moe";
     case SYNTH_QWEN35MOE: return "qwen35moe";
+    case SYNTH_GEMMA4: return "gemma4";
     }
     return "?";
 }
 
 /* ---- tensor table ---- */
 
-typedef enum { FILL_RANDOM, FILL_ONES, FILL_NEG } fill_kind_t;
+/* How a tensor's values are made. FILL_ROPE: gemma4's proportional-rope
+ * frequency factors, 1 for the first `arg` pairs, 1e30 (not rotated) after. */
+typedef enum { FILL_RANDOM, FILL_ONES, FILL_NEG, FILL_ROPE } fill_kind_t;
+
+typedef struct {
+    fill_kind_t kind;
+    uint32_t arg;
+} fill_t;
 
 typedef struct {
     ggufw_t *w;
     gguf_ttype_t wtype;
-    fill_kind_t *kinds; /* per tensor, grows with the table */
+    fill_t *fills; /* per tensor, grows with the table */
     size_t n, cap;
     uint64_t seed;
 } build_t;
@@ -98,18 +135,24 @@ static gguf_ttype_t fit_type(gguf_ttype_t want, uint64_t ne0)
     return want == GGUF_TT_F32 ? GGUF_TT_F32 : GGUF_TT_F16;
 }
 
-static void add(build_t *b, const char *name, fill_kind_t kind, gguf_ttype_t type, int nd,
-                uint64_t ne0, uint64_t ne1, uint64_t ne2)
+static void add_fill(build_t *b, const char *name, fill_t fl, gguf_ttype_t type, int nd,
+                     const uint64_t ne[4])
 {
-    uint64_t ne[3] = {ne0, ne1, ne2};
     long i = ggufw_tensor(b->w, name, type, nd, ne);
     if (i < 0)
         abort(); /* a preset bug: fit_type guarantees the block fits */
     if (b->n == b->cap) {
         b->cap = b->cap ? b->cap * 2 : 64;
-        b->kinds = xrealloc(b->kinds, b->cap * sizeof *b->kinds);
+        b->fills = xrealloc(b->fills, b->cap * sizeof *b->fills);
     }
-    b->kinds[b->n++] = kind;
+    b->fills[b->n++] = fl;
+}
+
+static void add(build_t *b, const char *name, fill_kind_t kind, gguf_ttype_t type, int nd,
+                uint64_t ne0, uint64_t ne1, uint64_t ne2)
+{
+    uint64_t ne[4] = {ne0, ne1, ne2, 1};
+    add_fill(b, name, (fill_t){kind, 0}, type, nd, ne);
 }
 
 /* 1-D and small float tensors: always f32. */
@@ -185,13 +228,64 @@ static void gdn_block(build_t *b, const synth_preset_t *p, uint32_t i)
     mat(b, BLK(n, i, "ssm_out.weight"), value_dim, e);
 }
 
+static bool gemma4_global(const synth_preset_t *p, uint32_t i)
+{
+    return (i + 1) % p->swa_period == 0;
+}
+
+/* One gemma4 layer as llama_model_gemma4::load_arch_tensors creates it:
+ * attention with q/k norms and a post-norm, the dense MLP ("shared expert")
+ * with its post-norm, the router (with a per-channel input scale) and the
+ * routed experts (with a per-expert output scale) between their own
+ * pre/post norms, and the layer's output scalar. */
+static void gemma4_block(build_t *b, const synth_preset_t *p, uint32_t i)
+{
+    char n[96];
+    bool global = gemma4_global(p, i);
+    uint64_t e = p->n_embd;
+    uint64_t hd = global ? p->head_dim : p->head_dim_swa;
+    uint64_t kv = global ? p->n_head_kv : p->n_head_kv_swa;
+    mat(b, BLK(n, i, "attn_q.weight"), e, hd * p->n_head);
+    mat(b, BLK(n, i, "attn_k.weight"), e, hd * kv);
+    if (!(global && p->k_eq_v))
+        mat(b, BLK(n, i, "attn_v.weight"), e, hd * kv);
+    mat(b, BLK(n, i, "attn_output.weight"), hd * p->n_head, e);
+    vec(b, BLK(n, i, "attn_q_norm.weight"), FILL_ONES, hd);
+    vec(b, BLK(n, i, "attn_k_norm.weight"), FILL_ONES, hd);
+    vec(b, BLK(n, i, "post_attention_norm.weight"), FILL_ONES, e);
+    vec(b, BLK(n, i, "layer_output_scale.weight"), FILL_ONES, 1);
+    vec(b, BLK(n, i, "ffn_norm.weight"), FILL_ONES, e);
+    mat(b, BLK(n, i, "ffn_gate.weight"), e, p->n_ff);
+    mat(b, BLK(n, i, "ffn_up.weight"), e, p->n_ff);
+    mat(b, BLK(n, i, "ffn_down.weight"), p->n_ff, e);
+    vec(b, BLK(n, i, "post_ffw_norm.weight"), FILL_ONES, e);
+    if (!p->n_expert)
+        return;
+    matf32(b, BLK(n, i, "ffn_gate_inp.weight"), e, p->n_expert);
+    vec(b, BLK(n, i, "ffn_gate_inp.scale"), FILL_ONES, e);
+    vec(b, BLK(n, i, "pre_ffw_norm_2.weight"), FILL_ONES, e);
+    vec(b, BLK(n, i, "post_ffw_norm_1.weight"), FILL_ONES, e);
+    vec(b, BLK(n, i, "post_ffw_norm_2.weight"), FILL_ONES, e);
+    mat3(b, BLK(n, i, "ffn_gate_exps.weight"), e, p->n_ff_exp, p->n_expert);
+    mat3(b, BLK(n, i, "ffn_up_exps.weight"), e, p->n_ff_exp, p->n_expert);
+    mat3(b, BLK(n, i, "ffn_down_exps.weight"), p->n_ff_exp, e, p->n_expert);
+    vec(b, BLK(n, i, "ffn_down_exps.scale"), FILL_ONES, p->n_expert);
+}
+
 static void build_tensors(build_t *b, const synth_preset_t *p)
 {
     char n[96];
     uint64_t e = p->n_embd;
     mat(b, "token_embd.weight", e, p->n_vocab);
     vec(b, "output_norm.weight", FILL_ONES, e);
-    mat(b, "output.weight", e, p->n_vocab);
+    if (p->arch == SYNTH_GEMMA4) {
+        /* tied output (no output.weight); one rope_freqs shared by the
+         * global layers: a quarter of the head rotates (proportional rope) */
+        add_fill(b, "rope_freqs.weight", (fill_t){FILL_ROPE, p->head_dim / 8}, GGUF_TT_F32, 1,
+                 (const uint64_t[4]){p->head_dim / 2, 1, 1, 1});
+    } else {
+        mat(b, "output.weight", e, p->n_vocab);
+    }
     for (uint32_t i = 0; i < p->n_layer; i++) {
         vec(b, BLK(n, i, "attn_norm.weight"), FILL_ONES, e);
         switch (p->arch) {
@@ -215,16 +309,63 @@ static void build_tensors(build_t *b, const synth_preset_t *p)
             vec(b, BLK(n, i, "post_attention_norm.weight"), FILL_ONES, e);
             moe_block(b, p, i);
             break;
+        case SYNTH_GEMMA4:
+            gemma4_block(b, p, i);
+            break;
         }
     }
 }
 
 /* ---- metadata ---- */
 
+static void kv_gemma4(ggufw_t *w, const synth_preset_t *p)
+{
+    int32_t *kv = xcalloc(p->n_layer, sizeof *kv);
+    bool *swa = xcalloc(p->n_layer, sizeof *swa);
+    for (uint32_t i = 0; i < p->n_layer; i++) {
+        swa[i] = !gemma4_global(p, i);
+        kv[i] = (int32_t)(swa[i] ? p->n_head_kv_swa : p->n_head_kv);
+    }
+    ggufw_u32(w, "gemma4.context_length", p->n_ctx_train);
+    ggufw_u32(w, "gemma4.embedding_length", p->n_embd);
+    ggufw_u32(w, "gemma4.embedding_length_per_layer_input", 0);
+    ggufw_u32(w, "gemma4.block_count", p->n_layer);
+    ggufw_u32(w, "gemma4.feed_forward_length", p->n_ff);
+    ggufw_u32(w, "gemma4.attention.head_count", p->n_head);
+    ggufw_arr_i32(w, "gemma4.attention.head_count_kv", p->n_layer, kv);
+    ggufw_u32(w, "gemma4.attention.key_length", p->head_dim);
+    ggufw_u32(w, "gemma4.attention.value_length", p->head_dim);
+    ggufw_u32(w, "gemma4.attention.key_length_swa", p->head_dim_swa);
+    ggufw_u32(w, "gemma4.attention.value_length_swa", p->head_dim_swa);
+    ggufw_f32(w, "gemma4.attention.layer_norm_rms_epsilon", 1e-6f);
+    ggufw_u32(w, "gemma4.attention.sliding_window", p->n_swa);
+    ggufw_arr_bool(w, "gemma4.attention.sliding_window_pattern", p->n_layer, swa);
+    ggufw_u32(w, "gemma4.attention.shared_kv_layers", 0);
+    /* global layers: whole head with rope_freqs masking 3/4 of it; sliding
+     * layers: whole head, plain rope */
+    ggufw_u32(w, "gemma4.rope.dimension_count", p->head_dim);
+    ggufw_u32(w, "gemma4.rope.dimension_count_swa", p->head_dim_swa);
+    ggufw_f32(w, "gemma4.rope.freq_base", 1000000.0f);
+    ggufw_f32(w, "gemma4.rope.freq_base_swa", 10000.0f);
+    if (p->final_softcap > 0)
+        ggufw_f32(w, "gemma4.final_logit_softcapping", p->final_softcap);
+    if (p->n_expert) {
+        ggufw_u32(w, "gemma4.expert_count", p->n_expert);
+        ggufw_u32(w, "gemma4.expert_used_count", p->n_expert_used);
+        ggufw_u32(w, "gemma4.expert_feed_forward_length", p->n_ff_exp);
+    }
+    free(kv);
+    free(swa);
+}
+
 static void kv_arch(ggufw_t *w, const synth_preset_t *p)
 {
     const char *a = synth_arch_name(p->arch);
     char k[128];
+    if (p->arch == SYNTH_GEMMA4) {
+        kv_gemma4(w, p);
+        return;
+    }
 #define K(suffix) (snprintf(k, sizeof k, "%s." suffix, a), k)
     ggufw_u32(w, K("context_length"), p->n_ctx_train);
     ggufw_u32(w, K("embedding_length"), p->n_embd);
@@ -347,7 +488,7 @@ uint64_t synth_file_size(const synth_preset_t *p, const synth_opts_t *o)
     build_t b;
     ggufw_t *w = build(p, o, &b);
     uint64_t n = ggufw_file_size(w);
-    free(b.kinds);
+    free(b.fills);
     ggufw_free(&w);
     return n;
 }
@@ -388,13 +529,18 @@ static void fill(void *ud, size_t ti, const gguf_tensor_t *t, uint8_t *dst, uint
     const build_t *b = ud;
     uint64_t s = b->seed * 0x100000001b3ull ^ ((uint64_t)ti << 40) ^ off;
     float amp = 1.0f / sqrtf((float)t->ne[0]);
-    fill_kind_t kind = b->kinds[ti];
+    fill_kind_t kind = b->fills[ti].kind;
 
     switch (t->type) {
     case GGUF_TT_F32:
         for (size_t i = 0; i + 4 <= n; i += 4) {
-            float v = kind == FILL_ONES ? 1.0f : kind == FILL_NEG ? -0.5f - 0.5f * fabsf(unit(&s))
-                                                                : amp * unit(&s);
+            float v;
+            switch (kind) {
+            case FILL_ONES: v = 1.0f; break;
+            case FILL_NEG: v = -0.5f - 0.5f * fabsf(unit(&s)); break;
+            case FILL_ROPE: v = (off + i) / 4 < b->fills[ti].arg ? 1.0f : 1e30f; break;
+            default: v = amp * unit(&s); break;
+            }
             memcpy(dst + i, &v, 4);
         }
         return;
@@ -464,7 +610,7 @@ int synth_write(const synth_preset_t *p, const synth_opts_t *o, const char *path
         unlink(tmp);
 out:
     free(tmp);
-    free(b.kinds);
+    free(b.fills);
     ggufw_free(&w);
     return rc;
 }

@@ -2,12 +2,12 @@
  * synth.h — synthetic random-weight GGUF models with real shapes.
  *
  * Each preset names an architecture llama.cpp knows (llama, qwen3moe,
- * qwen35moe) and a shape. The file carries the architecture's real tensor
- * names, shapes and metadata keys, a byte-fallback SentencePiece vocabulary
- * padded to the preset's vocab size and a chat template, so the real
- * llama-server loads it and generates (gibberish) text. Weights are random
- * with finite scales; data is streamed (constant memory) so the full-size
- * presets can be written too.
+ * qwen35moe, gemma4) and a shape. The file carries the architecture's real
+ * tensor names, shapes and metadata keys, a byte-fallback SentencePiece
+ * vocabulary padded to the preset's vocab size and a chat template, so the
+ * real llama-server loads it and generates (gibberish) text. Weights are
+ * random with finite scales; data is streamed (constant memory) so the
+ * full-size presets can be written too.
  */
 #ifndef VARIET_SYNTH_H
 #define VARIET_SYNTH_H
@@ -18,16 +18,23 @@
 
 #include "gguf.h"
 
-typedef enum { SYNTH_LLAMA, SYNTH_QWEN3MOE, SYNTH_QWEN35MOE } synth_arch_t;
+typedef enum { SYNTH_LLAMA, SYNTH_QWEN3MOE, SYNTH_QWEN35MOE, SYNTH_GEMMA4 } synth_arch_t;
 
 typedef struct {
     const char *name;
     const char *desc;
     synth_arch_t arch;
+    /* gemma4: n_head_kv and head_dim are those of the global (full-attention)
+     * layers */
     uint32_t n_layer, n_embd, n_head, n_head_kv, head_dim, n_ff, n_vocab, n_ctx_train;
     uint32_t n_expert, n_expert_used, n_ff_exp, n_ff_shexp;
     /* qwen35moe: gated delta net layers, full attention every `interval` */
     uint32_t full_attn_interval, ssm_d_conv, ssm_d_state, ssm_n_group, ssm_dt_rank, ssm_d_inner;
+    /* gemma4: sliding-window layers of n_swa tokens with their own head
+     * geometry; layer i is global when (i + 1) % swa_period == 0 */
+    uint32_t n_swa, swa_period, head_dim_swa, n_head_kv_swa;
+    bool k_eq_v;         /* gemma4: global layers have no attn_v (V is K) */
+    float final_softcap; /* gemma4: final logit soft-capping, 0 = none */
     gguf_ttype_t wtype; /* default type of the large matrices */
     bool tiny;          /* meant for tests: small, loads in well under a second */
 } synth_preset_t;

@@ -2,7 +2,8 @@
  * test_modelinfo.c — architecture facts: KV and recurrent-state arithmetic
  * checked against llama-server's recorded buffer sizes (fixtures), layer
  * kinds, MoE active parameters, per-layer KV heads, sliding window,
- * multimodal projector image tokens, unknown architectures.
+ * multimodal projector image tokens, per-layer head dims and shared KV
+ * layers, unknown architectures.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -157,6 +158,49 @@ static void t_per_layer_kv_and_swa(void **s)
     done(path, &g, &m);
 }
 
+/* gemma4-style: SWA layers with their own head size, the last layers
+ * sharing earlier layers' KV. */
+static void t_swa_head_dims_and_shared_kv(void **s)
+{
+    (void)s;
+    ggufw_t *w = ggufw_new(32);
+    ggufw_str(w, "general.architecture", "gemma4");
+    ggufw_u32(w, "gemma4.block_count", 4);
+    ggufw_u32(w, "gemma4.embedding_length", 256);
+    ggufw_u32(w, "gemma4.attention.head_count", 8);
+    int32_t kvh[4] = {4, 2, 4, 2};
+    ggufw_arr_i32(w, "gemma4.attention.head_count_kv", 4, kvh);
+    ggufw_u32(w, "gemma4.attention.key_length", 128);
+    ggufw_u32(w, "gemma4.attention.value_length", 128);
+    ggufw_u32(w, "gemma4.attention.key_length_swa", 32);
+    ggufw_u32(w, "gemma4.attention.value_length_swa", 32);
+    ggufw_u32(w, "gemma4.attention.sliding_window", 512);
+    bool pat[4] = {true, false, true, false};
+    ggufw_arr_bool(w, "gemma4.attention.sliding_window_pattern", 4, pat);
+    ggufw_u32(w, "gemma4.attention.shared_kv_layers", 2);
+    add2(w, "token_embd.weight", 256, 4);
+    gguf_t *g;
+    mi_t *m;
+    char *path = finish(w, &g, &m);
+    assert_int_equal(m->n_layer_swa, 2);
+    assert_int_equal(m->n_layer_attn, 2);
+    assert_int_equal(m->layers[0].head_dim_k, 32);
+    assert_int_equal(m->layers[1].head_dim_k, 128);
+    assert_false(m->layers[1].kv_shared);
+    assert_true(m->layers[2].kv_shared && m->layers[3].kv_shared);
+    /* layers 0 (SWA, 1024 cells = pad(512 + 512)) and 1 (full) hold KV */
+    uint64_t want = 1024ull * 4 * 32 * 2 * 2 + 8192ull * 2 * 128 * 2 * 2;
+    assert_int_equal(mi_kv_bytes(m, 8192, GGUF_TT_F16, GGUF_TT_F16), want);
+    mi_kv_opts_t o = {.n_ubatch = 1024};
+    assert_int_equal(mi_kv_bytes_ex(m, 8192, GGUF_TT_F16, GGUF_TT_F16, &o),
+                     1536ull * 4 * 32 * 2 * 2 + 8192ull * 2 * 128 * 2 * 2);
+    o.swa_full = true;
+    assert_int_equal(mi_kv_bytes_ex(m, 8192, GGUF_TT_F16, GGUF_TT_F16, &o),
+                     8192ull * 4 * 32 * 2 * 2 + 8192ull * 2 * 128 * 2 * 2);
+    assert_string_equal(m->warn, "");
+    done(path, &g, &m);
+}
+
 static void t_unknown_arch(void **s)
 {
     (void)s;
@@ -239,6 +283,7 @@ int main(void)
         cmocka_unit_test(t_qwen35_fixture_arithmetic),
         cmocka_unit_test(t_tiny_llama_fixture),
         cmocka_unit_test(t_per_layer_kv_and_swa),
+        cmocka_unit_test(t_swa_head_dims_and_shared_kv),
         cmocka_unit_test(t_unknown_arch),
         cmocka_unit_test(t_no_arch),
         cmocka_unit_test(t_mmproj),

@@ -3,6 +3,8 @@
  * architecture (names, shapes, kinds), files parse back with the reader,
  * output is deterministic per seed, weight types are honoured with fallback
  * where a row does not fit a block, and quantized blocks have finite scales.
+ * gemma4: the sliding-window pattern, per-layer head geometry, tied output,
+ * rope_freqs, the dense MLP beside the experts.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -53,15 +55,14 @@ static void t_tiny_presets_parse(void **state)
         assert_int_equal(gguf_open(path, &g, err, sizeof err), 0);
         assert_int_equal(mi_from_gguf(g, &m, err, sizeof err), 0);
         assert_string_equal(m->arch, synth_arch_name(p->arch));
+        assert_true(m->warn[0] == 0);
+        assert_true(gguf_file_size(g) < 5u << 20);
+        assert_int_equal(gguf_file_size(g), synth_file_size(p, NULL));
         assert_int_equal(m->n_layer, p->n_layer);
         assert_int_equal(m->n_embd, p->n_embd);
         assert_int_equal(m->n_vocab, p->n_vocab);
         assert_int_equal(m->head_dim_k, p->head_dim);
         assert_int_equal(m->n_expert, p->n_expert);
-        assert_true(m->warn[0] == 0);
-        /* tiny means tiny */
-        assert_true(gguf_file_size(g) < 5u << 20);
-        assert_int_equal(gguf_file_size(g), synth_file_size(p, NULL));
         /* token_embd and output shapes */
         const gguf_tensor_t *te = gguf_find_tensor(g, "token_embd.weight");
         assert_non_null(te);
@@ -116,6 +117,97 @@ static void t_tiny_presets_parse(void **state)
         unlink(path);
         free(path);
     }
+}
+
+static void open_preset(const char *name, char **path, gguf_t **g, mi_t **m)
+{
+    char err[256];
+    *path = write_preset(name, -1, 1);
+    if (gguf_open(*path, g, err, sizeof err) || mi_from_gguf(*g, m, err, sizeof err))
+        fail_msg("%s: %s", name, err);
+}
+
+static void close_preset(char **path, gguf_t **g, mi_t **m)
+{
+    mi_free(m);
+    gguf_close(g);
+    unlink(*path);
+    free(*path);
+    *path = NULL;
+}
+
+/* blk.<i>.<suffix> */
+static const gguf_tensor_t *tensor(const gguf_t *g, uint32_t i, const char *suffix)
+{
+    char n[96];
+    snprintf(n, sizeof n, "blk.%u.%s", i, suffix);
+    return gguf_find_tensor(g, n);
+}
+
+static void t_gemma4(void **state)
+{
+    (void)state;
+    const synth_preset_t *p = synth_find("tiny-gemma4");
+    char *path;
+    gguf_t *g;
+    mi_t *m;
+    open_preset(p->name, &path, &g, &m);
+    /* five sliding-window layers, then a global one */
+    assert_int_equal(m->n_layer_swa, 5);
+    assert_int_equal(m->n_layer_attn, 1);
+    assert_int_equal(m->n_swa, p->n_swa);
+    long pat = gguf_find_key(g, "gemma4.attention.sliding_window_pattern");
+    assert_true(pat >= 0);
+    assert_int_equal(gguf_kv(g, (size_t)pat)->v.arr.type, GGUF_VT_BOOL);
+    for (uint32_t i = 0; i < p->n_layer; i++) {
+        bool global = (i + 1) % p->swa_period == 0;
+        const mi_layer_t *L = &m->layers[i];
+        assert_int_equal(L->kind, global ? MI_LAYER_ATTN : MI_LAYER_SWA);
+        uint32_t hd = global ? p->head_dim : p->head_dim_swa;
+        uint32_t kv = global ? p->n_head_kv : p->n_head_kv_swa;
+        assert_int_equal(L->head_dim_k, hd);
+        assert_int_equal(L->n_head_kv, kv);
+        const gguf_tensor_t *q = tensor(g, i, "attn_q.weight");
+        const gguf_tensor_t *k = tensor(g, i, "attn_k.weight");
+        assert_non_null(q);
+        assert_non_null(k);
+        assert_int_equal(q->ne[1], (uint64_t)hd * p->n_head);
+        assert_int_equal(k->ne[1], (uint64_t)hd * kv);
+        /* attention_k_eq_v: the global layers' V is their K */
+        if (global)
+            assert_null(tensor(g, i, "attn_v.weight"));
+        else
+            assert_non_null(tensor(g, i, "attn_v.weight"));
+        assert_int_equal(tensor(g, i, "attn_q_norm.weight")->ne[0], hd);
+        /* the dense MLP beside the routed experts, each with its norms */
+        assert_int_equal(tensor(g, i, "ffn_gate.weight")->ne[1], p->n_ff);
+        assert_int_equal(tensor(g, i, "ffn_down_exps.weight")->ne[2], p->n_expert);
+        assert_int_equal(tensor(g, i, "ffn_gate_inp.scale")->ne[0], p->n_embd);
+        assert_int_equal(tensor(g, i, "ffn_down_exps.scale")->ne[0], p->n_expert);
+        static const char *const norms[] = {"post_attention_norm", "post_ffw_norm", "pre_ffw_norm_2",
+                                            "post_ffw_norm_1", "post_ffw_norm_2", "layer_output_scale"};
+        for (size_t n = 0; n < sizeof norms / sizeof norms[0]; n++) {
+            char suffix[64];
+            snprintf(suffix, sizeof suffix, "%s.weight", norms[n]);
+            assert_non_null(tensor(g, i, suffix));
+        }
+    }
+    /* tied output; proportional rope: a quarter of the global head rotates */
+    assert_null(gguf_find_tensor(g, "output.weight"));
+    const gguf_tensor_t *rf = gguf_find_tensor(g, "rope_freqs.weight");
+    assert_non_null(rf);
+    assert_int_equal(rf->ne[0], p->head_dim / 2);
+    const float *v = (const float *)(gguf_data(g) + gguf_data_offset(g) + rf->offset);
+    for (uint32_t i = 0; i < p->head_dim / 2; i++)
+        assert_true(i < p->head_dim / 8 ? v[i] == 1.0f : v[i] > 1e29f);
+    /* KV: 1 global layer x 4096 cells + 5 SWA layers x pad(128 + 512) = 768
+     * cells — llama-server b11669 prints 1.00 MiB + 0.94 MiB for -c 4096 */
+    uint64_t full = 4096ull * 1 * 64 * 2 * 2, swa = 768ull * 5 * 2 * 32 * 2 * 2;
+    assert_int_equal(mi_kv_bytes(m, 4096, GGUF_TT_F16, GGUF_TT_F16), full + swa);
+    mi_kv_opts_t o = {.swa_full = true};
+    assert_int_equal(mi_kv_bytes_ex(m, 4096, GGUF_TT_F16, GGUF_TT_F16, &o),
+                     full + 4096ull * 5 * 2 * 32 * 2 * 2);
+    close_preset(&path, &g, &m);
 }
 
 static void t_deterministic(void **state)
@@ -194,6 +286,27 @@ static void t_full_size_presets(void **state)
     sz = synth_file_size(p, NULL);
     assert_true(sz > 14ull << 30 && sz < 20ull << 30);
     assert_null(synth_find("no-such-preset"));
+
+    /* the Gemma 4 26B-A4B shape, written sparse (no data): 25.2B parameters,
+     * 3.8B active per token, as published; KV at -c 4096 f16 as llama-server
+     * b11669 printed it for this file: 80.00 MiB global + 300.00 MiB SWA */
+    char err[256];
+    char *path = xasprintf("/tmp/variet-test-synth-%ld-gemma4-26b.gguf", (long)getpid());
+    synth_opts_t o = {.wtype = -1, .seed = 1, .sparse = true};
+    assert_int_equal(synth_write(synth_find("gemma4-26b-a4b"), &o, path, err, sizeof err), 0);
+    gguf_t *g;
+    mi_t *m;
+    assert_int_equal(gguf_open(path, &g, err, sizeof err), 0);
+    assert_int_equal(mi_from_gguf(g, &m, err, sizeof err), 0);
+    assert_int_equal(m->n_layer_swa, 25);
+    assert_int_equal(m->n_layer_attn, 5);
+    assert_true(m->n_params > 25100000000ull && m->n_params < 25300000000ull);
+    assert_true(m->n_params_active > 3750000000ull && m->n_params_active < 3900000000ull);
+    assert_int_equal(mi_kv_bytes(m, 4096, GGUF_TT_F16, GGUF_TT_F16), (80ull + 300ull) << 20);
+    mi_free(&m);
+    gguf_close(&g);
+    unlink(path);
+    free(path);
 }
 
 static void t_bad_type(void **state)
@@ -212,6 +325,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(t_tiny_presets_parse),
+        cmocka_unit_test(t_gemma4),
         cmocka_unit_test(t_deterministic),
         cmocka_unit_test(t_weight_types),
         cmocka_unit_test(t_full_size_presets),
