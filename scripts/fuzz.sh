@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # fuzz.sh [SECONDS] — build the fuzzers with clang (libFuzzer + ASan +
-# UBSan) and run each for SECONDS (default 60): gguf_fuzzer (GGUF reader,
-# seed corpus written by gguf_make_corpus) and registry_fuzzer
-# (engine_models.json, seeds in fuzz/corpus/registry/).
+# UBSan) and run them: gguf_fuzzer (GGUF reader, seed corpus written by
+# gguf_make_corpus) and registry_fuzzer (engine_models.json, seeds in
+# fuzz/corpus/registry/) for SECONDS each (default 60); srvhelp_fuzzer
+# (llama-server --help text, seeds in fuzz/corpus/srvhelp/) for half of it
+# (its inputs are whole help texts, a few hundred runs a second).
 #
-# Works from any folder. Corpora grow in build-fuzz/corpus (gguf) and
-# build-fuzz/corpus-registry across runs; crash/leak reproducers land in
-# build-fuzz/artifacts/ (registry ones prefixed "registry-") and the full
-# logs in build-fuzz/fuzz.log and build-fuzz/fuzz-registry.log. Exits
+# Works from any folder. Corpora grow in build-fuzz/corpus (gguf),
+# build-fuzz/corpus-registry and build-fuzz/corpus-srvhelp across runs;
+# crash/leak reproducers land in build-fuzz/artifacts/ (registry ones
+# prefixed "registry-", srvhelp ones "srvhelp-") and the full logs in
+# build-fuzz/fuzz.log, fuzz-registry.log and fuzz-srvhelp.log. Exits
 # non-zero on any crash, leak or timeout. VARIET_FUZZ_BUILD names another
 # build folder (default build-fuzz).
 set -euo pipefail
@@ -22,10 +25,10 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 build=${VARIET_FUZZ_BUILD:-build-fuzz}
 
 cmake -S . -B "$build" -DCMAKE_C_COMPILER=clang -DVARIET_FUZZ=ON >/dev/null
-cmake --build "$build" --target gguf_fuzzer gguf_make_corpus registry_fuzzer \
+cmake --build "$build" --target gguf_fuzzer gguf_make_corpus registry_fuzzer srvhelp_fuzzer \
   -j "$(nproc)" >/dev/null
 
-mkdir -p "$build/corpus" "$build/corpus-registry" "$build/artifacts"
+mkdir -p "$build/corpus" "$build/corpus-registry" "$build/corpus-srvhelp" "$build/artifacts"
 "$build/fuzz/gguf_make_corpus" "$build/corpus"
 
 # A fixed seed by default (VARIET_FUZZ_SEED=1), so a CI run is reproducible;
@@ -36,10 +39,10 @@ seed=${VARIET_FUZZ_SEED:-1}
 # remember a failure, so the second still runs after the first fails.
 failed=0
 run() {
-  local name=$1 log=$2 prefix=$3
-  shift 3
+  local name=$1 log=$2 prefix=$3 t=$4
+  shift 4
   local rc=0
-  "$build/fuzz/$name" -max_total_time="$secs" -timeout=10 -artifact_prefix="$prefix" \
+  "$build/fuzz/$name" -max_total_time="$t" -timeout=10 -artifact_prefix="$prefix" \
     -seed="$seed" -print_final_stats=1 "$@" >"$log" 2>&1 || rc=$?
   if (( rc != 0 )); then
     tail -n 60 "$log" >&2
@@ -52,10 +55,12 @@ run() {
   echo "fuzz: $name ${runs:-?} runs, no crash"
 }
 
-run gguf_fuzzer "$build/fuzz.log" "$build/artifacts/" \
+run gguf_fuzzer "$build/fuzz.log" "$build/artifacts/" "$secs" \
   -dict=fuzz/gguf.dict -max_len=65536 "$build/corpus"
 # new inputs go to the first folder; the checked-in seeds stay as they are
-run registry_fuzzer "$build/fuzz-registry.log" "$build/artifacts/registry-" \
+run registry_fuzzer "$build/fuzz-registry.log" "$build/artifacts/registry-" "$secs" \
   -dict=fuzz/registry.dict -max_len=16384 "$build/corpus-registry" fuzz/corpus/registry
+run srvhelp_fuzzer "$build/fuzz-srvhelp.log" "$build/artifacts/srvhelp-" "$(( (secs + 1) / 2 ))" \
+  -dict=fuzz/srvhelp.dict -max_len=16384 "$build/corpus-srvhelp" fuzz/corpus/srvhelp
 
 exit "$failed"

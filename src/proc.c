@@ -47,9 +47,18 @@ static char **env_with(char *const env_add[])
     return env;
 }
 
-pid_t proc_spawn(char *const argv[], int out_fd) { return proc_spawn_env(argv, NULL, out_fd); }
+static pid_t spawn(char *const argv[], char *const env_add[], int out_fd, int err_fd);
+
+pid_t proc_spawn(char *const argv[], int out_fd) { return spawn(argv, NULL, out_fd, out_fd); }
 
 pid_t proc_spawn_env(char *const argv[], char *const env_add[], int out_fd)
+{
+    return spawn(argv, env_add, out_fd, out_fd);
+}
+
+pid_t proc_spawn_io(char *const argv[], int out_fd, int err_fd) { return spawn(argv, NULL, out_fd, err_fd); }
+
+static pid_t spawn(char *const argv[], char *const env_add[], int out_fd, int err_fd)
 {
     pid_t parent = getpid();
     char **env = env_with(env_add); /* built before fork: no allocation in the child */
@@ -69,10 +78,10 @@ pid_t proc_spawn_env(char *const argv[], char *const env_add[], int out_fd)
         sigprocmask(SIG_SETMASK, &none, NULL);
         signal(SIGPIPE, SIG_DFL);
         signal(SIGCHLD, SIG_DFL);
-        if (out_fd >= 0) {
+        if (out_fd >= 0)
             dup2(out_fd, 1);
-            dup2(out_fd, 2);
-        }
+        if (err_fd >= 0)
+            dup2(err_fd, 2);
         int nul = open("/dev/null", O_RDONLY);
         if (nul >= 0) {
             dup2(nul, 0);

@@ -14,6 +14,8 @@ pid_t proc_spawn(char *const argv[], int out_fd);
 /* The same with "NAME=value" strings (NULL-terminated; may be NULL) added
  * to the child's environment, replacing variables of the same name. */
 pid_t proc_spawn_env(char *const argv[], char *const env_add[], int out_fd);
+/* The same with stdout to out_fd and stderr to err_fd (either -1: inherited). */
+pid_t proc_spawn_io(char *const argv[], int out_fd, int err_fd);
 
 /* SIGTERM to the group, wait up to grace_s, then SIGKILL; reaps. Returns
  * the wait status, or -1 if pid was not our child. */
