@@ -15,9 +15,13 @@
 static int list(void)
 {
     char sz[32];
-    printf("%-16s %-10s %10s  %s\n", "preset", "arch", "size", "shape");
+    int w = 16; /* the longest preset name */
     for (const synth_preset_t *p = synth_presets; p->name; p++)
-        printf("%-16s %-10s %10s  %s%s\n", p->name, synth_arch_name(p->arch),
+        if ((int)strlen(p->name) > w)
+            w = (int)strlen(p->name);
+    printf("%-*s %-10s %10s  %s\n", w, "preset", "arch", "size", "shape");
+    for (const synth_preset_t *p = synth_presets; p->name; p++)
+        printf("%-*s %-10s %10s  %s%s\n", w, p->name, synth_arch_name(p->arch),
                fmt_bytes(synth_file_size(p, NULL), sz, sizeof sz), p->desc,
                p->tiny ? " [tiny]" : "");
     return CMD_OK;

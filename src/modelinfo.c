@@ -11,6 +11,7 @@
 #include "modelinfo.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,6 +74,11 @@ static void warn_add(mi_t *m, const char *what)
     snprintf(m->warn + l, sizeof m->warn - l, "%s%s", l ? "; " : "", what);
 }
 
+/* Projector facts. Image sizing follows llama.cpp's mtmd as built in b11669:
+ * the Qwen-VL mergers and gemma4v resize dynamically (the "smart resize" of
+ * mtmd-image.cpp) within a token budget; gemma4v's budget is 70..1120 tokens
+ * there (the Aug-2026 source said 40..280) and, because the image is decoded
+ * with non-causal attention in one ubatch, llama-server caps it at n_ubatch. */
 static void mmproj_facts(const gguf_t *g, mi_t *m)
 {
     gguf_str_t s;
@@ -84,12 +90,27 @@ static void mmproj_facts(const gguf_t *g, mi_t *m)
     key_u32(g, "clip.vision", "image_size", &m->v_image_size);
     key_u32(g, "clip.vision", "patch_size", &m->v_patch_size);
     key_u32(g, "clip.vision", "embedding_length", &m->v_n_embd);
+    key_u32(g, "clip.vision", "feed_forward_length", &m->v_n_ff);
     key_u32(g, "clip.vision", "block_count", &m->v_n_layer);
     key_u32(g, "clip.vision", "attention.head_count", &m->v_n_head);
     key_u32(g, "clip.vision", "projection_dim", &m->v_proj_dim);
+    const char *p = m->projector;
+    uint32_t merge = strstr(p, "qwen") ? 2 : strstr(p, "gemma3") ? 4 : 1;
+    if (!strcmp(p, "gemma4v")) {
+        merge = 3; /* the pooling kernel */
+        m->v_dynamic = true;
+        m->v_min_tokens = 70;
+        m->v_max_tokens = 1120;
+        m->v_non_causal = true;
+    } else if (!strcmp(p, "qwen2vl_merger") || !strcmp(p, "qwen2.5vl_merger") ||
+               !strcmp(p, "qwen3vl_merger")) {
+        m->v_dynamic = true;
+        m->v_min_tokens = 8;
+        m->v_max_tokens = 4096;
+    }
     if (!key_u32(g, "clip.vision", "spatial_merge_size", &m->v_merge) &&
         !key_u32(g, "clip.vision", "projector.scale_factor", &m->v_merge))
-        m->v_merge = strstr(m->projector, "qwen") ? 2 : strstr(m->projector, "gemma3") ? 4 : 1;
+        m->v_merge = merge;
 }
 
 int mi_from_gguf(const gguf_t *g, mi_t **out, char *err, size_t errlen)
@@ -381,26 +402,54 @@ uint64_t mi_rs_bytes(const mi_t *m, uint32_t n_seq)
     return (uint64_t)m->n_layer_recurrent * (m->rs_r_elems + m->rs_s_elems) * 4ull * n_seq;
 }
 
-uint32_t mi_image_tokens(const mi_t *m, uint32_t px)
+/* mtmd-image.cpp's calc_size_preserved_ratio (transformers' smart_resize):
+ * sides rounded to multiples of `align`, scaled down or up (keeping the
+ * aspect ratio) when the area leaves [min_px, max_px]. In float, as there. */
+static void smart_resize(uint32_t w, uint32_t h, uint32_t align, uint64_t min_px, uint64_t max_px,
+                         uint64_t *ow, uint64_t *oh)
 {
-    if (!m->is_mmproj || !m->v_patch_size)
+    float fa = (float)align;
+    int64_t a = align;
+    int64_t hb = (int64_t)roundf((float)h / fa) * a, wb = (int64_t)roundf((float)w / fa) * a;
+    if (hb < a)
+        hb = a;
+    if (wb < a)
+        wb = a;
+    if ((uint64_t)(hb * wb) > max_px) {
+        float beta = sqrtf((float)((uint64_t)h * w) / (float)max_px);
+        hb = (int64_t)floorf((float)h / beta / fa) * a;
+        wb = (int64_t)floorf((float)w / beta / fa) * a;
+        if (hb < a)
+            hb = a;
+        if (wb < a)
+            wb = a;
+    } else if ((uint64_t)(hb * wb) < min_px) {
+        float beta = sqrtf((float)min_px / (float)((uint64_t)h * w));
+        hb = (int64_t)ceilf((float)h * beta / fa) * a;
+        wb = (int64_t)ceilf((float)w * beta / fa) * a;
+    }
+    *ow = (uint64_t)wb;
+    *oh = (uint64_t)hb;
+}
+
+uint32_t mi_image_tokens_wh(const mi_t *m, uint32_t w, uint32_t h, const mi_image_opts_t *o)
+{
+    if (!m->is_mmproj || !m->v_patch_size || !w || !h)
         return 0;
-    const char *p = m->projector;
-    if (strstr(p, "qwen")) {
-        /* smart resize: sides rounded to multiples of patch*merge, token count
-         * clamped to [8, 4096] */
-        uint64_t align = (uint64_t)m->v_patch_size * (m->v_merge ? m->v_merge : 2);
-        uint64_t side = (px + align / 2) / align;
-        if (side == 0)
-            side = 1;
-        uint64_t t = side * side;
-        while (t > 4096) {
-            side--;
-            t = side * side;
-        }
-        return (uint32_t)(t < 8 ? 8 : t);
+    uint64_t merge = m->v_merge ? m->v_merge : 1;
+    if (m->v_dynamic) {
+        uint64_t align = (uint64_t)m->v_patch_size * merge;
+        uint64_t tmin = o && o->min_tokens ? o->min_tokens : m->v_min_tokens;
+        uint64_t tmax = o && o->max_tokens ? o->max_tokens : m->v_max_tokens;
+        uint64_t ub = o && o->n_ubatch ? o->n_ubatch : 512;
+        if (m->v_non_causal && tmax > ub)
+            tmax = ub;
+        uint64_t rw, rh;
+        smart_resize(w, h, (uint32_t)align, tmin * align * align, tmax * align * align, &rw, &rh);
+        return (uint32_t)((rw / align) * (rh / align));
     }
     /* fixed-resolution encoders: image resized to image_size² */
+    const char *p = m->projector;
     uint64_t n = m->v_image_size / m->v_patch_size;
     uint64_t t = n * n;
     if (strstr(p, "gemma3") || strstr(p, "idefics3") || strstr(p, "internvl") || strstr(p, "llama4")) {
@@ -408,4 +457,9 @@ uint32_t mi_image_tokens(const mi_t *m, uint32_t px)
         t /= mm * mm;
     }
     return (uint32_t)t;
+}
+
+uint32_t mi_image_tokens(const mi_t *m, uint32_t px)
+{
+    return mi_image_tokens_wh(m, px, px, NULL);
 }

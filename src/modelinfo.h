@@ -65,7 +65,12 @@ typedef struct {
     /* multimodal projector */
     bool is_mmproj;
     char projector[48];
-    uint32_t v_image_size, v_patch_size, v_merge, v_n_embd, v_n_layer, v_n_head, v_proj_dim;
+    uint32_t v_image_size, v_patch_size, v_merge, v_n_embd, v_n_layer, v_n_head, v_proj_dim, v_n_ff;
+    /* dynamic resolution (smart resize to multiples of patch * merge, token
+     * count clamped to [min, max]); false: resized to image_size squared */
+    bool v_dynamic;
+    uint32_t v_min_tokens, v_max_tokens;
+    bool v_non_causal; /* the image is decoded in one ubatch: tokens capped at n_ubatch */
 
     char warn[256]; /* what had to be guessed, or "" */
 } mi_t;
@@ -93,7 +98,16 @@ uint64_t mi_kv_part_bytes(const mi_t *m, uint64_t n_ctx, uint32_t type, int whic
 uint64_t mi_kv_part_bytes_ex(const mi_t *m, uint64_t n_ctx, uint32_t type, int which, const mi_kv_opts_t *o);
 /* Recurrent-state bytes for n_seq sequences (f32 R and S). */
 uint64_t mi_rs_bytes(const mi_t *m, uint32_t n_seq);
-/* Image tokens for an N×N image (0 when not an mmproj or unknown). */
+/* llama-server settings that change an image's token count; 0 = default
+ * (-ub 512, the projector's own --image-min-tokens / --image-max-tokens). */
+typedef struct {
+    uint32_t n_ubatch, min_tokens, max_tokens;
+} mi_image_opts_t;
+
+/* Tokens a w×h image becomes in llama-server (mtmd) with this projector,
+ * o may be NULL (defaults). 0 when not an mmproj or the type is unknown. */
+uint32_t mi_image_tokens_wh(const mi_t *m, uint32_t w, uint32_t h, const mi_image_opts_t *o);
+/* Image tokens for an N×N image with llama-server's defaults. */
 uint32_t mi_image_tokens(const mi_t *m, uint32_t px);
 
 #endif

@@ -8,6 +8,12 @@
  * hash of (seed, tensor, offset), so output is reproducible and memory stays
  * constant whatever the model size.
  *
+ * Multimodal projectors (general.architecture = clip) go through the same
+ * path with tools/mtmd/clip.cpp as the reference: clip.* keys, the vision
+ * encoder's v.* tensors and the mm.* projection whose output width is the
+ * paired text model's n_embd (mtmd refuses a mismatch). They carry no
+ * vocabulary.
+ *
  * Values: norm weights are 1, other float tensors uniform in ±1/sqrt(ne0),
  * quantized blocks carry random quants and a small finite scale so the
  * dequantized values are in the same range; gemma4's rope_freqs hold the
@@ -55,6 +61,16 @@ const synth_preset_t synth_presets[] = {
      .n_expert_used = 2, .n_ff_exp = 64, .n_swa = 128, .swa_period = 6, .head_dim_swa = 32,
      .n_head_kv_swa = 2, .k_eq_v = true, .final_softcap = 30.0f, .wtype = GGUF_TT_F16,
      .tiny = true},
+    /* projectors: real patch sizes, merge factors and token limits (the image
+     * token counts equal the full-size ones), a small encoder */
+    {.name = "tiny-gemma4-mmproj", .desc = "gemma4v vision projector for tiny-gemma4, 2 blocks",
+     .arch = SYNTH_CLIP, .proj = SYNTH_PROJ_GEMMA4V, .n_layer = 2, .n_embd = 64, .n_head = 2,
+     .n_ff = 128, .v_patch = 16, .v_image_size = 224, .v_n_pos = 1024, .v_proj_dim = 128,
+     .wtype = GGUF_TT_F16, .tiny = true, .pairs_with = "tiny-gemma4"},
+    {.name = "tiny-qwen35-mmproj", .desc = "qwen3vl_merger vision projector for tiny-qwen35moe, 2 blocks",
+     .arch = SYNTH_CLIP, .proj = SYNTH_PROJ_QWEN3VL, .n_layer = 2, .n_embd = 64, .n_head = 2,
+     .n_ff = 128, .v_patch = 16, .v_image_size = 768, .v_n_pos = 2304, .v_proj_dim = 128,
+     .wtype = GGUF_TT_F16, .tiny = true, .pairs_with = "tiny-qwen35moe"},
     /* full-size shapes for GPU work */
     {.name = "qwen3-30b-a3b", .desc = "Qwen3-30B-A3B shape: 48 layers, 128 experts (8 used), q4_k",
      .arch = SYNTH_QWEN3MOE, .n_layer = 48, .n_embd = 2048, .n_head = 32, .n_head_kv = 4,
@@ -83,6 +99,24 @@ const synth_preset_t synth_presets[] = {
      .head_dim = 512, .n_ff = 2112, .n_vocab = 262144, .n_ctx_train = 262144, .n_expert = 128,
      .n_expert_used = 8, .n_ff_exp = 704, .n_swa = 1024, .swa_period = 6, .head_dim_swa = 256,
      .n_head_kv_swa = 8, .k_eq_v = true, .final_softcap = 30.0f, .wtype = GGUF_TT_Q4_K},
+    /* its projector: clip.vision.* of the 26B's mmproj as converted by
+     * llama.cpp (https://ollama.com/library/gemma4:26b-a4b-it-qat/blobs/d8e2de16e175):
+     * 27 blocks, n_embd 1152, 16 heads, ffn 4304, patch 16, image_size 224,
+     * projection_dim 2816, gemma4v; 10240-row x/y position tables */
+    {.name = "gemma4-26b-a4b-mmproj", .desc = "Gemma-4-26B-A4B vision projector shape: gemma4v, 27 blocks, n_embd 1152, f16",
+     .arch = SYNTH_CLIP, .proj = SYNTH_PROJ_GEMMA4V, .n_layer = 27, .n_embd = 1152, .n_head = 16,
+     .n_ff = 4304, .v_patch = 16, .v_image_size = 224, .v_n_pos = 10240, .v_proj_dim = 2816,
+     .wtype = GGUF_TT_F16, .pairs_with = "gemma4-26b-a4b"},
+    /* Qwen3.5-35B-A3B's vision_config (the Qwen3-VL tower without deepstack):
+     * depth 27, hidden_size 1152, intermediate_size 4304, num_heads 16,
+     * patch_size 16, temporal_patch_size 2, spatial_merge_size 2,
+     * num_position_embeddings 2304, out_hidden_size 2048,
+     * deepstack_visual_indexes []; llama.cpp converts it to qwen3vl_merger with
+     * image_size sqrt(2304) * 16 = 768 (conversion/qwen3vl.py) */
+    {.name = "qwen35-35b-a3b-mmproj", .desc = "Qwen3.5-35B-A3B vision projector shape: qwen3vl_merger, 27 blocks, n_embd 1152, f16",
+     .arch = SYNTH_CLIP, .proj = SYNTH_PROJ_QWEN3VL, .n_layer = 27, .n_embd = 1152, .n_head = 16,
+     .n_ff = 4304, .v_patch = 16, .v_image_size = 768, .v_n_pos = 2304, .v_proj_dim = 2048,
+     .wtype = GGUF_TT_F16, .pairs_with = "qwen35-35b-a3b"},
     {.name = NULL},
 };
 
@@ -101,8 +135,19 @@ const char *synth_arch_name(synth_arch_t a)
     case SYNTH_QWEN3MOE: return "qwen3moe";
     case SYNTH_QWEN35MOE: return "qwen35moe";
     case SYNTH_GEMMA4: return "gemma4";
+    case SYNTH_CLIP: return "clip";
     }
     return "?";
+}
+
+const char *synth_proj_name(synth_proj_t p)
+{
+    switch (p) {
+    case SYNTH_PROJ_NONE: return NULL;
+    case SYNTH_PROJ_GEMMA4V: return "gemma4v";
+    case SYNTH_PROJ_QWEN3VL: return "qwen3vl_merger";
+    }
+    return NULL;
 }
 
 /* ---- tensor table ---- */
@@ -177,6 +222,7 @@ static void matf32(build_t *b, const char *name, uint64_t ne0, uint64_t ne1)
 }
 
 #define BLK(buf, i, suffix) (snprintf(buf, sizeof buf, "blk.%u." suffix, i), buf)
+#define VBLK(buf, i, suffix) (snprintf(buf, sizeof buf, "v.blk.%u." suffix, i), buf)
 
 static void attn_block(build_t *b, const synth_preset_t *p, uint32_t i, bool qk_norm, bool gated_q)
 {
@@ -272,10 +318,80 @@ static void gemma4_block(build_t *b, const synth_preset_t *p, uint32_t i)
     vec(b, BLK(n, i, "ffn_down_exps.scale"), FILL_ONES, p->n_expert);
 }
 
+/* Patch embedding as a conv2d kernel [patch, patch, 3, n_embd]: f32 like the
+ * other small tensors that feed convolutions. */
+static void patch_kernel(build_t *b, const char *name, const synth_preset_t *p)
+{
+    uint64_t ne[4] = {p->v_patch, p->v_patch, 3, p->n_embd};
+    add_fill(b, name, (fill_t){FILL_RANDOM, 0}, GGUF_TT_F32, 4, ne);
+}
+
+/* Vision encoder + projector, as tools/mtmd/clip.cpp loads them. gemma4v: RMS
+ * norms, separate q/k/v with per-head q/k norms, sandwich post-norms, a
+ * gated FFN, factored x/y position tables [n_embd, n_pos, 2], a single
+ * input projection after pooling. qwen3vl: LayerNorms with biases, fused
+ * qkv, an ungated FFN, two temporal patch kernels, a learned position grid,
+ * a post-norm and the 2x2 merger MLP mm.0 / mm.2. */
+static void build_clip(build_t *b, const synth_preset_t *p)
+{
+    char n[96];
+    uint64_t e = p->n_embd, ff = p->n_ff, hd = p->n_embd / p->n_head;
+    if (p->proj == SYNTH_PROJ_GEMMA4V) {
+        patch_kernel(b, "v.patch_embd.weight", p);
+        add(b, "v.position_embd.weight", FILL_RANDOM, GGUF_TT_F32, 3, e, p->v_n_pos, 2);
+        for (uint32_t i = 0; i < p->n_layer; i++) {
+            vec(b, VBLK(n, i, "ln1.weight"), FILL_ONES, e);
+            mat(b, VBLK(n, i, "attn_q.weight"), e, e);
+            mat(b, VBLK(n, i, "attn_k.weight"), e, e);
+            mat(b, VBLK(n, i, "attn_v.weight"), e, e);
+            vec(b, VBLK(n, i, "attn_q_norm.weight"), FILL_ONES, hd);
+            vec(b, VBLK(n, i, "attn_k_norm.weight"), FILL_ONES, hd);
+            mat(b, VBLK(n, i, "attn_out.weight"), e, e);
+            vec(b, VBLK(n, i, "attn_post_norm.weight"), FILL_ONES, e);
+            vec(b, VBLK(n, i, "ln2.weight"), FILL_ONES, e);
+            mat(b, VBLK(n, i, "ffn_gate.weight"), e, ff);
+            mat(b, VBLK(n, i, "ffn_up.weight"), e, ff);
+            mat(b, VBLK(n, i, "ffn_down.weight"), ff, e);
+            vec(b, VBLK(n, i, "ffn_post_norm.weight"), FILL_ONES, e);
+        }
+        mat(b, "mm.input_projection.weight", e, p->v_proj_dim);
+        return;
+    }
+    /* SYNTH_PROJ_QWEN3VL */
+    patch_kernel(b, "v.patch_embd.weight", p);
+    patch_kernel(b, "v.patch_embd.weight.1", p);
+    vec(b, "v.patch_embd.bias", FILL_RANDOM, e);
+    matf32(b, "v.position_embd.weight", e, p->v_n_pos);
+    for (uint32_t i = 0; i < p->n_layer; i++) {
+        vec(b, VBLK(n, i, "ln1.weight"), FILL_ONES, e);
+        vec(b, VBLK(n, i, "ln1.bias"), FILL_RANDOM, e);
+        mat(b, VBLK(n, i, "attn_qkv.weight"), e, 3 * e);
+        vec(b, VBLK(n, i, "attn_qkv.bias"), FILL_RANDOM, 3 * e);
+        mat(b, VBLK(n, i, "attn_out.weight"), e, e);
+        vec(b, VBLK(n, i, "attn_out.bias"), FILL_RANDOM, e);
+        vec(b, VBLK(n, i, "ln2.weight"), FILL_ONES, e);
+        vec(b, VBLK(n, i, "ln2.bias"), FILL_RANDOM, e);
+        mat(b, VBLK(n, i, "ffn_up.weight"), e, ff);
+        vec(b, VBLK(n, i, "ffn_up.bias"), FILL_RANDOM, ff);
+        mat(b, VBLK(n, i, "ffn_down.weight"), ff, e);
+        vec(b, VBLK(n, i, "ffn_down.bias"), FILL_RANDOM, e);
+    }
+    vec(b, "v.post_ln.weight", FILL_ONES, e);
+    vec(b, "v.post_ln.bias", FILL_RANDOM, e);
+    mat(b, "mm.0.weight", 4 * e, 4 * e);
+    vec(b, "mm.0.bias", FILL_RANDOM, 4 * e);
+    mat(b, "mm.2.weight", 4 * e, p->v_proj_dim);
+    vec(b, "mm.2.bias", FILL_RANDOM, p->v_proj_dim);
+}
+
 static void build_tensors(build_t *b, const synth_preset_t *p)
 {
     char n[96];
     uint64_t e = p->n_embd;
+    if (p->arch == SYNTH_CLIP) {
+        build_clip(b, p);
+        return;
+    }
     mat(b, "token_embd.weight", e, p->n_vocab);
     vec(b, "output_norm.weight", FILL_ONES, e);
     if (p->arch == SYNTH_GEMMA4) {
@@ -312,6 +428,8 @@ static void build_tensors(build_t *b, const synth_preset_t *p)
         case SYNTH_GEMMA4:
             gemma4_block(b, p, i);
             break;
+        case SYNTH_CLIP:
+            break; /* handled above */
         }
     }
 }
@@ -358,12 +476,41 @@ static void kv_gemma4(ggufw_t *w, const synth_preset_t *p)
     free(swa);
 }
 
+/* clip.* keys of tools/mtmd/clip-impl.h. */
+static void kv_clip(ggufw_t *w, const synth_preset_t *p)
+{
+    static const float mean_gemma[3] = {0, 0, 0}, std_gemma[3] = {1, 1, 1};
+    static const float mean_qwen[3] = {0.5f, 0.5f, 0.5f}, std_qwen[3] = {0.5f, 0.5f, 0.5f};
+    bool gemma = p->proj == SYNTH_PROJ_GEMMA4V;
+    ggufw_bool(w, "clip.has_vision_encoder", 1);
+    /* gemma4's converter names the vision projector per modality */
+    ggufw_str(w, gemma ? "clip.vision.projector_type" : "clip.projector_type", synth_proj_name(p->proj));
+    if (!gemma)
+        ggufw_bool(w, "clip.use_gelu", 1);
+    ggufw_u32(w, "clip.vision.image_size", p->v_image_size);
+    ggufw_u32(w, "clip.vision.patch_size", p->v_patch);
+    ggufw_u32(w, "clip.vision.embedding_length", p->n_embd);
+    ggufw_u32(w, "clip.vision.feed_forward_length", p->n_ff);
+    ggufw_u32(w, "clip.vision.block_count", p->n_layer);
+    ggufw_u32(w, "clip.vision.projection_dim", p->v_proj_dim);
+    ggufw_u32(w, "clip.vision.attention.head_count", p->n_head);
+    ggufw_f32(w, "clip.vision.attention.layer_norm_epsilon", 1e-6f);
+    ggufw_arr_f32(w, "clip.vision.image_mean", 3, gemma ? mean_gemma : mean_qwen);
+    ggufw_arr_f32(w, "clip.vision.image_std", 3, gemma ? std_gemma : std_qwen);
+    if (!gemma)
+        ggufw_u32(w, "clip.vision.spatial_merge_size", 2);
+}
+
 static void kv_arch(ggufw_t *w, const synth_preset_t *p)
 {
     const char *a = synth_arch_name(p->arch);
     char k[128];
     if (p->arch == SYNTH_GEMMA4) {
         kv_gemma4(w, p);
+        return;
+    }
+    if (p->arch == SYNTH_CLIP) {
+        kv_clip(w, p);
         return;
     }
 #define K(suffix) (snprintf(k, sizeof k, "%s." suffix, a), k)
@@ -472,13 +619,14 @@ static ggufw_t *build(const synth_preset_t *p, const synth_opts_t *o, build_t *b
     b->seed = o ? o->seed : 0;
     snprintf(name, sizeof name, "synth-%s", p->name);
     ggufw_str(w, "general.architecture", synth_arch_name(p->arch));
-    ggufw_str(w, "general.type", "model");
+    ggufw_str(w, "general.type", p->arch == SYNTH_CLIP ? "mmproj" : "model");
     ggufw_str(w, "general.name", o && o->name ? o->name : name);
     ggufw_str(w, "general.description", "random weights written by variet synth");
     ggufw_u32(w, "general.alignment", 32);
     kv_arch(w, p);
     ggufw_u32(w, "general.quantization_version", 2);
-    kv_vocab(w, p->n_vocab);
+    if (p->arch != SYNTH_CLIP)
+        kv_vocab(w, p->n_vocab);
     build_tensors(b, p);
     return w;
 }

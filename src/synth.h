@@ -2,12 +2,15 @@
  * synth.h — synthetic random-weight GGUF models with real shapes.
  *
  * Each preset names an architecture llama.cpp knows (llama, qwen3moe,
- * qwen35moe, gemma4) and a shape. The file carries the architecture's real
- * tensor names, shapes and metadata keys, a byte-fallback SentencePiece
- * vocabulary padded to the preset's vocab size and a chat template, so the
- * real llama-server loads it and generates (gibberish) text. Weights are
- * random with finite scales; data is streamed (constant memory) so the
- * full-size presets can be written too.
+ * qwen35moe, gemma4, and `clip` for multimodal projectors) and a shape. A
+ * text model carries the architecture's real tensor names, shapes and
+ * metadata keys, a byte-fallback SentencePiece vocabulary padded to the
+ * preset's vocab size and a chat template, so the real llama-server loads it
+ * and generates (gibberish) text. A projector carries the vision encoder of
+ * its projector type (gemma4v, qwen3vl_merger) with an output width equal to
+ * the text model it pairs with, so `llama-server -m TEXT --mmproj PROJ`
+ * encodes images with it. Weights are random with finite scales; data is
+ * streamed (constant memory) so the full-size presets can be written too.
  */
 #ifndef VARIET_SYNTH_H
 #define VARIET_SYNTH_H
@@ -18,14 +21,18 @@
 
 #include "gguf.h"
 
-typedef enum { SYNTH_LLAMA, SYNTH_QWEN3MOE, SYNTH_QWEN35MOE, SYNTH_GEMMA4 } synth_arch_t;
+typedef enum { SYNTH_LLAMA, SYNTH_QWEN3MOE, SYNTH_QWEN35MOE, SYNTH_GEMMA4, SYNTH_CLIP } synth_arch_t;
+
+/* Projector types (SYNTH_CLIP), named as llama.cpp's tools/mtmd names them. */
+typedef enum { SYNTH_PROJ_NONE, SYNTH_PROJ_GEMMA4V, SYNTH_PROJ_QWEN3VL } synth_proj_t;
 
 typedef struct {
     const char *name;
     const char *desc;
     synth_arch_t arch;
-    /* gemma4: n_head_kv and head_dim are those of the global (full-attention)
-     * layers */
+    /* text models: the decoder. clip: n_layer/n_embd/n_head/n_ff describe the
+     * vision encoder. gemma4: n_head_kv and head_dim are those of the global
+     * (full-attention) layers. */
     uint32_t n_layer, n_embd, n_head, n_head_kv, head_dim, n_ff, n_vocab, n_ctx_train;
     uint32_t n_expert, n_expert_used, n_ff_exp, n_ff_shexp;
     /* qwen35moe: gated delta net layers, full attention every `interval` */
@@ -35,14 +42,20 @@ typedef struct {
     uint32_t n_swa, swa_period, head_dim_swa, n_head_kv_swa;
     bool k_eq_v;         /* gemma4: global layers have no attn_v (V is K) */
     float final_softcap; /* gemma4: final logit soft-capping, 0 = none */
+    /* clip */
+    synth_proj_t proj;
+    uint32_t v_patch, v_image_size, v_n_pos, v_proj_dim;
     gguf_ttype_t wtype; /* default type of the large matrices */
     bool tiny;          /* meant for tests: small, loads in well under a second */
+    const char *pairs_with; /* projectors: the text model preset they go with */
 } synth_preset_t;
 
 /* Preset table (NULL-terminated by name == NULL). */
 extern const synth_preset_t synth_presets[];
 const synth_preset_t *synth_find(const char *name);
 const char *synth_arch_name(synth_arch_t a);
+/* The projector type string written to the GGUF ("gemma4v", ...), or NULL. */
+const char *synth_proj_name(synth_proj_t p);
 
 typedef struct {
     int wtype;     /* -1: the preset's default */

@@ -3,9 +3,11 @@
  * every tiny text preset loads and answers a chat completion, and `variet
  * inspect`'s KV-cache, recurrent-state and weight bytes equal what
  * llama-server reports (-lv 4) for several contexts and cache types (and,
- * for gemma4's sliding-window layers, with --swa-full). A preset whose
- * architecture the llama-server in use does not know is skipped, with the
- * reason, when its log says so.
+ * for gemma4's sliding-window layers, with --swa-full). Each tiny projector
+ * loads with --mmproj beside its text model and answers chats carrying
+ * generated PNGs, each image taking exactly the tokens `variet inspect`
+ * predicts. A preset whose architecture or projector type the llama-server in use
+ * does not know is skipped, with the reason, when its log says so.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -18,11 +20,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "e2e_util.h"
 #include "gguf.h"
 #include "loadlog.h"
 #include "modelinfo.h"
+#include "synth.h"
 #include "util.h"
 
 #define MIB (1024.0 * 1024.0)
@@ -223,6 +227,152 @@ static char *server_stop(server_t *s)
     return text;
 }
 
+/* POST a chat; returns the parsed answer (caller json_decref), failing on
+ * anything but a 200 with at least one completion token. */
+static json_t *chat(const server_t *s, json_t *body, const char *what)
+{
+    char *req = json_dumps(body, JSON_COMPACT), *resp = NULL;
+    int code = e2e_http(s->port, "POST", "/v1/chat/completions", req, &resp);
+    free(req);
+    json_t *j = json_loads(resp ? resp : "", 0, NULL);
+    json_t *usage = json_object_get(j, "usage");
+    if (code != 200 || json_integer_value(json_object_get(usage, "completion_tokens")) < 1)
+        fail_msg("%s: chat failed (%d): %.300s", what, code, resp ? resp : "");
+    free(resp);
+    return j;
+}
+
+/* ---- a PNG encoder small enough for a test: 1-bit grayscale, stored
+ * (uncompressed) deflate blocks, so a 2048² image is 512 KiB and its base64
+ * fits llama-server's 1 MiB body limit ---- */
+
+static uint32_t crc32_update(uint32_t c, const uint8_t *p, size_t n)
+{
+    c = ~c;
+    for (size_t i = 0; i < n; i++) {
+        c ^= p[i];
+        for (int k = 0; k < 8; k++)
+            c = (c >> 1) ^ (0xEDB88320u & (0u - (c & 1)));
+    }
+    return ~c;
+}
+
+static void be32(buf_t *b, uint32_t v)
+{
+    uint8_t t[4] = {(uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v};
+    buf_append(b, t, 4);
+}
+
+static void png_chunk(buf_t *b, const char *type, const uint8_t *data, size_t n)
+{
+    be32(b, (uint32_t)n);
+    size_t at = b->len;
+    buf_append(b, type, 4);
+    buf_append(b, data, n);
+    be32(b, crc32_update(0, (const uint8_t *)b->data + at, n + 4));
+}
+
+/* w×h stripes; caller frees the base64 data: URI. */
+static char *png_data_uri(uint32_t w, uint32_t h)
+{
+    size_t row = 1 + (w + 7) / 8, raw_n = row * h;
+    uint8_t *raw = xcalloc(raw_n, 1);
+    for (uint32_t y = 0; y < h; y++)
+        memset(raw + y * row + 1, (y / 8) % 2 ? 0xAA : 0x55, row - 1); /* filter byte 0 */
+    buf_t z;
+    buf_init(&z, 0);
+    buf_append(&z, "\x78\x01", 2);
+    uint32_t a = 1, b2 = 0; /* adler32 */
+    for (size_t i = 0; i < raw_n; i++) {
+        a = (a + raw[i]) % 65521;
+        b2 = (b2 + a) % 65521;
+    }
+    for (size_t off = 0; off < raw_n;) {
+        size_t n = raw_n - off < 65535 ? raw_n - off : 65535;
+        uint8_t hd[5] = {off + n == raw_n, (uint8_t)n, (uint8_t)(n >> 8), (uint8_t)~n,
+                         (uint8_t)(~n >> 8)};
+        buf_append(&z, hd, 5);
+        buf_append(&z, raw + off, n);
+        off += n;
+    }
+    be32(&z, b2 << 16 | a);
+    buf_t png;
+    buf_init(&png, 0);
+    buf_append(&png, "\x89PNG\r\n\x1a\n", 8);
+    uint8_t ihdr[13] = {(uint8_t)(w >> 24), (uint8_t)(w >> 16), (uint8_t)(w >> 8), (uint8_t)w,
+                        (uint8_t)(h >> 24), (uint8_t)(h >> 16), (uint8_t)(h >> 8), (uint8_t)h,
+                        1, 0, 0, 0, 0}; /* bit depth 1, grayscale */
+    png_chunk(&png, "IHDR", ihdr, sizeof ihdr);
+    png_chunk(&png, "IDAT", (const uint8_t *)z.data, z.len);
+    png_chunk(&png, "IEND", (const uint8_t *)"", 0);
+    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const uint8_t *p = (const uint8_t *)png.data;
+    size_t n = png.len;
+    static const char prefix[] = "data:image/png;base64,";
+    char *out = xcalloc(sizeof prefix + (n + 2) / 3 * 4, 1), *o = out + sizeof prefix - 1;
+    memcpy(out, prefix, sizeof prefix - 1);
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0) |
+                     (i + 2 < n ? p[i + 2] : 0);
+        *o++ = b64[v >> 18 & 63];
+        *o++ = b64[v >> 12 & 63];
+        *o++ = i + 1 < n ? b64[v >> 6 & 63] : '=';
+        *o++ = i + 2 < n ? b64[v & 63] : '=';
+    }
+    free(raw);
+    buf_free(&z);
+    buf_free(&png);
+    return out;
+}
+
+/* Image tokens of the request whose log lines start at `from`: the sum of
+ * "decoding image batch i/N, n_tokens_batch = T" through batch N/N (the log
+ * is written by a thread: wait for it). -1 when it never completes.
+ * *decode_ms: the "image decoded (batch N/N) in T ms" time, summed. */
+static long image_tokens_from_log(const char *logpath, size_t from, double *decode_ms)
+{
+    for (int tries = 0; tries < 200; tries++) {
+        size_t len = 0;
+        char *t = e2e_slurp(logpath, &len);
+        long sum = 0;
+        bool done = false;
+        const char *p = t && from < len ? t + from : "";
+        for (const char *q = p; (q = strstr(q, "decoding image batch ")) != NULL; q++) {
+            int i = 0, n = 0, k = 0;
+            if (sscanf(q, "decoding image batch %d/%d, n_tokens_batch = %d", &i, &n, &k) == 3) {
+                sum += k;
+                done = i == n;
+            }
+        }
+        double ms = 0;
+        bool decoded = false;
+        for (const char *q = p; (q = strstr(q, "image decoded (batch ")) != NULL; q++) {
+            int i = 0, n = 0;
+            double d = 0;
+            if (sscanf(q, "image decoded (batch %d/%d) in %lf ms", &i, &n, &d) == 3) {
+                ms += d;
+                decoded = i == n;
+            }
+        }
+        free(t);
+        if (done && decoded) {
+            if (decode_ms)
+                *decode_ms = ms;
+            return sum;
+        }
+        usleep(10000);
+    }
+    return -1;
+}
+
+static size_t file_len(const char *path)
+{
+    size_t len = 0;
+    char *t = e2e_slurp(path, &len);
+    free(t);
+    return len;
+}
+
 /* ---- gemma4: its sliding-window cache with --swa-full too ---- */
 
 static void t_tiny_gemma4(void **s)
@@ -257,6 +407,112 @@ static void t_tiny_gemma4(void **s)
     free(model);
 }
 
+/* ---- projectors ---- */
+
+typedef struct {
+    uint32_t w, h;
+} size2_t;
+
+/* Load `preset` beside its text model, send each image, compare its token
+ * count with variet's (inspect --json for squares, the library for other
+ * sizes) and the prompt_tokens llama-server reports with each other. */
+static void run_projector(const char *preset, const size2_t *sizes, size_t n_sizes,
+                          const char *const *extra_args, const mi_image_opts_t *io)
+{
+    const synth_preset_t *p = synth_find(preset);
+    assert_non_null(p);
+    char *proj = synth_model(preset), *text_model = synth_model(p->pairs_with);
+    json_t *info = inspect_json(proj);
+    json_t *itok = json_object_get(json_object_get(info, "vision"), "image_tokens");
+    assert_true(json_is_object(itok));
+    mi_t *m = model_info(proj);
+    const char *extra[16] = {"-c", "8192", "--mmproj", proj};
+    size_t ne = 4;
+    for (size_t i = 0; extra_args && extra_args[i]; i++)
+        extra[ne++] = extra_args[i];
+    extra[ne] = NULL;
+    server_t srv;
+    char tag[96];
+    snprintf(tag, sizeof tag, "%s-%ux%u%s", preset, sizes[0].w, sizes[0].h, extra_args ? "-opts" : "");
+    if (server_start(&srv, tag, text_model, extra) != 0) {
+        char *log = server_stop(&srv);
+        bool unknown = strstr(log, "unknown projector type") != NULL;
+        free(log);
+        if (unknown) {
+            fprintf(stderr, "SKIP %s: this llama-server does not know projector %s (%s)\n", preset,
+                    synth_proj_name(p->proj), srv.log);
+            skip();
+        }
+        fail_msg("%s: llama-server with --mmproj did not become ready; log %s", preset, srv.log);
+    }
+    long overhead = -1;
+    for (size_t i = 0; i < n_sizes; i++) {
+        uint32_t w = sizes[i].w, h = sizes[i].h;
+        char what[96];
+        snprintf(what, sizeof what, "%s %ux%u", preset, w, h);
+        char *uri = png_data_uri(w, h);
+        json_t *body = json_pack("{s:[{s:s,s:[{s:s,s:s},{s:s,s:{s:s}}]}],s:i,s:f}", "messages",
+                                 "role", "user", "content", "type", "text", "text",
+                                 "What is in this picture?", "type", "image_url", "image_url",
+                                 "url", uri, "max_tokens", 4, "temperature", 0.0);
+        free(uri);
+        size_t from = file_len(srv.log);
+        json_t *j = chat(&srv, body, what);
+        json_decref(body);
+        double dec_ms = -1;
+        long got = image_tokens_from_log(srv.log, from, &dec_ms);
+        long want = mi_image_tokens_wh(m, w, h, io);
+        if (w == h && !io) {
+            char k[16];
+            snprintf(k, sizeof k, "%u", w);
+            json_t *v = json_object_get(itok, k);
+            if (v) /* what `variet inspect` prints */
+                assert_int_equal(json_integer_value(v), want);
+        }
+        long prompt = (long)json_integer_value(json_object_get(json_object_get(j, "usage"), "prompt_tokens"));
+        fprintf(stderr, "%s: llama-server %ld image tokens (decoded in %.0f ms), variet %ld; prompt_tokens %ld\n",
+                what, got, dec_ms, want, prompt);
+        if (got != want)
+            fail_msg("%s: llama-server decoded %ld image tokens, variet predicts %ld (log %s)", what, got,
+                     want, srv.log);
+        /* usage agrees: the same text around every image */
+        if (overhead < 0)
+            overhead = prompt - got;
+        assert_int_equal(prompt - got, overhead);
+        json_decref(j);
+    }
+    char *log = server_stop(&srv);
+    free(log);
+    free(srv.log);
+    mi_free(&m);
+    json_decref(info);
+    free(proj);
+    free(text_model);
+}
+
+/* squares inspect prints, and a small non-square one (below gemma4v's
+ * minimum: scaled up) */
+static const size2_t common_sizes[] = {{640, 640}, {1024, 1024}, {300, 200}};
+
+static void t_tiny_gemma4_mmproj(void **s)
+{
+    (void)s;
+    run_projector("tiny-gemma4-mmproj", common_sizes, 3, NULL, NULL);
+    /* 1200²: 625 tokens, over n_ubatch 512 (non-causal: capped, 22² = 484),
+     * under it with -ub 1024 */
+    static const size2_t big[] = {{1200, 1200}};
+    run_projector("tiny-gemma4-mmproj", big, 1, NULL, NULL);
+    const char *ub[] = {"-b", "1024", "-ub", "1024", NULL};
+    mi_image_opts_t io = {.n_ubatch = 1024};
+    run_projector("tiny-gemma4-mmproj", big, 1, ub, &io);
+}
+
+static void t_tiny_qwen35_mmproj(void **s)
+{
+    (void)s;
+    run_projector("tiny-qwen35-mmproj", common_sizes, 3, NULL, NULL);
+}
+
 static void t_tiny_llama(void **s) { (void)s; run_preset("tiny-llama"); }
 static void t_tiny_llama_q(void **s) { (void)s; run_preset("tiny-llama-q"); }
 static void t_tiny_qwen3moe(void **s) { (void)s; run_preset("tiny-qwen3moe"); }
@@ -270,6 +526,8 @@ int main(void)
         cmocka_unit_test(t_tiny_qwen3moe),
         cmocka_unit_test(t_tiny_qwen35moe),
         cmocka_unit_test(t_tiny_gemma4),
+        cmocka_unit_test(t_tiny_gemma4_mmproj),
+        cmocka_unit_test(t_tiny_qwen35_mmproj),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

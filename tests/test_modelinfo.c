@@ -2,8 +2,8 @@
  * test_modelinfo.c — architecture facts: KV and recurrent-state arithmetic
  * checked against llama-server's recorded buffer sizes (fixtures), layer
  * kinds, MoE active parameters, per-layer KV heads, sliding window,
- * multimodal projector image tokens, per-layer head dims and shared KV
- * layers, unknown architectures.
+ * multimodal projector image tokens (as llama-server b11669 counted them),
+ * per-layer head dims and shared KV layers, unknown architectures.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -262,6 +262,37 @@ static void t_mmproj(void **s)
     assert_int_equal(mi_image_tokens(m, 1024), 1024);
     assert_int_equal(mi_image_tokens(m, 2048), 4096);
     assert_int_equal(mi_image_tokens(m, 640), 400);
+    /* non-square: sides rounded to multiples of 32 (300x200 -> 288x192) */
+    assert_int_equal(mi_image_tokens_wh(m, 300, 200, NULL), 54);
+    assert_int_equal(mi_image_tokens_wh(m, 1000, 300, NULL), 279);
+    /* causal: the ubatch does not cap it */
+    mi_image_opts_t small_ub = {.n_ubatch = 256};
+    assert_int_equal(mi_image_tokens_wh(m, 1024, 1024, &small_ub), 1024);
+    /* --image-max-tokens 256: 1024² scaled down to 512² */
+    mi_image_opts_t cap = {.max_tokens = 256};
+    assert_int_equal(mi_image_tokens_wh(m, 1024, 1024, &cap), 256);
+    assert_int_equal(mi_image_tokens_wh(m, 0, 10, NULL), 0);
+    done(path, &g, &m);
+
+    /* gemma4v: 48-px cells (patch 16, 3x3 pooling), 70..1120 tokens, capped
+     * at n_ubatch (non-causal). Every value below is the image's
+     * n_tokens_batch in a real llama-server b11669 run. */
+    w = ggufw_new(32);
+    ggufw_str(w, "general.architecture", "clip");
+    ggufw_str(w, "clip.vision.projector_type", "gemma4v");
+    ggufw_u32(w, "clip.vision.image_size", 224);
+    ggufw_u32(w, "clip.vision.patch_size", 16);
+    add2(w, "v.patch_embd.weight", 16, 16);
+    path = finish(w, &g, &m);
+    assert_int_equal(m->v_merge, 3);
+    assert_int_equal(mi_image_tokens(m, 640), 169);  /* 624² */
+    assert_int_equal(mi_image_tokens(m, 768), 256);
+    assert_int_equal(mi_image_tokens(m, 1024), 441); /* 1008² */
+    assert_int_equal(mi_image_tokens(m, 2048), 484); /* over 512: 1056² */
+    assert_int_equal(mi_image_tokens_wh(m, 300, 200, NULL), 77);  /* under 70: 528x336 */
+    assert_int_equal(mi_image_tokens_wh(m, 1000, 300, NULL), 126);
+    mi_image_opts_t ub2048 = {.n_ubatch = 2048};
+    assert_int_equal(mi_image_tokens_wh(m, 2048, 2048, &ub2048), 1089); /* 1120 max: 33² */
     done(path, &g, &m);
 
     w = ggufw_new(32);

@@ -4,7 +4,9 @@
  * output is deterministic per seed, weight types are honoured with fallback
  * where a row does not fit a block, and quantized blocks have finite scales.
  * gemma4: the sliding-window pattern, per-layer head geometry, tied output,
- * rope_freqs, the dense MLP beside the experts.
+ * rope_freqs, the dense MLP beside the experts. Projectors: clip keys, the
+ * encoder's tensors, an output width equal to the text model they pair
+ * with.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -58,6 +60,19 @@ static void t_tiny_presets_parse(void **state)
         assert_true(m->warn[0] == 0);
         assert_true(gguf_file_size(g) < 5u << 20);
         assert_int_equal(gguf_file_size(g), synth_file_size(p, NULL));
+        if (p->arch == SYNTH_CLIP) {
+            assert_true(m->is_mmproj);
+            assert_string_equal(m->projector, synth_proj_name(p->proj));
+            assert_int_equal(m->v_n_layer, p->n_layer);
+            assert_int_equal(m->v_n_embd, p->n_embd);
+            assert_int_equal(m->v_proj_dim, p->v_proj_dim);
+            assert_true(gguf_find_key(g, "tokenizer.ggml.tokens") < 0);
+            mi_free(&m);
+            gguf_close(&g);
+            unlink(path);
+            free(path);
+            continue;
+        }
         assert_int_equal(m->n_layer, p->n_layer);
         assert_int_equal(m->n_embd, p->n_embd);
         assert_int_equal(m->n_vocab, p->n_vocab);
@@ -210,6 +225,62 @@ static void t_gemma4(void **state)
     close_preset(&path, &g, &m);
 }
 
+static void t_projectors(void **state)
+{
+    (void)state;
+    for (const synth_preset_t *p = synth_presets; p->name; p++) {
+        if (p->arch != SYNTH_CLIP)
+            continue;
+        /* the projector's output is the paired text model's input width */
+        const synth_preset_t *t = synth_find(p->pairs_with);
+        assert_non_null(t);
+        assert_int_equal(p->v_proj_dim, t->n_embd);
+        assert_int_equal(p->tiny, t->tiny);
+        if (!p->tiny)
+            continue;
+        char *path;
+        gguf_t *g;
+        mi_t *m;
+        open_preset(p->name, &path, &g, &m);
+        const gguf_tensor_t *pe = gguf_find_tensor(g, "v.patch_embd.weight");
+        assert_non_null(pe);
+        assert_int_equal(pe->n_dims, 4);
+        assert_int_equal(pe->ne[0], p->v_patch);
+        assert_int_equal(pe->ne[2], 3);
+        assert_int_equal(pe->ne[3], p->n_embd);
+        const gguf_tensor_t *pos = gguf_find_tensor(g, "v.position_embd.weight");
+        assert_non_null(pos);
+        assert_int_equal(pos->ne[1], p->v_n_pos);
+        gguf_str_t s;
+        if (p->proj == SYNTH_PROJ_GEMMA4V) {
+            assert_true(gguf_get_str(g, "clip.vision.projector_type", &s));
+            assert_int_equal(pos->ne[2], 2); /* x and y tables */
+            const gguf_tensor_t *mm = gguf_find_tensor(g, "mm.input_projection.weight");
+            assert_non_null(mm);
+            assert_int_equal(mm->ne[1], p->v_proj_dim);
+            assert_non_null(gguf_find_tensor(g, "v.blk.1.ffn_post_norm.weight"));
+            assert_int_equal(m->v_merge, 3);
+        } else {
+            assert_true(gguf_get_str(g, "clip.projector_type", &s));
+            assert_non_null(gguf_find_tensor(g, "v.patch_embd.weight.1"));
+            assert_int_equal(gguf_find_tensor(g, "v.blk.0.attn_qkv.weight")->ne[1], 3ull * p->n_embd);
+            const gguf_tensor_t *mm = gguf_find_tensor(g, "mm.2.weight");
+            assert_non_null(mm);
+            assert_int_equal(mm->ne[0], 4ull * p->n_embd); /* 2x2 merged patches */
+            assert_int_equal(mm->ne[1], p->v_proj_dim);
+            /* image_size is the learned position grid's side */
+            assert_int_equal((uint64_t)p->v_image_size * p->v_image_size,
+                             (uint64_t)p->v_n_pos * p->v_patch * p->v_patch);
+            assert_int_equal(m->v_merge, 2);
+        }
+        assert_true(gguf_str_eq(s, synth_proj_name(p->proj)));
+        long mean = gguf_find_key(g, "clip.vision.image_mean");
+        assert_true(mean >= 0);
+        assert_int_equal(gguf_kv(g, (size_t)mean)->v.arr.n, 3);
+        close_preset(&path, &g, &m);
+    }
+}
+
 static void t_deterministic(void **state)
 {
     (void)state;
@@ -307,6 +378,22 @@ static void t_full_size_presets(void **state)
     gguf_close(&g);
     unlink(path);
     free(path);
+
+    /* projectors: ~550M-parameter vision towers */
+    static const char *const mm[] = {"gemma4-26b-a4b-mmproj", "qwen35-35b-a3b-mmproj"};
+    for (size_t i = 0; i < 2; i++) {
+        path = xasprintf("/tmp/variet-test-synth-%ld-%s.gguf", (long)getpid(), mm[i]);
+        assert_int_equal(synth_write(synth_find(mm[i]), &o, path, err, sizeof err), 0);
+        assert_int_equal(gguf_open(path, &g, err, sizeof err), 0);
+        assert_int_equal(mi_from_gguf(g, &m, err, sizeof err), 0);
+        assert_true(m->is_mmproj);
+        assert_int_equal(m->v_n_layer, 27);
+        assert_true(m->n_params > 400000000ull && m->n_params < 600000000ull);
+        mi_free(&m);
+        gguf_close(&g);
+        unlink(path);
+        free(path);
+    }
 }
 
 static void t_bad_type(void **state)
@@ -326,6 +413,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(t_tiny_presets_parse),
         cmocka_unit_test(t_gemma4),
+        cmocka_unit_test(t_projectors),
         cmocka_unit_test(t_deterministic),
         cmocka_unit_test(t_weight_types),
         cmocka_unit_test(t_full_size_presets),
