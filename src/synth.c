@@ -71,6 +71,17 @@ const synth_preset_t synth_presets[] = {
      .arch = SYNTH_CLIP, .proj = SYNTH_PROJ_QWEN3VL, .n_layer = 2, .n_embd = 64, .n_head = 2,
      .n_ff = 128, .v_patch = 16, .v_image_size = 768, .v_n_pos = 2304, .v_proj_dim = 128,
      .wtype = GGUF_TT_F16, .tiny = true, .pairs_with = "tiny-qwen35moe"},
+    /* drafts for speculative decoding: the first has the vocabulary of every
+     * 384-token tiny preset (tiny-qwen35moe, tiny-gemma4, ...), the second the
+     * same size and specials but other word pieces (token 261 differs) */
+    {.name = "tiny-draft", .desc = "llama draft, 2 layers, n_embd 64, vocabulary of tiny-qwen35moe",
+     .arch = SYNTH_LLAMA, .n_layer = 2, .n_embd = 64, .n_head = 2, .n_head_kv = 1,
+     .head_dim = 32, .n_ff = 128, .n_vocab = 384, .n_ctx_train = 32768,
+     .wtype = GGUF_TT_F16, .tiny = true, .pairs_with = "tiny-qwen35moe"},
+    {.name = "tiny-draft-othervocab", .desc = "llama draft, 2 layers, n_embd 64, a vocabulary no target shares",
+     .arch = SYNTH_LLAMA, .n_layer = 2, .n_embd = 64, .n_head = 2, .n_head_kv = 1,
+     .head_dim = 32, .n_ff = 128, .n_vocab = 384, .n_ctx_train = 32768, .vocab_variant = 1,
+     .wtype = GGUF_TT_F16, .tiny = true, .pairs_with = "tiny-qwen35moe"},
     /* full-size shapes for GPU work */
     {.name = "qwen3-30b-a3b", .desc = "Qwen3-30B-A3B shape: 48 layers, 128 experts (8 used), q4_k",
      .arch = SYNTH_QWEN3MOE, .n_layer = 48, .n_embd = 2048, .n_head = 32, .n_head_kv = 4,
@@ -559,8 +570,10 @@ static const char chat_template[] =
     "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
     "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}";
 
-/* Byte-fallback SentencePiece vocabulary padded with word pieces. */
-static void kv_vocab(ggufw_t *w, uint32_t n_vocab)
+/* Byte-fallback SentencePiece vocabulary padded with word pieces. Variant 1
+ * spells the word pieces with the alphabet reversed: same size, specials and
+ * bytes, different token texts from id SYNTH_N_SPECIAL on. */
+static void kv_vocab(ggufw_t *w, uint32_t n_vocab, uint32_t variant)
 {
     char **tok = xcalloc(n_vocab, sizeof *tok);
     float *score = xcalloc(n_vocab, sizeof *score);
@@ -582,7 +595,8 @@ static void kv_vocab(ggufw_t *w, uint32_t n_vocab)
             char word[16];
             int len = 0;
             do {
-                word[len++] = (char)('a' + k % 26);
+                uint32_t d = k % 26;
+                word[len++] = (char)(variant ? 'z' - d : 'a' + d);
                 k = k / 26;
             } while (k && len < 14);
             word[len] = 0;
@@ -626,7 +640,7 @@ static ggufw_t *build(const synth_preset_t *p, const synth_opts_t *o, build_t *b
     kv_arch(w, p);
     ggufw_u32(w, "general.quantization_version", 2);
     if (p->arch != SYNTH_CLIP)
-        kv_vocab(w, p->n_vocab);
+        kv_vocab(w, p->n_vocab, p->vocab_variant);
     build_tensors(b, p);
     return w;
 }

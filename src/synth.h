@@ -42,12 +42,15 @@ typedef struct {
     uint32_t n_swa, swa_period, head_dim_swa, n_head_kv_swa;
     bool k_eq_v;         /* gemma4: global layers have no attn_v (V is K) */
     float final_softcap; /* gemma4: final logit soft-capping, 0 = none */
+    /* vocabulary: 0 the shared synthetic one; 1 same specials and size
+     * rules but other word pieces (a draft that does not match its target) */
+    uint32_t vocab_variant;
     /* clip */
     synth_proj_t proj;
     uint32_t v_patch, v_image_size, v_n_pos, v_proj_dim;
     gguf_ttype_t wtype; /* default type of the large matrices */
     bool tiny;          /* meant for tests: small, loads in well under a second */
-    const char *pairs_with; /* projectors: the text model preset they go with */
+    const char *pairs_with; /* projectors and drafts: the text model preset they go with */
 } synth_preset_t;
 
 /* Preset table (NULL-terminated by name == NULL). */

@@ -6,7 +6,9 @@
  * for gemma4's sliding-window layers, with --swa-full). Each tiny projector
  * loads with --mmproj beside its text model and answers chats carrying
  * generated PNGs, each image taking exactly the tokens `variet inspect`
- * predicts. A preset whose architecture or projector type the llama-server in use
+ * predicts. A draft with the target's vocabulary drafts (and the target as
+ * its own draft is accepted); a draft with another vocabulary is refused.
+ * A preset whose architecture or projector type the llama-server in use
  * does not know is skipped, with the reason, when its log says so.
  */
 #include <setjmp.h>
@@ -164,7 +166,7 @@ static void run_preset(const char *preset)
     free(model);
 }
 
-/* ---- helpers: a model file, its facts, a llama-server with extra flags ---- */
+/* ---- helpers for the gemma4, projector and draft tests ---- */
 
 static char *synth_model(const char *preset)
 {
@@ -240,6 +242,12 @@ static json_t *chat(const server_t *s, json_t *body, const char *what)
         fail_msg("%s: chat failed (%d): %.300s", what, code, resp ? resp : "");
     free(resp);
     return j;
+}
+
+static json_t *text_chat_body(int max_tokens)
+{
+    return json_pack("{s:[{s:s,s:s}],s:i,s:f}", "messages", "role", "user", "content",
+                     "Hello there, how are you?", "max_tokens", max_tokens, "temperature", 0.0);
 }
 
 /* ---- a PNG encoder small enough for a test: 1-bit grayscale, stored
@@ -513,6 +521,68 @@ static void t_tiny_qwen35_mmproj(void **s)
     run_projector("tiny-qwen35-mmproj", common_sizes, 3, NULL, NULL);
 }
 
+/* ---- drafts ---- */
+
+/* Chat with -md draft; returns the response's draft_n / draft_n_accepted
+ * (-1 when absent) and the log in *log_out (caller frees). */
+static void run_draft(const char *target, const char *draft_path, const char *tag, json_int_t *draft_n,
+                      json_int_t *accepted, char **log_out)
+{
+    char *model = synth_model(target);
+    const char *extra[] = {"-c", "4096", "-md", draft_path, "--spec-type", "draft-simple", NULL};
+    server_t srv;
+    if (server_start(&srv, tag, model, extra) != 0)
+        fail_msg("%s: llama-server with a draft did not become ready; log %s", tag, srv.log);
+    json_t *body = text_chat_body(16);
+    json_t *j = chat(&srv, body, tag);
+    json_decref(body);
+    json_t *t = json_object_get(j, "timings");
+    json_t *dn = json_object_get(t, "draft_n"), *da = json_object_get(t, "draft_n_accepted");
+    *draft_n = json_is_integer(dn) ? json_integer_value(dn) : -1;
+    *accepted = json_is_integer(da) ? json_integer_value(da) : -1;
+    json_decref(j);
+    *log_out = server_stop(&srv);
+    free(srv.log);
+    free(model);
+}
+
+static void t_draft_shared_vocab(void **s)
+{
+    (void)s;
+    char *draft = synth_model("tiny-draft"), *log = NULL;
+    json_int_t n = 0, acc = 0;
+    run_draft("tiny-qwen35moe", draft, "draft-tiny-qwen35moe", &n, &acc, &log);
+    fprintf(stderr, "tiny-qwen35moe + tiny-draft: draft_n %lld, accepted %lld\n", (long long)n, (long long)acc);
+    assert_non_null(strstr(log, "speculative decoding context initialized"));
+    assert_null(strstr(log, "vocabs are not compatible"));
+    /* it drafts (independent random weights agree by chance only) */
+    assert_true(n > 0 && acc >= 0 && acc <= n);
+    free(log);
+    /* acceptance is counted: a model drafting for itself is always right */
+    char *self = synth_model("tiny-llama");
+    run_draft("tiny-llama", self, "draft-self", &n, &acc, &log);
+    fprintf(stderr, "tiny-llama + itself: draft_n %lld, accepted %lld\n", (long long)n, (long long)acc);
+    assert_true(n > 0);
+    assert_int_equal(acc, n);
+    free(log);
+    free(self);
+    free(draft);
+}
+
+static void t_draft_other_vocab(void **s)
+{
+    (void)s;
+    char *draft = synth_model("tiny-draft-othervocab"), *log = NULL;
+    json_int_t n = 0, acc = 0;
+    run_draft("tiny-qwen35moe", draft, "draft-othervocab", &n, &acc, &log);
+    /* llama-server b11669 refuses the draft, says why, and serves without it */
+    assert_non_null(strstr(log, "the target and draft vocabs are not compatible"));
+    assert_null(strstr(log, "speculative decoding context initialized"));
+    assert_true(n <= 0);
+    free(log);
+    free(draft);
+}
+
 static void t_tiny_llama(void **s) { (void)s; run_preset("tiny-llama"); }
 static void t_tiny_llama_q(void **s) { (void)s; run_preset("tiny-llama-q"); }
 static void t_tiny_qwen3moe(void **s) { (void)s; run_preset("tiny-qwen3moe"); }
@@ -528,6 +598,8 @@ int main(void)
         cmocka_unit_test(t_tiny_gemma4),
         cmocka_unit_test(t_tiny_gemma4_mmproj),
         cmocka_unit_test(t_tiny_qwen35_mmproj),
+        cmocka_unit_test(t_draft_shared_vocab),
+        cmocka_unit_test(t_draft_other_vocab),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -6,7 +6,7 @@
  * gemma4: the sliding-window pattern, per-layer head geometry, tied output,
  * rope_freqs, the dense MLP beside the experts. Projectors: clip keys, the
  * encoder's tensors, an output width equal to the text model they pair
- * with.
+ * with. Drafts: the same vocabulary as their target, or one that differs.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -281,6 +281,46 @@ static void t_projectors(void **state)
     }
 }
 
+/* Token i's text in the file's vocabulary. */
+static gguf_str_t token(const gguf_t *g, uint32_t i)
+{
+    gguf_str_t s = {0};
+    long ti = gguf_find_key(g, "tokenizer.ggml.tokens");
+    assert_true(ti >= 0);
+    assert_true(gguf_arr_str(g, gguf_kv(g, (size_t)ti), i, &s));
+    return s;
+}
+
+static void t_drafts(void **state)
+{
+    (void)state;
+    const synth_preset_t *d = synth_find("tiny-draft"), *x = synth_find("tiny-draft-othervocab");
+    assert_non_null(d);
+    assert_non_null(x);
+    assert_string_equal(d->pairs_with, "tiny-qwen35moe");
+    char *pt, *pd, *px;
+    gguf_t *gt, *gd, *gx;
+    mi_t *mt, *md, *mx;
+    open_preset(d->pairs_with, &pt, &gt, &mt);
+    open_preset(d->name, &pd, &gd, &md);
+    open_preset(x->name, &px, &gx, &mx);
+    assert_int_equal(md->n_vocab, mt->n_vocab);
+    assert_int_equal(mx->n_vocab, mt->n_vocab);
+    assert_true(md->n_params < mt->n_params);
+    long first_diff = -1;
+    for (uint32_t i = 0; i < mt->n_vocab; i++) {
+        gguf_str_t a = token(gt, i), b = token(gd, i), c = token(gx, i);
+        assert_true(a.len == b.len && memcmp(a.ptr, b.ptr, a.len) == 0);
+        if (first_diff < 0 && (a.len != c.len || memcmp(a.ptr, c.ptr, a.len) != 0))
+            first_diff = i;
+    }
+    /* specials and bytes agree; the word pieces differ from the first one on */
+    assert_int_equal(first_diff, 261);
+    close_preset(&pt, &gt, &mt);
+    close_preset(&pd, &gd, &md);
+    close_preset(&px, &gx, &mx);
+}
+
 static void t_deterministic(void **state)
 {
     (void)state;
@@ -414,6 +454,7 @@ int main(void)
         cmocka_unit_test(t_tiny_presets_parse),
         cmocka_unit_test(t_gemma4),
         cmocka_unit_test(t_projectors),
+        cmocka_unit_test(t_drafts),
         cmocka_unit_test(t_deterministic),
         cmocka_unit_test(t_weight_types),
         cmocka_unit_test(t_full_size_presets),
