@@ -177,6 +177,41 @@ static void t_usage_errors(void **s)
     free(o); free(e);
 }
 
+/* synth -o into folders that do not exist yet: made; a file in the way:
+ * the error names it (never a temp file) */
+static void t_synth_output_folder(void **s)
+{
+    (void)s;
+    char dir[] = "/tmp/variet-test-synth-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char *o, *e;
+    char *args = xasprintf("synth tiny-llama -o '%s/models/a/b.gguf'", dir);
+    if (run(args, &o, &e) != 0)
+        fail_msg("synth into new folders: %s", e);
+    free(args); free(o); free(e);
+    char *f = xasprintf("%s/models/a/b.gguf", dir);
+    assert_int_equal(access(f, R_OK), 0);
+    args = xasprintf("synth tiny-llama -o '%s/models/a/b.gguf/c.gguf'", dir);
+    assert_int_equal(run(args, &o, &e), 1);
+    if (!strstr(e, "models/a/b.gguf is not a folder") || strstr(e, "tmp."))
+        fail_msg("expected the file in the way named: %s", e);
+    free(args); free(o); free(e);
+    /* relative paths too */
+    args = xasprintf("synth tiny-llama -o x/y.gguf");
+    char *line = xasprintf("cd '%s' && env -u VARIET_CONFIG '%s' %s", dir, VARIET_BINARY, args);
+    assert_int_equal(run_sh(line, &o, &e), 0);
+    free(line); free(args); free(o); free(e);
+    char *g = xasprintf("%s/x/y.gguf", dir), *gx = xasprintf("%s/x", dir);
+    assert_int_equal(unlink(g), 0);
+    rmdir(gx);
+    unlink(f);
+    char *d1 = xasprintf("%s/models/a", dir), *d2 = xasprintf("%s/models", dir);
+    rmdir(d1);
+    rmdir(d2);
+    rmdir(dir);
+    free(f); free(g); free(gx); free(d1); free(d2);
+}
+
 /* ---------- cli.c directly ---------- */
 
 static const cli_opt_t topts[] = {
@@ -503,6 +538,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(t_malformed_files),
         cmocka_unit_test(t_usage_errors),
+        cmocka_unit_test(t_synth_output_folder),
         cmocka_unit_test(t_parse),
         cmocka_unit_test(t_config_find),
         cmocka_unit_test(t_discovery_order),
