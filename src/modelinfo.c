@@ -444,6 +444,15 @@ uint32_t mi_image_tokens_wh(const mi_t *m, uint32_t w, uint32_t h, const mi_imag
         uint64_t ub = o && o->n_ubatch ? o->n_ubatch : 512;
         if (m->v_non_causal && tmax > ub)
             tmax = ub;
+        /* values from the file or the caller: keep the float arithmetic in range */
+        if (align > 65536 || w > (1u << 20) || h > (1u << 20))
+            return 0;
+        if (tmax > (1u << 24))
+            tmax = 1u << 24;
+        if (!tmax)
+            tmax = 1;
+        if (tmin > tmax)
+            tmin = tmax;
         uint64_t rw, rh;
         smart_resize(w, h, (uint32_t)align, tmin * align * align, tmax * align * align, &rw, &rh);
         return (uint32_t)((rw / align) * (rh / align));

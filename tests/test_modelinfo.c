@@ -295,6 +295,28 @@ static void t_mmproj(void **s)
     assert_int_equal(mi_image_tokens_wh(m, 2048, 2048, &ub2048), 1089); /* 1120 max: 33² */
     done(path, &g, &m);
 
+    /* absurd geometry from a file: no answer, no undefined arithmetic */
+    w = ggufw_new(32);
+    ggufw_str(w, "general.architecture", "clip");
+    ggufw_str(w, "clip.projector_type", "qwen3vl_merger");
+    ggufw_u32(w, "clip.vision.patch_size", 0xFFFFFFFFu);
+    ggufw_u32(w, "clip.vision.spatial_merge_size", 0xFFFFFFFFu);
+    add2(w, "v.patch_embd.weight", 16, 16);
+    path = finish(w, &g, &m);
+    assert_int_equal(mi_image_tokens(m, 1024), 0);
+    mi_image_opts_t odd = {.min_tokens = 5000, .max_tokens = 10};
+    assert_int_equal(mi_image_tokens_wh(m, 1u << 30, 7, &odd), 0);
+    done(path, &g, &m);
+    w = ggufw_new(32);
+    ggufw_str(w, "general.architecture", "clip");
+    ggufw_str(w, "clip.projector_type", "qwen3vl_merger");
+    ggufw_u32(w, "clip.vision.patch_size", 16);
+    add2(w, "v.patch_embd.weight", 16, 16);
+    path = finish(w, &g, &m);
+    /* min above max: the max wins (1024² with at most 10 tokens: 3x3) */
+    assert_int_equal(mi_image_tokens_wh(m, 1024, 1024, &odd), 9);
+    done(path, &g, &m);
+
     w = ggufw_new(32);
     ggufw_str(w, "general.architecture", "clip");
     ggufw_str(w, "clip.projector_type", "gemma3");
