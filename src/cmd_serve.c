@@ -3,6 +3,7 @@
  * SIGINT/SIGTERM (then stop every backend), reload on SIGHUP, reap
  * children on SIGCHLD.
  */
+#include <errno.h>
 #include <event2/event.h>
 #include <signal.h>
 #include <stdio.h>
@@ -81,12 +82,13 @@ static int exec_serve(cmd_ctx_t *c)
     struct event_base *base = event_base_new_with_config(ec);
     event_config_free(ec);
     serve_t s = {.base = base, .config = c->config};
-    if (gateway_new(base, reg, exe, &s.g, err, sizeof err)) {
+    int grc = gateway_new(base, reg, exe, &s.g, err, sizeof err);
+    if (grc) {
         fprintf(stderr, "variet serve: %s\n", err);
         registry_free(&reg);
         free(exe);
         event_base_free(base);
-        return CMD_FAIL;
+        return grc == -EINVAL ? CMD_USAGE : CMD_FAIL; /* a role's model unusable: bad input */
     }
     struct event *sigs[5];
     const int signums[5] = {SIGINT, SIGTERM, SIGHUP, SIGCHLD, SIGQUIT};

@@ -17,7 +17,9 @@ typedef struct gateway gateway_t;
 
 /* Build a gateway for `reg` (ownership moves to the gateway) and bind its
  * listening socket. `llama_server` is the executable to run. 0 or -errno
- * with a message in err (e.g. address in use, a role's model unreadable). */
+ * with a message in err: -EINVAL when the configuration itself is unusable
+ * (a role's model missing, unreadable or malformed; an unknown host),
+ * others when the machine refuses (address in use, ...). */
 int gateway_new(struct event_base *base, registry_t *reg, const char *llama_server, gateway_t **out,
                 char *err, size_t errlen);
 /* Port actually bound (useful with port 0). */

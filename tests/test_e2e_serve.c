@@ -1253,13 +1253,29 @@ static void t_bad_configs(void **state)
     free(cfg);
     free(out);
 
-    /* a missing model file: non-zero, naming role and path */
+    /* a missing model file: bad input (2), naming role and path */
     rc = serve_bad("nomodel", "{\"ghost\": {\"model_path\": \"nothere/missing.gguf\"}}\n", &cfg, &out);
-    assert_int_not_equal(rc, 0);
+    assert_int_equal(rc, 2);
     if (!strstr(out, "ghost") || !strstr(out, "nothere/missing.gguf"))
         fail_msg("want role 'ghost' and its path in: %s", out);
     free(cfg);
     free(out);
+
+    /* --config naming a FIFO: refused at once (exit 2), not a blocked read */
+    char *fdir = xasprintf("%s/fifo", e2e_tmpdir());
+    mkdir(fdir, 0755);
+    char *fifo = xasprintf("%s/engine_models.json", fdir);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    char *fcmd = xasprintf("timeout 10 '%s' serve --config '%s' --port %d 2>&1", VARIET_BINARY, fifo, e2e_free_port());
+    rc = e2e_sh(fcmd, &out);
+    printf("  bad config fifo: exit %d: %s", rc, out);
+    assert_int_equal(rc, 2);
+    assert_non_null(strstr(out, "not a regular file"));
+    free(out);
+    free(fcmd);
+    unlink(fifo);
+    free(fifo);
+    free(fdir);
 
     /* a gguf cut short in its tensor data: Variet reads every tensor's
      * bounds at startup, so it refuses it there (the load-failure test
@@ -1276,7 +1292,7 @@ static void t_bad_configs(void **state)
     fclose(f);
     free(d);
     rc = serve_bad("truncated", "{\"cut\": {\"model_path\": \"cut.gguf\"}}\n", &cfg, &out);
-    assert_int_not_equal(rc, 0);
+    assert_int_equal(rc, 2);
     if (!strstr(out, "cut") || !strstr(out, "past the end"))
         fail_msg("want role 'cut' and 'past the end' in: %s", out);
     free(cfg);
