@@ -1,9 +1,16 @@
 #!/usr/bin/env bash
-# bench/planner.sh — the planner's error table: every tiny synthetic model ×
-# K/V type {f16, q8_0, q4_0} × context {2048, 8192, 32768} × ubatch {128,
-# 512}, predicted vs what the real llama-server reports (-lv 4) on the CPU
-# backend. Prints a Markdown table and the worst compute-buffer error (the
-# ratio it exists for). Same harness as tests/test_e2e_plan.c.
+# bench/planner.sh — the planner's error tables.
+#
+# CPU: every tiny synthetic model × K/V type {f16, q8_0, q4_0} × context
+# {2048, 8192, 32768} × ubatch {128, 512}, predicted vs what the real
+# llama-server reports (-lv 4) on the CPU backend (tests/test_e2e_plan.c).
+#
+# GPU: every GPU fixture in tests/fixtures (H100 load logs, the H200 tuning
+# histories, winners and anchors), predicted per device — weights, KV,
+# recurrent state, GPU and host compute buffers — and the context llama-server's
+# --fit chose (tests/test_plan.c). Prints the worst compute error (overall and
+# with host-resident experts) and the worst fit-context error: the ratios the
+# planner is held to (5% and 1%).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -11,6 +18,10 @@ scripts/setup.sh
 scripts/build.sh build
 VARIET_LLAMA_SERVER=$(scripts/get-llama-server.sh)
 export VARIET_LLAMA_SERVER
+echo "## CPU backend (real llama-server runs)"
+echo
 VARIET_PLAN_TABLE=1 build/tests/test_e2e_plan | grep -E '^\||^planner accuracy'
 echo
-echo "GPU side: tests/test_plan.c checks the H100 fixture logs (KV, RS, output exact; compute within 10%)."
+echo "## GPU fixtures (CUDA logs and histories; fit replayed on the free memory they saw)"
+echo
+VARIET_PLAN_TABLE=1 build/tests/test_plan | grep -E '^\||^planner GPU fixtures'

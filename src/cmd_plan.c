@@ -143,6 +143,9 @@ static int exec_plan(cmd_ctx_t *c)
         json_object_set_new(j, "cache_type_k", json_string(gguf_type_name(o.type_k)));
         json_object_set_new(j, "cache_type_v", json_string(gguf_type_name(o.type_v)));
         json_object_set_new(j, "margin_mib", json_integer(margin_mib));
+        json_object_set_new(j, "fit", json_pack("{s:s,s:s,s:I,s:s}", "status", plan_fit_status_name(p.fit.status),
+                                                "reason", p.fit.reason, "n_ctx", (json_int_t)p.fit.n_ctx, "args",
+                                                p.fit.args));
         json_t *dv = json_array();
         for (int d = 0; d < p.n_dev; d++)
             json_array_append_new(dv, dev_json(&p.dev[d], margin, d > 0));
@@ -174,6 +177,9 @@ static int exec_plan(cmd_ctx_t *c)
                o.flash_attn == 1 ? "on" : o.flash_attn == 0 ? "off" : "auto");
         if (m->warn[0])
             printf("  warning: %s\n", m->warn);
+        if (p.fit.status != PLAN_FIT_OFF)
+            printf("  llama-server --fit: %s%s%s%s%s%s\n", plan_fit_status_name(p.fit.status), p.fit.reason[0] ? " (" : "",
+                   p.fit.reason, p.fit.reason[0] ? ")" : "", p.fit.args[0] ? ", loads as: " : "", p.fit.args);
         printf("  %-8s %6s %10s %10s %9s %9s %9s %8s %8s %10s %10s %10s\n", "device", "layers", "weights", "KV", "RS",
                "compute", "output", "mmproj", "", "total", "free", "headroom");
         for (int d = 0; d < p.n_dev; d++) {

@@ -40,6 +40,7 @@ static loadlog_dev_t *dev(loadlog_t *r, const char *name, size_t len)
     loadlog_dev_t *d = &r->dev[r->n_dev++];
     memcpy(d->name, name, len);
     d->name[len] = 0;
+    d->total_mib = d->free_mib = -1;
     return d;
 }
 
@@ -124,6 +125,34 @@ void loadlog_line(loadlog_t *r, const char *line, size_t len)
     }
     if (find_n(s, n, "retrying without pipeline parallelism")) {
         r->pipeline_parallel = 0;
+        return;
+    }
+    if ((p = find_n(s, n, "common_param:   - ")) && find_n(s, n, " MiB free)")) {
+        /* "common_param:   - CUDA0   : NAME (TOTAL MiB, FREE MiB free)" */
+        const char *nm = p + 18, *ne = nm;
+        while (ne < end && *ne != ' ' && *ne != ':')
+            ne++;
+        const char *par = NULL;
+        for (const char *q = end; q > ne; q--)
+            if (q[-1] == '(') {
+                par = q;
+                break;
+            }
+        loadlog_dev_t *d = ne > nm && par ? dev(r, nm, (size_t)(ne - nm)) : NULL;
+        if (d) {
+            d->total_mib = num_after(par, end);
+            const char *c = find_n(par, (size_t)(end - par), ", ");
+            if (c)
+                d->free_mib = num_after(c + 2, end);
+        }
+        return;
+    }
+    if ((p = find_n(s, n, "failed to fit params to free device memory: "))) {
+        const char *w = p + 44, *e = end;
+        const char *ab = find_n(w, (size_t)(end - w), ", abort");
+        if (ab)
+            e = ab;
+        copy_msg(r->fit_abort, sizeof r->fit_abort, w, e);
         return;
     }
     if ((p = find_n(s, n, "projected to use "))) {

@@ -10,6 +10,8 @@
  *   llama_context:  CUDA_Host  output buffer size =     0.95 MiB
  *   ...: pipeline parallelism enabled | ...retrying without pipeline parallelism
  *   common_params_fit_impl: projected to use N MiB of device memory vs. M MiB ...
+ *   common_fit_params: failed to fit params to free device memory: WHY, abort
+ *   common_param:   - CUDA0   : NVIDIA H100 80GB HBM3 (81079 MiB, 80552 MiB free)
  *   ggml_backend_cuda_buffer_type_alloc_buffer: allocating X MiB on device D: cudaMalloc failed: out of memory
  *   llama_context: n_ctx = / n_batch = / n_ubatch = / flash_attn = / n_seq_max =
  *   llama_server: listening on http://HOST:PORT
@@ -27,6 +29,7 @@
 typedef struct {
     char name[32]; /* "CPU", "CUDA0", "CPU_Mapped", "CUDA_Host" as printed */
     double model_mib, kv_mib, rs_mib, compute_mib, output_mib;
+    double total_mib, free_mib; /* device list at start (after the backend's own context); -1 absent */
 } loadlog_dev_t;
 
 typedef struct {
@@ -34,6 +37,7 @@ typedef struct {
     int n_dev;
     int pipeline_parallel; /* -1 not mentioned, 1 enabled, 0 fell back */
     double fit_projected_mib, fit_free_mib; /* -1 when absent */
+    char fit_abort[160]; /* why --fit gave up ("n_gpu_layers already set by user to 999"), "" if it did not */
     bool oom;
     char oom_device[32];
     double oom_mib;

@@ -223,9 +223,24 @@ int mi_from_gguf(const gguf_t *g, mi_t **out, char *err, size_t errlen)
             if (has_prefix_n(rest, rn, "attn_k.") || has_prefix_n(rest, rn, "attn_kv") ||
                 has_prefix_n(rest, rn, "attn_k_b"))
                 has_attn[il] = true;
-            if (contains_n(rest, rn, "_exps")) {
+            mi_layer_t *L = &m->layers[il];
+            bool exps = contains_n(rest, rn, "_exps");
+            if (exps) {
                 expert_params += t->nelem;
-                m->layers[il].exp_bytes += t->nbytes;
+                L->exp_bytes += t->nbytes;
+            }
+            if (has_prefix_n(rest, rn, "ffn_gate")) {
+                L->ffn_gate_bytes += t->nbytes;
+                if (exps)
+                    L->exp_gate_bytes += t->nbytes;
+            } else if (has_prefix_n(rest, rn, "ffn_up")) {
+                L->ffn_up_bytes += t->nbytes;
+                if (exps)
+                    L->exp_up_bytes += t->nbytes;
+            } else if (has_prefix_n(rest, rn, "ffn_down")) {
+                L->ffn_down_bytes += t->nbytes;
+                if (exps)
+                    L->exp_down_bytes += t->nbytes;
             }
         } else {
             m->bytes_nonlayer += t->nbytes;

@@ -28,6 +28,13 @@ typedef struct {
     uint64_t bytes;    /* weight bytes of blk.N.* */
     uint64_t exp_bytes; /* of which routed-expert tensors (*_exps): what -ncmoe keeps on the host */
     uint64_t params;
+    /* FFN tensors by the name classes llama.cpp's --fit overrides match
+     * (blk.N.ffn_gate*, ffn_up*, ffn_down*: routed and shared experts,
+     * router), and the routed-expert tensors alone (ffn_gate_exps or the
+     * fused ffn_gate_up_exps, ffn_up_exps, ffn_down_exps): the planner
+     * places them one by one and sizes the copies the GPU makes of them */
+    uint64_t ffn_gate_bytes, ffn_up_bytes, ffn_down_bytes;
+    uint64_t exp_gate_bytes, exp_up_bytes, exp_down_bytes;
 } mi_layer_t;
 
 typedef struct {

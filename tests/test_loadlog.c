@@ -104,6 +104,15 @@ static void t_fit_projection(void **s)
     NEAR(r.fit_free_mib, 12020);
     assert_true(r.ready);
     assert_true(r.t_ready > 10.0 && r.t_ready < 11.0);
+    /* the device list llama-server prints at start */
+    NEAR(dev(&r, "CUDA0")->total_mib, 81079);
+    NEAR(dev(&r, "CUDA0")->free_mib, 12274);
+    NEAR(dev(&r, "CPU")->free_mib, 128887);
+    assert_string_equal(r.fit_abort, "");
+    parse_fixture("cuda-h100-qwen35moe/b24-seedargs-fiton.log", &r);
+    assert_string_equal(r.fit_abort, "n_gpu_layers already set by user to 999");
+    NEAR(dev(&r, "CUDA0")->free_mib, 22514);
+    NEAR(dev(&r, "CUDA_Host")->free_mib, -1);
 }
 
 /* CPU backend running out of memory for the KV cache (recorded with ulimit -v). */
