@@ -11,6 +11,7 @@
 #include <curl/curl.h>
 #include <dlfcn.h>
 #include <errno.h>
+#include <signal.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -475,6 +476,13 @@ static void read_report(const char *log_path, loadlog_t *rep)
     }
 }
 
+static volatile sig_atomic_t *spawn_abort;
+
+void bench_set_abort(volatile sig_atomic_t *flag)
+{
+    spawn_abort = flag;
+}
+
 int bench_spawn(const char *exe, const char *model, char *const *args, size_t n_args, const char *log_path,
                 double timeout_s, pid_t *pid, char **base, double *cold_s, loadlog_t *rep, char *err,
                 size_t errlen)
@@ -503,6 +511,12 @@ int bench_spawn(const char *exe, const char *model, char *const *args, size_t n_
     char *url = xasprintf("http://127.0.0.1:%d", port);
     while (now_s() - t0 < timeout_s) {
         int code = 0;
+        if (spawn_abort && *spawn_abort) {
+            proc_stop(p, 2);
+            snprintf(err, errlen, "interrupted while llama-server was loading");
+            free(url);
+            return -EINTR;
+        }
         if (bench_http_get(url, "/health", &code, NULL) == 0 && code == 200) {
             *cold_s = now_s() - t0;
             read_report(log_path, rep);

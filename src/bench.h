@@ -13,6 +13,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <signal.h>
 #include <sys/types.h>
 
 #include "loadlog.h"
@@ -86,5 +87,9 @@ int bench_fit(const bench_scenario_t *sc, long n_ctx, bench_scenario_t *out);
 int bench_spawn(const char *exe, const char *model, char *const *args, size_t n_args, const char *log_path,
                 double timeout_s, pid_t *pid, char **base, double *cold_s, loadlog_t *rep, char *err,
                 size_t errlen);
+
+/* A flag (set by a signal handler) that makes bench_spawn stop the child
+ * and return -EINTR at once instead of waiting out the load. NULL: none. */
+void bench_set_abort(volatile sig_atomic_t *flag);
 
 #endif

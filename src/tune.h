@@ -1,36 +1,67 @@
 /*
- * tune.h — search over llama-server flags by measurement (pure part).
+ * tune.h — the tuner as a library: search llama-server flags by
+ * measurement under memory limits, decide between configurations in a way
+ * that survives between-trial drift, and say why.
  *
- * A space is a few dimensions (ubatch, KV type, flash attention, threads,
- * tensor split, experts on the host, ...), each a short list of values; a
- * point picks one value per dimension. The search is coordinate descent
- * from the role's current configuration: one dimension at a time, every
- * value of it with the others held, move to the best when it beats the
- * current point by more than the measured noise, repeat until a full pass
- * changes nothing or the trial budget is spent. Confirmation passes skip
- * values that were more than 10% below their dimension's best when last
- * scanned. Ties (within noise) keep
- * the current value, so the simpler / closer configuration wins. Every
- * evaluated point is memoised (and may be pre-seeded from a resumed
- * history), so no configuration is measured twice.
+ * A *space* is a few dimensions (threads, experts on the host, ubatch, KV
+ * type, context, flash attention, tensor split, projector placement), each
+ * a short list of values; a *point* picks one value per dimension and,
+ * applied to the base args, gives one llama-server command line. The
+ * value "default" leaves the option unset (llama-server's own default is
+ * what gets measured, never a guess of it). The `ncmoe` dimension is
+ * relative: "min" is the smallest -ncmoe the planner lets fit on the GPUs
+ * for the rest of that point (ubatch, KV type, context change it), "min+2"
+ * two more layers of experts on the host, "min-1" one fewer — launched only
+ * when the planner's deficit is within its uncertainty band.
+ *
+ * The search (tune_run, tune_search.c), in phases that each end at a share
+ * of the time budget:
+ *   baseline  the role's args as they are (the "before" column, and the
+ *             scale of normalised objectives);
+ *   screen    coordinate descent in the situation's order of expected
+ *             effect (host experts: t, ncmoe, ub, kv, ctx; full offload:
+ *             ub, kv, ctx; CPU: t, ub, kv, fa), one short + one long run
+ *             per value;
+ *   measure   the best few screened configurations again, both scenarios
+ *             repeated, each with its own noise estimate;
+ *   confirm   the top two, interleaved A B A B (each a fresh load) so that
+ *             drift cancels in the paired ratios; ties go to the simpler;
+ *   prune     the role's extra flags, all at once and then one by one,
+ *             each removal confirmed the same interleaved way.
+ * Feasibility: the planner skips what clearly cannot fit; a configuration
+ * within its band is launched and the free memory after the runs (NVML)
+ * decides, against min_free_mib.
+ *
+ * Measurement is a callback (tune_measure_fn): tune_trial.c launches the
+ * real llama-server; tune_sim.c is a simulated landscape (with drift) for
+ * CI and bench/tuner.sh; a replay answers from a recorded history. Every
+ * measurement is appended to a JSON history (resumable); tune_report.c
+ * writes the Markdown retuning log.
  */
 #ifndef VARIET_TUNE_H
 #define VARIET_TUNE_H
 
+#include <jansson.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+
+#include "modelinfo.h"
+#include "plan.h"
 
 #define TUNE_MAX_DIMS 8
 #define TUNE_MAX_VALUES 12
 
 typedef enum {
-    TUNE_DIM_UBATCH, /* -ub N (and -b N when N is larger than -b) */
-    TUNE_DIM_KV,     /* -ctk T -ctv T */
-    TUNE_DIM_FA,     /* -fa on|off */
-    TUNE_DIM_THREADS,/* -t N -tb N */
-    TUNE_DIM_TS,     /* -ts a,b */
-    TUNE_DIM_NCMOE,  /* -ncmoe N */
-    TUNE_DIM_MMPROJ, /* --no-mmproj-offload or not */
+    TUNE_DIM_UBATCH,  /* -ub N (and -b N when N is larger than -b) */
+    TUNE_DIM_KV,      /* -ctk T -ctv T */
+    TUNE_DIM_FA,      /* -fa on|off */
+    TUNE_DIM_THREADS, /* -t N -tb N */
+    TUNE_DIM_TS,      /* -ts a,b */
+    TUNE_DIM_NCMOE,   /* -ncmoe, absolute ("16") or relative ("min", "min+2") */
+    TUNE_DIM_MMPROJ,  /* --no-mmproj-offload or not */
+    TUNE_DIM_CTX,     /* -c N */
 } tune_dim_kind_t;
 
 typedef struct {
@@ -49,43 +80,188 @@ typedef struct {
     int idx[TUNE_MAX_DIMS];
 } tune_point_t;
 
-typedef enum { TUNE_OK = 0, TUNE_FAILED, TUNE_INFEASIBLE } tune_status_t;
+typedef enum {
+    TUNE_OK = 0,
+    TUNE_FAILED,     /* llama-server refused or crashed */
+    TUNE_INFEASIBLE, /* the planner: clearly does not fit (not launched) */
+    TUNE_OOM,        /* launched, out of memory */
+    TUNE_TIGHT,      /* ran, but left less than min_free_mib free */
+} tune_status_t;
 
+typedef enum { TUNE_SIT_CPU = 0, TUNE_SIT_FULL_GPU, TUNE_SIT_HOST_EXPERTS } tune_situation_t;
+
+/* What one load measured. NAN where not measured. */
 typedef struct {
     tune_status_t status;
-    double score;  /* higher is better (objective) */
-    double noise;  /* relative spread of the repeated runs, e.g. 0.02 */
-} tune_eval_t;
-
-/* Measure point p. Return 0 (fill *out), or < 0 to stop the search
- * (interrupted). Called at most once per distinct point. */
-typedef int (*tune_eval_fn)(void *ud, const tune_point_t *p, tune_eval_t *out);
-
-/* Known results (e.g. from a resumed history): consulted before eval. */
-typedef struct {
-    tune_point_t p;
-    tune_eval_t e;
-} tune_known_t;
+    double gen, gen_min, gen_max;   /* short scenario: generation t/s (median, range) */
+    double sprompt;                 /* short scenario prefill t/s (latency-dominated) */
+    double lprompt, lp_min, lp_max; /* long scenario prefill t/s */
+    double ttft_ms, prefill_s, cold_s;
+    int n_short, n_long;
+    double gen_runs[16];            /* every short run's generation t/s */
+    int64_t free_mib;               /* least free MiB over the GPUs after the runs, -1 unknown */
+    int pp;                         /* pipeline parallelism: 1 on, 0 fell back, -1 unknown */
+    char error[512];
+} tune_meas_t;
 
 typedef struct {
-    tune_point_t best;
-    tune_eval_t best_eval;
-    int trials;        /* evaluations made by this call (known ones excluded) */
-    int visited;       /* distinct points considered (known ones included) */
-    bool interrupted;
-    bool budget_hit;
+    int short_runs, long_runs;
+    int long_tokens; /* the long prompt's size (the context may cap it) */
+} tune_req_t;
+
+/* Launch args (model and host/port are the callee's), measure as asked,
+ * stop. Fill *out; details for the history may go into rec (a JSON object
+ * the caller owns). Return 0, or < 0 to stop the tuning (interrupted). */
+typedef int (*tune_measure_fn)(void *ud, char *const *args, size_t n, const tune_req_t *req, tune_meas_t *out,
+                               json_t *rec);
+
+typedef struct {
+    double gen, prompt, cold; /* weights: short-scenario generation, long-scenario prefill, cold start */
+} tune_objective_t;
+
+/* Everything a tuning run needs; the caller owns every pointer. */
+typedef struct {
+    const mi_t *mi;
+    char *const *args;     /* the role's args as they are (the baseline) */
+    size_t n_args;
+    const char *role;      /* for labels and the history */
+    tune_space_t space;    /* from tune_space_default / tune_space_parse */
+    plan_gpu_t gpus[PLAN_MAX_GPU];
+    int n_gpu;
+    int64_t host_free_mib; /* -1 unknown */
+    long host_cpus;
+    tune_situation_t situation;
+    uint64_t ctx_min;      /* 0: the context is not a dimension */
+    tune_objective_t obj;
+    int runs;              /* repeats per scenario when measuring properly (3) */
+    int budget_trials;     /* 0: none */
+    double budget_s;       /* 0: none */
+    int64_t min_free_mib;  /* measured free memory to keep per GPU (256) */
+    tune_measure_fn measure;
+    void *ud;
+    void (*progress)(void *pud, const char *line); /* console lines, may be NULL */
+    void *pud;
+    volatile sig_atomic_t *stop; /* set by a signal handler: stop at once */
+    double (*clock)(void *cud);  /* seconds; NULL: wall clock (a simulation passes its own) */
+    void *cud;
+} tune_setup_t;
+
+typedef struct {
+    bool ok;               /* a configuration was chosen */
+    char **args;           /* the winner: the role's args, pruned, plus what was varied and found better */
+    size_t n_args;
+    double measured_tps;   /* median generation t/s over the winner's confirmation loads */
+    double long_prompt_tps;
+    int trials;            /* loads made (planner skips not counted) */
+    int skipped;           /* configurations the planner ruled out */
+    bool budget_hit, interrupted;
+    char stop_reason[128]; /* why the search ended early, "" when it ran its course */
+    double elapsed_s;
 } tune_result_t;
 
-/* Minimum relative gain that counts as better than `a` (noise of both). */
-double tune_tie_threshold(const tune_eval_t *a, const tune_eval_t *b);
+/* ---- space (tune_space.c) ---- */
 
-/* Coordinate descent from `start`. budget: max new evaluations (0 = no
- * limit). Returns 0, or -1 when even the start point failed and nothing
- * was found. */
-int tune_search(const tune_space_t *s, const tune_point_t *start, int budget, const tune_known_t *known,
-                int n_known, tune_eval_fn f, void *ud, tune_result_t *res);
+/* Dimensions that suit the situation and the hardware, in the order the
+ * screen visits them. */
+void tune_space_default(tune_setup_t *s);
 
-/* Index of value `v` in dimension d, or -1. */
+/* "ub=128,512;kv=f16,q8_0;fa=on,off;t=1,2;ts=1,1|3,1;ncmoe=min,min+2;ctx=32768,65536"
+ * (one dimension per ';' or line). Values are checked with llama-server's
+ * argument rules. 0 or -EINVAL with err. */
+int tune_space_parse(tune_setup_t *s, const char *spec, char *err, size_t errlen);
+
+/* Situation of the role's args on this hardware (which order to search in). */
+tune_situation_t tune_situation(const tune_setup_t *s);
+
+/* GPU headroom by the planner: least (free - predicted) MiB over the
+ * devices with a known free size, and the band (MiB) within which the
+ * planner is not trusted to say no (128 MiB + 5% of the compute buffer).
+ * When rec is not NULL its "plan_headroom_mib" gets the per-device figures.
+ * 0, or -EINVAL with err when the args do not parse. */
+int tune_headroom(const tune_setup_t *s, char *const *args, size_t n, double *headroom_mib, double *band_mib,
+                  json_t *rec, char *err, size_t errlen);
+
+/* Index of value v in dimension d, or -1. */
 int tune_value_index(const tune_dim_t *d, const char *v);
+
+/* Number of points in the space (the full grid). */
+long tune_grid_size(const tune_space_t *sp);
+
+/* Point number k of the grid (row-major, last dimension fastest). */
+void tune_grid_point(const tune_space_t *sp, long k, tune_point_t *p);
+
+/* llama-server args of point p on top of `base` (caller frees with
+ * args_free): dimensions at "default" leave the option alone; relative
+ * ncmoe is resolved with the planner; -fit off pins what is set. Returns
+ * NULL when a relative ncmoe cannot be resolved (nothing fits). */
+char **tune_point_args(const tune_setup_t *s, char *const *base, size_t n_base, const tune_point_t *p, size_t *n);
+
+/* "ub=512 kv=q8_0 t=16" (caller frees). */
+char *tune_point_label(const tune_space_t *sp, const tune_point_t *p);
+
+/* Space-joined args (caller frees). */
+char *tune_join_args(char *const *a, size_t n);
+
+/* ---- search (tune_search.c) ---- */
+
+/* Run the whole tuning. history: a JSON object {"role", "trials": [...]}
+ * the caller owns; earlier trials in it (a resumed run) are reused, new
+ * ones appended; save(sud) is called after each. 0 with *res filled (free
+ * with tune_result_free), -1 when nothing ran successfully. */
+int tune_run(const tune_setup_t *s, json_t *history, void (*save)(void *sud), void *sud, tune_result_t *res);
+
+/* Every point of the grid once, `runs` runs of each scenario (the
+ * reference bench/tuner.sh compares the search with). Same contract. */
+int tune_grid(const tune_setup_t *s, json_t *history, void (*save)(void *sud), void *sud, tune_result_t *res);
+
+void tune_result_free(tune_result_t *r);
+
+/* Score of measured figures against the baseline's (higher is better). */
+double tune_score(const tune_objective_t *o, const tune_meas_t *base, const tune_meas_t *m);
+
+/* "gen", "prompt", or weights "gen=1,prompt=0.5,cold=0.2". 0 or -1. */
+int tune_objective_parse(const char *s, tune_objective_t *o);
+
+/* ---- report (tune_report.c) ---- */
+
+/* The Markdown retuning log of a finished run (caller frees). */
+char *tune_report_md(const tune_setup_t *s, const json_t *history, const tune_result_t *res, const char *model_path,
+                     const char *hw_md, double old_tps, const char *result_json);
+
+/* ---- measurement backends ---- */
+
+/* The real thing (tune_trial.c): start llama-server with the args, warm
+ * up, run the short scenario short_runs times and the long one long_runs
+ * times, read the free GPU memory (NVML) after the runs, stop it. A stop
+ * request interrupts the load at once. */
+typedef struct {
+    const char *exe, *model, *log_dir, *role; /* borrowed */
+    double load_timeout_s, stop_grace_s;
+    int n_gpu;                    /* > 0: read free memory after the runs */
+    volatile sig_atomic_t *stop;
+    int n;                        /* loads made (names the logs) */
+    char *short_prompt, *long_prompt; /* sized once with the server's tokenizer (owned) */
+    int long_prompt_tokens;
+} tune_trial_t;
+int tune_trial_measure(void *trial, char *const *args, size_t n, const tune_req_t *req, tune_meas_t *out, json_t *rec);
+void tune_trial_free(tune_trial_t *t);
+
+/* Simulated landscapes (tune_sim.c): deterministic, with run noise and
+ * between-load drift; memory through the planner with a hidden error. */
+typedef struct tune_sim tune_sim_t;
+tune_sim_t *tune_sim_new(const char *landscape, const tune_setup_t *s, unsigned seed, char *err, size_t errlen);
+void tune_sim_free(tune_sim_t **sim);
+int tune_sim_measure(void *sim, char *const *args, size_t n, const tune_req_t *req, tune_meas_t *out, json_t *rec);
+double tune_sim_clock(void *sim);
+/* The landscape's true (noise-free) generation and long-prompt t/s of args;
+ * status != TUNE_OK when they do not fit. */
+tune_status_t tune_sim_truth(const tune_sim_t *sim, char *const *args, size_t n, double *gen, double *lprompt);
+/* Names of the built-in landscapes, NULL-terminated. */
+extern const char *const tune_sim_landscapes[];
+
+/* Replay (tune_sim.c): answer from a recorded history, launching nothing;
+ * a configuration it does not hold counts as failed. */
+int tune_replay_measure(void *history, char *const *args, size_t n, const tune_req_t *req, tune_meas_t *out,
+                        json_t *rec);
 
 #endif

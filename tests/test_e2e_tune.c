@@ -1,7 +1,7 @@
 /*
  * test_e2e_tune.c — `variet tune` on the CPU with the real llama-server and
- * a tiny synthetic model: a search over threads × ubatch × KV type × flash
- * attention within a trial budget; a configuration llama-server refuses
+ * a tiny synthetic model: the phased search (tune.h) over threads × ubatch
+ * × KV type × flash attention within a load budget that it reports; a configuration llama-server refuses
  * (quantized V cache without flash attention) is recorded as failed and
  * skipped; the winner and measured_tps land in the registry (backup kept,
  * unknown fields kept) with a Markdown retuning log; an interrupted run
@@ -72,19 +72,21 @@ static void t_tune_writes_registry_and_log(void **s)
     (void)s;
     char *dir = dir_for("main");
     char *out = NULL;
-    char *cmd = xasprintf("cd '%s' && '%s' tune fast --space 'kv=q8_0,f16;fa=on,off;t=1,2;ub=128,512' --runs 2 "
-                          "--budget 10 2>&1",
+    char *cmd = xasprintf("cd '%s' && '%s' tune fast --space 'fa=on,off;kv=q8_0,f16;t=1,2;ub=128,512' --runs 2 "
+                          "--objective gen --budget 10 2>&1",
                           dir, VARIET_BINARY);
     int rc = e2e_sh(cmd, &out);
     free(cmd);
     if (rc != 0)
         fail_msg("tune exited %d:\n%s", rc, out);
     printf("%s", out);
+    bool said_budget = strstr(out, "trial budget of 10 reached") != NULL;
     free(out);
     char *hist = xasprintf("%s/tune-fast.json", dir);
     int total = count_trials(hist, NULL, NULL), ok = count_trials(hist, "ok", NULL);
     int refused = count_trials(hist, "failed", "flash_attn");
-    assert_true(total >= 4 && total <= 10 + 2); /* search budget + pruning trials */
+    assert_true(total >= 4 && total <= 10 + 4); /* the budget's loads + planner records */
+    assert_true(said_budget);
     assert_true(ok >= 3);
     assert_true(refused >= 1); /* q8_0 V cache with -fa off: refused by llama-server, recorded, skipped */
 
@@ -106,9 +108,30 @@ static void t_tune_writes_registry_and_log(void **s)
         json_array_foreach(args, i, a) buf_printf(&b, " %s", json_string_value(a));
         joined = b.data;
     }
-    assert_non_null(strstr(joined, "--fit off"));  /* varied options pinned */
-    assert_non_null(strstr(joined, "--threads")); /* the varied dimensions are explicit */
     assert_non_null(strstr(joined, "-c 2048"));
+    /* only what was varied and found better, plus what pins it: every
+     * option is the role's or one of the space's, never an unvaried default */
+    static const char *const allowed[] = {"-c", "-np", "-ctk", "-ctv", "--no-warmup", "--cache-type-k",
+                                          "--cache-type-v", "--flash-attn", "--threads", "--threads-batch",
+                                          "--ubatch-size", "--fit", NULL};
+    size_t ai;
+    json_t *av;
+    bool varied = false;
+    json_array_foreach(args, ai, av)
+    {
+        const char *t = json_string_value(av);
+        if (t[0] != '-' || (t[1] >= '0' && t[1] <= '9'))
+            continue;
+        bool okk = false;
+        for (int k = 0; allowed[k]; k++)
+            okk |= !strcmp(t, allowed[k]);
+        if (!okk)
+            fail_msg("unexpected option %s in the tuned args:%s", t, joined);
+        varied |= !strcmp(t, "--threads") || !strcmp(t, "--ubatch-size") || !strcmp(t, "--flash-attn");
+    }
+    if (varied)
+        assert_non_null(strstr(joined, "--fit off")); /* varied options pinned */
+    assert_null(strstr(joined, "--cache-type-k f16 --cache-type-v f16 --flash-attn on --threads 1"));
     free(joined);
     json_decref(c);
     char *bak = xasprintf("%s.bak", cfg);
@@ -179,11 +202,11 @@ static void t_resume_after_kill(void **s)
     char *cfg = xasprintf("%s/engine_models.json", dir);
     char *model = xasprintf("%s/m.gguf", dir);
     char *argv[] = {VARIET_BINARY, "tune", "fast", "--config", cfg, "--space", "t=1,2;ub=128,256,512;kv=q8_0,q4_0",
-                    "--runs", "2", NULL};
+                    "--runs", "2", "--objective", "gen", NULL};
     pid_t pid = e2e_spawn(argv, log);
     assert_true(pid > 0);
     double t0 = now_s();
-    while (now_s() - t0 < 60 && count_trials(hist, NULL, NULL) < 2)
+    while (now_s() - t0 < 240 && count_trials(hist, NULL, NULL) < 2)
         usleep(50000);
     assert_true(count_trials(hist, NULL, NULL) >= 2);
     kill(pid, SIGKILL); /* variet only: its llama-server must follow (PR_SET_PDEATHSIG) */
@@ -195,7 +218,7 @@ static void t_resume_after_kill(void **s)
     assert_false(llama_running_for(model));
 
     char *out = NULL;
-    char *cmd = xasprintf("'%s' tune fast --config '%s' --space 't=1,2;ub=128,256,512;kv=q8_0,q4_0' --runs 2 --resume 2>&1",
+    char *cmd = xasprintf("'%s' tune fast --config '%s' --space 't=1,2;ub=128,256,512;kv=q8_0,q4_0' --runs 2 --objective gen --resume 2>&1",
                           VARIET_BINARY, cfg);
     int rc = e2e_sh(cmd, &out);
     free(cmd);
@@ -208,8 +231,8 @@ static void t_resume_after_kill(void **s)
     for (size_t i = 0; i < json_array_size(tr); i++)
         for (size_t k = i + 1; k < json_array_size(tr); k++) {
             json_t *a = json_array_get(tr, i), *b = json_array_get(tr, k);
-            if (!strcmp(json_string_value(json_object_get(a, "phase")) ?: "", "search") &&
-                !strcmp(json_string_value(json_object_get(b, "phase")) ?: "", "search"))
+            if (!strcmp(json_string_value(json_object_get(a, "phase")) ?: "", "screen") &&
+                !strcmp(json_string_value(json_object_get(b, "phase")) ?: "", "screen"))
                 assert_string_not_equal(json_string_value(json_object_get(a, "key")),
                                         json_string_value(json_object_get(b, "key")));
         }

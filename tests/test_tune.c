@@ -1,10 +1,16 @@
 /*
- * test_tune.c — the search on synthetic landscapes: it finds the optimum of
- * separable and mildly coupled objectives, never measures a point twice,
- * respects the trial budget, treats wins within noise as ties (the current
- * value stays), steps over failed and infeasible points, reuses known
- * (resumed) results, stops when interrupted; and uses far fewer trials
- * than the grid.
+ * test_tune.c — the tuner library on simulated landscapes (tune_sim.c)
+ * with the real Qwen3.5-35B-A3B shape (a sparse synthetic file) and the
+ * real planner: deterministic, seeded noise and between-load drift.
+ *   - space: relative -ncmoe follows the point (bigger ubatch or f16 KV →
+ *     more experts on the host), "default" leaves options unset, -fit off
+ *     pins what is set, the situation picks the order;
+ *   - the search on a 12,800 MiB card reaches ≥ 97% of the grid's true
+ *     best in a fraction of its loads, and finds threads (+50%) first;
+ *   - a flag that only costs (--poll 50) is pruned, one that changes
+ *     nothing is pruned, decisions are interleaved;
+ *   - budgets end phases and say so; an interrupt stops at once;
+ *   - resume reuses recorded loads; measured_tps has two decimals.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,183 +20,360 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "args.h"
+#include "gguf.h"
+#include "modelinfo.h"
+#include "synth.h"
 #include "tune.h"
+#include "util.h"
 
-typedef struct {
-    const tune_space_t *s;
-    double (*f)(const tune_point_t *p);
-    int calls;
-    tune_point_t seen[512];
-    int stop_after;
-    double noise;
-} oracle_t;
+static gguf_t *g35;
+static mi_t *m35;
+static char path35[256];
 
-static int oracle(void *ud, const tune_point_t *p, tune_eval_t *out)
+static int setup(void **st)
 {
-    oracle_t *o = ud;
-    for (int i = 0; i < o->calls; i++)
-        if (!memcmp(&o->seen[i], p, sizeof *p))
-            fail_msg("point measured twice");
-    if (o->stop_after && o->calls >= o->stop_after)
+    (void)st;
+    char err[256];
+    snprintf(path35, sizeof path35, "%s/variet-test-tune-%d.gguf", getenv("TMPDIR") ?: "/tmp", (int)getpid());
+    synth_opts_t o = {.wtype = -1, .seed = 1, .sparse = true};
+    if (synth_write(synth_find("qwen35-35b-a3b"), &o, path35, err, sizeof err))
         return -1;
-    o->seen[o->calls++] = *p;
-    double v = o->f(p);
-    out->status = v < 0 ? TUNE_FAILED : TUNE_OK;
-    out->score = v;
-    out->noise = o->noise;
+    if (gguf_open(path35, &g35, err, sizeof err) || mi_from_gguf(g35, &m35, err, sizeof err))
+        return -1;
     return 0;
 }
 
-static void space4(tune_space_t *s)
-{
-    memset(s, 0, sizeof *s);
-    s->n_dims = 4;
-    int nv[4] = {6, 3, 2, 3};
-    for (int d = 0; d < 4; d++) {
-        s->dims[d].n_values = nv[d];
-        s->dims[d].name = "x";
-        for (int v = 0; v < nv[d]; v++)
-            snprintf(s->dims[d].values[v], sizeof s->dims[d].values[v], "%d", v);
-    }
-}
-
-/* separable: peaks at (4, 1, 0, 2) */
-static double sep(const tune_point_t *p)
-{
-    static const double a[6] = {10, 20, 35, 50, 60, 40}, b[3] = {5, 30, 10}, c[2] = {8, 2}, d[3] = {1, 3, 9};
-    return a[p->idx[0]] + b[p->idx[1]] + c[p->idx[2]] + d[p->idx[3]];
-}
-
-/* coupled, with failures: dim 2 = 1 fails when dim 1 > 0 (like fa off + quantized V) */
-static double coupled(const tune_point_t *p)
-{
-    if (p->idx[2] == 1 && p->idx[1] > 0)
-        return -1;
-    double ub = 100 - (p->idx[0] - 3) * (p->idx[0] - 3) * 6;
-    return ub * (1 + 0.1 * p->idx[1]) * (p->idx[3] == 1 ? 1.2 : 1.0);
-}
-
-static void best_of_grid(const tune_space_t *s, double (*f)(const tune_point_t *), double *best)
-{
-    *best = -1;
-    tune_point_t p = {{0}};
-    for (int a = 0; a < s->dims[0].n_values; a++)
-        for (int b = 0; b < s->dims[1].n_values; b++)
-            for (int c = 0; c < s->dims[2].n_values; c++)
-                for (int d = 0; d < s->dims[3].n_values; d++) {
-                    p.idx[0] = a, p.idx[1] = b, p.idx[2] = c, p.idx[3] = d;
-                    double v = f(&p);
-                    if (v > *best)
-                        *best = v;
-                }
-}
-
-static void t_finds_optimum(void **st)
+static int teardown(void **st)
 {
     (void)st;
-    tune_space_t s;
-    space4(&s);
-    double (*fs[2])(const tune_point_t *) = {sep, coupled};
-    for (int k = 0; k < 2; k++) {
-        oracle_t o = {.s = &s, .f = fs[k], .noise = 0.005};
-        tune_point_t start = {{0}};
-        tune_result_t r;
-        assert_int_equal(tune_search(&s, &start, 0, NULL, 0, oracle, &o, &r), 0);
-        double best;
-        best_of_grid(&s, fs[k], &best);
-        assert_true(r.best_eval.score >= best * 0.97);
-        assert_true(r.trials <= 108 / 4); /* a quarter of the grid at most */
-        assert_int_equal(r.trials, o.calls);
-        assert_false(r.interrupted);
+    mi_free(&m35);
+    gguf_close(&g35);
+    unlink(path35);
+    return 0;
+}
+
+static char *seed_args[] = {"-ngl", "999", "-c", "32768", "-np", "1", "-fa", "on", "-ctk", "q4_0", "-ctv", "q4_0",
+                            "-ub", "256", "-b", "512", "-t", "6", "-tb", "6", "--poll", "50", "--prio", "3", NULL};
+
+static void setup_gpu(tune_setup_t *s, int64_t free_mib, char **args, size_t n)
+{
+    memset(s, 0, sizeof *s);
+    s->mi = m35;
+    s->args = args;
+    s->n_args = n;
+    s->role = "balanced";
+    s->n_gpu = 1;
+    snprintf(s->gpus[0].name, sizeof s->gpus[0].name, "CUDA0");
+    s->gpus[0].free_mib = free_mib;
+    s->host_free_mib = 120000;
+    s->host_cpus = 16;
+    s->obj.gen = 1;
+    s->obj.prompt = 1;
+    s->runs = 3;
+    s->min_free_mib = 256;
+}
+
+static bool has_tok(char *const *a, size_t n, const char *t)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(a[i], t))
+            return true;
+    return false;
+}
+
+static void t_space_host_experts(void **st)
+{
+    (void)st;
+    tune_setup_t s;
+    setup_gpu(&s, 12800, seed_args, 24);
+    tune_space_default(&s);
+    assert_int_equal(s.situation, TUNE_SIT_HOST_EXPERTS);
+    assert_string_equal(s.space.dims[0].name, "t"); /* threads first with host experts */
+    assert_string_equal(s.space.dims[1].name, "ncmoe");
+    assert_string_equal(s.space.dims[1].values[0], "min");
+    /* relative ncmoe: a larger ubatch needs at least as many host layers */
+    tune_point_t p = {{0}};
+    size_t n1, n2;
+    char **a1 = tune_point_args(&s, s.args, s.n_args, &p, &n1);
+    assert_non_null(a1);
+    int ub = tune_value_index(&s.space.dims[2], "4096");
+    assert_true(ub > 0);
+    p.idx[2] = ub;
+    char **a2 = tune_point_args(&s, s.args, s.n_args, &p, &n2);
+    assert_non_null(a2);
+    long m1 = 0, m2 = 0;
+    assert_true(args_get_long(a1, n1, ARG_N_CPU_MOE, &m1));
+    assert_true(args_get_long(a2, n2, ARG_N_CPU_MOE, &m2));
+    assert_true(m1 > 0 && m1 < 40);
+    assert_true(m2 >= m1);
+    assert_string_equal(args_get(a1, n1, ARG_FIT), "off"); /* pinned: --fit would move it */
+    /* and "min" is the smallest that fits by the planner */
+    double h, band;
+    char err[256];
+    assert_int_equal(tune_headroom(&s, a1, n1, &h, &band, NULL, err, sizeof err), 0);
+    assert_true(h >= 0);
+    char v[32];
+    snprintf(v, sizeof v, "%ld", m1 - 1);
+    size_t n3;
+    char **a3 = args_set(a1, n1, ARG_N_CPU_MOE, v, &n3);
+    assert_int_equal(tune_headroom(&s, a3, n3, &h, &band, NULL, err, sizeof err), 0);
+    assert_true(h < 0);
+    args_free(&a1);
+    args_free(&a2);
+    args_free(&a3);
+}
+
+static void t_space_defaults(void **st)
+{
+    (void)st;
+    char *plain[] = {"-c", "2048", NULL};
+    tune_setup_t s;
+    setup_gpu(&s, 0, plain, 2);
+    s.n_gpu = 0;
+    tune_space_default(&s);
+    assert_int_equal(s.situation, TUNE_SIT_CPU);
+    assert_string_equal(s.space.dims[0].values[0], "default");
+    tune_point_t p = {{0}};
+    size_t n;
+    char **a = tune_point_args(&s, s.args, s.n_args, &p, &n);
+    /* nothing varied: nothing added, not even -fit off */
+    assert_int_equal(n, 2);
+    args_free(&a);
+    p.idx[0] = 1; /* threads = 16 */
+    a = tune_point_args(&s, s.args, s.n_args, &p, &n);
+    assert_true(has_tok(a, n, "--threads") && has_tok(a, n, "--threads-batch"));
+    args_free(&a);
+    char err[256];
+    tune_setup_t s2;
+    setup_gpu(&s2, 12800, seed_args, 24);
+    assert_int_equal(tune_space_parse(&s2, "ub=abc", err, sizeof err), -22);
+    assert_non_null(strstr(err, "ub=abc"));
+    memset(&s2.space, 0, sizeof s2.space);
+    assert_int_equal(tune_space_parse(&s2, "ncmoe=min,min+x", err, sizeof err), -22);
+    memset(&s2.space, 0, sizeof s2.space);
+    assert_int_equal(tune_space_parse(&s2, "ncmoe=min,min+2;ctx=32768,65536", err, sizeof err), 0);
+    assert_int_equal(s2.space.n_dims, 2);
+}
+
+typedef struct {
+    tune_sim_t *sim;
+    int loads;
+    int stop_after;
+    volatile sig_atomic_t *flag;
+} wrap_t;
+
+static int wrapped(void *ud, char *const *a, size_t n, const tune_req_t *req, tune_meas_t *out, json_t *rec)
+{
+    wrap_t *w = ud;
+    w->loads++;
+    if (w->stop_after && w->loads >= w->stop_after && w->flag)
+        *w->flag = 1;
+    return tune_sim_measure(w->sim, a, n, req, out, rec);
+}
+
+/* The grid's true best score (the landscape without noise). */
+static double grid_best(const tune_setup_t *s, const tune_sim_t *sim, double g0, double l0, long *n_grid)
+{
+    double best = 0;
+    long grid = tune_grid_size(&s->space);
+    *n_grid = grid;
+    for (long k = 0; k < grid; k++) {
+        tune_point_t p;
+        tune_grid_point(&s->space, k, &p);
+        size_t n;
+        char **a = tune_point_args(s, s->args, s->n_args, &p, &n);
+        double g, l;
+        if (a && tune_sim_truth(sim, a, n, &g, &l) == TUNE_OK) {
+            double sc = s->obj.gen * g / g0 + s->obj.prompt * l / l0;
+            best = sc > best ? sc : best;
+        }
+        args_free(&a);
+    }
+    return best;
+}
+
+static double run_landscape(const char *land, int64_t free_mib, unsigned seed, double budget_s, tune_result_t *res,
+                            json_t **hist_out, long *n_grid)
+{
+    tune_setup_t s;
+    setup_gpu(&s, free_mib, seed_args, 24);
+    if (!strncmp(land, "cpu", 3))
+        s.n_gpu = 0;
+    tune_space_default(&s);
+    char err[256];
+    tune_sim_t *sim = tune_sim_new(land, &s, seed, err, sizeof err);
+    assert_non_null(sim);
+    wrap_t w = {.sim = sim};
+    s.measure = wrapped;
+    s.ud = &w;
+    s.clock = tune_sim_clock;
+    s.cud = sim;
+    s.budget_s = budget_s;
+    json_t *h = json_pack("{s:[]}", "trials");
+    assert_int_equal(tune_run(&s, h, NULL, NULL, res), 0);
+    double g0 = 100, l0 = 4000; /* any fixed scale: both sides use it */
+    double best = grid_best(&s, sim, g0, l0, n_grid);
+    double g, l;
+    assert_int_equal(tune_sim_truth(sim, res->args, res->n_args, &g, &l), TUNE_OK);
+    double found = s.obj.gen * g / g0 + s.obj.prompt * l / l0;
+    assert_int_equal(w.loads, res->trials);
+    tune_sim_free(&sim);
+    if (hist_out)
+        *hist_out = h;
+    else
+        json_decref(h);
+    return found / best;
+}
+
+static void t_host_experts_finds_threads_and_placement(void **st)
+{
+    (void)st;
+    double worst = 1;
+    for (unsigned seed = 1; seed <= 4; seed++) {
+        tune_result_t res;
+        long grid;
+        json_t *h = NULL;
+        double r = run_landscape("gpu-host-experts", 12800, seed, 600, &res, &h, &grid);
+        printf("seed %u: %.1f%% of the grid's best (%ld configurations) in %d loads, measured_tps %.2f%s%s\n", seed,
+               100 * r, grid, res.trials, res.measured_tps, res.stop_reason[0] ? ", " : "", res.stop_reason);
+        worst = r < worst ? r : worst;
+        assert_true(r >= 0.95);
+        assert_true(res.trials <= grid / 2);
+        long t = 0;
+        assert_true(args_get_long(res.args, res.n_args, ARG_THREADS, &t));
+        assert_true(t >= 12); /* +50% from t=6: the first dimension */
+        assert_false(has_tok(res.args, res.n_args, "--poll")); /* costs 3%: pruned */
+        /* two decimals */
+        assert_true(fabs(res.measured_tps * 100 - round(res.measured_tps * 100)) < 1e-6);
+        assert_non_null(json_object_get(h, "decisions"));
+        tune_result_free(&res);
+        json_decref(h);
+    }
+    printf("worst of 4 seeds: %.1f%%\n", 100 * worst);
+}
+
+static void t_other_landscapes(void **st)
+{
+    (void)st;
+    const char *lands[] = {"gpu-full", "cpu-tiny", "cpu-flat"};
+    int64_t mem[] = {21500, 0, 0};
+    for (int k = 0; k < 3; k++) {
+        tune_result_t res;
+        long grid;
+        double r = run_landscape(lands[k], mem[k], 7, 600, &res, NULL, &grid);
+        printf("%s: %.1f%% of the grid's best in %d loads (grid %ld)\n", lands[k], 100 * r, res.trials, grid);
+        assert_true(r >= 0.95);
+        if (!strcmp(lands[k], "cpu-flat")) /* costs 10% there: gone */
+            assert_false(has_tok(res.args, res.n_args, "--poll"));
+        tune_result_free(&res);
     }
 }
 
 static void t_budget_and_interrupt(void **st)
 {
     (void)st;
-    tune_space_t s;
-    space4(&s);
-    oracle_t o = {.s = &s, .f = sep};
-    tune_point_t start = {{0}};
-    tune_result_t r;
-    tune_search(&s, &start, 5, NULL, 0, oracle, &o, &r);
-    assert_int_equal(o.calls, 5);
-    assert_true(r.budget_hit);
-    assert_false(r.interrupted);
-    oracle_t o2 = {.s = &s, .f = sep, .stop_after = 3};
-    tune_search(&s, &start, 0, NULL, 0, oracle, &o2, &r);
-    assert_true(r.interrupted);
-    assert_int_equal(o2.calls, 3);
+    tune_result_t res;
+    long grid;
+    run_landscape("gpu-host-experts", 12800, 3, 120, &res, NULL, &grid);
+    assert_true(res.budget_hit);
+    assert_non_null(strstr(res.stop_reason, "time budget of 2.0 min"));
+    tune_result_free(&res);
+
+    /* an interrupt: no load after the flag */
+    tune_setup_t s;
+    setup_gpu(&s, 12800, seed_args, 24);
+    tune_space_default(&s);
+    char err[256];
+    tune_sim_t *sim = tune_sim_new("gpu-host-experts", &s, 1, err, sizeof err);
+    volatile sig_atomic_t flag = 0;
+    wrap_t w = {.sim = sim, .stop_after = 3, .flag = &flag};
+    s.measure = wrapped;
+    s.ud = &w;
+    s.stop = &flag;
+    json_t *h = json_pack("{s:[]}", "trials");
+    tune_run(&s, h, NULL, NULL, &res);
+    assert_true(res.interrupted);
+    assert_int_equal(w.loads, 3);
+    tune_result_free(&res);
+    json_decref(h);
+    tune_sim_free(&sim);
 }
 
-static double flat(const tune_point_t *p)
-{
-    /* every other value is 0.5% better: inside the noise */
-    return 100 * (1 + 0.005 * p->idx[0]);
-}
-
-static void t_ties_keep_current(void **st)
-{
-    (void)st;
-    tune_space_t s;
-    space4(&s);
-    oracle_t o = {.s = &s, .f = flat, .noise = 0.02};
-    tune_point_t start = {{2, 0, 0, 0}};
-    tune_result_t r;
-    tune_search(&s, &start, 0, NULL, 0, oracle, &o, &r);
-    assert_int_equal(r.best.idx[0], 2); /* 2.5% better at most, noise 2%: a tie... except idx 5 */
-    o = (oracle_t){.s = &s, .f = flat, .noise = 0.05};
-    tune_search(&s, &start, 0, NULL, 0, oracle, &o, &r);
-    assert_int_equal(r.best.idx[0], 2);
-}
-
-static void t_known_results(void **st)
+static void t_resume_reuses(void **st)
 {
     (void)st;
-    tune_space_t s;
-    space4(&s);
-    oracle_t o = {.s = &s, .f = sep};
-    tune_point_t start = {{0}};
-    tune_result_t full;
-    tune_search(&s, &start, 0, NULL, 0, oracle, &o, &full);
-    /* resume: the first 6 measured points are known; none is measured again */
-    tune_known_t known[6];
-    for (int i = 0; i < 6; i++) {
-        known[i].p = o.seen[i];
-        known[i].e = (tune_eval_t){TUNE_OK, sep(&o.seen[i]), 0};
+    tune_setup_t s;
+    setup_gpu(&s, 0, seed_args, 24);
+    s.n_gpu = 0;
+    tune_space_default(&s);
+    char err[256];
+    tune_sim_t *sim = tune_sim_new("cpu-tiny", &s, 5, err, sizeof err);
+    wrap_t w = {.sim = sim};
+    s.measure = wrapped;
+    s.ud = &w;
+    s.budget_trials = 6;
+    json_t *h = json_pack("{s:[]}", "trials");
+    tune_result_t res;
+    tune_run(&s, h, NULL, NULL, &res);
+    assert_true(res.budget_hit);
+    assert_non_null(strstr(res.stop_reason, "trial budget of 6"));
+    tune_result_free(&res);
+    int first = w.loads;
+    assert_int_equal(first, 6);
+    /* resume: the recorded loads are reused, the search goes on */
+    s.budget_trials = 0;
+    w.loads = 0;
+    assert_int_equal(tune_run(&s, h, NULL, NULL, &res), 0);
+    json_t *tr = json_object_get(h, "trials");
+    int screens = 0;
+    for (size_t i = 0; i < json_array_size(tr); i++) {
+        json_t *a = json_array_get(tr, i);
+        if (strcmp(json_string_value(json_object_get(a, "phase")) ?: "", "screen"))
+            continue;
+        screens++;
+        for (size_t k = i + 1; k < json_array_size(tr); k++) {
+            json_t *b = json_array_get(tr, k);
+            if (!strcmp(json_string_value(json_object_get(b, "phase")) ?: "", "screen"))
+                assert_string_not_equal(json_string_value(json_object_get(a, "key")),
+                                        json_string_value(json_object_get(b, "key")));
+        }
     }
-    oracle_t o2 = {.s = &s, .f = sep};
-    tune_result_t r;
-    tune_search(&s, &start, 0, known, 6, oracle, &o2, &r);
-    for (int i = 0; i < o2.calls; i++)
-        for (int k = 0; k < 6; k++)
-            assert_memory_not_equal(&o2.seen[i], &known[k].p, sizeof known[k].p);
-    assert_int_equal(o2.calls, full.trials - 6);
-    assert_true(r.best_eval.score == full.best_eval.score);
+    assert_true(screens >= 4);
+    tune_result_free(&res);
+    json_decref(h);
+    tune_sim_free(&sim);
 }
 
-static double start_fails(const tune_point_t *p) { return p->idx[0] == 0 ? -1 : 10 + p->idx[0]; }
-
-static void t_failed_start(void **st)
+static void t_objective(void **st)
 {
     (void)st;
-    tune_space_t s;
-    space4(&s);
-    oracle_t o = {.s = &s, .f = start_fails};
-    tune_point_t start = {{0}};
-    tune_result_t r;
-    assert_int_equal(tune_search(&s, &start, 0, NULL, 0, oracle, &o, &r), 0);
-    assert_int_equal(r.best.idx[0], 5);
+    tune_objective_t o;
+    assert_int_equal(tune_objective_parse("gen", &o), 0);
+    assert_true(o.gen == 1 && o.prompt == 0);
+    assert_int_equal(tune_objective_parse("gen=1,prompt=0.5,cold=0.2", &o), 0);
+    assert_true(o.prompt == 0.5 && o.cold == 0.2);
+    assert_int_equal(tune_objective_parse("speed=1", &o), -1);
+    assert_int_equal(tune_objective_parse("gen=0", &o), -1);
+    tune_meas_t b = {.gen = 100, .lprompt = 1000, .cold_s = 10}, m = {.gen = 110, .lprompt = 2000, .cold_s = 5};
+    tune_objective_parse("gen=1,prompt=1", &o);
+    assert_true(fabs(tune_score(&o, &b, &m) - 3.1) < 1e-9);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(t_finds_optimum),     cmocka_unit_test(t_budget_and_interrupt),
-        cmocka_unit_test(t_ties_keep_current), cmocka_unit_test(t_known_results),
-        cmocka_unit_test(t_failed_start),
+        cmocka_unit_test(t_objective),
+        cmocka_unit_test(t_space_host_experts),
+        cmocka_unit_test(t_space_defaults),
+        cmocka_unit_test(t_host_experts_finds_threads_and_placement),
+        cmocka_unit_test(t_other_landscapes),
+        cmocka_unit_test(t_budget_and_interrupt),
+        cmocka_unit_test(t_resume_reuses),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, setup, teardown);
 }

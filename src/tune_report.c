@@ -1,0 +1,240 @@
+/*
+ * tune_report.c — the Markdown retuning log of a tuning run, from its
+ * history: motivation and baseline, hardware, model, the search (space and
+ * order), every trial with both scenarios, the context frontier, the
+ * interleaved decisions, removed flags, and the result.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "gguf.h"
+#include "tune_int.h"
+#include "util.h"
+
+static double num(const json_t *o, const char *k)
+{
+    json_t *v = json_object_get(o, k);
+    return json_is_number(v) ? json_number_value(v) : NAN;
+}
+
+static void cell(buf_t *md, double v, int decimals)
+{
+    if (isnan(v))
+        buf_printf(md, " – |");
+    else
+        buf_printf(md, " %.*f |", decimals, v);
+}
+
+static void md_model(const tune_setup_t *s, const char *model_path, buf_t *md)
+{
+    const mi_t *m = s->mi;
+    char a[32];
+    buf_printf(md, "## Model\n\n`%s`: %s, %s, %.2f B parameters (%.2f B active), %u layers (%u full attention, %u "
+                   "recurrent, %u sliding window), %u experts (%u used).\n\n",
+               model_path, m->arch, fmt_bytes(m->file_size, a, sizeof a), (double)m->n_params / 1e9,
+               (double)m->n_params_active / 1e9, m->n_layer, m->n_layer_attn, m->n_layer_recurrent, m->n_layer_swa,
+               m->n_expert, m->n_expert_used);
+    buf_printf(md, "| KV type | per token | 4K | 32K | 128K |\n|---|---|---|---|---|\n");
+    static const uint32_t kt[3] = {GGUF_TT_F16, GGUF_TT_Q8_0, GGUF_TT_Q4_0};
+    for (int k = 0; k < 3; k++) {
+        char b1[32], b2[32], b3[32], b4[32];
+        buf_printf(md, "| %s | %s | %s | %s | %s |\n", gguf_type_name(kt[k]),
+                   fmt_bytes(mi_kv_bytes(m, 1, kt[k], kt[k]), b1, sizeof b1),
+                   fmt_bytes(mi_kv_bytes(m, 4096, kt[k], kt[k]), b2, sizeof b2),
+                   fmt_bytes(mi_kv_bytes(m, 32768, kt[k], kt[k]), b3, sizeof b3),
+                   fmt_bytes(mi_kv_bytes(m, 131072, kt[k], kt[k]), b4, sizeof b4));
+    }
+    if (m->n_layer_recurrent)
+        buf_printf(md, "\nRecurrent state: %s per sequence.\n", fmt_bytes(mi_rs_bytes(m, 1), a, sizeof a));
+    buf_printf(md, "\n");
+}
+
+static const char *sit_name(tune_situation_t s)
+{
+    return s == TUNE_SIT_HOST_EXPERTS ? "experts on the host (partial offload)"
+           : s == TUNE_SIT_FULL_GPU   ? "everything on the GPUs"
+                                      : "CPU only";
+}
+
+static void md_trials(const json_t *history, buf_t *md)
+{
+    json_t *tr = json_object_get(history, "trials"), *e;
+    size_t i;
+    buf_printf(md, "## Trials\n\nEvery load, in order. *gen*: short scenario (~%d-token prompt, 300 generated), median "
+                   "(range) of its runs; *long prompt*: prefill of the long scenario (~3,100 tokens), the figure that "
+                   "shows what ubatch and expert placement do to prompts; *short prompt*: the short scenario's prefill "
+                   "(latency-dominated, for reference).\n\n"
+                   "| # | phase | configuration | status | gen t/s | long prompt t/s | short prompt t/s | cold s | free "
+                   "MiB | planner headroom MiB |\n|---|---|---|---|---|---|---|---|---|---|\n",
+               188);
+    json_array_foreach(tr, i, e)
+    {
+        const char *st = json_string_value(json_object_get(e, "status")) ?: "?";
+        char head[128] = "";
+        json_t *h = json_object_get(e, "plan_headroom_mib"), *hv;
+        const char *hk;
+        size_t l = 0;
+        json_object_foreach(h, hk, hv)
+        {
+            if (l >= sizeof head)
+                break;
+            l += (size_t)snprintf(head + l, sizeof head - l, "%s%s %.0f", l ? ", " : "", hk, json_number_value(hv));
+        }
+        buf_printf(md, "| %zu | %s | %s |", i + 1, json_string_value(json_object_get(e, "phase")) ?: "",
+                   json_string_value(json_object_get(e, "label")) ?: "");
+        if (!strcmp(st, "ok") || !strcmp(st, "tight")) {
+            buf_printf(md, " %s |", st);
+            double g = num(e, "gen_tps");
+            if (json_integer_value(json_object_get(e, "runs")) > 1)
+                buf_printf(md, " %.2f (%.2f–%.2f) |", g, num(e, "gen_tps_min"), num(e, "gen_tps_max"));
+            else
+                buf_printf(md, isnan(g) ? " – |" : " %.2f (1 run, noise unknown) |", g);
+            cell(md, num(e, "long_prompt_tps"), 0);
+            cell(md, num(e, "prompt_tps"), 0);
+        } else {
+            buf_printf(md, " %s: %s | – | – | – |", st, json_string_value(json_object_get(e, "error")) ?: "");
+        }
+        double cold = num(e, "cold_start_s");
+        cell(md, cold, 2);
+        double fr = num(e, "free_mib");
+        cell(md, fr, 0);
+        buf_printf(md, " %s |\n", head);
+    }
+    buf_printf(md, "\n");
+}
+
+/* Context frontier: for each context value, the best generation and long
+ * prompt seen (screened configurations). */
+static void md_frontier(const tune_setup_t *s, const json_t *history, buf_t *md)
+{
+    int cd = -1;
+    for (int d = 0; d < s->space.n_dims; d++)
+        if (s->space.dims[d].kind == TUNE_DIM_CTX)
+            cd = d;
+    if (cd < 0)
+        return;
+    buf_printf(md, "## Context ↔ prefill ↔ generation\n\nBest figures seen at each context (one slot each; larger "
+                   "contexts take memory that experts or ubatch could have had):\n\n| context | best gen t/s | its "
+                   "long prompt t/s | best long prompt t/s | configurations |\n|---|---|---|---|---|\n");
+    const tune_dim_t *D = &s->space.dims[cd];
+    for (int v = 0; v < D->n_values; v++) {
+        char want[48];
+        snprintf(want, sizeof want, "ctx=%s", D->values[v]);
+        double bg = NAN, bgl = NAN, bl = NAN;
+        int nc = 0;
+        json_t *tr = json_object_get(history, "trials"), *e;
+        size_t i;
+        json_array_foreach(tr, i, e)
+        {
+            const char *lab = json_string_value(json_object_get(e, "label")) ?: "";
+            const char *st = json_string_value(json_object_get(e, "status")) ?: "";
+            const char *at = strstr(lab, want);
+            if (!at || (at[strlen(want)] && at[strlen(want)] != ' ') || strcmp(st, "ok"))
+                continue;
+            nc++;
+            double g = num(e, "gen_tps"), l = num(e, "long_prompt_tps");
+            if (isnan(bg) || g > bg) {
+                bg = g;
+                bgl = l;
+            }
+            if (!isnan(l) && (isnan(bl) || l > bl))
+                bl = l;
+        }
+        buf_printf(md, "| %s |", D->values[v]);
+        cell(md, bg, 2);
+        cell(md, bgl, 0);
+        cell(md, bl, 0);
+        buf_printf(md, " %d |\n", nc);
+    }
+    buf_printf(md, "\n");
+}
+
+char *tune_report_md(const tune_setup_t *s, const json_t *history, const tune_result_t *res, const char *model_path,
+                     const char *hw_md, double old_tps, const char *result_json)
+{
+    buf_t md;
+    buf_init(&md, 0);
+    buf_append(&md, "", 0);
+    time_t now = time(NULL);
+    struct tm tmv;
+    localtime_r(&now, &tmv);
+    char stamp[32];
+    strftime(stamp, sizeof stamp, "%Y-%m-%d %H:%M", &tmv);
+    char *old_args = tune_join_args(s->args, s->n_args);
+    buf_printf(&md, "# Retuning `%s` (%s)\n\n", s->role, stamp);
+    buf_printf(&md, "## Motivation and baseline\n\nObjective: weights gen=%.2g (short-scenario generation t/s), "
+                    "prompt=%.2g (long-scenario prefill t/s, ~3,100-token prompt), cold=%.2g (cold start), each "
+                    "relative to the role's current arguments `%s`",
+               s->obj.gen, s->obj.prompt, s->obj.cold, old_args);
+    json_t *tr = json_object_get(history, "trials"), *e, *before = NULL;
+    size_t i;
+    json_array_foreach(tr, i, e) if (!before && !strcmp(json_string_value(json_object_get(e, "phase")) ?: "", "baseline"))
+        before = e;
+    if (before && !strcmp(json_string_value(json_object_get(before, "status")) ?: "", "ok"))
+        buf_printf(&md, ", measured at %.2f gen t/s and %.0f long-prompt t/s", num(before, "gen_tps"),
+                   num(before, "long_prompt_tps"));
+    else if (before)
+        buf_printf(&md, ", which did not run (%s: %s)", json_string_value(json_object_get(before, "status")) ?: "",
+                   json_string_value(json_object_get(before, "error")) ?: "");
+    buf_printf(&md, "; recorded measured_tps %.2f. Situation: %s. Free memory to keep after the runs: %lld MiB "
+                    "(measured).\n\n",
+               old_tps, sit_name(s->situation), (long long)s->min_free_mib);
+    if (res->stop_reason[0])
+        buf_printf(&md, "**The search ended early: %s.**\n\n", res->stop_reason);
+    buf_printf(&md, "%s", hw_md ? hw_md : "");
+    md_model(s, model_path, &md);
+    buf_printf(&md, "## Search\n\nPhases: baseline, screen (coordinate descent in this order, one short and one long "
+                    "run per value), measure (the best %d again, %d runs of each scenario), confirm (the top two "
+                    "interleaved A B A B, each a fresh load), prune (extra flags, interleaved). Dimensions:\n\n",
+               3, s->runs);
+    for (int d = 0; d < s->space.n_dims; d++) {
+        buf_printf(&md, "- `%s`:", s->space.dims[d].name);
+        for (int v = 0; v < s->space.dims[d].n_values; v++)
+            buf_printf(&md, " %s", s->space.dims[d].values[v]);
+        buf_printf(&md, "\n");
+    }
+    buf_printf(&md, "\n%d loads in %.0f s; %d configurations ruled out by the planner without a launch.\n\n",
+               res->trials, res->elapsed_s, res->skipped);
+    md_trials(history, &md);
+    md_frontier(s, history, &md);
+    json_t *dec = json_object_get(history, "decisions");
+    if (json_array_size(dec)) {
+        buf_printf(&md, "## Decisions\n\n| between | and | paired ratio | pick |\n|---|---|---|---|\n");
+        json_array_foreach(dec, i, e)
+        buf_printf(&md, "| %s | %s | %.3f | %s |\n", json_string_value(json_object_get(e, "a")) ?: "",
+                   json_string_value(json_object_get(e, "b")) ?: "", num(e, "ratio"),
+                   json_string_value(json_object_get(e, "pick")) ?: "");
+        buf_printf(&md, "\n");
+    }
+    buf_printf(&md, "## Removed flags\n\n");
+    json_t *pr = json_object_get(history, "pruned");
+    if (json_array_size(pr)) {
+        buf_printf(&md, "| flag | paired ratio with / without | decision |\n|---|---|---|\n");
+        json_array_foreach(pr, i, e)
+        {
+            buf_printf(&md, "| `%s` |", json_string_value(json_object_get(e, "flag")) ?: "");
+            cell(&md, num(e, "ratio"), 3);
+            buf_printf(&md, " %s |\n", json_string_value(json_object_get(e, "decision")) ?: "");
+        }
+        buf_printf(&md, "\n");
+    } else {
+        buf_printf(&md, "The role had no extra flags to try removing.\n\n");
+    }
+    buf_printf(&md, "## Result\n\n");
+    if (res->ok) {
+        buf_printf(&md, "```json\n\"%s\": %s\n```\n\n", s->role, result_json ? result_json : "{}");
+        buf_printf(&md, "| | gen t/s | long prompt t/s |\n|---|---|---|\n");
+        if (before && !strcmp(json_string_value(json_object_get(before, "status")) ?: "", "ok"))
+            buf_printf(&md, "| before | %.2f | %.0f |\n", num(before, "gen_tps"), num(before, "long_prompt_tps"));
+        buf_printf(&md, "| after (median of the confirmation loads) | %.2f | %.0f |\n\n", res->measured_tps,
+                   res->long_prompt_tps);
+        buf_printf(&md, "measured_tps: %.2f → %.2f\n", old_tps, res->measured_tps);
+    } else {
+        buf_printf(&md, "No configuration ran successfully; the role is unchanged.\n");
+    }
+    free(old_args);
+    return md.data;
+}

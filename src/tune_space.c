@@ -1,0 +1,498 @@
+/*
+ * tune_space.c — the tuner's search space: which dimensions suit the
+ * situation (CPU only, everything on the GPUs, experts on the host), their
+ * values, and a point's llama-server command line. Relative -ncmoe values
+ * are resolved here with the planner, so "min" follows the ubatch, KV type
+ * and context of the same point.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "args.h"
+#include "tune_int.h"
+#include "util.h"
+
+char **tune__copy_args(char *const *a, size_t n)
+{
+    char **v = xcalloc(n + 1, sizeof *v);
+    for (size_t i = 0; i < n; i++)
+        v[i] = xstrdup(a[i]);
+    return v;
+}
+
+char **tune__set(char **argv, size_t *n, int opt, const char *value)
+{
+    char **next = args_set(argv, *n, (args_opt_t)opt, value, n);
+    args_free(&argv);
+    return next;
+}
+
+double tune__median(double *v, int n)
+{
+    /* insertion sort: n is a handful */
+    for (int i = 1; i < n; i++)
+        for (int k = i; k > 0 && v[k] < v[k - 1]; k--) {
+            double t = v[k];
+            v[k] = v[k - 1];
+            v[k - 1] = t;
+        }
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* ---------- planner helpers ---------- */
+
+static bool plan_of(const tune_setup_t *s, char *const *args, size_t n, plan_t *pl, char *err, size_t errlen)
+{
+    plan_opts_t po;
+    if (plan_opts_from_args(args, n, &po, err, errlen))
+        return false;
+    plan_predict(s->mi, &po, s->gpus, s->n_gpu, s->n_gpu ? -1 : s->host_free_mib, 0, pl);
+    return true;
+}
+
+int tune_headroom(const tune_setup_t *s, char *const *args, size_t n, double *headroom_mib, double *band_mib,
+                        json_t *rec, char *err, size_t errlen)
+{
+    plan_t pl;
+    if (!plan_of(s, args, n, &pl, err, errlen))
+        return -EINVAL;
+    double least = INFINITY, band = 0;
+    json_t *head = rec ? json_object() : NULL;
+    for (int d = 0; d < pl.n_dev; d++) {
+        const plan_dev_t *D = &pl.dev[d];
+        if (D->free_mib < 0)
+            continue;
+        double h = (double)D->free_mib - (double)D->total / 1048576.0;
+        if (head)
+            json_object_set_new(head, D->name, json_real(round(h * 10) / 10));
+        if (h < least) {
+            least = h;
+            /* what the planner estimates rather than counts: compute buffers
+             * (within ~5%) and CUDA's own context; 128 MiB + 5% of them */
+            band = 128 + 0.05 * (double)D->compute / 1048576.0;
+        }
+    }
+    if (head)
+        json_object_set_new(rec, "plan_headroom_mib", head);
+    *headroom_mib = least;
+    *band_mib = band;
+    return 0;
+}
+
+/* headroom with k layers of experts on the host; -INFINITY when the args
+ * do not parse */
+static double headroom_at(const tune_setup_t *s, char ***a, size_t *na, uint32_t k)
+{
+    char v[16];
+    snprintf(v, sizeof v, "%u", k);
+    *a = tune__set(*a, na, ARG_N_CPU_MOE, k ? v : NULL);
+    double h, band;
+    char err[256];
+    return tune_headroom(s, *a, *na, &h, &band, NULL, err, sizeof err) ? -INFINITY : h;
+}
+
+int64_t tune__min_ncmoe(const tune_setup_t *s, char *const *args, size_t n)
+{
+    /* headroom grows with every layer moved to the host: bisect */
+    char **a = tune__copy_args(args, n);
+    size_t na = n;
+    int64_t found = -1;
+    uint32_t lo = 0, hi = s->mi->n_layer;
+    if (headroom_at(s, &a, &na, hi) >= 0) {
+        while (lo < hi) {
+            uint32_t mid = lo + (hi - lo) / 2;
+            if (headroom_at(s, &a, &na, mid) >= 0)
+                hi = mid;
+            else
+                lo = mid + 1;
+        }
+        found = lo;
+    }
+    args_free(&a);
+    return found;
+}
+
+uint64_t tune__slot_ctx(const tune_setup_t *s, char *const *args, size_t n)
+{
+    long c = 0, np = 1;
+    if (!args_get_long(args, n, ARG_CTX_SIZE, &c) || c <= 0)
+        c = s->mi->n_ctx_train;
+    /* -np unset: llama-server's auto (4 slots over one unified cache, so
+     * one request may use all of it); set: the context is split per slot */
+    if (!args_get_long(args, n, ARG_PARALLEL, &np) || np <= 0)
+        np = 1;
+    return c > 0 ? (uint64_t)c / (uint64_t)np : 0;
+}
+
+tune_situation_t tune_situation(const tune_setup_t *s)
+{
+    if (s->n_gpu == 0)
+        return TUNE_SIT_CPU;
+    if (!s->mi->n_expert)
+        return TUNE_SIT_FULL_GPU;
+    char **a = tune__copy_args(s->args, s->n_args);
+    size_t n = s->n_args;
+    a = tune__set(a, &n, ARG_N_CPU_MOE, NULL);
+    a = tune__set(a, &n, ARG_CPU_MOE, NULL);
+    a = tune__set(a, &n, ARG_FIT, "off");
+    if (s->ctx_min) {
+        char cs[32];
+        snprintf(cs, sizeof cs, "%llu", (unsigned long long)s->ctx_min);
+        a = tune__set(a, &n, ARG_CTX_SIZE, cs);
+    }
+    double h = 0, band;
+    char err[256];
+    int r = tune_headroom(s, a, n, &h, &band, NULL, err, sizeof err);
+    args_free(&a);
+    return r == 0 && h < 0 ? TUNE_SIT_HOST_EXPERTS : TUNE_SIT_FULL_GPU;
+}
+
+/* ---------- dimensions ---------- */
+
+static tune_dim_t *dim_new(tune_space_t *sp, tune_dim_kind_t k, const char *name)
+{
+    if (sp->n_dims == TUNE_MAX_DIMS)
+        return NULL;
+    tune_dim_t *d = &sp->dims[sp->n_dims++];
+    memset(d, 0, sizeof *d);
+    d->kind = k;
+    d->name = name;
+    return d;
+}
+
+static void dim_value(tune_dim_t *d, const char *v)
+{
+    if (d && v && d->n_values < TUNE_MAX_VALUES && tune_value_index(d, v) < 0)
+        snprintf(d->values[d->n_values++], sizeof d->values[0], "%s", v);
+}
+
+int tune_value_index(const tune_dim_t *d, const char *v)
+{
+    for (int i = 0; i < d->n_values; i++)
+        if (!strcmp(d->values[i], v))
+            return i;
+    return -1;
+}
+
+/* current: the role's explicit value, or "default" (llama-server's own). */
+static tune_dim_t *dim_add(tune_space_t *sp, tune_dim_kind_t k, const char *name, const char *current,
+                           const char *const *vals, int n)
+{
+    tune_dim_t *d = dim_new(sp, k, name);
+    if (!d)
+        return NULL;
+    dim_value(d, current ? current : "default");
+    for (int i = 0; i < n; i++)
+        dim_value(d, vals[i]);
+    return d;
+}
+
+static const struct {
+    const char *name;
+    tune_dim_kind_t kind;
+    int opt;
+} dim_names[] = {
+    {"ub", TUNE_DIM_UBATCH, ARG_UBATCH},  {"kv", TUNE_DIM_KV, ARG_CACHE_K},
+    {"fa", TUNE_DIM_FA, ARG_FLASH_ATTN},  {"t", TUNE_DIM_THREADS, ARG_THREADS},
+    {"ts", TUNE_DIM_TS, ARG_TENSOR_SPLIT}, {"ncmoe", TUNE_DIM_NCMOE, ARG_N_CPU_MOE},
+    {"mmproj", TUNE_DIM_MMPROJ, -1},      {"ctx", TUNE_DIM_CTX, ARG_CTX_SIZE},
+};
+
+static bool relative_ncmoe(const char *v)
+{
+    return !strncmp(v, "min", 3);
+}
+
+/* "min" → 0, "min+2" → 2, "min-1" → -1; false when malformed. */
+static bool ncmoe_offset(const char *v, int *off)
+{
+    if (!strcmp(v, "min")) {
+        *off = 0;
+        return true;
+    }
+    int64_t x;
+    if ((v[3] == '+' || v[3] == '-') && parse_i64(v + 4, 0, 1000, &x)) {
+        *off = v[3] == '+' ? (int)x : -(int)x;
+        return true;
+    }
+    return false;
+}
+
+int tune_space_parse(tune_setup_t *s, const char *spec, char *err, size_t errlen)
+{
+    char *copy = xstrdup(spec), *save = NULL;
+    int rc = 0;
+    for (char *item = strtok_r(copy, ";\n", &save); item && !rc; item = strtok_r(NULL, ";\n", &save)) {
+        while (*item == ' ')
+            item++;
+        if (!*item)
+            continue;
+        char *eq = strchr(item, '=');
+        if (!eq) {
+            snprintf(err, errlen, "--space: '%s' is not name=v1,v2,...", item);
+            rc = -EINVAL;
+            break;
+        }
+        *eq = 0;
+        size_t k = 0;
+        while (k < sizeof dim_names / sizeof dim_names[0] && strcmp(dim_names[k].name, item))
+            k++;
+        if (k == sizeof dim_names / sizeof dim_names[0]) {
+            snprintf(err, errlen, "--space: unknown dimension '%s' (ub, kv, fa, t, ts, ncmoe, mmproj, ctx)", item);
+            rc = -EINVAL;
+            break;
+        }
+        tune_dim_t *d = dim_new(&s->space, dim_names[k].kind, dim_names[k].name);
+        if (!d) {
+            snprintf(err, errlen, "--space: at most %d dimensions", TUNE_MAX_DIMS);
+            rc = -EINVAL;
+            break;
+        }
+        const char *cur = NULL;
+        if (dim_names[k].opt >= 0 && dim_names[k].kind != TUNE_DIM_NCMOE)
+            cur = args_get(s->args, s->n_args, (args_opt_t)dim_names[k].opt);
+        if (dim_names[k].kind == TUNE_DIM_MMPROJ)
+            cur = args_find(s->args, s->n_args, ARG_NO_MMPROJ_OFFLOAD) >= 0 ? "host" : "gpu";
+        if (cur)
+            dim_value(d, cur); /* the search starts at the role's value */
+        char *s2 = NULL;
+        const char *sep = !strcmp(item, "ts") ? "|" : ",";
+        for (char *v = strtok_r(eq + 1, sep, &s2); v; v = strtok_r(NULL, sep, &s2)) {
+            int off;
+            if (d->kind == TUNE_DIM_NCMOE && relative_ncmoe(v) && !ncmoe_offset(v, &off)) {
+                snprintf(err, errlen, "--space ncmoe=%s: relative values are min, min+N, min-N", v);
+                rc = -EINVAL;
+                break;
+            }
+            dim_value(d, v);
+        }
+        if (!rc && d->n_values == 0) {
+            snprintf(err, errlen, "--space: '%s' has no values", item);
+            rc = -EINVAL;
+        }
+    }
+    free(copy);
+    if (rc)
+        return rc;
+    /* values through llama-server's own argument rules */
+    for (int d = 0; d < s->space.n_dims; d++)
+        for (int v = 0; v < s->space.dims[d].n_values; v++) {
+            if (s->space.dims[d].kind == TUNE_DIM_NCMOE && relative_ncmoe(s->space.dims[d].values[v]))
+                continue;
+            tune_point_t p = {{0}};
+            p.idx[d] = v;
+            size_t na;
+            char **a = tune_point_args(s, s->args, s->n_args, &p, &na);
+            char e[256];
+            long bad = a ? args_check(a, na, e, sizeof e) : -1;
+            args_free(&a);
+            if (bad >= 0) {
+                snprintf(err, errlen, "--space %s=%s: %s", s->space.dims[d].name, s->space.dims[d].values[v], e);
+                return -EINVAL;
+            }
+        }
+    return 0;
+}
+
+static void add_threads(tune_setup_t *s)
+{
+    long cpus = s->host_cpus > 0 ? s->host_cpus : 2;
+    char tv[4][24];
+    const char *vals[4];
+    long cand[4] = {cpus, cpus * 3 / 4, cpus / 2, cpus - 1};
+    int nt = 0;
+    for (int i = 0; i < 4; i++)
+        if (cand[i] >= 1) {
+            snprintf(tv[nt], sizeof tv[nt], "%ld", cand[i]);
+            vals[nt] = tv[nt];
+            nt++;
+        }
+    dim_add(&s->space, TUNE_DIM_THREADS, "t", args_get(s->args, s->n_args, ARG_THREADS), vals, nt);
+}
+
+static void add_ctx(tune_setup_t *s)
+{
+    if (!s->ctx_min)
+        return;
+    tune_dim_t *d = dim_new(&s->space, TUNE_DIM_CTX, "ctx");
+    uint64_t top = s->mi->n_ctx_train ? s->mi->n_ctx_train : s->ctx_min;
+    for (uint64_t c = s->ctx_min; d && d->n_values < 4; c *= 2) {
+        char v[32];
+        snprintf(v, sizeof v, "%llu", (unsigned long long)(c < top ? c : top));
+        dim_value(d, v);
+        if (c >= top)
+            break;
+    }
+}
+
+void tune_space_default(tune_setup_t *s)
+{
+    char *const *a = s->args;
+    size_t n = s->n_args;
+    tune_space_t *sp = &s->space;
+    static const char *const kvq[] = {"q8_0", "q4_0"};
+    static const char *const kv_all[] = {"f16", "q8_0", "q4_0"};
+    const char *kcur = args_get(a, n, ARG_CACHE_K);
+    s->situation = tune_situation(s);
+    switch (s->situation) {
+    case TUNE_SIT_HOST_EXPERTS: {
+        /* host experts: threads drive the experts' matmuls on the CPU, the
+         * share of experts on the GPU drives generation, ubatch drives
+         * prefill (weights streamed per ubatch) */
+        add_threads(s);
+        static const char *const nc[] = {"min", "min+1", "min+2", "min+4", "min-1"};
+        tune_dim_t *d = dim_new(sp, TUNE_DIM_NCMOE, "ncmoe");
+        for (int i = 0; d && i < 5; i++)
+            dim_value(d, nc[i]);
+        static const char *const ub[] = {"1024", "2048", "4096", "256"};
+        dim_add(sp, TUNE_DIM_UBATCH, "ub", args_get(a, n, ARG_UBATCH), ub, 4);
+        dim_add(sp, TUNE_DIM_KV, "kv", kcur, kcur ? kv_all : kvq, kcur ? 3 : 2);
+        add_ctx(s);
+        break;
+    }
+    case TUNE_SIT_FULL_GPU: {
+        static const char *const ub[] = {"1024", "2048", "4096", "256"};
+        dim_add(sp, TUNE_DIM_UBATCH, "ub", args_get(a, n, ARG_UBATCH), ub, 4);
+        dim_add(sp, TUNE_DIM_KV, "kv", kcur, kcur ? kv_all : kvq, kcur ? 3 : 2);
+        add_ctx(s);
+        break;
+    }
+    case TUNE_SIT_CPU: {
+        add_threads(s);
+        static const char *const ub[] = {"128", "256", "1024"};
+        dim_add(sp, TUNE_DIM_UBATCH, "ub", args_get(a, n, ARG_UBATCH), ub, 3);
+        dim_add(sp, TUNE_DIM_KV, "kv", kcur, kcur ? kv_all : kvq, kcur ? 3 : 1);
+        static const char *const fa[] = {"on", "off"};
+        dim_add(sp, TUNE_DIM_FA, "fa", args_get(a, n, ARG_FLASH_ATTN), fa, 2);
+        add_ctx(s);
+        break;
+    }
+    }
+    if (s->n_gpu > 1) {
+        char ts_free[64];
+        size_t l = 0;
+        for (int g = 0; g < s->n_gpu && l < sizeof ts_free; g++)
+            l += (size_t)snprintf(ts_free + l, sizeof ts_free - l, "%s%lld", g ? "," : "",
+                                  (long long)(s->gpus[g].free_mib / 1024 + 1));
+        const char *tsv[] = {"1,1", ts_free, "3,1", "1,3"};
+        dim_add(sp, TUNE_DIM_TS, "ts", args_get(a, n, ARG_TENSOR_SPLIT), tsv, s->n_gpu == 2 ? 4 : 2);
+    }
+    if (args_get(a, n, ARG_MMPROJ) && s->n_gpu) {
+        const char *mv[] = {"gpu", "host"};
+        dim_add(sp, TUNE_DIM_MMPROJ, "mmproj", args_find(a, n, ARG_NO_MMPROJ_OFFLOAD) >= 0 ? "host" : "gpu", mv, 2);
+    }
+}
+
+long tune_grid_size(const tune_space_t *sp)
+{
+    long g = 1;
+    for (int d = 0; d < sp->n_dims; d++)
+        g *= sp->dims[d].n_values;
+    return g;
+}
+
+void tune_grid_point(const tune_space_t *sp, long k, tune_point_t *p)
+{
+    memset(p, 0, sizeof *p);
+    for (int d = sp->n_dims - 1; d >= 0; d--) {
+        p->idx[d] = (int)(k % sp->dims[d].n_values);
+        k /= sp->dims[d].n_values;
+    }
+}
+
+/* ---------- a point's command line ---------- */
+
+char **tune_point_args(const tune_setup_t *s, char *const *base, size_t n_base, const tune_point_t *p, size_t *n)
+{
+    const tune_space_t *sp = &s->space;
+    *n = n_base;
+    char **a = tune__copy_args(base, n_base);
+    int ncmoe_dim = -1;
+    for (int d = 0; d < sp->n_dims; d++) {
+        const tune_dim_t *D = &sp->dims[d];
+        const char *v = D->values[p->idx[d]];
+        bool dflt = !strcmp(v, "default");
+        switch (D->kind) {
+        case TUNE_DIM_UBATCH: {
+            a = tune__set(a, n, ARG_UBATCH, dflt ? NULL : v);
+            long b = 2048;
+            int64_t ub = 0;
+            args_get_long(a, *n, ARG_BATCH, &b);
+            if (!dflt && parse_i64(v, 1, INT32_MAX, &ub) && ub > b) /* -ub above -b is cut to -b */
+                a = tune__set(a, n, ARG_BATCH, v);
+            break;
+        }
+        case TUNE_DIM_KV:
+            a = tune__set(a, n, ARG_CACHE_K, dflt ? NULL : v);
+            a = tune__set(a, n, ARG_CACHE_V, dflt ? NULL : v);
+            break;
+        case TUNE_DIM_FA:
+            a = tune__set(a, n, ARG_FLASH_ATTN, dflt ? NULL : v);
+            break;
+        case TUNE_DIM_THREADS:
+            a = tune__set(a, n, ARG_THREADS, dflt ? NULL : v);
+            a = tune__set(a, n, ARG_THREADS_BATCH, dflt ? NULL : v);
+            break;
+        case TUNE_DIM_TS:
+            a = tune__set(a, n, ARG_TENSOR_SPLIT, dflt ? NULL : v);
+            break;
+        case TUNE_DIM_NCMOE:
+            if (relative_ncmoe(v))
+                ncmoe_dim = d; /* after the others: it depends on them */
+            else
+                a = tune__set(a, n, ARG_N_CPU_MOE, dflt || !strcmp(v, "0") ? NULL : v);
+            break;
+        case TUNE_DIM_MMPROJ:
+            a = tune__set(a, n, ARG_NO_MMPROJ_OFFLOAD, !strcmp(v, "host") ? "1" : NULL);
+            break;
+        case TUNE_DIM_CTX:
+            a = tune__set(a, n, ARG_CTX_SIZE, dflt ? NULL : v);
+            break;
+        }
+    }
+    if (ncmoe_dim >= 0) {
+        int off = 0;
+        ncmoe_offset(sp->dims[ncmoe_dim].values[p->idx[ncmoe_dim]], &off);
+        a = tune__set(a, n, ARG_CPU_MOE, NULL);
+        a = tune__set(a, n, ARG_FIT, "off");
+        int64_t m = tune__min_ncmoe(s, a, *n);
+        if (m < 0 || m + off < 0 || m + off > (int64_t)s->mi->n_layer) {
+            args_free(&a);
+            return NULL;
+        }
+        char v[16];
+        snprintf(v, sizeof v, "%lld", (long long)(m + off));
+        a = tune__set(a, n, ARG_N_CPU_MOE, m + off ? v : NULL);
+    }
+    /* llama-server's --fit would move what the point pins */
+    bool pins = false;
+    for (int d = 0; d < sp->n_dims; d++)
+        if (strcmp(sp->dims[d].values[p->idx[d]], "default") || sp->dims[d].kind == TUNE_DIM_NCMOE)
+            pins = true;
+    if (pins)
+        a = tune__set(a, n, ARG_FIT, "off");
+    return a;
+}
+
+char *tune_point_label(const tune_space_t *sp, const tune_point_t *p)
+{
+    buf_t b;
+    buf_init(&b, 0);
+    buf_append(&b, "", 0);
+    for (int d = 0; d < sp->n_dims; d++)
+        buf_printf(&b, "%s%s=%s", d ? " " : "", sp->dims[d].name, sp->dims[d].values[p->idx[d]]);
+    return b.data;
+}
+
+char *tune_join_args(char *const *a, size_t n)
+{
+    buf_t b;
+    buf_init(&b, 0);
+    buf_append(&b, "", 0);
+    for (size_t i = 0; i < n; i++)
+        buf_printf(&b, "%s%s", i ? " " : "", a[i]);
+    return b.data;
+}
