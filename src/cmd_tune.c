@@ -24,6 +24,7 @@
 #include "hw.h"
 #include "modelinfo.h"
 #include "registry.h"
+#include "srvhelp.h"
 #include "tune.h"
 #include "util.h"
 
@@ -344,6 +345,9 @@ static int exec_tune(cmd_ctx_t *c)
         s.gpus[k].free_mib = hw.gpu[k].mem_free_mib;
         s.n_gpu++;
     }
+    const char *sim_land = cmd_opt(c, "--simulate");
+    if (sim_land && !strncmp(sim_land, "gpu", 3))
+        s.host_cpus = 16; /* the GPU landscapes are shaped after a 16-core host */
     if (cmd_opt(c, "--gpu-free") && parse_gpu_free(cmd_opt(c, "--gpu-free"), &s)) {
         rc = cmd_usage(c->entry, "--gpu-free wants MiB per GPU, e.g. 12800 or 11900,11710");
         goto out;
@@ -411,6 +415,40 @@ static int exec_tune(cmd_ctx_t *c)
     if (!exe) {
         fprintf(stderr, "variet tune: no llama-server found (set _engine.llama_server or $VARIET_LLAMA_SERVER)\n");
         goto out_base;
+    }
+    /* the role's args as this build reads them: a removed flag with a known
+     * replacement is migrated (the pruning pass then tests it), one without
+     * is an error */
+    srvhelp_t *help = NULL;
+    char herr[512];
+    if (srvhelp_load(exe, NULL, &help, herr, sizeof herr) == 0) {
+        char **mig = NULL;
+        size_t nm = 0;
+        srvhelp_change_t *ch = NULL;
+        size_t nc = srvhelp_migrate(help, s.args, s.n_args, &mig, &nm, &ch);
+        for (size_t k = 0; k < nc; k++)
+            fprintf(stderr, "variet tune: migrating %s → %s for this llama-server (the result will carry it)\n",
+                    ch[k].from, ch[k].to[0] ? ch[k].to : "(removed)");
+        srvhelp_changes_free(&ch, nc);
+        long bad = srvhelp_check(help, mig, nm, herr, sizeof herr);
+        srvhelp_free(&help);
+        if (bad >= 0) {
+            fprintf(stderr, "variet tune: role %s: %s\n", role->name, herr);
+            args_free(&mig);
+            rc = CMD_USAGE;
+            goto out_base;
+        }
+        if (nc) {
+            args_free(&base);
+            base = mig;
+            s.args = base;
+            s.n_args = nm;
+        } else {
+            args_free(&mig);
+        }
+    } else {
+        fprintf(stderr, "variet tune: cannot read %s --help (%s); the role's args are not checked against it\n", exe,
+                herr);
     }
     cdir = xstrdup(reg->dir ? reg->dir : ".");
     hist_path = xasprintf("%s/tune-%s.json", cdir, role->name);

@@ -859,7 +859,10 @@ int tune_run(const tune_setup_t *s, json_t *history, void (*save)(void *), void 
                 int w = compare(&r, win, y, 2, cruns, &q);
                 keep_all[j] = w == 2 || !(w <= 0 && ok(y));
                 json_array_append_new(pruned, json_pack("{s:s,s:o,s:s}", "flag", wargs[items[j].at], "ratio",
-                                                        jnum(q), "decision", keep_all[j] ? "kept" : "removed"));
+                                                        jnum(q), "decision",
+                                                        w == 2         ? "kept (the budget ended the test)"
+                                                        : keep_all[j] ? "kept"
+                                                                      : "removed"));
             }
             bool drop2[32];
             bool any = false;
