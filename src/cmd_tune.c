@@ -392,7 +392,8 @@ static int exec_tune(cmd_ctx_t *c)
     for (int d = 0; d < s.space.n_dims; d++) {
         fprintf(stderr, "%s%s:", d ? "; " : "", s.space.dims[d].name);
         for (int v = 0; v < s.space.dims[d].n_values; v++)
-            fprintf(stderr, "%s%s", v ? "," : "", s.space.dims[d].values[v]);
+            fprintf(stderr, "%s%s", v ? (s.space.dims[d].kind == TUNE_DIM_TS ? "|" : ",") : "",
+                    s.space.dims[d].values[v]);
     }
     fprintf(stderr, "), grid %ld configurations\n", grid);
 

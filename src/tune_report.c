@@ -68,7 +68,7 @@ static void md_trials(const json_t *history, buf_t *md)
                    "shows what ubatch and expert placement do to prompts; *short prompt*: the short scenario's prefill "
                    "(latency-dominated, for reference).\n\n"
                    "| # | phase | configuration | status | gen t/s | long prompt t/s | short prompt t/s | cold s | free "
-                   "MiB | planner headroom MiB |\n|---|---|---|---|---|---|---|---|---|---|\n",
+                   "MiB | PP | planner headroom MiB |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
                188);
     json_array_foreach(tr, i, e)
     {
@@ -101,7 +101,8 @@ static void md_trials(const json_t *history, buf_t *md)
         cell(md, cold, 2);
         double fr = num(e, "free_mib");
         cell(md, fr, 0);
-        buf_printf(md, " %s |\n", head);
+        json_t *pp = json_object_get(e, "pipeline_parallel");
+        buf_printf(md, " %s | %s |\n", json_is_boolean(pp) ? (json_is_true(pp) ? "on" : "fell back") : "–", head);
     }
     buf_printf(md, "\n");
 }

@@ -328,6 +328,67 @@ static void add_ctx(tune_setup_t *s)
     }
 }
 
+typedef struct {
+    int pct, l0;
+    double dist;
+} ts_cand_t;
+
+/* Two GPUs: every -ts ratio (in 1% steps of the first card's share) that
+ * changes the integer layer split, feasible ones only, nearest to the split
+ * by free memory first; at most TUNE_MAX_VALUES. */
+static void add_ts(tune_setup_t *s)
+{
+    char *const *a = s->args;
+    size_t n = s->n_args;
+    tune_dim_t *d = dim_new(&s->space, TUNE_DIM_TS, "ts");
+    if (!d)
+        return;
+    const char *cur = args_get(a, n, ARG_TENSOR_SPLIT);
+    dim_value(d, cur ? cur : "default");
+    ts_cand_t c[100];
+    int nc = 0, last_l0 = -1;
+    double f0 = s->gpus[0].free_mib > 0 && s->gpus[1].free_mib > 0
+                    ? (double)s->gpus[0].free_mib / (double)(s->gpus[0].free_mib + s->gpus[1].free_mib)
+                    : 0.5;
+    for (int pct = 20; pct <= 80; pct++) {
+        char v[16];
+        snprintf(v, sizeof v, "%d,%d", pct, 100 - pct);
+        char **x = args_set(a, n, ARG_TENSOR_SPLIT, v, NULL);
+        size_t nx = 0;
+        while (x[nx])
+            nx++;
+        x = tune__set(x, &nx, ARG_FIT, "off");
+        plan_opts_t po;
+        plan_t pl;
+        char err[256];
+        double h = -INFINITY, band = 0;
+        if (plan_opts_from_args(x, nx, &po, err, sizeof err) == 0) {
+            plan_predict(s->mi, &po, s->gpus, s->n_gpu, -1, 0, &pl);
+            tune_headroom(s, x, nx, &h, &band, NULL, err, sizeof err);
+            int l0 = pl.n_dev > 1 ? pl.dev[1].layers : -1;
+            if (l0 != last_l0 && (s->situation == TUNE_SIT_HOST_EXPERTS || h >= -band) && nc < 100) {
+                double r = pct / 100.0;
+                c[nc++] = (ts_cand_t){pct, l0, r > f0 ? r - f0 : f0 - r};
+            }
+            last_l0 = l0;
+        }
+        args_free(&x);
+    }
+    for (int i = 1; i < nc; i++) /* nearest to the free-memory split first */
+        for (int k = i; k > 0 && c[k].dist < c[k - 1].dist; k--) {
+            ts_cand_t t = c[k];
+            c[k] = c[k - 1];
+            c[k - 1] = t;
+        }
+    for (int i = 0; i < nc; i++) {
+        char v[16];
+        snprintf(v, sizeof v, "%d,%d", c[i].pct, 100 - c[i].pct);
+        dim_value(d, v);
+    }
+    if (d->n_values < 2) /* nothing else fits: not a dimension */
+        s->space.n_dims--;
+}
+
 void tune_space_default(tune_setup_t *s)
 {
     char *const *a = s->args;
@@ -371,14 +432,16 @@ void tune_space_default(tune_setup_t *s)
         break;
     }
     }
-    if (s->n_gpu > 1) {
+    if (s->n_gpu == 2)
+        add_ts(s);
+    else if (s->n_gpu > 2) {
         char ts_free[64];
         size_t l = 0;
         for (int g = 0; g < s->n_gpu && l < sizeof ts_free; g++)
             l += (size_t)snprintf(ts_free + l, sizeof ts_free - l, "%s%lld", g ? "," : "",
                                   (long long)(s->gpus[g].free_mib / 1024 + 1));
-        const char *tsv[] = {"1,1", ts_free, "3,1", "1,3"};
-        dim_add(sp, TUNE_DIM_TS, "ts", args_get(a, n, ARG_TENSOR_SPLIT), tsv, s->n_gpu == 2 ? 4 : 2);
+        const char *tsv[] = {ts_free};
+        dim_add(sp, TUNE_DIM_TS, "ts", args_get(a, n, ARG_TENSOR_SPLIT), tsv, 1);
     }
     if (args_get(a, n, ARG_MMPROJ) && s->n_gpu) {
         const char *mv[] = {"gpu", "host"};

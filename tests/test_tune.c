@@ -160,6 +160,48 @@ static void t_space_defaults(void **st)
     assert_int_equal(s2.space.n_dims, 2);
 }
 
+static void t_space_two_gpus(void **st)
+{
+    (void)st;
+    /* the seed's two 12 GB cards: the 35B fits whole; -ts in every step
+     * that changes the integer layer split, feasible ones only */
+    tune_setup_t s;
+    setup_gpu(&s, 11900, seed_args, 24);
+    s.n_gpu = 2;
+    snprintf(s.gpus[1].name, sizeof s.gpus[1].name, "CUDA1");
+    s.gpus[1].free_mib = 11710;
+    tune_space_default(&s);
+    assert_int_equal(s.situation, TUNE_SIT_FULL_GPU);
+    int d = -1;
+    for (int k = 0; k < s.space.n_dims; k++)
+        if (s.space.dims[k].kind == TUNE_DIM_TS)
+            d = k;
+    assert_true(d >= 0);
+    const tune_dim_t *D = &s.space.dims[d];
+    assert_string_equal(D->values[0], "default");
+    assert_true(D->n_values >= 3);
+    int prev_l0[TUNE_MAX_VALUES];
+    for (int v = 1; v < D->n_values; v++) {
+        tune_point_t p = {{0}};
+        p.idx[d] = v;
+        size_t n;
+        char **a = tune_point_args(&s, s.args, s.n_args, &p, &n);
+        assert_string_equal(args_get(a, n, ARG_TENSOR_SPLIT), D->values[v]);
+        double h, band;
+        char err[256];
+        assert_int_equal(tune_headroom(&s, a, n, &h, &band, NULL, err, sizeof err), 0);
+        assert_true(h >= -band); /* feasible by the planner */
+        plan_opts_t po;
+        plan_t pl;
+        assert_int_equal(plan_opts_from_args(a, n, &po, err, sizeof err), 0);
+        plan_predict(s.mi, &po, s.gpus, 2, -1, 0, &pl);
+        prev_l0[v] = pl.dev[1].layers;
+        for (int k = 1; k < v; k++)
+            assert_int_not_equal(prev_l0[k], prev_l0[v]); /* each value its own split */
+        args_free(&a);
+    }
+}
+
 typedef struct {
     tune_sim_t *sim;
     int loads;
@@ -372,6 +414,7 @@ int main(void)
         cmocka_unit_test(t_objective),
         cmocka_unit_test(t_space_host_experts),
         cmocka_unit_test(t_space_defaults),
+        cmocka_unit_test(t_space_two_gpus),
         cmocka_unit_test(t_host_experts_finds_threads_and_placement),
         cmocka_unit_test(t_other_landscapes),
         cmocka_unit_test(t_budget_and_interrupt),
