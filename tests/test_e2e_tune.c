@@ -218,7 +218,7 @@ static void t_resume_after_kill(void **s)
     assert_false(llama_running_for(model));
 
     char *out = NULL;
-    char *cmd = xasprintf("'%s' tune fast --config '%s' --space 't=1,2;ub=128,256,512;kv=q8_0,q4_0' --runs 2 --objective gen --resume 2>&1",
+    char *cmd = xasprintf("'%s' tune fast --config '%s' --space 't=1,2;ub=128,256,512;kv=q8_0,q4_0' --runs 2 --objective gen --budget 8 --resume 2>&1",
                           VARIET_BINARY, cfg);
     int rc = e2e_sh(cmd, &out);
     free(cmd);
