@@ -627,7 +627,9 @@ static void on_accept_error(struct evconnlistener *l, void *arg)
     d->st.accept_errors++;
     d->errs_unlogged++;
     double now = now_s();
-    if (!d->paused || now - d->warned_at > 60) {
+    /* a new burst, at most every 10 s (accepts that flap between working and
+     * failing are one burst), and a reminder every minute while it lasts */
+    if ((!d->paused && now - d->warned_at > 10) || now - d->warned_at > 60) {
         fprintf(stderr, "variet: accept: %s (%d connections open, %llu failures); pausing new connections\n",
                 strerror(e), d->st.open, (unsigned long long)d->errs_unlogged);
         d->warned_at = now;
