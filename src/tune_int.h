@@ -20,6 +20,9 @@ int64_t tune__min_ncmoe(const tune_setup_t *s, char *const *args, size_t n);
 /* The per-slot context of args (for sizing the long prompt); 0 unknown. */
 uint64_t tune__slot_ctx(const tune_setup_t *s, char *const *args, size_t n);
 
+/* A history record read back into a measurement (resume, replay). */
+void tune__meas_from_record(const json_t *rec, tune_meas_t *m);
+
 /* Statistics over doubles (pure): median of n values (n >= 1). */
 double tune__median(double *v, int n);
 

@@ -293,8 +293,7 @@ static void record_meas(json_t *rec, const tune_meas_t *m)
         json_object_set_new(rec, "pipeline_parallel", json_boolean(m->pp));
 }
 
-/* Read a record back into a measurement (resume, replay). */
-static void meas_from_record(const json_t *rec, tune_meas_t *m)
+void tune__meas_from_record(const json_t *rec, tune_meas_t *m)
 {
     memset(m, 0, sizeof *m);
     const char *st = json_string_value(json_object_get(rec, "status")) ?: "";
@@ -712,7 +711,7 @@ static void load_history(run_t *r)
             a[k] = xstrdup(json_string_value(json_array_get(ja, k)) ?: "");
         cfg_t *c = cfg_of_args(r, a, n, json_string_value(json_object_get(e, "label")));
         tune_meas_t m;
-        meas_from_record(e, &m);
+        tune__meas_from_record(e, &m);
         if (m.status == TUNE_INFEASIBLE) {
             c->planned = true;
             c->status = TUNE_INFEASIBLE;
@@ -725,15 +724,32 @@ static void load_history(run_t *r)
     }
 }
 
-int tune_run(const tune_setup_t *s, json_t *history, void (*save)(void *), void *sud, tune_result_t *res)
+static void run_start(run_t *r, const tune_setup_t *s, json_t *history, void (*save)(void *), void *sud,
+                      tune_result_t *res)
 {
-    run_t r = {.s = s, .history = history, .save = save, .sud = sud};
+    *r = (run_t){.s = s, .history = history, .save = save, .sud = sud};
     memset(res, 0, sizeof *res);
-    r.t0 = clock_s(&r);
+    r->t0 = clock_s(r);
     if (!json_is_array(json_object_get(history, "trials")))
         json_object_set_new(history, "trials", json_array());
+    load_history(r);
+}
+
+static void run_result(const run_t *r, tune_result_t *res)
+{
+    res->trials = r->trials;
+    res->skipped = r->skipped;
+    res->budget_hit = r->budget_hit;
+    res->interrupted = r->interrupted;
+    snprintf(res->stop_reason, sizeof res->stop_reason, "%s", r->stop_reason);
+    res->elapsed_s = elapsed(r);
+}
+
+int tune_run(const tune_setup_t *s, json_t *history, void (*save)(void *), void *sud, tune_result_t *res)
+{
+    run_t r;
     size_t resumed = json_array_size(json_object_get(history, "trials"));
-    load_history(&r);
+    run_start(&r, s, history, save, sud, res);
     if (resumed)
         say(&r, "resuming with %zu recorded trials", resumed);
     int runs = s->runs > 0 ? s->runs : 3;
@@ -889,12 +905,7 @@ int tune_run(const tune_setup_t *s, json_t *history, void (*save)(void *), void 
     json_object_set_new(history, "pruned", pruned);
     args_free(&wargs);
 
-    res->trials = r.trials;
-    res->skipped = r.skipped;
-    res->budget_hit = r.budget_hit;
-    res->interrupted = r.interrupted;
-    snprintf(res->stop_reason, sizeof res->stop_reason, "%s", r.stop_reason);
-    res->elapsed_s = elapsed(&r);
+    run_result(&r, res);
     int rc = -1;
     if (win && ok(win)) {
         res->ok = true;
@@ -938,12 +949,8 @@ static void run_free(run_t *r)
 
 int tune_grid(const tune_setup_t *s, json_t *history, void (*save)(void *), void *sud, tune_result_t *res)
 {
-    run_t r = {.s = s, .history = history, .save = save, .sud = sud};
-    memset(res, 0, sizeof *res);
-    r.t0 = clock_s(&r);
-    if (!json_is_array(json_object_get(history, "trials")))
-        json_object_set_new(history, "trials", json_array());
-    load_history(&r);
+    run_t r;
+    run_start(&r, s, history, save, sud, res);
     int runs = s->runs > 0 ? s->runs : 3;
     phase(&r, "grid", 1.0);
     long g = tune_grid_size(&s->space);
@@ -960,12 +967,7 @@ int tune_grid(const tune_setup_t *s, json_t *history, void (*save)(void *), void
         if (ok(c) && (!best || cfg_score(&r, c) > cfg_score(&r, best)))
             best = c;
     }
-    res->trials = r.trials;
-    res->skipped = r.skipped;
-    res->budget_hit = r.budget_hit;
-    res->interrupted = r.interrupted;
-    snprintf(res->stop_reason, sizeof res->stop_reason, "%s", r.stop_reason);
-    res->elapsed_s = elapsed(&r);
+    run_result(&r, res);
     int rc = -1;
     tune_meas_t e;
     if (best && estimate(best, &e)) {

@@ -250,26 +250,10 @@ int tune_replay_measure(void *history, char *const *a, size_t n, const tune_req_
         return 0;
     }
     /* the record format is tune_search.c's; read the figures back */
-    const char *st = json_string_value(json_object_get(hit, "status")) ?: "";
-    out->status = !strcmp(st, "ok") ? TUNE_OK : !strcmp(st, "oom") ? TUNE_OOM : TUNE_FAILED;
-#define NUM(k) (json_is_number(json_object_get(hit, k)) ? json_number_value(json_object_get(hit, k)) : NAN)
-    out->gen = NUM("gen_tps");
-    out->gen_min = NUM("gen_tps_min");
-    out->gen_max = NUM("gen_tps_max");
-    out->sprompt = NUM("prompt_tps");
-    out->lprompt = NUM("long_prompt_tps");
-    out->lp_min = NUM("long_prompt_tps_min");
-    out->lp_max = NUM("long_prompt_tps_max");
-    out->cold_s = NUM("cold_start_s");
-#undef NUM
-    out->n_short = (int)json_integer_value(json_object_get(hit, "runs"));
-    out->n_long = (int)json_integer_value(json_object_get(hit, "long_runs"));
-    json_t *gr = json_object_get(hit, "gen_runs"), *v;
-    json_array_foreach(gr, i, v) if (i < 16) out->gen_runs[i] = json_number_value(v);
-    if (out->n_short > 16)
-        out->n_short = 16;
-    out->free_mib = json_is_integer(json_object_get(hit, "free_mib")) ? json_integer_value(json_object_get(hit, "free_mib"))
-                                                                       : -1;
+    tune__meas_from_record(hit, out);
+    if (out->status == TUNE_INFEASIBLE || out->status == TUNE_TIGHT)
+        out->status = TUNE_FAILED;
+    out->free_mib = -1; /* the recorded run's memory is not this one's */
     out->pp = -1;
     return 0;
 }
