@@ -29,7 +29,7 @@ trap 'kill -TERM $pid 2>/dev/null; wait $pid 2>/dev/null || true' EXIT INT TERM
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.1; done
 for role in fast balanced; do
     echo
-    echo "\$ curl http://127.0.0.1:$port/v1/chat/completions -d '{\"model\": \"$role\", ...}'"
+    echo "\$ curl http://127.0.0.1:$port/v1/chat/completions -H 'Content-Type: application/json' -d '{\"model\": \"$role\", ...}'"
     curl -s "http://127.0.0.1:$port/v1/chat/completions" -H 'Content-Type: application/json' \
         -d "{\"model\": \"$role\", \"messages\": [{\"role\": \"user\", \"content\": \"Hello!\"}], \"max_tokens\": 16}"
     echo
