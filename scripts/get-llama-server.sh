@@ -44,9 +44,12 @@ mkdir -p "$work/lists/partial" "$work/cache/archives/partial" "$work/debs"
 keyring=/usr/share/keyrings/debian-archive-keyring.gpg
 [ -r "$keyring" ] || die "$keyring missing (apt-get install debian-archive-keyring)"
 echo "deb [arch=$arch signed-by=$keyring] $uri sid main" > "$work/sources.list"
+# Check-Valid-Until off: a mirror's sid snapshot may be older than its
+# Valid-Until on this machine's clock ("Release file ... is expired"); the
+# signature is still checked, and only these private lists are affected.
 aptopts=(-o "Dir::Etc::SourceList=$work/sources.list" -o "Dir::Etc::SourceParts=/dev/null"
          -o "Dir::State::Lists=$work/lists" -o "Dir::Cache=$work/cache"
-         -o "APT::Architecture=$arch" -o "Debug::NoLocking=1")
+         -o "APT::Architecture=$arch" -o "Debug::NoLocking=1" -o "Acquire::Check-Valid-Until=false")
 log "reading the sid package list from the machine's archive"
 apt-get "${aptopts[@]}" update >"$work/update.log" 2>&1 || die "apt-get update for sid failed (see $work/update.log)"
 
