@@ -31,6 +31,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <stdarg.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
 #include <sys/random.h>
@@ -73,12 +75,24 @@ struct pend {
     bool requeued;  /* sent back to the queue once after its backend died */
     bool reused;    /* the upstream connection came from the pool */
     bool retried;   /* already retried on a fresh connection */
+    uint64_t kv_expect; /* tokens restored into its slot before it was sent (0: none) */
     int status;
     double t0;
     char tail[TAIL_KEEP]; /* last bytes of the response: timings */
     size_t tail_len;
 };
 TAILQ_HEAD(pendq, pend);
+
+/* A save or restore in flight: a chain of calls to the backend (kv_post). */
+typedef void (*kv_cb)(role_t *r, int code, const char *body, size_t len);
+struct kv_call {
+    role_t *r;
+    kv_cb cb;
+    struct evhttp_connection *conn;
+    pend_t *p;  /* the request waiting for a restore (NULL while saving) */
+    char *body; /* the chat request body being tokenized; owned */
+    size_t body_len;
+};
 
 typedef struct {
     int code;
@@ -119,6 +133,23 @@ struct role {
     double lat_sum;
     uint64_t lat_n, tokens_in, tokens_out, loads;
     double load_seconds, last_load_s;
+    /* context kept across swaps (see "saved slots" below) */
+    bool kv_on;          /* slots are saved before an idle stop and restored */
+    char kv_off[200];    /* why not, when !kv_on */
+    char *kv_dir;        /* <log_dir>/<role>/slots/ (with the slash llama-server needs) */
+    uint64_t kv_keyv;    /* key of the current load: role, model file identity, args */
+    char *kv_body;       /* the last answered chat request's body; owned */
+    size_t kv_body_len;
+    bool kv_fresh;       /* loaded, no request yet: the first one may restore */
+    bool kv_saving;      /* saving before a stop: requests wait, the scheduler sees it stopping */
+    bool kv_busy;        /* restoring for a request: the queue waits */
+    struct kv_call *call; /* the one save/restore call in flight; owned */
+    char kv_file[256];   /* file being saved / restored */
+    char kv_restored[256]; /* file restored in this load ("" none) */
+    uint64_t kv_saved_tokens;
+    uint64_t kv_saves, kv_save_failures, kv_restores, kv_restore_failures;
+    uint64_t kv_last_restore_tokens, kv_last_cache_n;
+    char kv_error[400];  /* the last save/restore problem */
 };
 
 struct gateway {
@@ -140,6 +171,8 @@ struct gateway {
     uint64_t budget[SCHED_MAX_DEV]; /* bytes per device for all roles (0 = no limit) */
     registry_t **old_regs; /* registries replaced by reloads (retired roles point into them) */
     size_t n_old_regs;
+    uint64_t kv_bytes;   /* saved slots on disk after the last check */
+    uint64_t kv_evicted; /* saved slots removed to stay within kv_store_max */
 };
 
 /* ---------- small helpers ---------- */
@@ -275,6 +308,13 @@ static void drain_queue(role_t *r);
 static void proxy_start(pend_t *p);
 static void pend_done(pend_t *p);
 static void on_backend(backend_t *b, be_event_t ev, void *ud);
+static void role_stop_idle(role_t *r);
+static void kv_configure(role_t *r);
+static uint64_t kv_key(const role_t *r);
+static void kv_call_free(struct kv_call *c);
+static void proxy_or_restore(pend_t *p);
+static void kv_after_answer(pend_t *p, httpd_req_t *rq);
+static void kv_enforce(gateway_t *g);
 
 static double role_ttl(const role_t *r)
 {
@@ -350,6 +390,7 @@ static role_t *role_new(gateway_t *g, const reg_role_t *def, char *err, size_t e
     };
     r->be = backend_new(g->base, r->name, log, &bo, on_backend, r);
     free(log);
+    kv_configure(r);
     return r;
 }
 
@@ -371,6 +412,14 @@ static void role_free(role_t *r)
         event_free(r->restart_timer);
     if (r->suspect_timer)
         event_free(r->suspect_timer);
+    if (r->call) {
+        pend_t *p = r->call->p;
+        kv_call_free(r->call);
+        if (p)
+            pend_done(p);
+    }
+    free(r->kv_dir);
+    free(r->kv_body);
     free(r->name);
     free(r);
 }
@@ -406,7 +455,22 @@ static void start_role(role_t *r)
     gateway_t *g = r->g;
     if (backend_state(r->be) != BE_STOPPED)
         return;
-    if (backend_start(r->be, g->exe, r->def->model_abs, r->def->args, r->def->n_args, err, sizeof err)) {
+    /* a role that keeps its context gets a slot save path */
+    char **args = r->def->args;
+    size_t n_args = r->def->n_args;
+    char **kv_args = NULL;
+    if (r->kv_on) {
+        r->kv_keyv = kv_key(r);
+        kv_args = xcalloc(n_args + 3, sizeof *kv_args);
+        memcpy(kv_args, args, n_args * sizeof *args);
+        kv_args[n_args] = "--slot-save-path";
+        kv_args[n_args + 1] = r->kv_dir;
+        args = kv_args;
+        n_args += 2;
+    }
+    int rc = backend_start(r->be, g->exe, r->def->model_abs, args, n_args, err, sizeof err);
+    free(kv_args);
+    if (rc) {
         r->failed = true;
         r->failed_at = now_s();
         snprintf(r->fail_reason, sizeof r->fail_reason, "%s", err);
@@ -460,8 +524,8 @@ static void schedule(gateway_t *g)
         for (size_t i = 0; i < n; i++) {
             role_t *r = g->roles[i];
             be_state_t st = backend_state(r->be);
-            s[i].state = st == BE_LOADING ? SCHED_R_LOADING : st == BE_READY ? SCHED_R_READY
-                       : st == BE_STOPPING ? SCHED_R_STOPPING : SCHED_R_STOPPED;
+            s[i].state = st == BE_LOADING ? SCHED_R_LOADING : st == BE_READY && !r->kv_saving ? SCHED_R_READY
+                       : st == BE_STOPPING || st == BE_READY ? SCHED_R_STOPPING : SCHED_R_STOPPED;
             s[i].busy = role_busy(r);
             s[i].last_used = r->last_used;
             memcpy(s[i].mem, r->mem, sizeof s[i].mem);
@@ -494,8 +558,7 @@ static void schedule(gateway_t *g)
         for (size_t k = 0; k < nv; k++) {
             role_t *vr = g->roles[victims[k]];
             fprintf(stderr, "variet: role %s: stopping (idle) to make room for %s\n", vr->name, want->name);
-            pool_clear(vr);
-            backend_stop(vr->be);
+            role_stop_idle(vr);
         }
         break; /* wait for STOPPED / idle events */
     }
@@ -508,8 +571,7 @@ static void on_ttl(evutil_socket_t fd, short what, void *arg)
     role_t *r = arg;
     if (backend_state(r->be) == BE_READY && !role_busy(r)) {
         fprintf(stderr, "variet: role %s: idle for %.0f s, stopping\n", r->name, role_ttl(r));
-        pool_clear(r);
-        backend_stop(r->be);
+        role_stop_idle(r);
     }
 }
 
@@ -773,6 +835,7 @@ static void on_up_done(struct evhttp_request *up, void *arg)
         if (p->req) {
             httpd_req_t *rq = p->req;
             p->req = NULL; /* done once ended */
+            kv_after_answer(p, rq);
             httpd_reply_end(rq);
         }
         r->tokens_in += tail_num(p->tail, p->tail_len, "\"prompt_n\"");
@@ -901,8 +964,9 @@ static void dispatch(gateway_t *g, role_t *r, httpd_req_t *req, bool stream, boo
         return;
     }
     r->failed = false;
-    if (backend_state(r->be) == BE_READY && !r->suspect && r->inflight < r->up_cap && !r->n_queued) {
-        proxy_start(p);
+    if (backend_state(r->be) == BE_READY && !r->suspect && !r->kv_busy && !r->kv_saving &&
+        r->inflight < r->up_cap && !r->n_queued) {
+        proxy_or_restore(p);
         return;
     }
     if (r->n_queued >= g->reg->engine.queue_size) {
@@ -926,8 +990,8 @@ static void dispatch(gateway_t *g, role_t *r, httpd_req_t *req, bool stream, boo
 static void drain_queue(role_t *r)
 {
     pend_t *p;
-    while (backend_state(r->be) == BE_READY && !r->suspect && r->inflight < r->up_cap &&
-           (p = TAILQ_FIRST(&r->queue))) {
+    while (backend_state(r->be) == BE_READY && !r->suspect && !r->kv_busy && !r->kv_saving &&
+           r->inflight < r->up_cap && (p = TAILQ_FIRST(&r->queue))) {
         TAILQ_REMOVE(&r->queue, p, q);
         r->n_queued--;
         p->queued = false;
@@ -937,10 +1001,523 @@ static void drain_queue(role_t *r)
                                              r->last_load_s));
             pend_done(p);
         } else if (p->req) {
-            proxy_start(p);
+            proxy_or_restore(p);
         } else {
             pend_done(p);
         }
+    }
+}
+
+/* ---------- context kept across swaps (saved slots) ----------
+ *
+ * A role whose llama-server can save its slot (-np 1, no projector,
+ * kv_store_max > 0) starts with --slot-save-path <log_dir>/<role>/slots/.
+ * The body of its last answered chat request is kept. Before the role is
+ * stopped while idle (eviction, TTL), that body goes through the backend's
+ * /apply-template and /tokenize, and slot 0 is saved as
+ *   kv-<role>-<key>-<P>-<hash>.slot
+ * where key hashes the role, the model file's identity (path, size, mtime,
+ * inode) and the args, P is the number of prompt tokens and hash covers
+ * them. The first chat request after the role loads again is tokenized the
+ * same way; the longest file whose P tokens are a prefix of it is restored
+ * into slot 0 before the request is forwarded. The restore counts as
+ * verified only when that answer's timings.cache_n >= P; otherwise (and when
+ * the restore call fails) it is counted as failed, the file is removed and
+ * the request is served with a normal prefill. Files are removed oldest
+ * first (mtime; a restore touches its file) past kv_store_max in total.
+ * At most one such upstream call runs per role (r->call). */
+
+
+static uint64_t fnv1a(uint64_t h, const void *data, size_t n)
+{
+    const unsigned char *p = data;
+    for (size_t i = 0; i < n; i++) {
+        h ^= p[i];
+        h *= 0x100000001b3ull;
+    }
+    return h;
+}
+#define FNV0 0xcbf29ce484222325ull
+
+static bool is_chat_path(const char *target)
+{
+    return !strncmp(target, "/v1/chat/completions", 20) || !strncmp(target, "/chat/completions", 17);
+}
+
+/* Whether the role's context can be kept, with the reason when not. */
+static void kv_configure(role_t *r)
+{
+    gateway_t *g = r->g;
+    const reg_role_t *d = r->def;
+    long np = 4; /* llama-server's auto */
+    args_get_long(d->args, d->n_args, ARG_PARALLEL, &np);
+    bool own_path = false;
+    for (size_t i = 0; i < d->n_args; i++)
+        own_path |= !strcmp(d->args[i], "--slot-save-path");
+    r->kv_on = false;
+    if (args_find(d->args, d->n_args, ARG_MMPROJ) >= 0)
+        snprintf(r->kv_off, sizeof r->kv_off, "not kept across swaps: llama-server refuses to save or restore "
+                 "slots while a projector is loaded (--mmproj)");
+    else if (!g->reg->engine.kv_store_max)
+        snprintf(r->kv_off, sizeof r->kv_off, "not kept across swaps: _engine.kv_store_max is 0");
+    else if (!g->reg->engine.log_dir)
+        snprintf(r->kv_off, sizeof r->kv_off, "not kept across swaps: no log_dir");
+    else if (np != 1)
+        snprintf(r->kv_off, sizeof r->kv_off, "not kept across swaps: only roles with -np 1 keep their context "
+                 "(which of %ld slots holds a conversation is not known)", np);
+    else if (own_path)
+        snprintf(r->kv_off, sizeof r->kv_off, "not kept across swaps: the role's args set --slot-save-path");
+    else
+        r->kv_on = true;
+    if (!r->kv_on)
+        return;
+    char *top = xasprintf("%s/%s", g->reg->engine.log_dir, r->name);
+    mkdir(g->reg->engine.log_dir, 0755);
+    mkdir(top, 0755);
+    free(r->kv_dir);
+    r->kv_dir = xasprintf("%s/slots/", top);
+    mkdir(r->kv_dir, 0755);
+    free(top);
+}
+
+/* The key of what the backend is about to load: role, model file, args. */
+static uint64_t kv_key(const role_t *r)
+{
+    const reg_role_t *d = r->def;
+    struct stat st;
+    uint64_t h = fnv1a(FNV0, r->name, strlen(r->name) + 1);
+    h = fnv1a(h, d->model_abs, strlen(d->model_abs) + 1);
+    if (stat(d->model_abs, &st) == 0) {
+        int64_t id[5] = {(int64_t)st.st_size, (int64_t)st.st_mtim.tv_sec, (int64_t)st.st_mtim.tv_nsec,
+                         (int64_t)st.st_ino, (int64_t)st.st_dev};
+        h = fnv1a(h, id, sizeof id);
+    }
+    for (size_t i = 0; i < d->n_args; i++)
+        h = fnv1a(h, d->args[i], strlen(d->args[i]) + 1);
+    return h;
+}
+
+static void kv_note(role_t *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void kv_note(role_t *r, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->kv_error, sizeof r->kv_error, fmt, ap);
+    va_end(ap);
+    utf8_clean(r->kv_error);
+    fprintf(stderr, "variet: role %s: %s\n", r->name, r->kv_error);
+}
+
+static void kv_call_free(struct kv_call *c)
+{
+    if (c->conn)
+        evhttp_connection_free(c->conn);
+    free(c->body);
+    free(c);
+}
+
+static void on_kv_done(struct evhttp_request *up, void *arg)
+{
+    struct kv_call *c = arg;
+    role_t *r = c->r;
+    int code = up ? evhttp_request_get_response_code(up) : 0;
+    struct evbuffer *in = up ? evhttp_request_get_input_buffer(up) : NULL;
+    size_t len = in ? evbuffer_get_length(in) : 0;
+    char *body = xmalloc(len + 1);
+    if (len)
+        evbuffer_copyout(in, body, len);
+    body[len] = 0;
+    /* the connection is freed by the next call or kv_call_free; not from
+     * inside its own callback */
+    c->cb(r, code, body, len);
+    free(body);
+}
+
+/* POST json to the role's backend; cb gets the status (0: no answer) and
+ * body. 0, or -1 when the request could not be made (cb not called). */
+static int kv_post(role_t *r, const char *path, const char *json, size_t len, kv_cb cb)
+{
+    struct kv_call *c = r->call;
+    if (c->conn)
+        evhttp_connection_free(c->conn);
+    c->conn = evhttp_connection_base_new(r->g->base, NULL, "127.0.0.1", (unsigned short)backend_port(r->be));
+    if (!c->conn)
+        return -1;
+    evhttp_connection_set_timeout(c->conn, (int)ceil(r->g->reg->engine.upstream_timeout_s));
+    c->cb = cb;
+    struct evhttp_request *up = evhttp_request_new(on_kv_done, c);
+    struct evkeyvalq *oh = evhttp_request_get_output_headers(up);
+    char cl[32];
+    snprintf(cl, sizeof cl, "%zu", len);
+    evhttp_add_header(oh, "Host", "127.0.0.1");
+    evhttp_add_header(oh, "Authorization", r->g->backend_auth);
+    evhttp_add_header(oh, "Content-Type", "application/json");
+    evhttp_add_header(oh, "Content-Length", cl);
+    evbuffer_add(evhttp_request_get_output_buffer(up), json, len);
+    if (evhttp_make_request(c->conn, up, EVHTTP_REQ_POST, path) != 0)
+        return -1;
+    return 0;
+}
+
+/* /apply-template's answer → /tokenize request body (NULL if malformed). */
+static char *kv_tokenize_body(const char *body, size_t len)
+{
+    json_t *j = json_loadb(body, len, 0, NULL);
+    const char *prompt = json_string_value(json_object_get(j, "prompt"));
+    /* as llama-server tokenizes a chat prompt: specials added and parsed */
+    json_t *t = prompt ? json_pack("{s:s,s:b,s:b}", "content", prompt, "add_special", 1, "parse_special", 1) : NULL;
+    char *s = t ? json_dumps(t, JSON_COMPACT) : NULL;
+    json_decref(t);
+    json_decref(j);
+    return s;
+}
+
+/* /tokenize's answer → tokens (caller frees) or NULL. */
+static int32_t *kv_tokens(const char *body, size_t len, size_t *n)
+{
+    json_t *j = json_loadb(body, len, 0, NULL);
+    json_t *a = json_object_get(j, "tokens");
+    int32_t *t = NULL;
+    *n = 0;
+    if (json_is_array(a) && json_array_size(a)) {
+        t = xcalloc(json_array_size(a), sizeof *t);
+        size_t i;
+        json_t *v;
+        json_array_foreach(a, i, v) {
+            if (!json_is_integer(v)) {
+                free(t);
+                json_decref(j);
+                return NULL;
+            }
+            t[i] = (int32_t)json_integer_value(v);
+        }
+        *n = json_array_size(a);
+    }
+    json_decref(j);
+    return t;
+}
+
+static bool kv_parse_name(const role_t *r, const char *name, uint64_t *n_tok, uint64_t *hash)
+{
+    char pre[160];
+    int k = snprintf(pre, sizeof pre, "kv-%s-%016llx-", r->name, (unsigned long long)r->kv_keyv);
+    if (k <= 0 || strncmp(name, pre, (size_t)k))
+        return false;
+    char *end;
+    unsigned long long p = strtoull(name + k, &end, 10);
+    if (*end != '-' || !p)
+        return false;
+    unsigned long long h = strtoull(end + 1, &end, 16);
+    if (strcmp(end, ".slot"))
+        return false;
+    *n_tok = p;
+    *hash = h;
+    return true;
+}
+
+/* Remove saved slots, oldest first, until all roles' files fit kv_store_max. */
+static void kv_enforce(gateway_t *g)
+{
+    typedef struct { char *path; uint64_t size; double mtime; } ent_t;
+    ent_t *e = NULL;
+    size_t n = 0, cap = 0;
+    uint64_t total = 0;
+    for (size_t i = 0; i < g->n_roles; i++) {
+        role_t *r = g->roles[i];
+        DIR *dir = r->kv_dir ? opendir(r->kv_dir) : NULL;
+        struct dirent *de;
+        while (dir && (de = readdir(dir))) {
+            if (strncmp(de->d_name, "kv-", 3) || !strstr(de->d_name, ".slot"))
+                continue;
+            char *path = xasprintf("%s%s", r->kv_dir, de->d_name);
+            struct stat st;
+            if (stat(path, &st) || !S_ISREG(st.st_mode)) {
+                free(path);
+                continue;
+            }
+            if (n == cap) {
+                cap = cap ? 2 * cap : 16;
+                e = xrealloc(e, cap * sizeof *e);
+            }
+            e[n++] = (ent_t){path, (uint64_t)st.st_size, (double)st.st_mtim.tv_sec + st.st_mtim.tv_nsec * 1e-9};
+            total += (uint64_t)st.st_size;
+        }
+        if (dir)
+            closedir(dir);
+    }
+    while (total > g->reg->engine.kv_store_max && n) {
+        size_t old = 0;
+        for (size_t k = 1; k < n; k++)
+            if (e[k].mtime < e[old].mtime)
+                old = k;
+        unlink(e[old].path);
+        total -= e[old].size;
+        g->kv_evicted++;
+        free(e[old].path);
+        e[old] = e[--n];
+    }
+    g->kv_bytes = total;
+    for (size_t k = 0; k < n; k++)
+        free(e[k].path);
+    free(e);
+}
+
+/* --- save, then stop --- */
+
+static void kv_save_end(role_t *r, bool saved)
+{
+    kv_call_free(r->call);
+    r->call = NULL;
+    r->kv_saving = false;
+    if (saved) {
+        r->kv_saves++;
+        /* the file restored in this load is a prefix of the new one */
+        if (r->kv_restored[0] && strcmp(r->kv_restored, r->kv_file)) {
+            char *old = xasprintf("%s%s", r->kv_dir, r->kv_restored);
+            unlink(old);
+            free(old);
+        }
+        r->kv_restored[0] = 0;
+        kv_enforce(r->g);
+    } else {
+        r->kv_save_failures++;
+    }
+    if (backend_state(r->be) == BE_READY && !role_busy(r)) {
+        pool_clear(r);
+        backend_stop(r->be);
+    } else {
+        drain_queue(r); /* requests came while it saved: it stays */
+        role_idle_check(r);
+    }
+    schedule(r->g);
+}
+
+static void on_kv_saved(role_t *r, int code, const char *body, size_t len)
+{
+    if (code != 200) {
+        kv_note(r, "saving the context failed: HTTP %d %.200s", code, body);
+        kv_save_end(r, false);
+        return;
+    }
+    fprintf(stderr, "variet: role %s: context saved (%llu tokens) to %s\n", r->name,
+            (unsigned long long)r->kv_saved_tokens, r->kv_file);
+    kv_save_end(r, true);
+}
+
+static void on_kv_save_tokens(role_t *r, int code, const char *body, size_t len)
+{
+    size_t n = 0;
+    int32_t *t = code == 200 ? kv_tokens(body, len, &n) : NULL;
+    if (!t) {
+        kv_note(r, "saving the context failed: /tokenize answered %d", code);
+        kv_save_end(r, false);
+        return;
+    }
+    uint64_t h = fnv1a(FNV0, t, n * sizeof *t);
+    free(t);
+    snprintf(r->kv_file, sizeof r->kv_file, "kv-%s-%016llx-%zu-%016llx.slot", r->name,
+             (unsigned long long)r->kv_keyv, n, (unsigned long long)h);
+    r->kv_saved_tokens = n;
+    json_t *j = json_pack("{s:s}", "filename", r->kv_file);
+    char *s = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    int rc = kv_post(r, "/slots/0?action=save", s, strlen(s), on_kv_saved);
+    free(s);
+    if (rc) {
+        kv_note(r, "saving the context failed: cannot reach llama-server");
+        kv_save_end(r, false);
+    }
+}
+
+static void on_kv_save_template(role_t *r, int code, const char *body, size_t len)
+{
+    char *tb = code == 200 ? kv_tokenize_body(body, len) : NULL;
+    if (!tb || kv_post(r, "/tokenize", tb, strlen(tb), on_kv_save_tokens)) {
+        kv_note(r, "saving the context failed: /apply-template answered %d", code);
+        free(tb);
+        kv_save_end(r, false);
+        return;
+    }
+    free(tb);
+}
+
+/* Stop an idle ready role, saving its slot first when it keeps context. */
+static void role_stop_idle(role_t *r)
+{
+    if (r->kv_saving)
+        return;
+    pool_clear(r);
+    if (!r->kv_on || !r->kv_body || backend_state(r->be) != BE_READY || r->call) {
+        backend_stop(r->be);
+        return;
+    }
+    r->call = xcalloc(1, sizeof *r->call);
+    r->call->r = r;
+    r->kv_saving = true;
+    if (kv_post(r, "/apply-template", r->kv_body, r->kv_body_len, on_kv_save_template)) {
+        kv_note(r, "saving the context failed: cannot reach llama-server");
+        kv_save_end(r, false);
+    }
+}
+
+/* --- restore, then forward --- */
+
+static void kv_restore_end(role_t *r)
+{
+    pend_t *p = r->call->p;
+    kv_call_free(r->call);
+    r->call = NULL;
+    r->kv_busy = false;
+    r->inflight--;
+    if (p->req)
+        proxy_start(p);
+    else
+        pend_done(p);
+    drain_queue(r);
+    role_idle_check(r);
+}
+
+static void kv_drop(role_t *r, const char *file)
+{
+    char *path = xasprintf("%s%s", r->kv_dir, file);
+    unlink(path);
+    free(path);
+    kv_enforce(r->g);
+}
+
+static void on_kv_restored(role_t *r, int code, const char *body, size_t len)
+{
+    pend_t *p = r->call->p;
+    if (code != 200) {
+        r->kv_restore_failures++;
+        kv_note(r, "restoring the context from %s failed (HTTP %d %.200s); prefilling instead", r->kv_file, code,
+                body);
+        kv_drop(r, r->kv_file);
+    } else {
+        p->kv_expect = r->kv_saved_tokens;
+        snprintf(r->kv_restored, sizeof r->kv_restored, "%s", r->kv_file);
+        char *path = xasprintf("%s%s", r->kv_dir, r->kv_file);
+        utimensat(AT_FDCWD, path, NULL, 0); /* most recently used */
+        free(path);
+    }
+    kv_restore_end(r);
+}
+
+static void on_kv_restore_tokens(role_t *r, int code, const char *body, size_t len)
+{
+    size_t n = 0;
+    int32_t *t = code == 200 ? kv_tokens(body, len, &n) : NULL;
+    /* the longest saved prefix of these tokens */
+    uint64_t best = 0;
+    char best_name[256] = "";
+    DIR *dir = t ? opendir(r->kv_dir) : NULL;
+    struct dirent *de;
+    while (dir && (de = readdir(dir))) {
+        uint64_t pn, ph;
+        if (!kv_parse_name(r, de->d_name, &pn, &ph) || pn > n || pn <= best)
+            continue;
+        if (fnv1a(FNV0, t, pn * sizeof *t) == ph) {
+            best = pn;
+            snprintf(best_name, sizeof best_name, "%s", de->d_name);
+        }
+    }
+    if (dir)
+        closedir(dir);
+    free(t);
+    if (!best) {
+        kv_restore_end(r);
+        return;
+    }
+    snprintf(r->kv_file, sizeof r->kv_file, "%s", best_name);
+    r->kv_saved_tokens = best;
+    json_t *j = json_pack("{s:s}", "filename", best_name);
+    char *s = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    int rc = kv_post(r, "/slots/0?action=restore", s, strlen(s), on_kv_restored);
+    free(s);
+    if (rc)
+        kv_restore_end(r);
+}
+
+static void on_kv_restore_template(role_t *r, int code, const char *body, size_t len)
+{
+    char *tb = code == 200 ? kv_tokenize_body(body, len) : NULL;
+    if (!tb || kv_post(r, "/tokenize", tb, strlen(tb), on_kv_restore_tokens))
+        kv_restore_end(r);
+    free(tb);
+}
+
+/* Whether a saved slot of this role and load key may exist. */
+static bool kv_has_saved(role_t *r)
+{
+    DIR *dir = opendir(r->kv_dir);
+    struct dirent *de;
+    bool any = false;
+    while (dir && !any && (de = readdir(dir))) {
+        uint64_t pn, ph;
+        any = kv_parse_name(r, de->d_name, &pn, &ph);
+    }
+    if (dir)
+        closedir(dir);
+    return any;
+}
+
+/* Forward p, first restoring a saved slot when this is the first chat
+ * request since the role loaded and a saved prefix may match. */
+static void proxy_or_restore(pend_t *p)
+{
+    role_t *r = p->role;
+    if (!r->kv_fresh || r->call || p->load_only || !is_chat_path(httpd_head(p->req)->target)) {
+        proxy_start(p);
+        return;
+    }
+    r->kv_fresh = false;
+    if (!kv_has_saved(r)) {
+        proxy_start(p);
+        return;
+    }
+    struct evbuffer *b = httpd_body(p->req);
+    r->call = xcalloc(1, sizeof *r->call);
+    r->call->r = r;
+    r->call->p = p;
+    r->call->body_len = evbuffer_get_length(b);
+    r->call->body = xmalloc(r->call->body_len + 1);
+    evbuffer_copyout(b, r->call->body, r->call->body_len);
+    r->kv_busy = true;
+    r->inflight++; /* held: the role is busy while its context comes back */
+    if (r->ttl_timer)
+        evtimer_del(r->ttl_timer);
+    if (kv_post(r, "/apply-template", r->call->body, r->call->body_len, on_kv_restore_template))
+        kv_restore_end(r);
+}
+
+/* After an answer: keep the body of a chat request for the next save, and
+ * judge a restore by the answer's timings. */
+static void kv_after_answer(pend_t *p, httpd_req_t *rq)
+{
+    role_t *r = p->role;
+    if (!r->kv_on || p->status != 200 || !is_chat_path(httpd_head(rq)->target))
+        return;
+    struct evbuffer *b = httpd_body(rq);
+    free(r->kv_body);
+    r->kv_body_len = evbuffer_get_length(b);
+    r->kv_body = xmalloc(r->kv_body_len + 1);
+    evbuffer_copyout(b, r->kv_body, r->kv_body_len);
+    if (!p->kv_expect)
+        return;
+    uint64_t cache_n = tail_num(p->tail, p->tail_len, "\"cache_n\"");
+    r->kv_last_restore_tokens = p->kv_expect;
+    r->kv_last_cache_n = cache_n;
+    if (cache_n >= p->kv_expect) {
+        r->kv_restores++;
+        fprintf(stderr, "variet: role %s: context restored: %llu of %llu saved tokens reused\n", r->name,
+                (unsigned long long)cache_n, (unsigned long long)p->kv_expect);
+    } else {
+        r->kv_restore_failures++;
+        kv_note(r, "restoring the context from %s did not work: the answer reused %llu tokens of %llu restored; "
+                "prefilled instead", r->kv_restored, (unsigned long long)cache_n, (unsigned long long)p->kv_expect);
+        kv_drop(r, r->kv_restored);
+        r->kv_restored[0] = 0;
     }
 }
 
@@ -959,8 +1536,13 @@ static void on_backend(backend_t *b, be_event_t ev, void *ud)
 {
     role_t *r = ud;
     gateway_t *g = r->g;
-    if (ev != BE_EV_READY)
+    if (ev != BE_EV_READY) {
         r->suspect = false; /* it is gone indeed: the queue waits for the restart */
+        /* its slot is gone: nothing to save until a new answer */
+        free(r->kv_body);
+        r->kv_body = NULL;
+        r->kv_fresh = false;
+    }
     switch (ev) {
     case BE_EV_READY: {
         double secs = backend_ready_at(b) - backend_started_at(b);
@@ -968,6 +1550,8 @@ static void on_backend(backend_t *b, be_event_t ev, void *ud)
         r->load_seconds += secs;
         r->last_load_s = secs;
         r->last_used = now_s();
+        r->kv_fresh = r->kv_on;
+        r->kv_restored[0] = 0;
         fprintf(stderr, "variet: role %s: ready in %.2f s\n", r->name, secs);
         drain_queue(r);
         role_idle_check(r);
@@ -1078,6 +1662,21 @@ static json_t *role_json(role_t *r, bool full)
             json_object_set_new(l, "oom", json_pack("{s:s,s:f}", "device", lr->oom_device, "mib", lr->oom_mib));
         json_object_set_new(o, "last_load", l);
     }
+    json_t *kv = json_object();
+    json_object_set_new(kv, "kept", json_boolean(r->kv_on));
+    if (!r->kv_on)
+        json_object_set_new(kv, "reason", json_string(r->kv_off));
+    else
+        json_object_set_new(kv, "dir", json_string(r->kv_dir));
+    json_object_set_new(kv, "saves", json_integer((json_int_t)r->kv_saves));
+    json_object_set_new(kv, "save_failures", json_integer((json_int_t)r->kv_save_failures));
+    json_object_set_new(kv, "restores_verified", json_integer((json_int_t)r->kv_restores));
+    json_object_set_new(kv, "restore_failures", json_integer((json_int_t)r->kv_restore_failures));
+    json_object_set_new(kv, "last_saved_tokens", json_integer((json_int_t)r->kv_saved_tokens));
+    json_object_set_new(kv, "last_restore_tokens", json_integer((json_int_t)r->kv_last_restore_tokens));
+    json_object_set_new(kv, "last_restore_cache_n", json_integer((json_int_t)r->kv_last_cache_n));
+    json_object_set_new(kv, "last_error", r->kv_error[0] ? json_string(r->kv_error) : json_null());
+    json_object_set_new(o, "kv", kv);
     const char *e = r->failed ? r->fail_reason : backend_error(r->be);
     char *ec = e && *e ? utf8_clean(xstrdup(e)) : NULL;
     json_object_set_new(o, "last_error", ec ? json_string(ec) : json_null());
@@ -1103,6 +1702,9 @@ static void route_status(gateway_t *g, httpd_req_t *req)
     json_t *o = json_pack("{s:i,s:f,s:s,s:i,s:o}", "pid", (int)getpid(), "uptime_s", now_s() - g->started,
                           "config", g->reg->path ? g->reg->path : "", "port", g->port, "roles", roles);
     json_object_set_new(o, "llama_server", json_string(g->exe));
+    json_object_set_new(o, "kv_store", json_pack("{s:I,s:I,s:I}", "bytes", (json_int_t)g->kv_bytes, "max",
+                                                 (json_int_t)g->reg->engine.kv_store_max, "evicted",
+                                                 (json_int_t)g->kv_evicted));
     send_json(req, 200, o);
 }
 
@@ -1187,6 +1789,24 @@ static void route_metrics(gateway_t *g, httpd_req_t *req)
         for (int k = 0; k < 5; k++)
             evbuffer_add_printf(b, "variet_role_state{role=\"%s\",state=\"%s\"} %d\n", g->roles[i]->name, states[k],
                                 !strcmp(role_state(g->roles[i]), states[k]));
+    evbuffer_add_printf(b, "# HELP variet_kv_saves_total Slot saves before idle stops (context kept across swaps).\n"
+                           "# TYPE variet_kv_saves_total counter\n");
+    for (size_t i = 0; i < g->n_roles; i++)
+        if (!g->roles[i]->retired)
+            evbuffer_add_printf(b, "variet_kv_saves_total{role=\"%s\",result=\"ok\"} %llu\n"
+                                   "variet_kv_saves_total{role=\"%s\",result=\"failed\"} %llu\n",
+                                g->roles[i]->name, (unsigned long long)g->roles[i]->kv_saves, g->roles[i]->name,
+                                (unsigned long long)g->roles[i]->kv_save_failures);
+    evbuffer_add_printf(b, "# HELP variet_kv_restores_total Slot restores: verified by the answer's cache_n, or failed "
+                           "(prefilled instead).\n# TYPE variet_kv_restores_total counter\n");
+    for (size_t i = 0; i < g->n_roles; i++)
+        if (!g->roles[i]->retired)
+            evbuffer_add_printf(b, "variet_kv_restores_total{role=\"%s\",result=\"verified\"} %llu\n"
+                                   "variet_kv_restores_total{role=\"%s\",result=\"failed\"} %llu\n",
+                                g->roles[i]->name, (unsigned long long)g->roles[i]->kv_restores, g->roles[i]->name,
+                                (unsigned long long)g->roles[i]->kv_restore_failures);
+    evbuffer_add_printf(b, "# TYPE variet_kv_store_bytes gauge\nvariet_kv_store_bytes %llu\n",
+                        (unsigned long long)g->kv_bytes);
     evbuffer_add_printf(b, "# TYPE variet_queue_length gauge\n");
     for (size_t i = 0; i < g->n_roles; i++)
         if (!g->roles[i]->retired)
@@ -1423,6 +2043,7 @@ int gateway_new(struct event_base *base, registry_t *reg, const char *exe, gatew
         return -EINVAL;
     }
     gateway_policy(g, reg);
+    kv_enforce(g); /* what earlier runs left, within the limit */
     httpd_opts_t ho = {
         .max_header = (size_t)reg->engine.max_header,
         .max_body = reg->engine.max_body,

@@ -67,6 +67,7 @@ typedef struct {
     int restart_max;          /* crashes within restart_window_s before failed (3) */
     double restart_window_s;  /* 60 */
     double health_interval_s; /* health probe while ready (5) */
+    uint64_t kv_store_max;    /* bytes of saved slots (KV caches) on disk, LRU; 0: not kept (8 GiB) */
 } reg_engine_t;
 
 typedef struct {

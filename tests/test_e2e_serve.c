@@ -2250,6 +2250,138 @@ static void t_role_unload_logs(void **state)
     chat_ok(s, "fast", "fast");
 }
 
+/* ---------- context kept across swaps ---------- */
+
+/* A chat turn on role a: messages so far (a JSON array, updated with the
+ * answer and `next_user`); returns the answer's timings (caller decrefs). */
+static json_t *kv_turn(const srv_t *s, json_t *msgs, const char *next_user)
+{
+    json_t *body = json_pack("{s:s,s:O,s:i,s:f}", "model", "a", "messages", msgs, "max_tokens", 8, "temperature", 0.0);
+    char *b = json_dumps(body, JSON_COMPACT), *resp = NULL;
+    json_decref(body);
+    int code = http(s, "POST", "/v1/chat/completions", b, &resp);
+    free(b);
+    if (code != 200)
+        fail_msg("chat turn on a: %d %.400s", code, resp);
+    json_t *j = jparse(resp);
+    free(resp);
+    json_t *msg = json_object_get(json_array_get(json_object_get(j, "choices"), 0), "message");
+    const char *content = json_string_value(json_object_get(msg, "content"));
+    json_array_append_new(msgs, json_pack("{s:s,s:s}", "role", "assistant", "content", content ? content : ""));
+    json_array_append_new(msgs, json_pack("{s:s,s:s}", "role", "user", "content", next_user));
+    json_t *t = json_incref(json_object_get(j, "timings"));
+    json_decref(j);
+    assert_non_null(t);
+    return t;
+}
+
+static json_int_t kv_stat(const srv_t *s, const char *role, const char *field)
+{
+    json_t *st = get_json(s, "/status");
+    json_t *v = jget(st, "roles", role, "kv");
+    json_int_t n = json_integer_value(json_object_get(v, field));
+    json_decref(st);
+    return n;
+}
+
+/* The saved slot files of role a (names into names[], up to 8). */
+static int kv_files(const srv_t *s, char names[][600])
+{
+    char *dir = xasprintf("%s/logs/a/slots", s->dir);
+    char *cmd = xasprintf("ls '%s'", dir), *out = NULL;
+    e2e_sh(cmd, &out);
+    int n = 0;
+    for (char *line = out, *nl; line && *line && n < 8; line = nl) {
+        nl = strchr(line, '\n');
+        if (nl)
+            *nl++ = 0;
+        if (!strncmp(line, "kv-a-", 5))
+            snprintf(names[n++], 600, "%s/%s", dir, line);
+    }
+    free(out);
+    free(cmd);
+    free(dir);
+    return n;
+}
+
+/* Two roles, max_loaded 1: a long conversation on a, one request to b (a
+ * is saved before it stops), a's next turn: restored before it is
+ * forwarded, and the answer reuses the saved prefix (cache_n). Then the
+ * saved file is corrupted: the restore fails, is counted, and the turn is
+ * prefilled and answered. A role with a projector says it keeps nothing. */
+static void t_kv_swap(void **state)
+{
+    srv_t *s = *state;
+    model("tiny-qwen35-mmproj");
+    srv_start(s, "kvswap", ",\"max_loaded\":1",
+              ROLE("a", "tiny-llama", "\"-c\",\"4096\",\"-np\",\"1\",\"-t\",\"1\"", "") ",\n  "
+              ROLE("b", "tiny-qwen3moe", SMALL_ARGS, "") ",\n  "
+              ROLE("v", "tiny-qwen35moe", "\"-c\",\"2048\",\"-np\",\"1\",\"--mmproj\",\"../models/tiny-qwen35-mmproj.gguf\"", ""));
+    json_t *st = get_json(s, "/status");
+    assert_true(json_is_true(json_object_get(jget(st, "roles", "a", "kv"), "kept")));
+    json_t *vkv = jget(st, "roles", "v", "kv");
+    assert_true(json_is_false(json_object_get(vkv, "kept")));
+    const char *why = json_string_value(json_object_get(vkv, "reason"));
+    if (!why || !strstr(why, "--mmproj"))
+        fail_msg("role v with a projector: want a reason naming --mmproj, got %s", why ? why : "(none)");
+    /* b runs with -np 2: it says so */
+    why = json_string_value(json_object_get(jget(st, "roles", "b", "kv"), "reason"));
+    assert_true(why && strstr(why, "-np 1"));
+    json_decref(st);
+
+    buf_t text;
+    buf_init(&text, 0);
+    for (int i = 0; i < 240; i++)
+        buf_printf(&text, "item%d ", i);
+    buf_append(&text, "", 1);
+    json_t *msgs = json_pack("[{s:s,s:s}]", "role", "user", "content", text.data);
+    buf_free(&text);
+    json_t *t1 = kv_turn(s, msgs, "And then?");
+    json_int_t first_prompt = json_integer_value(json_object_get(t1, "prompt_n"));
+    json_decref(t1);
+    assert_true(first_prompt >= 1000);
+
+    chat_ok(s, "b", "b"); /* swap: a is saved, then stopped */
+    assert_int_equal(kv_stat(s, "a", "saves"), 1);
+    json_int_t saved = kv_stat(s, "a", "last_saved_tokens");
+    assert_true(saved >= first_prompt);
+    char files[8][600];
+    assert_int_equal(kv_files(s, files), 1);
+
+    json_t *t2 = kv_turn(s, msgs, "Go on.");
+    json_int_t cache_n = json_integer_value(json_object_get(t2, "cache_n"));
+    json_int_t prompt_n = json_integer_value(json_object_get(t2, "prompt_n"));
+    json_decref(t2);
+    printf("  kv swap: %lld tokens saved, next turn cache_n %lld, prompt_n %lld\n", (long long)saved,
+           (long long)cache_n, (long long)prompt_n);
+    if (cache_n < saved)
+        fail_msg("after the restore the answer reused %lld tokens, want >= the %lld saved", (long long)cache_n,
+                 (long long)saved);
+    assert_true(prompt_n < 100);
+    assert_int_equal(kv_stat(s, "a", "restores_verified"), 1);
+    assert_int_equal(kv_stat(s, "a", "restore_failures"), 0);
+
+    /* swap again: a's longer context is saved and replaces the first file */
+    chat_ok(s, "b", "b");
+    assert_int_equal(kv_stat(s, "a", "saves"), 2);
+    assert_int_equal(kv_files(s, files), 1);
+    write_file(files[0], "not a slot file");
+    json_t *t3 = kv_turn(s, msgs, "Thanks.");
+    cache_n = json_integer_value(json_object_get(t3, "cache_n"));
+    json_decref(t3);
+    assert_int_equal(kv_stat(s, "a", "restore_failures"), 1);
+    assert_int_equal(kv_stat(s, "a", "restores_verified"), 1);
+    assert_true(cache_n < saved); /* prefilled */
+    assert_int_equal(kv_files(s, files), 0); /* the broken file is gone */
+    char *resp = NULL;
+    assert_int_equal(http(s, "GET", "/metrics", NULL, &resp), 200);
+    assert_true(metric(resp, "variet_kv_restores_total{role=\"a\",result=\"failed\"}") == 1);
+    assert_true(metric(resp, "variet_kv_restores_total{role=\"a\",result=\"verified\"}") == 1);
+    assert_true(metric(resp, "variet_kv_saves_total{role=\"a\",result=\"ok\"}") == 2);
+    free(resp);
+    json_decref(msgs);
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_ALL);
@@ -2261,6 +2393,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(t_routing, setup, teardown),
         cmocka_unit_test_setup_teardown(t_streaming, setup, teardown),
         cmocka_unit_test_setup_teardown(t_swap, setup, teardown),
+        cmocka_unit_test_setup_teardown(t_kv_swap, setup, teardown),
         cmocka_unit_test_setup_teardown(t_stream_burst, setup, teardown),
         cmocka_unit_test_setup_teardown(t_bad_bytes, setup, teardown),
         cmocka_unit_test_setup_teardown(t_concurrent, setup, teardown),

@@ -58,7 +58,7 @@ static const char *const full_cfg =
     "    \"queue_timeout\": 30, \"load_timeout\": 120, \"stop_grace\": 0, \"max_body\": \"64M\",\n"
     "    \"max_header\": 131072, \"max_connections\": 50, \"header_timeout\": 2.5,\n"
     "    \"upstream_timeout\": 60, \"log_dir\": \"var/log\", \"restart_max\": 0,\n"
-    "    \"restart_window\": 120, \"health_interval\": 1},\n"
+    "    \"restart_window\": 120, \"health_interval\": 1, \"kv_store_max\": \"2G\"},\n"
     "  \"fast\": {\"display_name\": \"Fast chat\", \"model_path\": \"models/fast.gguf\",\n"
     "    \"measured_tps\": 41.5, \"args\": [\"-c\", \"4096\", \"-ngl\", \"99\"],\n"
     "    \"aliases\": [\"f\", \"quick\"], \"ttl\": 0, \"notes\": {\"x\": [1, 2]}},\n"
@@ -94,6 +94,7 @@ static void t_full(void **s)
     assert_int_equal(e->restart_max, 0);
     NEAR(e->restart_window_s, 120);
     NEAR(e->health_interval_s, 1);
+    assert_int_equal(e->kv_store_max, 2ull << 30);
 
     assert_int_equal(r->n_roles, 3);
     const reg_role_t *f = &r->roles[0];
@@ -169,6 +170,7 @@ static void t_defaults(void **s)
     assert_int_equal(e->restart_max, 3);
     NEAR(e->restart_window_s, 60);
     NEAR(e->health_interval_s, 5);
+    assert_int_equal(e->kv_store_max, 8ull << 30);
     const reg_role_t *a = &r->roles[0];
     assert_string_equal(a->display_name, "a");
     assert_string_equal(a->model_abs, "./m.gguf");
