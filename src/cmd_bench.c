@@ -25,6 +25,7 @@
 #include "loadlog.h"
 #include "proc.h"
 #include "registry.h"
+#include "srvhelp.h"
 #include "util.h"
 
 typedef struct {
@@ -261,6 +262,17 @@ static int exec_bench(cmd_ctx_t *c)
             fprintf(stderr, "variet bench: no llama-server found (set _engine.llama_server or $VARIET_LLAMA_SERVER)\n");
             goto out;
         }
+        /* the role's args against the options this llama-server has */
+        long bad;
+        int hr = srvhelp_check_role(exe, role->args, role->n_args, NULL, &bad, err, sizeof err);
+        if (hr == -EINVAL) {
+            fprintf(stderr, "variet bench: %s: %s.args[%ld]: %s\n", config, role->name, bad, err);
+            free(exe);
+            rc = CMD_USAGE;
+            goto out;
+        }
+        if (hr)
+            fprintf(stderr, "variet bench: warning: %s; role args not checked against this llama-server\n", err);
         log_path = xasprintf("/tmp/variet-bench-%s-%ld.log", role->name, (long)getpid());
         int r = bench_spawn(exe, role->model_abs, role->args, role->n_args, log_path, reg->engine.load_timeout_s, &pid,
                             &base, &cold_s, &rep, err, sizeof err);

@@ -4,6 +4,7 @@
  * against the free memory `hw` reports (or --gpus), with a verdict and the
  * cheapest changes that would make it fit.
  */
+#include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,12 +12,14 @@
 #include <sys/stat.h>
 
 #include "args.h"
+#include "backend.h"
 #include "cmd.h"
 #include "gguf.h"
 #include "hw.h"
 #include "modelinfo.h"
 #include "plan.h"
 #include "registry.h"
+#include "srvhelp.h"
 #include "util.h"
 
 #define MIB (1024.0 * 1024.0)
@@ -73,6 +76,25 @@ static int exec_plan(cmd_ctx_t *c)
     gguf_t *g = NULL;
     mi_t *m = NULL;
     plan_opts_t o;
+    /* the args against the options of the llama-server that would run them;
+     * without one, a warning */
+    char *exe = backend_find_exe(c->reg ? c->reg->engine.llama_server : NULL);
+    if (!exe) {
+        fprintf(stderr, "variet plan: warning: no llama-server found; args not checked against its options\n");
+    } else {
+        long bad;
+        int hr = srvhelp_check_role(exe, args, n_args, NULL, &bad, err, sizeof err);
+        free(exe);
+        if (hr == -EINVAL) {
+            if (c->role && bad < (long)c->role->n_args)
+                fprintf(stderr, "variet plan: %s: %s.args[%ld]: %s\n", c->config, c->role->name, bad, err);
+            else
+                fprintf(stderr, "variet plan: %s\n", err);
+            goto out;
+        }
+        if (hr)
+            fprintf(stderr, "variet plan: warning: %s; args not checked against this llama-server\n", err);
+    }
     if (plan_opts_from_args(args, n_args, &o, err, sizeof err)) {
         fprintf(stderr, "variet plan: %s\n", err);
         goto out;

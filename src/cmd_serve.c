@@ -1,7 +1,8 @@
 /*
- * cmd_serve.c — `variet serve`: load the registry, run the gateway until
- * SIGINT/SIGTERM (then stop every backend), reload on SIGHUP, reap
- * children on SIGCHLD.
+ * cmd_serve.c — `variet serve`: load the registry, check every role's args
+ * against the llama-server in use (srvhelp: its --help, cached), run the
+ * gateway until SIGINT/SIGTERM (then stop every backend), reload on SIGHUP
+ * (with the same check), reap children on SIGCHLD.
  */
 #include <errno.h>
 #include <event2/event.h>
@@ -15,13 +16,31 @@
 #include "cmd.h"
 #include "gateway.h"
 #include "registry.h"
+#include "srvhelp.h"
 #include "util.h"
 
 typedef struct {
     struct event_base *base;
     gateway_t *g;
     const char *config;
+    srvhelp_t *help; /* the options of the llama-server in use, NULL if unread */
 } serve_t;
+
+/* Print every role whose args the build h does not take; their count. */
+static int bad_roles(const srvhelp_t *h, const registry_t *reg, const char *config, const char *what)
+{
+    int bad = 0;
+    char err[1024];
+    for (size_t i = 0; h && i < reg->n_roles; i++) {
+        const reg_role_t *ro = &reg->roles[i];
+        long at = srvhelp_check(h, ro->args, ro->n_args, err, sizeof err);
+        if (at >= 0) {
+            fprintf(stderr, "variet%s: %s: %s.args[%ld]: %s\n", what, config, ro->name, at, err);
+            bad++;
+        }
+    }
+    return bad;
+}
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
@@ -35,6 +54,12 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
         registry_t *reg = NULL;
         if (registry_load(s->config, &reg, err, sizeof err)) {
             fprintf(stderr, "variet: reload refused, keeping the running configuration: %s\n", err);
+            return;
+        }
+        if (bad_roles(s->help, reg, s->config, "")) {
+            fprintf(stderr, "variet: reload refused, keeping the running configuration: the llama-server in use "
+                            "does not take those args\n");
+            registry_free(&reg);
             return;
         }
         if (gateway_reload(s->g, reg, err, sizeof err)) {
@@ -74,6 +99,17 @@ static int exec_serve(cmd_ctx_t *c)
         registry_free(&reg);
         return CMD_FAIL;
     }
+    /* every role's args against the options this llama-server has (its
+     * --help, cached per binary); read before any SIGCHLD handler reaps */
+    srvhelp_t *help = NULL;
+    if (srvhelp_load(exe, NULL, &help, err, sizeof err))
+        fprintf(stderr, "variet serve: warning: %s; role args not checked against this llama-server\n", err);
+    if (bad_roles(help, reg, c->config, " serve")) {
+        srvhelp_free(&help);
+        free(exe);
+        registry_free(&reg);
+        return CMD_USAGE;
+    }
     signal(SIGPIPE, SIG_IGN);
     /* the changelist folds the add/del pairs evhttp makes per request into
      * one epoll_ctl */
@@ -81,12 +117,13 @@ static int exec_serve(cmd_ctx_t *c)
     event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
     struct event_base *base = event_base_new_with_config(ec);
     event_config_free(ec);
-    serve_t s = {.base = base, .config = c->config};
+    serve_t s = {.base = base, .config = c->config, .help = help};
     int grc = gateway_new(base, reg, exe, &s.g, err, sizeof err);
     if (grc) {
         fprintf(stderr, "variet serve: %s\n", err);
         registry_free(&reg);
         free(exe);
+        srvhelp_free(&help);
         event_base_free(base);
         return grc == -EINVAL ? CMD_USAGE : CMD_FAIL; /* a role's model unusable: bad input */
     }
@@ -105,6 +142,7 @@ static int exec_serve(cmd_ctx_t *c)
         event_free(sigs[i]);
     event_base_free(base);
     free(exe);
+    srvhelp_free(&help);
     fprintf(stderr, "variet: stopped\n");
     return CMD_OK;
 }

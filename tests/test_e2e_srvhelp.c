@@ -6,7 +6,10 @@
  * given a stray value, or an unknown name, would be "invalid argument"); and
  * on a list of role args — the seed's --mlock ones, old spellings, bad
  * values, odd forms — srvhelp_check's verdict is the binary's, and every
- * migration the table makes is accepted by the binary.
+ * migration the table makes is accepted by the binary. `variet serve`,
+ * `bench` and `plan` refuse a role with --mlock (exit 2), naming the
+ * replacement; plan without a llama-server only warns; a SIGHUP reload of
+ * `serve` with such a role is refused.
  *
  * The binary's verdict: `llama-server ARGS... --version` parses ARGS with
  * the real parser and exits at --version without loading anything; it
@@ -18,9 +21,11 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "args.h"
@@ -313,12 +318,166 @@ static void t_oracle(void **s)
     assert_true(migrated >= 12);
 }
 
+/* Run a variet command line (through sh, stderr folded in) with the help
+ * cache in the test's folder; exit code, output in *out (caller frees). */
+static int variet(const char *env, const char *argline, char **out)
+{
+    char *cmd = xasprintf("XDG_CACHE_HOME='%s/xdg' VARIET_LLAMA_SERVER='%s' %s timeout 300 '%s' %s 2>&1",
+                          e2e_tmpdir(), exe, env ? env : "", VARIET_BINARY, argline);
+    int rc = e2e_sh(cmd, out);
+    free(cmd);
+    return rc;
+}
+
+static void expect(int rc, const char *out, int want_rc, const char *want)
+{
+    if (rc != want_rc || !strstr(out, want))
+        fail_msg("exit %d (want %d), output:\n%s\n(want '%s')", rc, want_rc, out, want);
+}
+
+/* serve, bench and plan refuse a role whose args this llama-server does not
+ * take, naming the flag and its replacement (exit 2); plan only warns
+ * without a binary; the migrated args pass. */
+static void t_commands(void **s)
+{
+    (void)s;
+    char *dir = xasprintf("%s/srvhelp-cmd", e2e_tmpdir()), *out = NULL;
+    char *cmd = xasprintf("mkdir -p '%s' && '%s' synth tiny-llama -o '%s/tiny.gguf' >/dev/null 2>&1", dir,
+                          VARIET_BINARY, dir);
+    assert_int_equal(system(cmd), 0);
+    free(cmd);
+    char *cfg = xasprintf("%s/engine_models.json", dir), *good = xasprintf("%s/good.json", dir);
+    const char *body = "{\"_engine\": {},\n"
+                       " \"fast\": {\"model_path\": \"tiny.gguf\", \"args\": [\"-c\", \"512\", \"--mlock\", \"-np\", \"1\"]},\n"
+                       " \"other\": {\"model_path\": \"tiny.gguf\", \"args\": [\"--no-mmap\"]}}\n";
+    const char *body2 = "{\"_engine\": {},\n"
+                        " \"fast\": {\"model_path\": \"tiny.gguf\", \"args\": [\"-c\", \"512\", \"--load-mode\", "
+                        "\"mmap+mlock\", \"-np\", \"1\"]}}\n";
+    char err[256];
+    assert_int_equal(file_write_atomic(cfg, body, strlen(body), err, sizeof err), 0);
+    assert_int_equal(file_write_atomic(good, body2, strlen(body2), err, sizeof err), 0);
+    const char *want = "fast.args[2]: --mlock is not an option of this llama-server (build ";
+    const char *repl = "); use --load-mode mmap+mlock";
+    int rc;
+
+    char *a = xasprintf("serve --config '%s' --port 0", cfg);
+    rc = variet(NULL, a, &out);
+    expect(rc, out, 2, want);
+    expect(rc, out, 2, repl);
+    expect(rc, out, 2, "other.args[0]: --no-mmap is not an option of this llama-server");
+    expect(rc, out, 2, "use --load-mode none");
+    free(out);
+    free(a);
+
+    a = xasprintf("bench fast --config '%s' --direct --runs 1", cfg);
+    rc = variet(NULL, a, &out);
+    expect(rc, out, 2, want);
+    expect(rc, out, 2, repl);
+    free(out);
+    free(a);
+
+    a = xasprintf("plan fast --config '%s' --cpu-only", cfg);
+    rc = variet(NULL, a, &out);
+    expect(rc, out, 2, want);
+    free(out);
+    free(a);
+    a = xasprintf("plan --model '%s/tiny.gguf' --cpu-only -- -c 512 -fa", dir);
+    rc = variet(NULL, a, &out);
+    expect(rc, out, 2, "variet plan: -fa needs a value ([on|off|auto]); use -fa on");
+    free(out);
+    free(a);
+    /* no llama-server: plan warns and plans */
+    a = xasprintf("plan --model '%s/tiny.gguf' --cpu-only -- -c 512 --mlock", dir);
+    rc = variet("VARIET_LLAMA_SERVER=/nonexistent PATH=/usr/bin:/bin", a, &out);
+    expect(rc, out, 0, "variet plan: warning: no llama-server found; args not checked against its options");
+    expect(rc, out, 0, "verdict: fits");
+    free(out);
+    free(a);
+
+    /* the migrated args: plan passes, bench measures */
+    a = xasprintf("plan fast --config '%s' --cpu-only", good);
+    rc = variet(NULL, a, &out);
+    expect(rc, out, 0, "verdict: fits");
+    assert_null(strstr(out, "warning"));
+    free(out);
+    free(a);
+    a = xasprintf("bench fast --config '%s' --direct --runs 1 --scenario short", good);
+    rc = variet(NULL, a, &out);
+    expect(rc, out, 0, "gen t/s");
+    free(out);
+    free(a);
+    free(cfg);
+    free(good);
+    free(dir);
+}
+
+/* A SIGHUP reload with a role the llama-server does not take is refused;
+ * the running configuration stays. */
+static void t_serve_reload(void **s)
+{
+    (void)s;
+    char *dir = xasprintf("%s/srvhelp-cmd", e2e_tmpdir()); /* made by t_commands */
+    char *cfg = xasprintf("%s/reload.json", dir), *log = xasprintf("%s/reload.log", dir), err[256];
+    const char *good = "{\"fast\": {\"model_path\": \"tiny.gguf\", \"args\": [\"-c\", \"512\"]}}\n";
+    const char *bad = "{\"fast\": {\"model_path\": \"tiny.gguf\", \"args\": [\"-c\", \"512\", \"--mlock\"]}}\n";
+    assert_int_equal(file_write_atomic(cfg, good, strlen(good), err, sizeof err), 0);
+    char *xdg = xasprintf("%s/xdg", e2e_tmpdir());
+    setenv("XDG_CACHE_HOME", xdg, 1);
+    char *argv[] = {(char *)VARIET_BINARY, "serve", "--config", cfg, "--port", "0", NULL};
+    pid_t pid = e2e_spawn(argv, log);
+    assert_true(pid > 0);
+    double t0 = now_s();
+    char *text = NULL;
+    while (now_s() - t0 < 30) {
+        free(text);
+        text = e2e_slurp(log, NULL);
+        if (text && strstr(text, "variet: serving 1 roles"))
+            break;
+        usleep(20000);
+    }
+    assert_non_null(strstr(text, "variet: serving 1 roles"));
+    assert_int_equal(file_write_atomic(cfg, bad, strlen(bad), err, sizeof err), 0);
+    kill(pid, SIGHUP);
+    const char *want = "reload refused, keeping the running configuration: the llama-server in use does not take";
+    t0 = now_s();
+    while (now_s() - t0 < 30) {
+        free(text);
+        text = e2e_slurp(log, NULL);
+        if (text && strstr(text, want))
+            break;
+        usleep(20000);
+    }
+    if (!text || !strstr(text, want) || !strstr(text, "fast.args[2]: --mlock is not an option"))
+        fail_msg("serve log:\n%s", text ? text : "");
+    /* still serving: a good file reloads */
+    assert_int_equal(file_write_atomic(cfg, good, strlen(good), err, sizeof err), 0);
+    kill(pid, SIGHUP);
+    t0 = now_s();
+    while (now_s() - t0 < 30) {
+        free(text);
+        text = e2e_slurp(log, NULL);
+        if (text && strstr(text, "configuration reloaded"))
+            break;
+        usleep(20000);
+    }
+    assert_non_null(strstr(text, "configuration reloaded"));
+    assert_int_equal(e2e_stop(pid), 0);
+    unsetenv("XDG_CACHE_HOME");
+    free(text);
+    free(xdg);
+    free(cfg);
+    free(log);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(t_load_and_cache),
         cmocka_unit_test(t_every_spelling),
         cmocka_unit_test(t_oracle),
+        cmocka_unit_test(t_commands),
+        cmocka_unit_test(t_serve_reload),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
