@@ -48,10 +48,15 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# a port nothing listens on (bash's /dev/tcp connects, or fails)
+# a port nothing listens on (bash's /dev/tcp connects, or fails), below the
+# kernel's ephemeral range: the other tests' servers and llama-servers bind
+# port 0 and get ports from that range, so they cannot take this one first
+lo=32768
+read -r lo _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
+[ "$lo" -gt 12000 ] || lo=32768
 port=
 for _ in $(seq 1 50); do
-  p=$((20000 + RANDOM % 30000))
+  p=$((10000 + RANDOM % (lo - 11000)))
   if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then port=$p; break; fi
 done
 [ -n "$port" ] || die "no free port found"
