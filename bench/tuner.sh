@@ -14,7 +14,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 runs=2
-space='ub=128,256,512,1024;kv=f16,q8_0,q4_0;fa=on,off;t=1,2'
+space='ub=128,1024;kv=q8_0,q4_0;t=1,2'
 models="tiny-llama tiny-llama-q tiny-qwen3moe tiny-qwen35moe"
 while [ $# -gt 0 ]; do
     case $1 in

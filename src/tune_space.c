@@ -256,8 +256,13 @@ int tune_space_parse(tune_setup_t *s, const char *spec, char *err, size_t errlen
             cur = args_get(s->args, s->n_args, (args_opt_t)dim_names[k].opt);
         if (dim_names[k].kind == TUNE_DIM_MMPROJ)
             cur = args_find(s->args, s->n_args, ARG_NO_MMPROJ_OFFLOAD) >= 0 ? "host" : "gpu";
+        /* the search starts at the role's value; where the role leaves an
+         * option to llama-server, at "default", so only what was varied and
+         * found better is ever written */
         if (cur)
-            dim_value(d, cur); /* the search starts at the role's value */
+            dim_value(d, cur);
+        else if (d->kind != TUNE_DIM_NCMOE && d->kind != TUNE_DIM_MMPROJ)
+            dim_value(d, "default");
         char *s2 = NULL;
         const char *sep = !strcmp(item, "ts") ? "|" : ",";
         for (char *v = strtok_r(eq + 1, sep, &s2); v; v = strtok_r(NULL, sep, &s2)) {
@@ -531,9 +536,9 @@ char **tune_point_args(const tune_setup_t *s, char *const *base, size_t n_base, 
         a = tune__set(a, n, ARG_N_CPU_MOE, m + off ? v : NULL);
     }
     /* llama-server's --fit would move what the point pins */
-    bool pins = false;
+    bool pins = ncmoe_dim >= 0; /* the role as it is (every index 0) runs as the role does */
     for (int d = 0; d < sp->n_dims; d++)
-        if (strcmp(sp->dims[d].values[p->idx[d]], "default") || sp->dims[d].kind == TUNE_DIM_NCMOE)
+        if (p->idx[d] != 0)
             pins = true;
     if (pins)
         a = tune__set(a, n, ARG_FIT, "off");
