@@ -32,11 +32,14 @@ static void md_model(const tune_setup_t *s, const char *model_path, buf_t *md)
 {
     const mi_t *m = s->mi;
     char a[32];
-    buf_printf(md, "## Model\n\n`%s`: %s, %s, %.2f B parameters (%.2f B active), %u layers (%u full attention, %u "
+    /* parameters in B, or M for the tiny models (never "0.000 B") */
+    double div = m->n_params >= 1000000000ull ? 1e9 : 1e6;
+    const char *unit = div == 1e9 ? "B" : "M";
+    buf_printf(md, "## Model\n\n`%s`: %s, %s, %.2f %s parameters (%.2f %s active), %u layers (%u full attention, %u "
                    "recurrent, %u sliding window), %u experts (%u used).\n\n",
-               model_path, m->arch, fmt_bytes(m->file_size, a, sizeof a), (double)m->n_params / 1e9,
-               (double)m->n_params_active / 1e9, m->n_layer, m->n_layer_attn, m->n_layer_recurrent, m->n_layer_swa,
-               m->n_expert, m->n_expert_used);
+               model_path, m->arch, fmt_bytes(m->file_size, a, sizeof a), (double)m->n_params / div, unit,
+               (double)m->n_params_active / div, unit, m->n_layer, m->n_layer_attn, m->n_layer_recurrent,
+               m->n_layer_swa, m->n_expert, m->n_expert_used);
     buf_printf(md, "| KV type | per token | 4K | 32K | 128K |\n|---|---|---|---|---|\n");
     static const uint32_t kt[3] = {GGUF_TT_F16, GGUF_TT_Q8_0, GGUF_TT_Q4_0};
     for (int k = 0; k < 3; k++) {

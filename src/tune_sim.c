@@ -14,9 +14,10 @@
  * cpu-tiny          a 2-core CPU: threads and ubatch matter, the rest is noise.
  * cpu-flat          nothing matters but threads (ties, pruning).
  * Memory: the planner's prediction with a hidden error (the true compute
- * buffer is 25% smaller with host experts, as measured), so the tuner's
- * edge handling is exercised: OOM when the truth does not fit, free
- * memory after the runs from the truth.
+ * buffer 25% smaller with host experts: the size of the error the planner
+ * had before it modelled host experts), so the tuner's edge handling is
+ * exercised: OOM when the truth does not fit, free memory after the runs
+ * from the truth.
  */
 #include <errno.h>
 #include <math.h>
@@ -115,7 +116,7 @@ static double true_headroom(const tune_sim_t *m, char *const *a, size_t n)
     for (int d = 1; d < pl.n_dev; d++) {
         double h = (double)pl.dev[d].free_mib - (double)pl.dev[d].total / 1048576.0;
         if (po.ncmoe > 0 || po.cpu_moe)
-            h += 0.25 * (double)pl.dev[d].compute / 1048576.0; /* the planner overestimates here */
+            h += 0.25 * (double)pl.dev[d].compute / 1048576.0; /* the hidden error */
         least = h < least ? h : least;
     }
     return least;

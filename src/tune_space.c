@@ -82,37 +82,13 @@ int tune_headroom(const tune_setup_t *s, char *const *args, size_t n, double *he
     return 0;
 }
 
-/* headroom with k layers of experts on the host; -INFINITY when the args
- * do not parse */
-static double headroom_at(const tune_setup_t *s, char ***a, size_t *na, uint32_t k)
-{
-    char v[16];
-    snprintf(v, sizeof v, "%u", k);
-    *a = tune__set(*a, na, ARG_N_CPU_MOE, k ? v : NULL);
-    double h, band;
-    char err[256];
-    return tune_headroom(s, *a, *na, &h, &band, NULL, err, sizeof err) ? -INFINITY : h;
-}
-
 int64_t tune__min_ncmoe(const tune_setup_t *s, char *const *args, size_t n)
 {
-    /* headroom grows with every layer moved to the host: bisect */
-    char **a = tune__copy_args(args, n);
-    size_t na = n;
-    int64_t found = -1;
-    uint32_t lo = 0, hi = s->mi->n_layer;
-    if (headroom_at(s, &a, &na, hi) >= 0) {
-        while (lo < hi) {
-            uint32_t mid = lo + (hi - lo) / 2;
-            if (headroom_at(s, &a, &na, mid) >= 0)
-                hi = mid;
-            else
-                lo = mid + 1;
-        }
-        found = lo;
-    }
-    args_free(&a);
-    return found;
+    plan_opts_t po;
+    char err[256];
+    if (plan_opts_from_args(args, n, &po, err, sizeof err))
+        return -1;
+    return plan_min_ncmoe(s->mi, &po, s->gpus, s->n_gpu, 0);
 }
 
 uint64_t tune__slot_ctx(const tune_setup_t *s, char *const *args, size_t n)
