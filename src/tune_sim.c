@@ -114,7 +114,7 @@ static double true_headroom(const tune_sim_t *m, char *const *a, size_t n)
     plan_predict(s->mi, &po, s->gpus, s->n_gpu, -1, 0, &pl);
     double least = INFINITY;
     for (int d = 1; d < pl.n_dev; d++) {
-        double h = (double)pl.dev[d].free_mib - (double)pl.dev[d].total / 1048576.0;
+        double h = (double)pl.dev[d].free_mib - (double)pl.dev[d].total / 1048576.0 - PLAN_CUDA_CTX_MIB;
         if (po.ncmoe > 0 || po.cpu_moe)
             h += 0.25 * (double)pl.dev[d].compute / 1048576.0; /* the hidden error */
         least = h < least ? h : least;

@@ -66,6 +66,8 @@ int tune_headroom(const tune_setup_t *s, char *const *args, size_t n, double *he
         if (D->free_mib < 0)
             continue;
         double h = (double)D->free_mib - (double)D->total / 1048576.0;
+        if (d > 0) /* a GPU: llama-server's own CUDA context is not in the totals */
+            h -= PLAN_CUDA_CTX_MIB;
         if (head)
             json_object_set_new(head, D->name, json_real(round(h * 10) / 10));
         if (h < least) {
@@ -88,7 +90,7 @@ int64_t tune__min_ncmoe(const tune_setup_t *s, char *const *args, size_t n)
     char err[256];
     if (plan_opts_from_args(args, n, &po, err, sizeof err))
         return -1;
-    return plan_min_ncmoe(s->mi, &po, s->gpus, s->n_gpu, 0);
+    return plan_min_ncmoe(s->mi, &po, s->gpus, s->n_gpu, (uint64_t)PLAN_CUDA_CTX_MIB << 20);
 }
 
 uint64_t tune__slot_ctx(const tune_setup_t *s, char *const *args, size_t n)
