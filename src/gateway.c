@@ -171,6 +171,7 @@ struct gateway {
     uint64_t budget[SCHED_MAX_DEV]; /* bytes per device for all roles (0 = no limit) */
     registry_t **old_regs; /* registries replaced by reloads (retired roles point into them) */
     size_t n_old_regs;
+    struct event *resched_timer; /* schedule() again when a minimum residency ends */
     uint64_t kv_bytes;   /* saved slots on disk after the last check */
     uint64_t kv_evicted; /* saved slots removed to stay within kv_store_max */
 };
@@ -482,6 +483,8 @@ static void start_role(role_t *r)
             backend_port(r->be));
 }
 
+static void on_resched(evutil_socket_t fd, short what, void *arg) { schedule(arg); }
+
 /* Try to start every role that has waiting requests (oldest wait first). */
 static void schedule(gateway_t *g)
 {
@@ -529,9 +532,14 @@ static void schedule(gateway_t *g)
             s[i].busy = role_busy(r);
             s[i].last_used = r->last_used;
             memcpy(s[i].mem, r->mem, sizeof s[i].mem);
+            s[i].priority = r->def->priority;
+            s[i].pin = r->def->pin;
+            s[i].ready_at = backend_ready_at(r->be);
+            s[i].min_resident_s = r->def->min_resident_s;
         }
         size_t nv = 0;
-        sched_verdict_t v = sched_admit(s, n, wi, g->reg->engine.max_loaded, g->budget, 1 + g->n_gpu,
+        double now = now_s();
+        sched_verdict_t v = sched_admit(s, n, wi, g->reg->engine.max_loaded, g->budget, 1 + g->n_gpu, now,
                                         victims, &nv);
         if (v == SCHED_START) {
             want->restart_pending = false;
@@ -554,6 +562,15 @@ static void schedule(gateway_t *g)
             fail_queue(want, "insufficient_memory", "cannot run here: %s", want->fail_reason);
             want->failed = false; /* a later request may find a bigger budget after reload */
             continue;
+        }
+        /* a role's minimum residency ends: the answer may change then */
+        double next = nv ? 0 : sched_next_change(s, n, now);
+        if (next > 0) {
+            if (!g->resched_timer)
+                g->resched_timer = evtimer_new(g->base, on_resched, g);
+            double d = next - now + 0.01;
+            struct timeval tv = {.tv_sec = (time_t)d, .tv_usec = (suseconds_t)((d - floor(d)) * 1e6)};
+            evtimer_add(g->resched_timer, &tv);
         }
         for (size_t k = 0; k < nv; k++) {
             role_t *vr = g->roles[victims[k]];
@@ -1627,6 +1644,9 @@ static json_t *role_json(role_t *r, bool full)
     if (!full)
         return o;
     json_object_set_new(o, "model_path", json_string(d->model_path));
+    json_object_set_new(o, "priority", json_integer(d->priority));
+    json_object_set_new(o, "pin", json_boolean(d->pin));
+    json_object_set_new(o, "min_resident_s", json_real(d->min_resident_s));
     json_object_set_new(o, "pid", json_integer(backend_pid(r->be)));
     json_object_set_new(o, "port", json_integer(backend_state(r->be) == BE_STOPPED ? 0 : backend_port(r->be)));
     double ra = backend_ready_at(r->be);
@@ -2150,6 +2170,8 @@ void gateway_free(gateway_t **gp)
     if (!g)
         return;
     backend_stop_all_sync();
+    if (g->resched_timer)
+        event_free(g->resched_timer);
     httpd_free(&g->http);
     for (size_t i = 0; i < g->n_roles; i++)
         if (g->roles[i])

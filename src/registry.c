@@ -495,6 +495,74 @@ static int add_aliases(ectx_t *e, const reg_role_t *roles, size_t ri, json_t *na
     return 0;
 }
 
+/* ---- the role scheduling table ----------------------------------------- */
+
+typedef enum { R_INT, R_BOOL, R_SECS } rtype_t;
+
+typedef struct {
+    const char *name;
+    rtype_t type;
+    size_t off; /* into reg_role_t */
+    double min, max;
+    double def;
+    const char *help;
+} role_field_t;
+
+#define ROFF(f) offsetof(reg_role_t, f)
+
+static const role_field_t role_fields[] = {
+    {"priority", R_INT, ROFF(priority), -1000, 1000, 0,
+     "a role may stop roles of lower or equal priority to start, never higher ones"},
+    {"pin", R_BOOL, ROFF(pin), 0, 0, 0, "never stopped to make room for another role"},
+    {"min_resident_s", R_SECS, ROFF(min_resident_s), 0, 0, 0,
+     "seconds after loading during which the role is not stopped for another"},
+};
+
+#define N_ROLE_FIELDS (sizeof role_fields / sizeof role_fields[0])
+
+static int parse_role_fields(ectx_t *e, const char *name, const json_t *obj, reg_role_t *ro)
+{
+    char place[128], nb[64];
+    for (size_t i = 0; i < N_ROLE_FIELDS; i++) {
+        const role_field_t *f = &role_fields[i];
+        void *dst = (char *)ro + f->off;
+        const json_t *v = json_object_get(obj, f->name);
+        switch (f->type) {
+        case R_INT: *(int *)dst = (int)f->def; break;
+        case R_BOOL: *(bool *)dst = f->def != 0; break;
+        case R_SECS: *(double *)dst = f->def; break;
+        }
+        if (!v || json_is_null(v))
+            continue;
+        snprintf(place, sizeof place, "%s.%s", name, f->name);
+        int rc;
+        switch (f->type) {
+        case R_INT: {
+            if (!json_is_number(v))
+                return fail(e, "%s: expected an integer, got %s", place, jtype(v));
+            double d = json_number_value(v);
+            if (d != floor(d))
+                return fail(e, "%s: expected an integer, got %s", place, num_txt(v, nb, sizeof nb));
+            if (d < f->min || d > f->max)
+                return fail(e, "%s: %s is outside %.15g..%.15g", place, num_txt(v, nb, sizeof nb), f->min,
+                            f->max);
+            *(int *)dst = (int)d;
+            break;
+        }
+        case R_BOOL:
+            if (!json_is_boolean(v))
+                return fail(e, "%s: expected true or false, got %s", place, jtype(v));
+            *(bool *)dst = json_is_true(v);
+            break;
+        case R_SECS:
+            if ((rc = check_secs(e, place, v, f->min, false, REG_MAX_SECONDS, dst)))
+                return rc;
+            break;
+        }
+    }
+    return 0;
+}
+
 static int parse_role(ectx_t *e, const char *dir, const char *name, const json_t *obj,
                       reg_role_t *ro)
 {
@@ -537,6 +605,9 @@ static int parse_role(ectx_t *e, const char *dir, const char *name, const json_t
         if ((rc = check_secs(e, place, v, 0, false, REG_MAX_SECONDS, &ro->ttl_s)))
             return rc;
     }
+
+    if ((rc = parse_role_fields(e, name, obj, ro)))
+        return rc;
 
     v = json_object_get(obj, "args");
     if (v) {

@@ -5,7 +5,8 @@
  * Shape (top-level object):
  *   "_engine": { settings, see the table in registry.c and README },   optional
  *   "<role>":  { "display_name": str, "model_path": str, "measured_tps": num,
- *                "args": [str...], "aliases": [str...], "ttl": num, ... }
+ *                "args": [str...], "aliases": [str...], "ttl": num,
+ *                "priority": int, "pin": bool, "min_resident_s": num, ... }
  * Every top-level key that does not start with '_' is a role (name and
  * aliases: 1..64 of A-Za-z0-9._-, unique across all roles); other '_' keys
  * are ignored and kept; unknown "_engine" fields are errors. "ttl" absent
@@ -41,6 +42,10 @@ typedef struct {
     char **aliases;
     size_t n_aliases;
     double ttl_s;       /* idle TTL; <0: engine default; 0: never */
+    /* scheduling (role_fields in registry.c) */
+    int priority;          /* higher may stop lower to start, never the reverse (0) */
+    bool pin;              /* never stopped to make room for another role (false) */
+    double min_resident_s; /* not stopped for another role within this long of loading (0) */
 } reg_role_t;
 
 typedef struct {

@@ -30,8 +30,33 @@ static bool fits(const load_t *l, const sched_role_t *w, int max_loaded, const u
     return true;
 }
 
+/* May r[i] be stopped to make room for r[want]? */
+static bool evictable(const sched_role_t *r, size_t i, size_t want, double now)
+{
+    const sched_role_t *c = &r[i];
+    return i != want && c->state == SCHED_R_READY && !c->busy && !c->pin && c->priority <= r[want].priority &&
+           !(c->min_resident_s > 0 && now < c->ready_at + c->min_resident_s);
+}
+
+/* Is a a better victim than b: lower priority, then less recently used. */
+static bool before(const sched_role_t *a, const sched_role_t *b)
+{
+    return a->priority != b->priority ? a->priority < b->priority : a->last_used < b->last_used;
+}
+
+double sched_next_change(const sched_role_t *r, size_t n, double now)
+{
+    double t = 0;
+    for (size_t i = 0; i < n; i++) {
+        double end = r[i].ready_at + r[i].min_resident_s;
+        if (r[i].state == SCHED_R_READY && r[i].min_resident_s > 0 && end > now && (t == 0 || end < t))
+            t = end;
+    }
+    return t;
+}
+
 sched_verdict_t sched_admit(const sched_role_t *r, size_t n, size_t want, int max_loaded,
-                            const uint64_t *budget, int n_dev, size_t *victims, size_t *n_victims)
+                            const uint64_t *budget, int n_dev, double now, size_t *victims, size_t *n_victims)
 {
     *n_victims = 0;
     if (n_dev > SCHED_MAX_DEV)
@@ -49,7 +74,7 @@ sched_verdict_t sched_admit(const sched_role_t *r, size_t n, size_t want, int ma
     }
     if (fits(&all, &r[want], max_loaded, budget, n_dev))
         return SCHED_START;
-    /* evict idle ready roles, least recently used first, until it fits */
+    /* evict idle ready roles, lowest priority and least recently used first, until it fits */
     bool *taken = calloc(n, sizeof *taken);
     if (!taken)
         abort();
@@ -61,12 +86,12 @@ sched_verdict_t sched_admit(const sched_role_t *r, size_t n, size_t want, int ma
             short_dev[d] = budget[d] && live.mem[d] + r[want].mem[d] > budget[d];
         size_t best = n;
         for (size_t i = 0; i < n; i++) {
-            if (i == want || taken[i] || r[i].state != SCHED_R_READY || r[i].busy)
+            if (taken[i] || !evictable(r, i, want, now))
                 continue;
             bool helps = count_short;
             for (int d = 0; d < n_dev && !helps; d++)
                 helps = short_dev[d] && r[i].mem[d] > 0;
-            if (helps && (best == n || r[i].last_used < r[best].last_used))
+            if (helps && (best == n || before(&r[i], &r[best])))
                 best = i;
         }
         if (best == n) {

@@ -2382,6 +2382,45 @@ static void t_kv_swap(void **state)
     json_decref(msgs);
 }
 
+/* Scheduling that does not thrash: with max_loaded 2 and a pinned role,
+ * b c b c swaps b and c and never the pinned a (LRU alone would stop a
+ * first); min_resident_s keeps a just-loaded role: c waits for b's
+ * residency (2 s) to end instead of stopping it at once. */
+static void t_sched_pin(void **state)
+{
+    srv_t *s = *state;
+    srv_start(s, "schedpin", ",\"max_loaded\":2",
+              ROLE("a", "tiny-llama", SMALL_ARGS, ",\"pin\":true") ",\n  "
+              ROLE("b", "tiny-qwen3moe", SMALL_ARGS, ",\"min_resident_s\":2") ",\n  "
+              ROLE("c", "tiny-llama", SMALL_ARGS, ""));
+    const char *seq[] = {"a", "b", "c", "b", "c"};
+    double t_b = 0, since_b = 0; /* b's request sent → c's answer */
+    for (size_t i = 0; i < sizeof seq / sizeof seq[0]; i++) {
+        if (i == 1)
+            t_b = now_s();
+        chat_ok(s, seq[i], seq[i]);
+        if (i == 2)
+            since_b = now_s() - t_b;
+    }
+    char *resp = NULL;
+    assert_int_equal(http(s, "GET", "/metrics", NULL, &resp), 200);
+    double la = metric(resp, "variet_loads_total{role=\"a\"}");
+    double lb = metric(resp, "variet_loads_total{role=\"b\"}");
+    double lc = metric(resp, "variet_loads_total{role=\"c\"}");
+    free(resp);
+    printf("  pin: loads a %.0f, b %.0f, c %.0f; b's request to c's answer %.2f s (b resident 2 s)\n", la, lb, lc,
+           since_b);
+    assert_true(la == 1);
+    assert_true(lb == 2);
+    assert_true(lc == 2);
+    /* b became ready after its request was sent, and c could start only 2 s after that */
+    assert_true(since_b >= 2.0);
+    json_t *st = get_json(s, "/status");
+    assert_true(json_is_true(jget(st, "roles", "a", "pin")));
+    assert_string_equal(role_state_in(st, "a"), "ready");
+    json_decref(st);
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_ALL);
@@ -2394,6 +2433,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(t_streaming, setup, teardown),
         cmocka_unit_test_setup_teardown(t_swap, setup, teardown),
         cmocka_unit_test_setup_teardown(t_kv_swap, setup, teardown),
+        cmocka_unit_test_setup_teardown(t_sched_pin, setup, teardown),
         cmocka_unit_test_setup_teardown(t_stream_burst, setup, teardown),
         cmocka_unit_test_setup_teardown(t_bad_bytes, setup, teardown),
         cmocka_unit_test_setup_teardown(t_concurrent, setup, teardown),

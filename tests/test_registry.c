@@ -800,6 +800,26 @@ static void t_killed_saves(void **s)
     free(d);
 }
 
+/* Scheduling fields of a role: priority, pin, min_resident_s. */
+static void t_role_sched(void **s)
+{
+    (void)s;
+    registry_t *r = parse_ok("{\"a\": {\"model_path\": \"m\", \"priority\": 5, \"pin\": true, \"min_resident_s\": 30.5},"
+                             " \"b\": {\"model_path\": \"m\", \"priority\": null}}", NULL);
+    assert_int_equal(r->roles[0].priority, 5);
+    assert_true(r->roles[0].pin);
+    assert_true(r->roles[0].min_resident_s == 30.5);
+    assert_int_equal(r->roles[1].priority, 0);
+    assert_false(r->roles[1].pin);
+    assert_true(r->roles[1].min_resident_s == 0);
+    registry_free(&r);
+    parse_err("{\"a\": {\"model_path\": \"m\", \"priority\": 1.5}}", NULL, "a.priority: expected an integer, got 1.5");
+    parse_err("{\"a\": {\"model_path\": \"m\", \"priority\": 5000}}", NULL, "a.priority: 5000 is outside -1000..1000");
+    parse_err("{\"a\": {\"model_path\": \"m\", \"pin\": 1}}", NULL, "a.pin: expected true or false, got number");
+    parse_err("{\"a\": {\"model_path\": \"m\", \"min_resident_s\": -1}}", NULL,
+              "a.min_resident_s: -1 is outside 0..315360000");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -808,7 +828,7 @@ int main(void)
         cmocka_unit_test(t_role_errors),   cmocka_unit_test(t_syntax),
         cmocka_unit_test(t_save_roundtrip), cmocka_unit_test(t_exact_reals),
         cmocka_unit_test(t_load_errors),   cmocka_unit_test(t_odd_files),
-        cmocka_unit_test(t_killed_saves),
+        cmocka_unit_test(t_killed_saves),   cmocka_unit_test(t_role_sched),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
