@@ -230,6 +230,8 @@ static void send_error(httpd_req_t *req, int http, const char *type, const char 
     utf8_clean(msg);
     if (http == 503)
         httpd_add_header(req, "Retry-After", "5");
+    else if (http == 429)
+        httpd_add_header(req, "Retry-After", "1");
     send_json(req, http, oai_error(msg, type, code));
 }
 
@@ -426,6 +428,19 @@ static void role_free(role_t *r)
 }
 
 static bool role_busy(const role_t *r) { return r->inflight > 0 || r->n_queued > 0; }
+
+/* Requests in flight at once: the role's max_concurrent within the
+ * connection cap (-np + 1). */
+static int role_limit(const role_t *r)
+{
+    int m = r->def->max_concurrent;
+    return m > 0 && m < r->up_cap ? m : r->up_cap;
+}
+
+static int role_queue_size(const role_t *r)
+{
+    return r->def->queue_size > 0 ? r->def->queue_size : r->g->reg->engine.queue_size;
+}
 
 /* Answer every request waiting for role r with a 503 (code and message
  * given), e.g. when it failed to load. */
@@ -982,14 +997,15 @@ static void dispatch(gateway_t *g, role_t *r, httpd_req_t *req, bool stream, boo
     }
     r->failed = false;
     if (backend_state(r->be) == BE_READY && !r->suspect && !r->kv_busy && !r->kv_saving &&
-        r->inflight < r->up_cap && !r->n_queued) {
+        r->inflight < role_limit(r) && !r->n_queued) {
         proxy_or_restore(p);
         return;
     }
-    if (r->n_queued >= g->reg->engine.queue_size) {
-        observe(r, 503, 0);
-        send_error(req, 503, "server_error", "queue_full",
-                   "role '%s' is %s and its queue is full (%d waiting)", r->name, role_state(r), r->n_queued);
+    if (r->n_queued >= role_queue_size(r)) {
+        observe(r, 429, 0);
+        send_error(req, 429, "rate_limit_error", "queue_full",
+                   "role '%s' is %s and its queue is full (%d waiting, %d in flight)", r->name, role_state(r),
+                   r->n_queued, r->inflight);
         pend_done(p);
         return;
     }
@@ -1008,7 +1024,7 @@ static void drain_queue(role_t *r)
 {
     pend_t *p;
     while (backend_state(r->be) == BE_READY && !r->suspect && !r->kv_busy && !r->kv_saving &&
-           r->inflight < r->up_cap && (p = TAILQ_FIRST(&r->queue))) {
+           r->inflight < role_limit(r) && (p = TAILQ_FIRST(&r->queue))) {
         TAILQ_REMOVE(&r->queue, p, q);
         r->n_queued--;
         p->queued = false;
@@ -1647,6 +1663,8 @@ static json_t *role_json(role_t *r, bool full)
     json_object_set_new(o, "priority", json_integer(d->priority));
     json_object_set_new(o, "pin", json_boolean(d->pin));
     json_object_set_new(o, "min_resident_s", json_real(d->min_resident_s));
+    json_object_set_new(o, "max_concurrent", json_integer(role_limit(r)));
+    json_object_set_new(o, "queue_size", json_integer(role_queue_size(r)));
     json_object_set_new(o, "pid", json_integer(backend_pid(r->be)));
     json_object_set_new(o, "port", json_integer(backend_state(r->be) == BE_STOPPED ? 0 : backend_port(r->be)));
     double ra = backend_ready_at(r->be);

@@ -516,6 +516,10 @@ static const role_field_t role_fields[] = {
     {"pin", R_BOOL, ROFF(pin), 0, 0, 0, "never stopped to make room for another role"},
     {"min_resident_s", R_SECS, ROFF(min_resident_s), 0, 0, 0,
      "seconds after loading during which the role is not stopped for another"},
+    {"max_concurrent", R_INT, ROFF(max_concurrent), 0, 4096, 0,
+     "requests in flight at once, at most the role's -np (0: -np + 1 connections)"},
+    {"queue_size", R_INT, ROFF(queue_size), 0, 100000, 0,
+     "requests waiting for the role beyond that; more get 429 (0: the engine's queue_size)"},
 };
 
 #define N_ROLE_FIELDS (sizeof role_fields / sizeof role_fields[0])
@@ -619,6 +623,12 @@ static int parse_role(ectx_t *e, const char *dir, const char *name, const json_t
     } else {
         ro->args = xcalloc(1, sizeof *ro->args);
     }
+    long np = -1;
+    args_get_long(ro->args, ro->n_args, ARG_PARALLEL, &np);
+    if (np <= 0)
+        np = 4; /* llama-server's auto */
+    if (ro->max_concurrent > np)
+        return fail(e, "%s.max_concurrent: %d is more than the role's %ld slots (-np)", name, ro->max_concurrent, np);
 
     v = json_object_get(obj, "aliases");
     if (v)

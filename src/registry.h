@@ -6,7 +6,8 @@
  *   "_engine": { settings, see the table in registry.c and README },   optional
  *   "<role>":  { "display_name": str, "model_path": str, "measured_tps": num,
  *                "args": [str...], "aliases": [str...], "ttl": num,
- *                "priority": int, "pin": bool, "min_resident_s": num, ... }
+ *                "priority": int, "pin": bool, "min_resident_s": num,
+ *                "max_concurrent": int, "queue_size": int, ... }
  * Every top-level key that does not start with '_' is a role (name and
  * aliases: 1..64 of A-Za-z0-9._-, unique across all roles); other '_' keys
  * are ignored and kept; unknown "_engine" fields are errors. "ttl" absent
@@ -46,6 +47,8 @@ typedef struct {
     int priority;          /* higher may stop lower to start, never the reverse (0) */
     bool pin;              /* never stopped to make room for another role (false) */
     double min_resident_s; /* not stopped for another role within this long of loading (0) */
+    int max_concurrent;    /* requests in flight at once, at most -np (0: -np + 1, as connections allow) */
+    int queue_size;        /* requests waiting beyond that (0: the engine's queue_size) */
 } reg_role_t;
 
 typedef struct {

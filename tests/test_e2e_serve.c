@@ -1633,11 +1633,12 @@ static void t_queue_limits(void **state)
     for (int i = 0; i < N; i++) {
         json_t *j = json_loads(res[i].body.data, 0, NULL);
         const char *msg = json_string_value(jget(j, "error", "message", NULL));
-        if (res[i].rc != CURLE_OK || res[i].code != 503 || !msg)
-            fail_msg("request %d: want 503, got %ld (%s) %.300s", i, res[i].code, curl_easy_strerror(res[i].rc),
-                     res[i].body.data);
-        full += strstr(msg, "queue is full") != NULL;
-        timedout += strstr(msg, "timed out") != NULL;
+        if (res[i].rc != CURLE_OK || (res[i].code != 503 && res[i].code != 429) || !msg)
+            fail_msg("request %d: want 429 or 503, got %ld (%s) %.300s", i, res[i].code,
+                     curl_easy_strerror(res[i].rc), res[i].body.data);
+        /* beyond the queue: 429; waited too long: 503 */
+        full += res[i].code == 429 && strstr(msg, "queue is full") != NULL;
+        timedout += res[i].code == 503 && strstr(msg, "timed out") != NULL;
         json_decref(j);
         buf_free(&res[i].body);
         free(bodies[i]);
@@ -1650,7 +1651,8 @@ static void t_queue_limits(void **state)
     chat_ok(s, "fast", "fast");
     char *resp = NULL;
     assert_int_equal(http(s, "GET", "/metrics", NULL, &resp), 200);
-    assert_true(metric(resp, "variet_requests_total{role=\"fast\",code=\"503\"}") == N);
+    assert_true(metric(resp, "variet_requests_total{role=\"fast\",code=\"503\"}") == 2);
+    assert_true(metric(resp, "variet_requests_total{role=\"fast\",code=\"429\"}") == N - 2);
     free(resp);
     free(engine);
     free(script);
@@ -2421,6 +2423,43 @@ static void t_sched_pin(void **state)
     json_decref(st);
 }
 
+/* Per-role concurrency: -np 2 but max_concurrent 1 and a queue of 1 of its
+ * own: of three simultaneous long answers one runs, one waits, one gets 429
+ * (the role's -np + 1 connections alone would have taken all three). */
+static void t_max_concurrent(void **state)
+{
+    srv_t *s = *state;
+    enum { N = 3 };
+    srv_start(s, "maxconc", NULL, ROLE("a", "tiny-llama", SMALL_ARGS, ",\"max_concurrent\":1,\"queue_size\":1"));
+    chat_ok(s, "a", "a"); /* loaded */
+    json_t *st = get_json(s, "/status");
+    assert_int_equal(json_integer_value(jget(st, "roles", "a", "max_concurrent")), 1);
+    assert_int_equal(json_integer_value(jget(st, "roles", "a", "queue_size")), 1);
+    json_decref(st);
+    char *bodies[N];
+    mres_t res[N];
+    for (int i = 0; i < N; i++)
+        bodies[i] = chat_body("a", 400, ",\"ignore_eos\":true");
+    multi_post(s, "/v1/chat/completions", bodies, N, res, 60);
+    int ok = 0, limited = 0;
+    for (int i = 0; i < N; i++) {
+        json_t *j = json_loads(res[i].body.data, 0, NULL);
+        const char *msg = json_string_value(jget(j, "error", "message", NULL));
+        if (res[i].code == 200)
+            ok++;
+        else if (res[i].code == 429 && msg && strstr(msg, "queue is full"))
+            limited++;
+        else
+            fail_msg("request %d: %ld %.300s", i, res[i].code, res[i].body.data);
+        json_decref(j);
+        buf_free(&res[i].body);
+        free(bodies[i]);
+    }
+    printf("  max_concurrent 1, queue 1: %d answered, %d got 429\n", ok, limited);
+    assert_int_equal(ok, 2);
+    assert_int_equal(limited, 1);
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_ALL);
@@ -2434,6 +2473,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(t_swap, setup, teardown),
         cmocka_unit_test_setup_teardown(t_kv_swap, setup, teardown),
         cmocka_unit_test_setup_teardown(t_sched_pin, setup, teardown),
+        cmocka_unit_test_setup_teardown(t_max_concurrent, setup, teardown),
         cmocka_unit_test_setup_teardown(t_stream_burst, setup, teardown),
         cmocka_unit_test_setup_teardown(t_bad_bytes, setup, teardown),
         cmocka_unit_test_setup_teardown(t_concurrent, setup, teardown),

@@ -814,6 +814,15 @@ static void t_role_sched(void **s)
     assert_true(r->roles[1].min_resident_s == 0);
     registry_free(&r);
     parse_err("{\"a\": {\"model_path\": \"m\", \"priority\": 1.5}}", NULL, "a.priority: expected an integer, got 1.5");
+    r = parse_ok("{\"a\": {\"model_path\": \"m\", \"args\": [\"-np\", \"2\"], \"max_concurrent\": 2, \"queue_size\": 7}}",
+                 NULL);
+    assert_int_equal(r->roles[0].max_concurrent, 2);
+    assert_int_equal(r->roles[0].queue_size, 7);
+    registry_free(&r);
+    parse_err("{\"a\": {\"model_path\": \"m\", \"args\": [\"-np\", \"2\"], \"max_concurrent\": 3}}", NULL,
+              "a.max_concurrent: 3 is more than the role's 2 slots (-np)");
+    parse_err("{\"a\": {\"model_path\": \"m\", \"max_concurrent\": 5}}", NULL,
+              "a.max_concurrent: 5 is more than the role's 4 slots (-np)");
     parse_err("{\"a\": {\"model_path\": \"m\", \"priority\": 5000}}", NULL, "a.priority: 5000 is outside -1000..1000");
     parse_err("{\"a\": {\"model_path\": \"m\", \"pin\": 1}}", NULL, "a.pin: expected true or false, got number");
     parse_err("{\"a\": {\"model_path\": \"m\", \"min_resident_s\": -1}}", NULL,
