@@ -147,6 +147,7 @@ struct role {
     char kv_file[256];   /* file being saved / restored */
     char kv_restored[256]; /* file restored in this load ("" none) */
     uint64_t kv_saved_tokens;
+    uint64_t kv_expect;  /* tokens the restored request must reuse */
     uint64_t kv_saves, kv_save_failures, kv_restores, kv_restore_failures;
     uint64_t kv_last_restore_tokens, kv_last_cache_n;
     char kv_error[400];  /* the last save/restore problem */
@@ -1054,7 +1055,8 @@ static void drain_queue(role_t *r)
  * them. The first chat request after the role loads again is tokenized the
  * same way; the longest file whose P tokens are a prefix of it is restored
  * into slot 0 before the request is forwarded. The restore counts as
- * verified only when that answer's timings.cache_n >= P; otherwise (and when
+ * verified only when that answer's timings.cache_n >= P (P - 1 when the
+ * prompt is the saved one: its last token is evaluated again); otherwise (and when
  * the restore call fails) it is counted as failed, the file is removed and
  * the request is served with a normal prefill. Files are removed oldest
  * first (mtime; a restore touches its file) past kv_store_max in total.
@@ -1427,7 +1429,7 @@ static void on_kv_restored(role_t *r, int code, const char *body, size_t len)
                 body);
         kv_drop(r, r->kv_file);
     } else {
-        p->kv_expect = r->kv_saved_tokens;
+        p->kv_expect = r->kv_expect;
         snprintf(r->kv_restored, sizeof r->kv_restored, "%s", r->kv_file);
         char *path = xasprintf("%s%s", r->kv_dir, r->kv_file);
         utimensat(AT_FDCWD, path, NULL, 0); /* most recently used */
@@ -1463,6 +1465,9 @@ static void on_kv_restore_tokens(role_t *r, int code, const char *body, size_t l
     }
     snprintf(r->kv_file, sizeof r->kv_file, "%s", best_name);
     r->kv_saved_tokens = best;
+    /* llama-server evaluates at least the prompt's last token again (its
+     * logits start the answer): a prompt equal to the saved one reuses n - 1 */
+    r->kv_expect = best < n ? best : n - 1;
     json_t *j = json_pack("{s:s}", "filename", best_name);
     char *s = json_dumps(j, JSON_COMPACT);
     json_decref(j);

@@ -2286,10 +2286,12 @@ static json_int_t kv_stat(const srv_t *s, const char *role, const char *field)
     return n;
 }
 
-/* The saved slot files of role a (names into names[], up to 8). */
-static int kv_files(const srv_t *s, char names[][600])
+/* The saved slot files of a role (paths into names[], up to 8). */
+static int kv_files_of(const srv_t *s, const char *role, char names[][600])
 {
-    char *dir = xasprintf("%s/logs/a/slots", s->dir);
+    char *dir = xasprintf("%s/logs/%s/slots", s->dir, role);
+    char pre[80];
+    snprintf(pre, sizeof pre, "kv-%s-", role);
     char *cmd = xasprintf("ls '%s'", dir), *out = NULL;
     e2e_sh(cmd, &out);
     int n = 0;
@@ -2297,7 +2299,7 @@ static int kv_files(const srv_t *s, char names[][600])
         nl = strchr(line, '\n');
         if (nl)
             *nl++ = 0;
-        if (!strncmp(line, "kv-a-", 5))
+        if (!strncmp(line, pre, strlen(pre)))
             snprintf(names[n++], 600, "%s/%s", dir, line);
     }
     free(out);
@@ -2306,18 +2308,24 @@ static int kv_files(const srv_t *s, char names[][600])
     return n;
 }
 
+static int kv_files(const srv_t *s, char names[][600]) { return kv_files_of(s, "a", names); }
+
 /* Two roles, max_loaded 1: a long conversation on a, one request to b (a
  * is saved before it stops), a's next turn: restored before it is
  * forwarded, and the answer reuses the saved prefix (cache_n). Then the
  * saved file is corrupted: the restore fails, is counted, and the turn is
- * prefilled and answered. A role with a projector says it keeps nothing. */
+ * prefilled and answered; so is another model's slot file under a's name
+ * (llama-server takes it, the answer shows it useless). A repeated prompt
+ * counts as restored with all but its last token reused. A role with a
+ * projector says it keeps nothing. */
 static void t_kv_swap(void **state)
 {
     srv_t *s = *state;
     model("tiny-qwen35-mmproj");
     srv_start(s, "kvswap", ",\"max_loaded\":1",
               ROLE("a", "tiny-llama", "\"-c\",\"4096\",\"-np\",\"1\",\"-t\",\"1\"", "") ",\n  "
-              ROLE("b", "tiny-qwen3moe", SMALL_ARGS, "") ",\n  "
+              ROLE("b", "tiny-qwen3moe", "\"-c\",\"2048\",\"-np\",\"1\",\"-t\",\"1\"", "") ",\n  "
+              ROLE("c", "tiny-llama", SMALL_ARGS, "") ",\n  "
               ROLE("v", "tiny-qwen35moe", "\"-c\",\"2048\",\"-np\",\"1\",\"--mmproj\",\"../models/tiny-qwen35-mmproj.gguf\"", ""));
     json_t *st = get_json(s, "/status");
     assert_true(json_is_true(json_object_get(jget(st, "roles", "a", "kv"), "kept")));
@@ -2326,8 +2334,8 @@ static void t_kv_swap(void **state)
     const char *why = json_string_value(json_object_get(vkv, "reason"));
     if (!why || !strstr(why, "--mmproj"))
         fail_msg("role v with a projector: want a reason naming --mmproj, got %s", why ? why : "(none)");
-    /* b runs with -np 2: it says so */
-    why = json_string_value(json_object_get(jget(st, "roles", "b", "kv"), "reason"));
+    /* c runs with -np 2: it says so */
+    why = json_string_value(json_object_get(jget(st, "roles", "c", "kv"), "reason"));
     assert_true(why && strstr(why, "-np 1"));
     json_decref(st);
 
@@ -2381,6 +2389,40 @@ static void t_kv_swap(void **state)
     assert_true(metric(resp, "variet_kv_restores_total{role=\"a\",result=\"verified\"}") == 1);
     assert_true(metric(resp, "variet_kv_saves_total{role=\"a\",result=\"ok\"}") == 2);
     free(resp);
+
+    /* a file of another model under a's name: b's saved slot (b was
+     * stopped for a) in place of a's next save; refused or not reused,
+     * counted, prefilled, answered */
+    chat_ok(s, "b", "b");
+    assert_int_equal(kv_stat(s, "a", "saves"), 3);
+    assert_int_equal(kv_files(s, files), 1);
+    chat_ok(s, "a", "a"); /* b is saved now */
+    char bfiles[8][600];
+    assert_int_equal(kv_files_of(s, "b", bfiles), 1);
+    chat_ok(s, "b", "b"); /* a saves its (new, short) conversation */
+    assert_int_equal(kv_files(s, files), 2);
+    /* b got the same prompt again each time: all of it but the last token reused */
+    assert_true(kv_stat(s, "b", "restores_verified") >= 1);
+    assert_int_equal(kv_stat(s, "b", "restore_failures"), 0);
+    size_t blen = 0;
+    char *bslot = e2e_slurp(bfiles[0], &blen);
+    assert_non_null(bslot);
+    for (int k = 0; k < 2; k++) {
+        FILE *f = fopen(files[k], "wb");
+        assert_non_null(f);
+        assert_int_equal(fwrite(bslot, 1, blen, f), blen);
+        assert_int_equal(fclose(f), 0);
+    }
+    free(bslot);
+    json_t *t4 = kv_turn(s, msgs, "Once more.");
+    json_decref(t4);
+    assert_int_equal(kv_stat(s, "a", "restore_failures"), 2);
+    assert_int_equal(kv_stat(s, "a", "restores_verified"), 1);
+    st = get_json(s, "/status");
+    assert_int_equal(json_integer_value(jget(st, "roles", "a", "loads")), 5);
+    printf("  kv swap: another model's slot: %s\n", json_string_value(jget(st, "roles", "a", "kv") ?
+           json_object_get(jget(st, "roles", "a", "kv"), "last_error") : NULL));
+    json_decref(st);
     json_decref(msgs);
 }
 
@@ -2460,6 +2502,61 @@ static void t_max_concurrent(void **state)
     assert_int_equal(limited, 1);
 }
 
+static json_t *kv_conversation(const char *word, int n)
+{
+    buf_t text;
+    buf_init(&text, 0);
+    for (int i = 0; i < n; i++)
+        buf_printf(&text, "%s%d ", word, i);
+    buf_append(&text, "", 1);
+    json_t *msgs = json_pack("[{s:s,s:s}]", "role", "user", "content", text.data);
+    buf_free(&text);
+    return msgs;
+}
+
+/* kv_store_max bounds the saved slots: two long conversations on a do not
+ * fit together, the older one's file goes; its next turn is prefilled
+ * (nothing restored, nothing failed); saved again, it pushes the other
+ * one's file out and is restored on its next turn. */
+static void t_kv_store_max(void **state)
+{
+    srv_t *s = *state;
+    srv_start(s, "kvmax", ",\"max_loaded\":1,\"kv_store_max\":1200000",
+              ROLE("a", "tiny-llama", "\"-c\",\"4096\",\"-np\",\"1\",\"-t\",\"1\"", "") ",\n  "
+              ROLE("b", "tiny-qwen3moe", "\"-c\",\"2048\",\"-np\",\"1\",\"-t\",\"1\"", ""));
+    json_t *x = kv_conversation("item", 240), *y = kv_conversation("thing", 240);
+    json_decref(kv_turn(s, x, "And then?"));
+    chat_ok(s, "b", "b"); /* x saved */
+    json_decref(kv_turn(s, y, "And then?"));
+    chat_ok(s, "b", "b"); /* y saved: x's file goes */
+    assert_int_equal(kv_stat(s, "a", "saves"), 2);
+    char files[8][600];
+    assert_int_equal(kv_files(s, files), 1);
+    json_t *st = get_json(s, "/status");
+    json_int_t bytes = json_integer_value(jget(st, "kv_store", "bytes", NULL));
+    json_int_t evicted = json_integer_value(jget(st, "kv_store", "evicted", NULL));
+    json_decref(st);
+    printf("  kv store: %lld bytes kept of 1200000, %lld files evicted\n", (long long)bytes, (long long)evicted);
+    assert_true(bytes > 0 && bytes <= 1200000);
+    assert_true(evicted >= 1);
+    json_t *t = kv_turn(s, x, "Go on."); /* x: prefilled */
+    assert_true(json_integer_value(json_object_get(t, "cache_n")) < 100);
+    json_decref(t);
+    assert_int_equal(kv_stat(s, "a", "restores_verified"), 0);
+    assert_int_equal(kv_stat(s, "a", "restore_failures"), 0);
+    chat_ok(s, "b", "b"); /* x saved again: now y's file is the oldest and goes */
+    assert_int_equal(kv_files(s, files), 1);
+    st = get_json(s, "/status");
+    assert_true(json_integer_value(jget(st, "kv_store", "evicted", NULL)) >= 2);
+    json_decref(st);
+    t = kv_turn(s, x, "More."); /* x: restored */
+    assert_true(json_integer_value(json_object_get(t, "cache_n")) >= 1000);
+    json_decref(t);
+    assert_int_equal(kv_stat(s, "a", "restores_verified"), 1);
+    json_decref(x);
+    json_decref(y);
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_ALL);
@@ -2472,6 +2569,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(t_streaming, setup, teardown),
         cmocka_unit_test_setup_teardown(t_swap, setup, teardown),
         cmocka_unit_test_setup_teardown(t_kv_swap, setup, teardown),
+        cmocka_unit_test_setup_teardown(t_kv_store_max, setup, teardown),
         cmocka_unit_test_setup_teardown(t_sched_pin, setup, teardown),
         cmocka_unit_test_setup_teardown(t_max_concurrent, setup, teardown),
         cmocka_unit_test_setup_teardown(t_stream_burst, setup, teardown),
