@@ -112,6 +112,17 @@ for m in proc sys dev dev/pts dev/shm; do
     mounted+=("$chr/$m")
 done
 cp -L /etc/resolv.conf "$chr/etc/resolv.conf"
+# This machine's own local trust anchors go in too, as its resolv.conf
+# does: on a network that intercepts TLS (an egress proxy) npm cannot reach
+# its registry without them; on an open network there are none to copy.
+node_ca=()
+if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
+    mkdir -p "$chr/usr/local/share/ca-certificates"
+    cp /usr/local/share/ca-certificates/*.crt "$chr/usr/local/share/ca-certificates/"
+    [ -x "$chr/usr/sbin/update-ca-certificates" ] && chroot "$chr" update-ca-certificates >/dev/null 2>&1 || true
+    node_ca=(NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt)
+    log "this machine's local CA certificates copied in ($(cd /usr/local/share/ca-certificates && ls *.crt | wc -l) files; they join the bundle when setup.sh installs ca-certificates)"
+fi
 
 step "clone $(git -C "$root" rev-parse --short HEAD)" "$work/clone.log" \
     bash -c 'git clone -q --no-hardlinks "$1" "$2" && git -C "$2" checkout -q "$3"' _ \
@@ -119,7 +130,7 @@ step "clone $(git -C "$root" rev-parse --short HEAD)" "$work/clone.log" \
 
 run_in() { # command line, run as root in the fresh root's clone with a clean environment
     env -i HOME=/root USER=root LANG=C.UTF-8 TERM=dumb PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-        chroot "$chr" /bin/bash -c "cd /root/variet && $1"
+        "${node_ca[@]}" chroot "$chr" /bin/bash -c "cd /root/variet && $1"
 }
 # the demo serves on 8000; another gateway of this machine may hold it
 demo_env="DEMO_EXIT=1"
