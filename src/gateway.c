@@ -108,7 +108,10 @@ struct role {
     int n_queued;
     int inflight;
     double last_used;
-    uint64_t mem[SCHED_MAX_DEV]; /* planned bytes per device while loaded (0 = host) */
+    uint64_t mem[SCHED_MAX_DEV]; /* bytes per device while loaded (0 = host): measured once loaded, else planned */
+    uint64_t mem_plan[SCHED_MAX_DEV]; /* the planner's */
+    uint64_t mem_meas[SCHED_MAX_DEV]; /* the last load report's buffers */
+    bool measured;                    /* mem is mem_meas */
     uint64_t mem_total;
     int up_cap;         /* upstream connections at most (in flight + idle) */
     uint32_t ctx_len;   /* context length served */
@@ -359,7 +362,7 @@ static int role_estimate(role_t *r, char *err, size_t errlen)
     r->up_cap = (int)o.n_seq + 1;
     r->mem_total = 0;
     for (int d = 0; d < p.n_dev && d < SCHED_MAX_DEV; d++) {
-        r->mem[d] = p.dev[d].total;
+        r->mem[d] = r->mem_plan[d] = p.dev[d].total;
         r->mem_total += p.dev[d].total;
     }
     mi_free(&m);
@@ -1570,6 +1573,34 @@ static void on_restart(evutil_socket_t fd, short what, void *arg)
     schedule(r->g);
 }
 
+/* The load report's buffers (model, KV, recurrent state, compute, output)
+ * per device in the scheduler's order: CUDAk → k + 1, every host buffer
+ * (CPU, CPU_Mapped, CUDA_Host) → 0. false when the report names none. */
+static bool measured_mem(const loadlog_t *lr, int n_gpu, uint64_t out[SCHED_MAX_DEV])
+{
+    double mib[SCHED_MAX_DEV] = {0};
+    bool any = false;
+    for (int i = 0; i < lr->n_dev; i++) {
+        const loadlog_dev_t *d = &lr->dev[i];
+        int k = 0;
+        if (!strncmp(d->name, "CUDA", 4) && d->name[4] >= '0' && d->name[4] <= '9') {
+            char *end;
+            long v = strtol(d->name + 4, &end, 10);
+            if (*end || v >= n_gpu || v + 1 >= SCHED_MAX_DEV)
+                continue;
+            k = (int)v + 1;
+        }
+        double m = d->model_mib + d->kv_mib + d->rs_mib + d->compute_mib + d->output_mib;
+        if (m > 0) {
+            mib[k] += m;
+            any = true;
+        }
+    }
+    for (int k = 0; k < SCHED_MAX_DEV; k++)
+        out[k] = (uint64_t)(mib[k] * 1048576.0);
+    return any;
+}
+
 static void on_backend(backend_t *b, be_event_t ev, void *ud)
 {
     role_t *r = ud;
@@ -1584,6 +1615,14 @@ static void on_backend(backend_t *b, be_event_t ev, void *ud)
     switch (ev) {
     case BE_EV_READY: {
         double secs = backend_ready_at(b) - backend_started_at(b);
+        /* what it really allocated replaces the prediction for admission */
+        if (measured_mem(backend_report(b), g->n_gpu, r->mem_meas)) {
+            r->measured = true;
+            memcpy(r->mem, r->mem_meas, sizeof r->mem);
+            r->mem_total = 0;
+            for (int d = 0; d <= g->n_gpu && d < SCHED_MAX_DEV; d++)
+                r->mem_total += r->mem[d];
+        }
         r->loads++;
         r->load_seconds += secs;
         r->last_load_s = secs;
@@ -1678,10 +1717,19 @@ static json_t *role_json(role_t *r, bool full)
     json_object_set_new(o, "queued", json_integer(r->n_queued));
     json_object_set_new(o, "memory_estimate_bytes", json_integer((json_int_t)r->mem_total));
     json_t *md = json_object();
-    json_object_set_new(md, "CPU", json_integer((json_int_t)r->mem[0]));
+    json_object_set_new(md, "CPU", json_integer((json_int_t)r->mem_plan[0]));
     for (int k = 0; k < r->g->n_gpu; k++)
-        json_object_set_new(md, r->g->gpus[k].name, json_integer((json_int_t)r->mem[k + 1]));
+        json_object_set_new(md, r->g->gpus[k].name, json_integer((json_int_t)r->mem_plan[k + 1]));
     json_object_set_new(o, "memory_plan_bytes", md);
+    if (r->measured) {
+        json_t *mm = json_object();
+        json_object_set_new(mm, "CPU", json_integer((json_int_t)r->mem_meas[0]));
+        for (int k = 0; k < r->g->n_gpu; k++)
+            json_object_set_new(mm, r->g->gpus[k].name, json_integer((json_int_t)r->mem_meas[k + 1]));
+        json_object_set_new(o, "memory_measured_bytes", mm);
+    } else {
+        json_object_set_new(o, "memory_measured_bytes", json_null());
+    }
     json_object_set_new(o, "loads", json_integer((json_int_t)r->loads));
     const loadlog_t *lr = backend_report(r->be);
     if (r->loads || lr->n_dev || lr->error[0]) {

@@ -2462,6 +2462,14 @@ static void t_sched_pin(void **state)
     json_t *st = get_json(s, "/status");
     assert_true(json_is_true(jget(st, "roles", "a", "pin")));
     assert_string_equal(role_state_in(st, "a"), "ready");
+    /* once loaded, the load report's buffers stand for the role's memory */
+    json_int_t meas = json_integer_value(json_object_get(jget(st, "roles", "a", "memory_measured_bytes"), "CPU"));
+    json_int_t plan = json_integer_value(json_object_get(jget(st, "roles", "a", "memory_plan_bytes"), "CPU"));
+    printf("  memory of a: planned %lld bytes, measured %lld\n", (long long)plan, (long long)meas);
+    assert_true(meas > 0 && plan > 0);
+    assert_int_equal(json_integer_value(jget(st, "roles", "a", "memory_estimate_bytes")), meas);
+    assert_true(json_is_null(jget(st, "roles", "c", "memory_measured_bytes")) ||
+                json_integer_value(json_object_get(jget(st, "roles", "c", "memory_measured_bytes"), "CPU")) > 0);
     json_decref(st);
 }
 
