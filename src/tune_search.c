@@ -423,6 +423,9 @@ static const tune_meas_t *load(run_t *r, cfg_t *c, int short_runs, int long_runs
     if (!req.long_tokens)
         req.long_runs = 0;
     json_t *rec = record_new(r, c);
+    double h, band;
+    char herr[256];
+    tune_headroom(r->s, c->args, c->n, &h, &band, rec, herr, sizeof herr); /* predicted, beside the measured */
     tune_meas_t *m = &c->loads[c->n_loads];
     memset(m, 0, sizeof *m);
     m->status = TUNE_FAILED;
