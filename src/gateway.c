@@ -433,8 +433,49 @@ static void role_free(role_t *r)
 
 static bool role_busy(const role_t *r) { return r->inflight > 0 || r->n_queued > 0; }
 
-/* Requests in flight at once: the role's max_concurrent within the
- * connection cap (-np + 1). */
+/* Could stopping r make room for w (a shared limit: the role count, or a
+ * device both use that has a budget), and may it be stopped for w? */
+static bool stop_helps(const role_t *r, const role_t *w)
+{
+    gateway_t *g = r->g;
+    if (r->def->pin || r->def->priority > w->def->priority)
+        return false;
+    if (g->reg->engine.max_loaded > 0)
+        return true;
+    for (int d = 0; d <= g->n_gpu && d < SCHED_MAX_DEV; d++)
+        if (g->budget[d] && r->mem[d] && w->mem[d])
+            return true;
+    return false;
+}
+
+/* Starvation bound: once a request for a stopped role w has waited
+ * max_wait, a loaded role whose stop would make room for w takes no new
+ * requests (they queue) and starts none of its queued ones that came after
+ * w's, so that it goes idle and the scheduler may stop it; its queue is
+ * served after the swap back. A B A B arriving under load is
+ * then served as A A B B. */
+static bool role_yields(const role_t *r)
+{
+    gateway_t *g = r->g;
+    double mw = g->reg->engine.max_wait_s, now = now_s();
+    if (mw <= 0)
+        return false;
+    /* only to requests older than its own oldest waiting one: the oldest
+     * request anywhere is never held back, so two roles cannot keep
+     * yielding to each other */
+    double mine = r->n_queued ? TAILQ_FIRST(&r->queue)->t0 : now;
+    for (size_t i = 0; i < g->n_roles; i++) {
+        role_t *w = g->roles[i];
+        if (w == r || w->retired || w->failed || !w->n_queued || backend_state(w->be) != BE_STOPPED ||
+            (w->restart_pending && now < w->restart_at))
+            continue;
+        double t0 = TAILQ_FIRST(&w->queue)->t0;
+        if (t0 < mine && now - t0 >= mw && stop_helps(r, w))
+            return true;
+    }
+    return false;
+}
+
 static int role_limit(const role_t *r)
 {
     int m = r->def->max_concurrent;
@@ -548,7 +589,8 @@ static void schedule(gateway_t *g)
             be_state_t st = backend_state(r->be);
             s[i].state = st == BE_LOADING ? SCHED_R_LOADING : st == BE_READY && !r->kv_saving ? SCHED_R_READY
                        : st == BE_STOPPING || st == BE_READY ? SCHED_R_STOPPING : SCHED_R_STOPPED;
-            s[i].busy = role_busy(r);
+            /* a yielding role's queue waits for the swap back: only in-flight requests hold it */
+            s[i].busy = r->inflight > 0 || (r->n_queued > 0 && !role_yields(r));
             s[i].last_used = r->last_used;
             memcpy(s[i].mem, r->mem, sizeof s[i].mem);
             s[i].priority = r->def->priority;
@@ -582,8 +624,14 @@ static void schedule(gateway_t *g)
             want->failed = false; /* a later request may find a bigger budget after reload */
             continue;
         }
-        /* a role's minimum residency ends: the answer may change then */
+        /* a role's minimum residency ends, or a wait reaches max_wait: the answer may change then */
         double next = nv ? 0 : sched_next_change(s, n, now);
+        double mw = g->reg->engine.max_wait_s;
+        if (!nv && mw > 0 && want->n_queued) {
+            double ty = TAILQ_FIRST(&want->queue)->t0 + mw;
+            if (ty > now && (next == 0 || ty < next))
+                next = ty;
+        }
         if (next > 0) {
             if (!g->resched_timer)
                 g->resched_timer = evtimer_new(g->base, on_resched, g);
@@ -614,8 +662,13 @@ static void on_ttl(evutil_socket_t fd, short what, void *arg)
 /* Called whenever a role may have become idle. */
 static void role_idle_check(role_t *r)
 {
-    if (role_busy(r) || backend_state(r->be) != BE_READY)
+    if (backend_state(r->be) != BE_READY)
         return;
+    if (role_busy(r)) {
+        if (!r->inflight && role_yields(r))
+            schedule(r->g); /* it yields: the scheduler may stop it now */
+        return;
+    }
     if (r->stale) {
         pool_clear(r);
         backend_stop(r->be);
@@ -1001,7 +1054,7 @@ static void dispatch(gateway_t *g, role_t *r, httpd_req_t *req, bool stream, boo
     }
     r->failed = false;
     if (backend_state(r->be) == BE_READY && !r->suspect && !r->kv_busy && !r->kv_saving &&
-        r->inflight < role_limit(r) && !r->n_queued) {
+        r->inflight < role_limit(r) && !r->n_queued && !role_yields(r)) {
         proxy_or_restore(p);
         return;
     }
@@ -1028,7 +1081,7 @@ static void drain_queue(role_t *r)
 {
     pend_t *p;
     while (backend_state(r->be) == BE_READY && !r->suspect && !r->kv_busy && !r->kv_saving &&
-           r->inflight < role_limit(r) && (p = TAILQ_FIRST(&r->queue))) {
+           r->inflight < role_limit(r) && !role_yields(r) && (p = TAILQ_FIRST(&r->queue))) {
         TAILQ_REMOVE(&r->queue, p, q);
         r->n_queued--;
         p->queued = false;

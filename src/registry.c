@@ -204,6 +204,8 @@ static const eng_field_t eng_fields[] = {
      "seconds over which crashes are counted"},
     {"health_interval", E_SECS, OFF(health_interval_s), 0, 0, true, NULL, 5,
      "seconds between health probes of a ready role"},
+    {"max_wait", E_SECS, OFF(max_wait_s), 0, 0, false, NULL, 30,
+     "seconds a request may wait for room before busy roles stop taking new requests (0: never)"},
     {"kv_store_max", E_SIZE, OFF(kv_store_max), 0, 0, false, NULL, 8 * GiB,
      "bytes of saved slot KV caches under log_dir, oldest removed first (0: context not kept across swaps)"},
 };

@@ -76,6 +76,7 @@ typedef struct {
     double restart_window_s;  /* 60 */
     double health_interval_s; /* health probe while ready (5) */
     uint64_t kv_store_max;    /* bytes of saved slots (KV caches) on disk, LRU; 0: not kept (8 GiB) */
+    double max_wait_s;        /* a request waiting this long for room makes loaded roles yield (30; 0: never) */
 } reg_engine_t;
 
 typedef struct {

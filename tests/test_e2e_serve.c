@@ -2565,6 +2565,46 @@ static void t_kv_store_max(void **state)
     json_decref(y);
 }
 
+/* Starvation bound (max_wait 1 s), max_loaded 1: a long answer on a (6000
+ * tokens, seconds even at 2,000 t/s); a request for b waits for room; a
+ * request for a sent 1.2 s later queues behind b instead of running beside
+ * the long one (a yields), so b is answered before it (without the bound
+ * the second a runs at once and b waits for all of a's traffic). The order
+ * of completion is compared, not durations. */
+static void t_max_wait(void **state)
+{
+    srv_t *s = *state;
+    srv_start(s, "maxwait", ",\"max_loaded\":1,\"max_wait\":1",
+              ROLE("a", "tiny-llama", "\"-c\",\"16384\",\"-np\",\"2\",\"-t\",\"1\"", "") ",\n  "
+              ROLE("b", "tiny-qwen3moe", SMALL_ARGS, ""));
+    chat_ok(s, "a", "a"); /* loaded */
+    char *cmd = xasprintf(
+        "cd '%s' && u=http://127.0.0.1:%d/v1/chat/completions; h='Content-Type: application/json';"
+        " m='\"messages\":[{\"role\":\"user\",\"content\":\"Hello\"}]';"
+        " (curl -s -o long.json -w '%%{http_code}' -H \"$h\" -d \"{\\\"model\\\":\\\"a\\\",$m,\\\"max_tokens\\\":6000,"
+        "\\\"ignore_eos\\\":true}\" $u > long.code; date +%%s.%%N > long.t) &"
+        " sleep 0.3; (curl -s -o b.json -w '%%{http_code}' -H \"$h\" -d \"{\\\"model\\\":\\\"b\\\",$m,\\\"max_tokens\\\":4}\" $u"
+        " > b.code; date +%%s.%%N > b.t) &"
+        " sleep 1.2; curl -s -o a2.json -w '%%{http_code}' -H \"$h\" -d \"{\\\"model\\\":\\\"a\\\",$m,\\\"max_tokens\\\":4}\" $u"
+        " > a2.code; date +%%s.%%N > a2.t; wait;"
+        " echo $(cat long.code) $(cat b.code) $(cat a2.code) $(cat long.t) $(cat b.t) $(cat a2.t)",
+        s->dir, s->port);
+    char *out = NULL;
+    assert_int_equal(e2e_sh(cmd, &out), 0);
+    int c1 = 0, c2 = 0, c3 = 0;
+    double t1 = 0, t2 = 0, t3 = 0;
+    if (sscanf(out, "%d %d %d %lf %lf %lf", &c1, &c2, &c3, &t1, &t2, &t3) != 6)
+        fail_msg("unexpected output: %s", out);
+    printf("  max_wait: after the long answer on a, b done %+.2f s, the second a %+.2f s\n", t2 - t1, t3 - t1);
+    assert_int_equal(c1, 200);
+    assert_int_equal(c2, 200);
+    assert_int_equal(c3, 200);
+    if (!(t2 < t3))
+        fail_msg("b (waiting since before) was answered after the later request for a: b at %.2f, a at %.2f", t2, t3);
+    free(out);
+    free(cmd);
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_ALL);
@@ -2580,6 +2620,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(t_kv_store_max, setup, teardown),
         cmocka_unit_test_setup_teardown(t_sched_pin, setup, teardown),
         cmocka_unit_test_setup_teardown(t_max_concurrent, setup, teardown),
+        cmocka_unit_test_setup_teardown(t_max_wait, setup, teardown),
         cmocka_unit_test_setup_teardown(t_stream_burst, setup, teardown),
         cmocka_unit_test_setup_teardown(t_bad_bytes, setup, teardown),
         cmocka_unit_test_setup_teardown(t_concurrent, setup, teardown),

@@ -250,7 +250,7 @@ static void t_engine_errors(void **s)
               "llama_server, max_loaded, memory_budget, idle_ttl, api_key, default_role, "
               "queue_size, queue_timeout, load_timeout, stop_grace, max_body, max_header, "
               "max_connections, header_timeout, upstream_timeout, allowed_hosts, allowed_origins, log_dir, restart_max, "
-              "restart_window, health_interval, kv_store_max)");
+              "restart_window, health_interval, max_wait, kv_store_max)");
     char err[512];
     registry_t *r = NULL;
     const char *j = ENG("\"zzzzzzzzzz\": 1");
