@@ -94,10 +94,9 @@ const synth_preset_t synth_presets[] = {
      .ssm_d_conv = 4, .ssm_d_state = 128, .ssm_n_group = 16, .ssm_dt_rank = 32,
      .ssm_d_inner = 4096, .wtype = GGUF_TT_Q4_K},
     /* Gemma 4 26B-A4B, text_config of google/gemma-4-26B-A4B-it as published
-     * (the config.json Ollama serves with gemma4:26b,
-     * https://ollama.com/library/gemma4:26b-nvfp4/blobs/ed0c1eb3633d, and the
-     * metadata of its llama.cpp Q4_K_M GGUF,
-     * https://ollama.com/library/gemma4:26b-a4b-it-q4_K_M/blobs/7121486771cb):
+     * (the config.json the Ollama library serves with gemma4:26b, model
+     * gemma4:26b-nvfp4, blob ed0c1eb3633d, and the metadata of its llama.cpp
+     * Q4_K_M GGUF, model gemma4:26b-a4b-it-q4_K_M, blob 7121486771cb):
      * hidden_size 2816, num_hidden_layers 30, num_attention_heads 16,
      * num_key_value_heads 8 / num_global_key_value_heads 2, head_dim 256 /
      * global_head_dim 512, intermediate_size 2112 (the dense MLP),
@@ -111,7 +110,7 @@ const synth_preset_t synth_presets[] = {
      .n_expert_used = 8, .n_ff_exp = 704, .n_swa = 1024, .swa_period = 6, .head_dim_swa = 256,
      .n_head_kv_swa = 8, .k_eq_v = true, .final_softcap = 30.0f, .wtype = GGUF_TT_Q4_K},
     /* its projector: clip.vision.* of the 26B's mmproj as converted by
-     * llama.cpp (https://ollama.com/library/gemma4:26b-a4b-it-qat/blobs/d8e2de16e175):
+     * llama.cpp (Ollama library, model gemma4:26b-a4b-it-qat, blob d8e2de16e175):
      * 27 blocks, n_embd 1152, 16 heads, ffn 4304, patch 16, image_size 224,
      * projection_dim 2816, gemma4v; 10240-row x/y position tables */
     {.name = "gemma4-26b-a4b-mmproj", .desc = "Gemma-4-26B-A4B vision projector shape: gemma4v, 27 blocks, n_embd 1152, f16",
