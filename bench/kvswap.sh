@@ -72,9 +72,17 @@ def post(body, stream=False):
         if "timings" in ev:
             timings = ev["timings"]
     return timings, ttft
-# a user turn of about n tokens (the tiny vocabulary spends ~7 tokens on "wordNNN ")
-text = " ".join("word%d" % i for i in range(int(n / 7.2)))
-msgs = [{"role": "user", "content": "Summarise: " + text}]
+# a user turn of about n tokens, sized with the role's own /tokenize
+def words(k):
+    return " ".join("word%d" % i for i in range(k))
+def ntok(k):
+    req = urllib.request.Request(base + "/tokenize", data=json.dumps({"model": "a", "content": words(k)}).encode(),
+                                 headers={"Content-Type": "application/json"})
+    return len(json.load(urllib.request.urlopen(req, timeout=600))["tokens"])
+k = int(n / 7)
+for _ in range(3):
+    k = max(1, int(k * n / ntok(k)))
+msgs = [{"role": "user", "content": "Summarise: " + words(k)}]
 a1, _ = post({"model": "a", "messages": msgs, "max_tokens": 8, "temperature": 0})
 msgs += [{"role": "assistant", "content": a1["choices"][0]["message"]["content"]},
          {"role": "user", "content": "And what comes next?"}]
