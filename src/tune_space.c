@@ -54,7 +54,7 @@ static bool plan_of(const tune_setup_t *s, char *const *args, size_t n, plan_t *
 }
 
 int tune_headroom(const tune_setup_t *s, char *const *args, size_t n, double *headroom_mib, double *band_mib,
-                        json_t *rec, char *err, size_t errlen)
+                  json_t *rec, char *err, size_t errlen)
 {
     plan_t pl;
     if (!plan_of(s, args, n, &pl, err, errlen))
