@@ -153,14 +153,21 @@ static void dry_run(const tune_setup_t *s)
     printf("%ld of %ld configurations fit; the search visits a subset\n", fits, grid);
 }
 
-/* Score of a configuration's truth on a simulated landscape. */
+/* tune_score of generation g and long prompt l against g0, l0. */
+static double score_gl(const tune_objective_t *o, double g0, double l0, double g, double l)
+{
+    tune_meas_t base = {.gen = g0, .lprompt = l0, .cold_s = NAN}, m = {.gen = g, .lprompt = l, .cold_s = NAN};
+    return tune_score(o, &base, &m);
+}
+
+/* Score of a configuration's truth on a simulated landscape (-1: does not run). */
 static double sim_score(const tune_sim_t *sim, const tune_objective_t *o, char *const *a, size_t n, double g0,
                         double l0)
 {
     double g, l;
     if (tune_sim_truth(sim, a, n, &g, &l) != TUNE_OK)
         return -1;
-    return (o->gen > 0 ? o->gen * g / g0 : 0) + (o->prompt > 0 ? o->prompt * l / l0 : 0);
+    return score_gl(o, g0, l0, g, l);
 }
 
 static int simulate(tune_setup_t *s, const char *landscape, int64_t seed)
@@ -240,7 +247,7 @@ static int replay(tune_setup_t *s, const char *path)
             g0 = g;
             l0 = l;
         }
-        double sc = (s->obj.gen ? s->obj.gen * g / g0 : 0) + (s->obj.prompt && l0 > 0 ? s->obj.prompt * l / l0 : 0);
+        double sc = score_gl(&s->obj, g0, l0, g, l);
         if (sc > best) {
             best = sc;
             bgen = g;
@@ -258,7 +265,7 @@ static int replay(tune_setup_t *s, const char *path)
         {
             double g = json_number_value(json_object_get(e, "gen_tps")),
                    l = json_number_value(json_object_get(e, "long_prompt_tps"));
-            found = (s->obj.gen ? s->obj.gen * g / g0 : 0) + (s->obj.prompt && l0 > 0 ? s->obj.prompt * l / l0 : 0);
+            found = score_gl(&s->obj, g0, l0, g, l);
             fgen = g;
             break;
         }

@@ -33,6 +33,7 @@ typedef struct {
     int n_loads;
     tune_status_t status; /* of the last load (or the planner's verdict) */
     bool planned;         /* the planner verdict is known */
+    json_t *headroom;     /* its per-device headroom when launched (owned), or NULL */
 } cfg_t;
 
 typedef struct {
@@ -354,29 +355,23 @@ static bool plan_gate(run_t *r, cfg_t *c)
     c->planned = true;
     json_t *rec = record_new(r, c);
     double h, band;
-    char err[256];
-    if (tune_headroom(r->s, c->args, c->n, &h, &band, rec, err, sizeof err)) {
-        tune_meas_t m = {.status = TUNE_FAILED, .free_mib = -1, .pp = -1};
-        snprintf(m.error, sizeof m.error, "%s", err);
-        c->status = TUNE_INFEASIBLE;
-        record_meas(rec, &m);
-        append(r, rec);
-        say(r, "%s: %s → %s", r->phase, c->label, err);
-        r->skipped++;
-        return false;
-    }
-    if (h < -band) {
-        tune_meas_t m = {.status = TUNE_INFEASIBLE, .free_mib = -1, .pp = -1};
+    tune_meas_t m = {.status = TUNE_INFEASIBLE, .free_mib = -1, .pp = -1};
+    if (tune_headroom(r->s, c->args, c->n, &h, &band, rec, m.error, sizeof m.error))
+        m.status = TUNE_FAILED; /* args the planner cannot read */
+    else if (h < -band)
         snprintf(m.error, sizeof m.error, "planner: %.0f MiB short on a GPU (band %.0f MiB)", -h, band);
-        c->status = TUNE_INFEASIBLE;
-        record_meas(rec, &m);
-        append(r, rec);
-        say(r, "%s: %s → %s", r->phase, c->label, m.error);
-        r->skipped++;
-        return false;
+    else {
+        /* launched: each of its loads records this prediction beside what it measured */
+        c->headroom = json_incref(json_object_get(rec, "plan_headroom_mib"));
+        json_decref(rec);
+        return true;
     }
-    json_decref(rec);
-    return true;
+    c->status = TUNE_INFEASIBLE;
+    record_meas(rec, &m);
+    append(r, rec);
+    say(r, "%s: %s → %s", r->phase, c->label, m.error);
+    r->skipped++;
+    return false;
 }
 
 static void fmt_meas(const tune_meas_t *m, char *out, size_t cap)
@@ -423,9 +418,8 @@ static const tune_meas_t *load(run_t *r, cfg_t *c, int short_runs, int long_runs
     if (!req.long_tokens)
         req.long_runs = 0;
     json_t *rec = record_new(r, c);
-    double h, band;
-    char herr[256];
-    tune_headroom(r->s, c->args, c->n, &h, &band, rec, herr, sizeof herr); /* predicted, beside the measured */
+    if (c->headroom) /* the planner's, from plan_gate */
+        json_object_set(rec, "plan_headroom_mib", c->headroom);
     tune_meas_t *m = &c->loads[c->n_loads];
     memset(m, 0, sizeof *m);
     m->status = TUNE_FAILED;
@@ -944,6 +938,7 @@ static void run_free(run_t *r)
     for (size_t i = 0; i < r->n; i++) {
         free(r->c[i]->key);
         free(r->c[i]->label);
+        json_decref(r->c[i]->headroom);
         args_free(&r->c[i]->args);
         free(r->c[i]);
     }

@@ -44,6 +44,20 @@ static void fill_load(json_t *rec, const loadlog_t *rep, double cold)
     json_object_set_new(rec, "load", load);
 }
 
+/* Up to `runs` (at most 16) streamed runs of one prompt into s, stopping
+ * early on a stop request; *n the runs made. 0, or -1 with err. */
+static int scenario_runs(const tune_trial_t *t, const char *base, const char *prompt, int n_predict, int runs,
+                         bench_sample_t *s, int *n, char *err, size_t errlen)
+{
+    *n = 0;
+    for (int k = 0; k < runs && k < 16 && prompt && !(t->stop && *t->stop); k++) {
+        if (bench_run(base, NULL, prompt, n_predict, &s[*n], err, errlen))
+            return -1;
+        (*n)++;
+    }
+    return 0;
+}
+
 int tune_trial_measure(void *ud, char *const *args, size_t n, const tune_req_t *req, tune_meas_t *out, json_t *rec)
 {
     tune_trial_t *t = ud;
@@ -89,13 +103,12 @@ int tune_trial_measure(void *ud, char *const *args, size_t n, const tune_req_t *
     bench_sample_t warm, s[16];
     if (bench_run(base, NULL, t->short_prompt, 16, &warm, err, sizeof err))
         goto failed;
-    int ns = 0;
-    for (int k = 0; k < req->short_runs && k < 16 && !(t->stop && *t->stop); k++) {
-        if (bench_run(base, NULL, t->short_prompt, bench_short.n_predict, &s[ns], err, sizeof err))
-            goto failed;
-        out->gen_runs[ns] = s[ns].gen_tps;
-        ns++;
-    }
+    int ns = 0, nl = 0;
+    bench_sample_t l[16];
+    if (scenario_runs(t, base, t->short_prompt, bench_short.n_predict, req->short_runs, s, &ns, err, sizeof err))
+        goto failed;
+    for (int k = 0; k < ns; k++)
+        out->gen_runs[k] = s[k].gen_tps;
     if (ns) {
         bench_stats_t st;
         bench_stats(s, ns, &st);
@@ -107,13 +120,8 @@ int tune_trial_measure(void *ud, char *const *args, size_t n, const tune_req_t *
         out->prefill_s = st.med.prefill_s;
         out->n_short = ns;
     }
-    int nl = 0;
-    bench_sample_t l[16];
-    for (int k = 0; k < req->long_runs && k < 16 && t->long_prompt && !(t->stop && *t->stop); k++) {
-        if (bench_run(base, NULL, t->long_prompt, bench_long.n_predict, &l[nl], err, sizeof err))
-            goto failed;
-        nl++;
-    }
+    if (scenario_runs(t, base, t->long_prompt, bench_long.n_predict, req->long_runs, l, &nl, err, sizeof err))
+        goto failed;
     if (nl) {
         bench_stats_t st;
         bench_stats(l, nl, &st);
