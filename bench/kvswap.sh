@@ -9,8 +9,10 @@
 #
 #   bench/kvswap.sh                    # 8K tokens, 3 runs each
 #   SIZES="8192 30720" RUNS=1 bench/kvswap.sh
+#   MODEL_A=/path/qwen35-35b-a3b.gguf ARGS_A='"-ngl","999","-fa","on"' bench/kvswap.sh   # on a GPU
 # Env: VARIET (default build/variet), VARIET_LLAMA_SERVER (else scripts/get-llama-server.sh),
-#      THREADS (llama-server -t, default 2), PORT (default 18600).
+#      THREADS (llama-server -t, default 2), PORT (default 18600), MODEL_A (role a's model instead
+#      of tiny-llama), ARGS_A (extra args for role a, as JSON strings).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 variet=${VARIET:-$root/build/variet}
@@ -27,19 +29,22 @@ cleanup() {
 }
 trap cleanup EXIT
 mkdir -p "$work/models"
-"$variet" synth tiny-llama -o "$work/models/a.gguf" >/dev/null
+if [ -n "${MODEL_A:-}" ]; then ln -s "$(realpath "$MODEL_A")" "$work/models/a.gguf"
+else "$variet" synth tiny-llama -o "$work/models/a.gguf" >/dev/null; fi
+args_a=${ARGS_A:+,$ARGS_A}
+cap=32768; [ -z "${MODEL_A:-}" ] || cap=1048576
 "$variet" synth tiny-qwen3moe -o "$work/models/b.gguf" >/dev/null
 
 # one measurement: mode (restore|prefill), tokens → "ttft_s first_prompt_n next_prompt_n cache_n"
 measure() {
     # the tiny models are trained for 32768 tokens: llama-server caps -c there
-    local mode=$1 n=$2 ctx=$(( $2 + 2048 > 32768 ? 32768 : $2 + 2048 )) kvmax='"8G"'
+    local mode=$1 n=$2 ctx=$(( $2 + 2048 > cap ? cap : $2 + 2048 )) kvmax='"8G"'
     [ "$mode" = prefill ] && kvmax=0
     rm -rf "$work/logs"
     cat >"$work/engine_models.json" <<EOF
 {"_engine": {"max_loaded": 1, "stop_grace": 3, "kv_store_max": $kvmax, "llama_server": "$llama",
              "upstream_timeout": 1800, "queue_timeout": 1800},
- "a": {"model_path": "models/a.gguf", "args": ["-c", "$ctx", "-np", "1", "-t", "$threads", "-b", "2048", "-ub", "512"]},
+ "a": {"model_path": "models/a.gguf", "args": ["-c", "$ctx", "-np", "1", "-t", "$threads", "-b", "2048", "-ub", "512"$args_a]},
  "b": {"model_path": "models/b.gguf", "args": ["-c", "2048", "-np", "1", "-t", "$threads"]}}
 EOF
     "$variet" serve --config "$work/engine_models.json" --port "$port" >"$work/serve.log" 2>&1 &

@@ -4,15 +4,19 @@
 #
 # For each free-memory figure: llama.cpp's untouched defaults (no args,
 # --fit on), `-c CTX -np 1` with --fit, and `variet tune` from the seed's
-# args, each then benched the same way (`variet bench --direct --scenario
+# args. After the tuning the three are benched in interleaved rounds
+# (defaults, fit, tuned, defaults, fit, tuned, …; `--rounds`, default 3),
+# each a fresh load measured the same way (`variet bench --direct --scenario
 # both --runs 3`: short ≈188 prompt tokens + 300 generated → gen t/s; long
-# ≈3,100 prompt tokens → prefill t/s). Prints one table with the ratios
-# against the defaults, which are what it exists for:
+# ≈3,100 prompt tokens → prefill t/s), so a drift between loads (±8% seen on
+# the H200) falls on all three alike; each figure is the median over the
+# rounds. Prints one table with the ratios against the defaults, which are
+# what it exists for:
 #   12,800 MiB, --ctx 32768:  tuned ≥ 1.15× gen and ≥ 1.25× long prompt
 #   21,500 MiB, one slot ≥ the defaults' context: ≥ 1.25× long prompt, gen ≥ 1×
 #
 #   VARIET_LLAMA_SERVER=/path/to/cuda/llama-server bench/tuner-gpu.sh \
-#       [--free "12800 21500"] [--budget 10m] [--model FILE] [--work DIR]
+#       [--free "12800 21500"] [--budget 10m] [--rounds 3] [--model FILE] [--work DIR]
 # It never builds llama-server. Needs python3 with torch for the memory
 # holder (bench/gpu-hold.py) and nvidia-smi/NVML. VARIET=path picks the
 # variet binary (default build/variet, built when missing).
@@ -21,15 +25,17 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/.." && pwd)
 free_list="12800 21500"
 budget=10m
+rounds=3
 model=""
 work=""
 while [ $# -gt 0 ]; do
     case $1 in
         --free) free_list=$2; shift 2 ;;
         --budget) budget=$2; shift 2 ;;
+        --rounds) rounds=$2; shift 2 ;;
         --model) model=$2; shift 2 ;;
         --work) work=$2; shift 2 ;;
-        *) echo "usage: $0 [--free 'MiB ...'] [--budget 10m] [--model FILE] [--work DIR]" >&2; exit 2 ;;
+        *) echo "usage: $0 [--free 'MiB ...'] [--budget 10m] [--rounds 3] [--model FILE] [--work DIR]" >&2; exit 2 ;;
     esac
 done
 : "${VARIET_LLAMA_SERVER:?set VARIET_LLAMA_SERVER to a CUDA llama-server (this script never builds one)}"
@@ -53,16 +59,27 @@ config() { # DIR ARGS_JSON
 JSON
 }
 
-bench_role() { # DIR LABEL → "gen long"
+bench_role() { # DIR LABEL ROUND → "gen long" (also appended to DIR/rounds.txt)
     "$variet" bench balanced --config "$1/engine_models.json" --direct --scenario both --runs 3 --json \
-        >"$1/bench.json" 2>"$1/bench.err" || { echo "bench failed ($2):" >&2; tail -5 "$1/bench.err" >&2; echo "0 0"; return; }
-    python3 - "$1/bench.json" <<'PY'
+        >"$1/bench-$3.json" 2>"$1/bench-$3.err" || { echo "bench failed ($2):" >&2; tail -5 "$1/bench-$3.err" >&2; echo "0 0"; return; }
+    python3 - "$1/bench-$3.json" <<'PY' | tee -a "$1/rounds.txt"
 import json, sys
 j = json.load(open(sys.argv[1]))
 s = j["scenarios"]
 print(f'{s["short"]["median"]["gen_tps"]:.2f} {s["long"]["median"]["prompt_tps"]:.1f}')
 PY
 }
+
+median_of() { # DIR → "gen long": medians over its rounds
+    python3 - "$1/rounds.txt" <<'PY'
+import statistics, sys
+rows = [list(map(float, l.split())) for l in open(sys.argv[1]) if l.strip()]
+rows = [r for r in rows if r[0] > 0] or [[0, 0]]
+print(f'{statistics.median(r[0] for r in rows):.2f} {statistics.median(r[1] for r in rows):.1f}')
+PY
+}
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", (b>0?a/b:0)}'; }
 
 args_of() { python3 -c 'import json,sys; print(" ".join(json.load(open(sys.argv[1]))["balanced"]["args"]))' "$1/engine_models.json"; }
 
@@ -76,22 +93,29 @@ for free in $free_list; do
     if [ "$free" -le 16000 ]; then ctx=32768; else ctx=47872; fi
     d=$work/$free
     config "$d/defaults" ""
-    read -r g0 l0 < <(bench_role "$d/defaults" defaults)
-    echo "defaults: gen $g0, long prompt $l0" >&2
+    read -r g0 l0 < <(bench_role "$d/defaults" defaults 0)
+    echo "defaults (before tuning): gen $g0, long prompt $l0" >&2
     config "$d/fit" "\"-c\",\"$ctx\",\"-np\",\"1\""
-    read -r g1 l1 < <(bench_role "$d/fit" fit)
-    echo "-c $ctx -np 1 (fit): gen $g1, long prompt $l1" >&2
     if [ "$free" -le 16000 ]; then config "$d/tune" "$seed_args"
     else config "$d/tune" "${seed_args/\"32768\"/\"262144\"}"; fi
     t0=$(date +%s)
     (cd "$d/tune" && "$variet" tune balanced --config engine_models.json --ctx "$ctx" --budget "$budget" \
         --objective gen=1,prompt=1 >"$d/tune.out" 2>"$d/tune.err") || { echo "tune failed:" >&2; tail -20 "$d/tune.err" >&2; }
     t1=$(date +%s)
-    read -r g2 l2 < <(bench_role "$d/tune" tuned)
+    : >"$d/defaults/rounds.txt"; : >"$d/fit/rounds.txt"; : >"$d/tune/rounds.txt"
+    for k in $(seq 1 "$rounds"); do
+        for which in defaults fit tune; do
+            read -r g l < <(bench_role "$d/$which" "$which" "$k")
+            echo "round $k, $which: gen $g, long prompt $l" >&2
+        done
+    done
+    read -r g0 l0 < <(median_of "$d/defaults")
+    read -r g1 l1 < <(median_of "$d/fit")
+    read -r g2 l2 < <(median_of "$d/tune")
     echo "tuned ($(( (t1 - t0) / 60 )) min): gen $g2, long prompt $l2: $(args_of "$d/tune")" >&2
     rows+=("| $free | llama.cpp defaults (\`--fit\` on) | $g0 | $l0 | 1.00 | 1.00 |")
-    rows+=("| $free | \`-c $ctx -np 1\`, \`--fit\` on | $g1 | $l1 | $(awk -v a="$g1" -v b="$g0" 'BEGIN{printf "%.2f", (b>0?a/b:0)}') | $(awk -v a="$l1" -v b="$l0" 'BEGIN{printf "%.2f", (b>0?a/b:0)}') |")
-    rows+=("| $free | \`variet tune --ctx $ctx --budget $budget\` ($(( (t1 - t0) / 60 )) min): \`$(args_of "$d/tune")\` | $g2 | $l2 | $(awk -v a="$g2" -v b="$g0" 'BEGIN{printf "%.2f", (b>0?a/b:0)}') | $(awk -v a="$l2" -v b="$l0" 'BEGIN{printf "%.2f", (b>0?a/b:0)}') |")
+    rows+=("| $free | \`-c $ctx -np 1\`, \`--fit\` on | $g1 | $l1 | $(ratio "$g1" "$g0") | $(ratio "$l1" "$l0") |")
+    rows+=("| $free | \`variet tune --ctx $ctx --budget $budget\` ($(( (t1 - t0) / 60 )) min): \`$(args_of "$d/tune")\` | $g2 | $l2 | $(ratio "$g2" "$g0") | $(ratio "$l2" "$l0") |")
     cp "$d"/tune/tune-balanced-*.md "$work/tune-$free.md" 2>/dev/null || true
     cp "$d/tune/tune-balanced.json" "$work/tune-$free.json" 2>/dev/null || true
 done
@@ -102,5 +126,6 @@ echo "| free MiB | configuration | short gen t/s | long prompt t/s | gen × defa
 echo "|---|---|---|---|---|---|"
 printf '%s\n' "${rows[@]}"
 echo
+echo "(each figure: the median over $rounds interleaved rounds after the tuning, each a fresh load with 3 runs of each scenario)"
 echo "(targets: 12,800 MiB: ≥ 1.15× gen and ≥ 1.25× long prompt; 21,500 MiB: ≥ 1.25× long prompt, gen ≥ 1.00×;"
 echo " retuning logs and histories in $work)"

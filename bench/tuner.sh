@@ -61,7 +61,7 @@ build/variet synth qwen35-35b-a3b --sparse -o "$sim/m.gguf" >/dev/null
 seed_args='"-ngl","999","-c","32768","-np","1","-fa","on","-ctk","q4_0","-ctv","q4_0","-ub","256","-b","512","-t","6","-tb","6","--poll","50","--prio","3"'
 printf '{"balanced": {"display_name": "B", "model_path": "m.gguf", "measured_tps": 0, "args": [%s]}}\n' "$seed_args" >"$sim/engine_models.json"
 printf '\n| simulated landscape | free MiB | seed | grid configurations | search loads | share of grid | of grid best score |\n|---|---|---|---|---|---|---|\n'
-for spec in "gpu-host-experts 12800 32768" "gpu-full 21500 47872"; do
+for spec in "gpu-host-experts 12800 32768" "gpu-full 21500 47872" "gpu-full-pair 21500 47872"; do
     read -r land free ctx <<<"$spec"
     for seed in 1 2 3 4; do
         line=$(build/variet tune balanced --config "$sim/engine_models.json" --simulate "$land" --gpu-free "$free" \

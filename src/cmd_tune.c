@@ -581,7 +581,7 @@ static const cli_opt_t tune_opts[] = {
     {"--strategy", 0, "descent|grid", "the phased search (default) or every configuration once", 0},
     {"--replay", 0, "HISTORY", "run the search on a recorded grid instead of launching (bench/tuner.sh)", 0},
     {"--simulate", 0, "LANDSCAPE",
-     "run the search on a simulated landscape (gpu-host-experts, gpu-full, cpu-tiny, cpu-flat); writes nothing", 0},
+     "run the search on a simulated landscape (gpu-host-experts, gpu-full, gpu-full-pair, cpu-tiny, cpu-flat); writes nothing", 0},
     {"--gpu-free", 0, "MiB[,MiB]", "free memory per GPU the planner assumes (with --simulate or --dry-run)", 0},
     {"--seed", 0, "N", "seed of the simulated noise (default 1)", 0},
     {0},

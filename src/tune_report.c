@@ -190,10 +190,11 @@ char *tune_report_md(const tune_setup_t *s, const json_t *history, const tune_re
         buf_printf(&md, "**The search ended early: %s.**\n\n", res->stop_reason);
     buf_printf(&md, "%s", hw_md ? hw_md : "");
     md_model(s, model_path, &md);
-    buf_printf(&md, "## Search\n\nPhases: baseline, screen (coordinate descent in this order, one short and one long "
-                    "run per value), measure (the best %d again, %d runs of each scenario), confirm (the top two "
-                    "interleaved A B A B, each a fresh load), prune (extra flags, interleaved). Dimensions:\n\n",
-               3, s->runs);
+    buf_printf(&md,
+               "## Search\n\nPhases: baseline, screen (coordinate descent in this order, %s per value), pairs (each dimension's two best other values, within 10%% of its best, combined two at a time across dimensions), "
+               "measure (the best %d again, %d runs of each scenario), confirm (the top two interleaved A B A B, "
+               "each a fresh load), prune (extra flags, interleaved). Dimensions:\n\n",
+               s->obj.prompt > 0 ? "one short and two long runs" : "one short run", 3, s->runs);
     for (int d = 0; d < s->space.n_dims; d++) {
         buf_printf(&md, "- `%s`:", s->space.dims[d].name);
         for (int v = 0; v < s->space.dims[d].n_values; v++)

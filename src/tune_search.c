@@ -476,20 +476,101 @@ static void set_base(run_t *r, const tune_meas_t *m)
     r->have_base = true;
 }
 
-/* Coordinate descent over the space's dimensions, one run per value;
+/* Screen runs: one short run per value, and two long ones when prompts
+ * are weighted (a single ~0.4 s prefill on a fresh load is the noisiest
+ * figure the tuner reads: ±8% between loads on the H200). */
+static int screen_long_runs(const run_t *r)
+{
+    return r->s->obj.prompt > 0 ? 2 : 1;
+}
+
+/* Coordinate descent varies one dimension at a time, and a screen is one
+ * load per value, read through a drift of a few percent between loads; so
+ * two changes that pay together (on the H200 at 21,500 MiB: -ub 4096 and
+ * f16 KV, each within noise of the current value alone) can both be
+ * passed over. After the descent, each dimension's two best other values
+ * (if within NEAR of its best) are combined two at a time across
+ * dimensions, the best-scored pairs first, up to MAX_PAIRS loads; the
+ * measure phase then ranks them with everything else. */
+#define NEAR 0.90
+#define MAX_PAIRS 4
+
+typedef struct {
+    int d1, v1, d2, v2;
+    double w;
+} pair_t;
+
+static int pair_cmp(const void *a, const void *b)
+{
+    double x = ((const pair_t *)a)->w, y = ((const pair_t *)b)->w;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* The two best values of dimension d other than the current one (rel >=
+ * NEAR); returns how many (0-2) into v. */
+static int runners_up(const tune_space_t *sp, int d, int cur, double rel[TUNE_MAX_DIMS][TUNE_MAX_VALUES], int v[2])
+{
+    int n = 0;
+    for (int k = 0; k < sp->dims[d].n_values; k++) {
+        if (k == cur || isnan(rel[d][k]) || rel[d][k] < NEAR)
+            continue;
+        if (n < 2)
+            v[n++] = k;
+        else if (rel[d][k] > rel[d][v[1]])
+            v[1] = k;
+        if (n == 2 && rel[d][v[1]] > rel[d][v[0]]) {
+            int t = v[0];
+            v[0] = v[1];
+            v[1] = t;
+        }
+    }
+    return n;
+}
+
+static void pairs(run_t *r, char *const *base, size_t n_base, const tune_point_t *cur,
+                  double rel[TUNE_MAX_DIMS][TUNE_MAX_VALUES])
+{
+    const tune_space_t *sp = &r->s->space;
+    pair_t ps[TUNE_MAX_DIMS * TUNE_MAX_DIMS * 4];
+    int np = 0, ru[TUNE_MAX_DIMS][2], nru[TUNE_MAX_DIMS];
+    for (int d = 0; d < sp->n_dims; d++)
+        nru[d] = runners_up(sp, d, cur->idx[d], rel, ru[d]);
+    for (int d1 = 0; d1 < sp->n_dims; d1++)
+        for (int d2 = d1 + 1; d2 < sp->n_dims; d2++)
+            for (int i = 0; i < nru[d1]; i++)
+                for (int j = 0; j < nru[d2]; j++)
+                    ps[np++] = (pair_t){d1, ru[d1][i], d2, ru[d2][j], rel[d1][ru[d1][i]] * rel[d2][ru[d2][j]]};
+    qsort(ps, (size_t)np, sizeof ps[0], pair_cmp);
+    for (int i = 0, done = 0; i < np && done < MAX_PAIRS && can_load(r); i++) {
+        tune_point_t p = *cur;
+        p.idx[ps[i].d1] = ps[i].v1;
+        p.idx[ps[i].d2] = ps[i].v2;
+        cfg_t *c = cfg_of_point(r, base, n_base, &p);
+        if (!c || has_load(c, 1))
+            continue;
+        say(r, "pairs: %s=%s with %s=%s (screened alone at %.0f%% and %.0f%% of their dimensions' best)",
+            sp->dims[ps[i].d1].name, sp->dims[ps[i].d1].values[ps[i].v1], sp->dims[ps[i].d2].name,
+            sp->dims[ps[i].d2].values[ps[i].v2], 100 * rel[ps[i].d1][ps[i].v1], 100 * rel[ps[i].d2][ps[i].v2]);
+        load(r, c, 1, screen_long_runs(r));
+        done++;
+    }
+}
+
+/* Coordinate descent over the space's dimensions, one run per value
+ * (rel: each value's score against its dimension's best, for pairs());
  * returns the best screened point's configuration. */
-static cfg_t *screen(run_t *r, char *const *base, size_t n_base)
+static cfg_t *screen(run_t *r, char *const *base, size_t n_base, double rel[TUNE_MAX_DIMS][TUNE_MAX_VALUES],
+                     tune_point_t *out)
 {
     const tune_space_t *sp = &r->s->space;
     tune_point_t cur = {{0}};
     cfg_t *cc = cfg_of_point(r, base, n_base, &cur);
     if (cc && !has_load(cc, 1))
-        load(r, cc, 1, 1);
+        load(r, cc, 1, screen_long_runs(r));
     set_base(r, cc ? last_ok(cc) : NULL);
     double thr = 0.02;
     if (r->have_base && !isnan(gen_noise(&r->base)) && gen_noise(&r->base) > thr)
         thr = gen_noise(&r->base);
-    double rel[TUNE_MAX_DIMS][TUNE_MAX_VALUES];
     for (int d = 0; d < TUNE_MAX_DIMS; d++)
         for (int v = 0; v < TUNE_MAX_VALUES; v++)
             rel[d][v] = NAN;
@@ -520,7 +601,7 @@ static cfg_t *screen(run_t *r, char *const *base, size_t n_base)
                 if (!c)
                     continue;
                 if (!has_load(c, 1))
-                    load(r, c, 1, 1);
+                    load(r, c, 1, screen_long_runs(r));
                 set_base(r, last_ok(c));
                 if (!ok(c))
                     continue;
@@ -546,6 +627,7 @@ static cfg_t *screen(run_t *r, char *const *base, size_t n_base)
         if (!moved)
             break;
     }
+    *out = cur;
     return cc;
 }
 
@@ -770,7 +852,11 @@ int tune_run(const tune_setup_t *s, json_t *history, void (*save)(void *), void 
     set_base(&r, last_ok(before));
 
     phase(&r, "screen", 0.45);
-    cfg_t *cur = screen(&r, base, n_base);
+    double rel[TUNE_MAX_DIMS][TUNE_MAX_VALUES];
+    tune_point_t cur_p;
+    cfg_t *cur = screen(&r, base, n_base, rel, &cur_p);
+    phase(&r, "pairs", 0.52);
+    pairs(&r, base, n_base, &cur_p, rel);
 
     /* the best few screened, measured properly */
     phase(&r, "measure", 0.6);

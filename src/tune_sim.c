@@ -11,6 +11,9 @@
  *                   (weights streamed per ubatch), --poll 50 costs 3%.
  * gpu-full          21,500 MiB free: generation flat in ubatch, prefill up to
  *                   ~1.5× from ub 512 to 4096, quantized KV a little slower.
+ * gpu-full-pair     as gpu-full, but two changes pay only together: -ub 4096
+ *                   prefills faster than 2048 only with f16 KV, and f16 alone
+ *                   costs 1% generation (coordinate descent alone misses it).
  * cpu-tiny          a 2-core CPU: threads and ubatch matter, the rest is noise.
  * cpu-flat          nothing matters but threads (ties, pruning).
  * Memory: the planner's prediction with a hidden error (the true compute
@@ -29,9 +32,9 @@
 #include "tune_int.h"
 #include "util.h"
 
-typedef enum { L_HOST_EXPERTS, L_FULL, L_CPU, L_FLAT } land_t;
+typedef enum { L_HOST_EXPERTS, L_FULL, L_FULL_PAIR, L_CPU, L_FLAT } land_t;
 
-const char *const tune_sim_landscapes[] = {"gpu-host-experts", "gpu-full", "cpu-tiny", "cpu-flat", NULL};
+const char *const tune_sim_landscapes[] = {"gpu-host-experts", "gpu-full", "gpu-full-pair", "cpu-tiny", "cpu-flat", NULL};
 
 struct tune_sim {
     land_t land;
@@ -62,7 +65,7 @@ tune_sim_t *tune_sim_new(const char *landscape, const tune_setup_t *s, unsigned 
     while (tune_sim_landscapes[k] && strcmp(tune_sim_landscapes[k], landscape))
         k++;
     if (!tune_sim_landscapes[k]) {
-        snprintf(err, errlen, "unknown landscape '%s' (gpu-host-experts, gpu-full, cpu-tiny, cpu-flat)", landscape);
+        snprintf(err, errlen, "unknown landscape '%s' (gpu-host-experts, gpu-full, gpu-full-pair, cpu-tiny, cpu-flat)", landscape);
         return NULL;
     }
     tune_sim_t *m = xcalloc(1, sizeof *m);
@@ -147,6 +150,13 @@ tune_status_t tune_sim_truth(const tune_sim_t *m, char *const *a, size_t n, doub
         *gen = 210 * (ub <= 512 ? 1.0 : 1 - 0.01 * log2(ub / 512)) * kvf * flags;
         *lprompt = 9000 * ub / (ub + 700) * (0.98 + 0.02 * kvf);
         break;
+    case L_FULL_PAIR: {
+        bool f16 = !strcmp(kv, "f16"), big = ub >= 4096;
+        double ue = ub > 2048 ? 2048 : ub;
+        *gen = 210 * (f16 ? (big ? 1.02 : 0.99) : 0.97) * flags;
+        *lprompt = 9000 * ue / (ue + 700) * (f16 && big ? 1.12 : 1.0);
+        break;
+    }
     case L_CPU:
         *gen = 400 * (tc >= 2 ? 1 : 0.6) * (ub >= 256 ? 1 : 0.97) * kvf * (!strcmp(fa, "off") ? 0.97 : 1) * flags;
         *lprompt = 2000 * ub / (ub + 128) * (tc >= 2 ? 1 : 0.55);

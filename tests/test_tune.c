@@ -327,6 +327,24 @@ static void t_other_landscapes(void **st)
     }
 }
 
+/* Two changes that pay only together: coordinate descent screens each
+ * alone (within noise of the current value), pairs() combines them. */
+static void t_pairs_find_what_pays_together(void **st)
+{
+    (void)st;
+    for (unsigned seed = 1; seed <= 4; seed++) {
+        tune_result_t res;
+        long grid;
+        double r = run_landscape("gpu-full-pair", 21500, seed, 600, &res, NULL, &grid);
+        printf("gpu-full-pair seed %u: %.1f%% of the grid's best in %d loads (grid %ld)\n", seed, 100 * r, res.trials,
+               grid);
+        assert_true(r >= 0.97);
+        assert_string_equal(args_get(res.args, res.n_args, ARG_UBATCH), "4096");
+        assert_string_equal(args_get(res.args, res.n_args, ARG_CACHE_K) ?: "f16", "f16");
+        tune_result_free(&res);
+    }
+}
+
 static void t_budget_and_interrupt(void **st)
 {
     (void)st;
@@ -426,6 +444,7 @@ int main(void)
         cmocka_unit_test(t_space_two_gpus),
         cmocka_unit_test(t_host_experts_finds_threads_and_placement),
         cmocka_unit_test(t_other_landscapes),
+        cmocka_unit_test(t_pairs_find_what_pays_together),
         cmocka_unit_test(t_budget_and_interrupt),
         cmocka_unit_test(t_resume_reuses),
     };
