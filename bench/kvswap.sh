@@ -9,7 +9,7 @@
 #
 #   bench/kvswap.sh                    # 8K tokens, 3 runs each
 #   SIZES="8192 30720" RUNS=1 bench/kvswap.sh
-#   MODEL_A=/path/qwen35-35b-a3b.gguf ARGS_A='"-ngl","999","-fa","on"' bench/kvswap.sh   # on a GPU
+#   MODEL_A=/path/qwen35-35b-a3b.gguf ARGS_A='"-ngl","999","-fa","on","--no-jinja"' bench/kvswap.sh   # GPU
 # Env: VARIET (default build/variet), VARIET_LLAMA_SERVER (else scripts/get-llama-server.sh),
 #      THREADS (llama-server -t, default 2), PORT (default 18600), MODEL_A (role a's model instead
 #      of tiny-llama), ARGS_A (extra args for role a, as JSON strings).
@@ -33,7 +33,10 @@ if [ -n "${MODEL_A:-}" ]; then ln -s "$(realpath "$MODEL_A")" "$work/models/a.gg
 else "$variet" synth tiny-llama -o "$work/models/a.gguf" >/dev/null; fi
 args_a=${ARGS_A:+,$ARGS_A}
 cap=32768; [ -z "${MODEL_A:-}" ] || cap=1048576
-"$variet" synth tiny-qwen3moe -o "$work/models/b.gguf" >/dev/null
+# role b: tiny-qwen3moe, or tiny-llama beside a MODEL_A (newer llama-server builds answer 500 "output
+# does not match the expected peg-native format" when tiny-qwen3moe's random text breaks its parser)
+bp=tiny-qwen3moe; [ -z "${MODEL_A:-}" ] || bp=tiny-llama
+"$variet" synth $bp -o "$work/models/b.gguf" >/dev/null
 
 # one measurement: mode (restore|prefill), tokens → "ttft_s first_prompt_n next_prompt_n cache_n"
 measure() {

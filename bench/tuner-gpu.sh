@@ -79,7 +79,7 @@ print(f'{statistics.median(r[0] for r in rows):.2f} {statistics.median(r[1] for 
 PY
 }
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", (b>0?a/b:0)}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.3f", (b>0?a/b:0)}'; }
 
 args_of() { python3 -c 'import json,sys; print(" ".join(json.load(open(sys.argv[1]))["balanced"]["args"]))' "$1/engine_models.json"; }
 
