@@ -5,6 +5,7 @@
 #include "e2e_util.h"
 
 #include <curl/curl.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -213,4 +214,48 @@ int e2e_sh(const char *cmd, char **out)
     int st = pclose(p);
     *out = b.data;
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+bool e2e_proc_running(const char *a, const char *b)
+{
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    bool found = false;
+    while (d && (e = readdir(d))) {
+        if (e->d_name[0] < '0' || e->d_name[0] > '9')
+            continue;
+        char *p = xasprintf("/proc/%s/cmdline", e->d_name);
+        size_t len = 0;
+        char *c = e2e_slurp(p, &len);
+        free(p);
+        if (!c)
+            continue;
+        for (size_t i = 0; i + 1 < len; i++)
+            if (!c[i])
+                c[i] = ' ';
+        if (strstr(c, a) && (!b || strstr(c, b))) {
+            char *st = xasprintf("/proc/%s/stat", e->d_name);
+            char *s = e2e_slurp(st, NULL);
+            free(st);
+            const char *rp = s ? strrchr(s, ')') : NULL;
+            if (!rp || rp[2] != 'Z') /* zombies are not running */
+                found = true;
+            free(s);
+        }
+        free(c);
+    }
+    if (d)
+        closedir(d);
+    return found;
+}
+
+bool e2e_pid_alive(pid_t pid)
+{
+    char *st = xasprintf("/proc/%d/stat", (int)pid);
+    char *s = e2e_slurp(st, NULL);
+    free(st);
+    const char *rp = s ? strrchr(s, ')') : NULL;
+    bool alive = rp && rp[1] && rp[2] != 'Z';
+    free(s);
+    return alive;
 }

@@ -31,4 +31,10 @@ int e2e_sh(const char *cmd, char **out);
 /* Read a whole file (caller frees); NULL on error. */
 char *e2e_slurp(const char *path, size_t *len);
 
+/* Is a process running (not a zombie) whose command line contains a and,
+ * unless b is NULL, b? */
+bool e2e_proc_running(const char *a, const char *b);
+/* Is pid a live process (not a zombie)? */
+bool e2e_pid_alive(pid_t pid);
+
 #endif

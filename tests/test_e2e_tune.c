@@ -6,7 +6,11 @@
  * skipped; the winner and measured_tps land in the registry (backup kept,
  * unknown fields kept) with a Markdown retuning log; an interrupted run
  * (SIGKILL) leaves no llama-server behind and --resume continues from the
- * history; --dry-run launches nothing.
+ * history; --dry-run launches nothing; Ctrl-C while a llama-server is
+ * still loading stops the tune at once (fault injection: a wrapper named
+ * slow-load-llama-server answers --help/--version through the real binary
+ * and otherwise never becomes ready, a load longer than any test can wait
+ * for on the tiny models, which load in 0.2 s).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,12 +18,12 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <dirent.h>
 #include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -160,39 +164,6 @@ static void t_tune_writes_registry_and_log(void **s)
     free(dir);
 }
 
-static bool llama_running_for(const char *model)
-{
-    DIR *d = opendir("/proc");
-    struct dirent *e;
-    bool found = false;
-    while (d && (e = readdir(d))) {
-        if (e->d_name[0] < '0' || e->d_name[0] > '9')
-            continue;
-        char *p = xasprintf("/proc/%s/cmdline", e->d_name);
-        size_t len = 0;
-        char *c = e2e_slurp(p, &len);
-        free(p);
-        if (!c)
-            continue;
-        for (size_t i = 0; i + 1 < len; i++)
-            if (!c[i])
-                c[i] = ' ';
-        if (strstr(c, "llama-server") && strstr(c, model)) {
-            char *st = xasprintf("/proc/%s/stat", e->d_name);
-            char *s = e2e_slurp(st, NULL);
-            free(st);
-            const char *rp = s ? strrchr(s, ')') : NULL;
-            if (!rp || rp[2] != 'Z') /* zombies are not running */
-                found = true;
-            free(s);
-        }
-        free(c);
-    }
-    if (d)
-        closedir(d);
-    return found;
-}
-
 static void t_resume_after_kill(void **s)
 {
     (void)s;
@@ -213,9 +184,9 @@ static void t_resume_after_kill(void **s)
     waitpid(pid, NULL, 0);
     int measured = count_trials(hist, NULL, NULL);
     t0 = now_s();
-    while (now_s() - t0 < 5 && llama_running_for(model))
+    while (now_s() - t0 < 5 && e2e_proc_running("llama-server", model))
         usleep(50000);
-    assert_false(llama_running_for(model));
+    assert_false(e2e_proc_running("llama-server", model));
 
     char *out = NULL;
     char *cmd = xasprintf("'%s' tune fast --config '%s' --space 't=1,2;ub=128,256,512;kv=q8_0,q4_0' --runs 2 --objective gen --budget 8 --resume 2>&1",
@@ -267,12 +238,81 @@ static void t_dry_run(void **s)
     free(dir);
 }
 
+static void t_interrupt_during_load(void **s)
+{
+    (void)s;
+    char *dir = dir_for("intr");
+    /* fault injection: a llama-server whose load never ends */
+    char *fake = xasprintf("%s/slow-load-llama-server", dir);
+    char *script = xasprintf("#!/bin/sh\n# fault injection (test_e2e_tune): a load that never ends\n"
+                             "for a in \"$@\"; do case $a in --help|-h|--version) exec '%s' \"$@\";; esac; done\n"
+                             "echo $$ > '%s/loading.pid'\nexec sleep 300\n",
+                             e2e_llama_server(), dir);
+    char err[256];
+    assert_int_equal(file_write_atomic(fake, script, strlen(script), err, sizeof err), 0);
+    assert_int_equal(chmod(fake, 0755), 0);
+    char *cfg = xasprintf("%s/engine_models.json", dir);
+    char *text = xasprintf("{\"_engine\": {\"llama_server\": \"%s\", \"load_timeout\": 600},\n \"fast\": "
+                           "{\"model_path\": \"m.gguf\", \"args\": [\"-c\", \"2048\", \"-np\", \"1\"]}}\n",
+                           fake);
+    assert_int_equal(file_write_atomic(cfg, text, strlen(text), err, sizeof err), 0);
+    char *log = xasprintf("%s/tune.log", dir);
+    char *argv[] = {VARIET_BINARY, "tune", "fast", "--config", cfg, "--space", "ub=128,256", "--objective", "gen", NULL};
+    pid_t pid = e2e_spawn(argv, log);
+    assert_true(pid > 0);
+    /* wait until the baseline's llama-server is loading (the sleep it became) */
+    char *pidf = xasprintf("%s/loading.pid", dir);
+    double t0 = now_s();
+    pid_t lp = 0;
+    while (now_s() - t0 < 30 && lp <= 0) {
+        char *t = e2e_slurp(pidf, NULL);
+        lp = t ? (pid_t)atoi(t) : 0;
+        free(t);
+        usleep(50000);
+    }
+    assert_true(lp > 0);
+    usleep(300000);
+    kill(pid, SIGINT);
+    t0 = now_s();
+    int st = 0;
+    pid_t w = 0;
+    while (now_s() - t0 < 10 && (w = waitpid(pid, &st, WNOHANG)) == 0)
+        usleep(20000);
+    double took = now_s() - t0;
+    if (w != pid) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        kill(lp, SIGKILL);
+        fail_msg("variet tune still running 10 s after SIGINT during a load");
+    }
+    size_t len = 0;
+    char *out = e2e_slurp(log, &len);
+    printf("stopped %.2f s after SIGINT, exit %d\n", took, WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+    assert_true(took < 5); /* at once: the load poll checks the flag every 20 ms; proc_stop's grace is 2 s */
+    assert_non_null(out);
+    if (!strstr(out, "interrupted"))
+        fail_msg("no 'interrupted' in the tune's output:\n%s", out);
+    free(out);
+    t0 = now_s();
+    while (now_s() - t0 < 5 && e2e_pid_alive(lp))
+        usleep(50000);
+    assert_false(e2e_pid_alive(lp)); /* no orphan */
+    free(pidf);
+    free(log);
+    free(text);
+    free(cfg);
+    free(script);
+    free(fake);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(t_dry_run),
         cmocka_unit_test(t_tune_writes_registry_and_log),
         cmocka_unit_test(t_resume_after_kill),
+        cmocka_unit_test(t_interrupt_during_load),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
