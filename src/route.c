@@ -1,5 +1,5 @@
 /*
- * route.c — route table and access policy (see route.h).
+ * route.c — the route table and the access policy (see route.h).
  */
 #include "route.h"
 
@@ -7,11 +7,53 @@
 #include <string.h>
 #include <strings.h>
 
-static const char *const proxied[] = {
-    "/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/responses", "/completion",
-    "/completions", "/tokenize", "/detokenize", "/apply-template", "/infill", "/embedding", "/embeddings",
-    "/v1/rerank", "/rerank", NULL,
+static const route_spec_t table[] = {
+    {HTTP_GET, "/health", ROUTE_HEALTH},
+    {HTTP_GET, "/v1/models", ROUTE_MODELS},
+    {HTTP_GET, "/models", ROUTE_MODELS},
+    {HTTP_GET, "/status", ROUTE_STATUS},
+    {HTTP_GET, "/metrics", ROUTE_METRICS},
+    {HTTP_POST, "/roles/{name}/load", ROUTE_ROLE_LOAD},
+    {HTTP_POST, "/roles/{name}/unload", ROUTE_ROLE_UNLOAD},
+    {HTTP_GET, "/roles/{name}/logs", ROUTE_ROLE_LOGS},
+    /* llama-server's inference routes, forwarded to the role's backend */
+    {HTTP_POST, "/v1/chat/completions", ROUTE_PROXY},
+    {HTTP_POST, "/v1/completions", ROUTE_PROXY},
+    {HTTP_POST, "/v1/embeddings", ROUTE_PROXY},
+    {HTTP_POST, "/v1/responses", ROUTE_PROXY},
+    {HTTP_POST, "/completion", ROUTE_PROXY},
+    {HTTP_POST, "/completions", ROUTE_PROXY},
+    {HTTP_POST, "/tokenize", ROUTE_PROXY},
+    {HTTP_POST, "/detokenize", ROUTE_PROXY},
+    {HTTP_POST, "/apply-template", ROUTE_PROXY},
+    {HTTP_POST, "/infill", ROUTE_PROXY},
+    {HTTP_POST, "/embedding", ROUTE_PROXY},
+    {HTTP_POST, "/embeddings", ROUTE_PROXY},
+    {HTTP_POST, "/v1/rerank", ROUTE_PROXY},
+    {HTTP_POST, "/rerank", ROUTE_PROXY},
 };
+
+/* Does path match pattern? 1 yes (a {name} segment copied into name), 0
+ * no, -1 its {name} segment does not fit in cap. */
+static int path_match(const char *pattern, const char *path, char *name, size_t cap)
+{
+    const char *hole = strstr(pattern, "{name}");
+    if (!hole)
+        return !strcmp(pattern, path);
+    size_t pre = (size_t)(hole - pattern);
+    if (strncmp(pattern, path, pre))
+        return 0;
+    const char *s = path + pre, *e = strchr(s, '/');
+    if (!e)
+        e = s + strlen(s);
+    if (e == s || strcmp(hole + 6, e))
+        return 0;
+    if ((size_t)(e - s) >= cap)
+        return -1;
+    memcpy(name, s, (size_t)(e - s));
+    name[e - s] = 0;
+    return 1;
+}
 
 route_t route_classify(http_method_t method, const char *path, char *role, size_t cap)
 {
@@ -23,38 +65,15 @@ route_t route_classify(http_method_t method, const char *path, char *role, size_
         return ROUTE_PREFLIGHT;
     if (method != HTTP_GET && method != HTTP_POST)
         return ROUTE_BAD_METHOD;
-    if (method == HTTP_GET) {
-        if (!strcmp(path, "/health"))
-            return ROUTE_HEALTH;
-        if (!strcmp(path, "/v1/models") || !strcmp(path, "/models"))
-            return ROUTE_MODELS;
-        if (!strcmp(path, "/status"))
-            return ROUTE_STATUS;
-        if (!strcmp(path, "/metrics"))
-            return ROUTE_METRICS;
-    }
-    if (!strncmp(path, "/roles/", 7)) {
-        const char *s = path + 7, *slash = strchr(s, '/');
-        if (!slash || slash == s || (size_t)(slash - s) >= cap)
+    for (size_t i = 0; i < sizeof table / sizeof *table; i++) {
+        if (table[i].method != method)
+            continue;
+        int m = path_match(table[i].path, path, role, cap);
+        if (m < 0)
             return ROUTE_NOT_FOUND;
-        const char *action = slash + 1;
-        route_t rt = ROUTE_NOT_FOUND;
-        if (method == HTTP_GET && !strcmp(action, "logs"))
-            rt = ROUTE_ROLE_LOGS;
-        else if (method == HTTP_POST && !strcmp(action, "load"))
-            rt = ROUTE_ROLE_LOAD;
-        else if (method == HTTP_POST && !strcmp(action, "unload"))
-            rt = ROUTE_ROLE_UNLOAD;
-        if (rt != ROUTE_NOT_FOUND) {
-            memcpy(role, s, (size_t)(slash - s));
-            role[slash - s] = 0;
-        }
-        return rt;
+        if (m)
+            return table[i].route;
     }
-    if (method == HTTP_POST)
-        for (int i = 0; proxied[i]; i++)
-            if (!strcmp(path, proxied[i]))
-                return ROUTE_PROXY;
     return ROUTE_NOT_FOUND;
 }
 

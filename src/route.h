@@ -1,8 +1,8 @@
 /*
- * route.h — the gateway's request layer, pure: which route a request names
- * and whether it may reach it (API key, Host, Origin, content type), and
- * the CORS answer. No I/O; gateway.c acts on the verdicts, the HTTP fuzzer
- * drives them with parsed requests.
+ * route.h — the gateway's request layer, pure: the route table (which
+ * route a request names), whether it may reach it (API key, Host, Origin,
+ * content type), and the CORS answer. No I/O; gw_routes.c acts on the
+ * verdicts, the HTTP fuzzer drives them with parsed requests.
  */
 #ifndef VARIET_ROUTE_H
 #define VARIET_ROUTE_H
@@ -24,11 +24,24 @@ typedef enum {
     ROUTE_PROXY,       /* POST to one of llama-server's inference routes */
     ROUTE_PREFLIGHT,   /* OPTIONS (CORS preflight) */
     ROUTE_BAD_METHOD,  /* a method no route takes (405) */
+    ROUTE__COUNT
 } route_t;
 
-/* The route of `method path`; for /roles/NAME/... the role name is copied
- * into role (cap bytes, "" otherwise; a name that does not fit or contains
- * '/' gives ROUTE_NOT_FOUND). HEAD routes as GET. */
+/* One row of the route table (route.c): a method and a path, exact or
+ * with one "{name}" segment (a role name: one non-empty segment), and the
+ * route they name. A new route is a route_t, a row in route.c's table and
+ * a handler in gw_routes.c's table (the access policy below sees the
+ * route_t). */
+typedef struct {
+    http_method_t method; /* HTTP_GET answers HEAD too */
+    const char *path;
+    route_t route;
+} route_spec_t;
+
+/* The route of `method path` by the table; for a path with a {name}
+ * segment the name is copied into role (cap bytes, "" otherwise; a name
+ * that does not fit gives ROUTE_NOT_FOUND). HEAD routes as GET; OPTIONS is
+ * ROUTE_PREFLIGHT, a method other than GET and POST ROUTE_BAD_METHOD. */
 route_t route_classify(http_method_t method, const char *path, char *role, size_t cap);
 
 typedef struct {

@@ -1,0 +1,201 @@
+/*
+ * gw_routes.c — requests in (see gw_int.h): route.c's table names the
+ * route and its policy says whether the request may reach it; the handler
+ * table below acts. A proxied request's JSON body is parsed only for
+ * "model" (a role name or alias; the default role when absent) and
+ * "stream"; the rest goes to the role's llama-server as it came.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+
+#include "gw_int.h"
+#include "util.h"
+
+/* name: the {name} segment of the route's path ("" when it has none) */
+typedef void (*handler_fn)(gateway_t *g, httpd_req_t *req, const char *name);
+
+static void refuse(gateway_t *g, httpd_req_t *req, int code, const char *oai_code, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+static void h_health(gateway_t *g, httpd_req_t *req, const char *name)
+{
+    gw__send_json(req, 200, json_pack("{s:s}", "status", "ok"));
+}
+
+static void h_models(gateway_t *g, httpd_req_t *req, const char *name) { gw__models_reply(g, req); }
+static void h_status(gateway_t *g, httpd_req_t *req, const char *name) { gw__status_reply(g, req); }
+static void h_metrics(gateway_t *g, httpd_req_t *req, const char *name) { gw__metrics_reply(g, req); }
+
+/* The role of /roles/{name}/..., or NULL after a 404. */
+static gw_role_t *role_or_404(gateway_t *g, httpd_req_t *req, const char *name)
+{
+    gw_role_t *r = gw__find_role(g, name);
+    if (!r) {
+        char list[1024];
+        gw__role_list(g, list, sizeof list);
+        gw__send_error(req, 404, "invalid_request_error", "model_not_found", "unknown role '%s' (roles: %s)", name,
+                       list);
+    }
+    return r;
+}
+
+static void h_role_logs(gateway_t *g, httpd_req_t *req, const char *name)
+{
+    gw_role_t *r = role_or_404(g, req, name);
+    if (!r)
+        return;
+    long tail = 100;
+    char t[32];
+    int64_t v;
+    if (http_query_get(httpd_head(req)->query, "tail", t, sizeof t) && parse_i64(t, 1, 100000, &v))
+        tail = (long)v;
+    buf_t out;
+    buf_init(&out, 0);
+    backend_log_tail(r->be, (size_t)tail, &out);
+    httpd_add_header(req, "Content-Type", "text/plain; charset=utf-8");
+    httpd_reply(req, 200, out.data ? out.data : "", out.len);
+    buf_free(&out);
+}
+
+static void h_role_unload(gateway_t *g, httpd_req_t *req, const char *name)
+{
+    gw_role_t *r = role_or_404(g, req, name);
+    if (!r)
+        return;
+    if (r->inflight) {
+        gw__send_error(req, 409, "invalid_request_error", "busy", "role '%s' has %d requests in flight", r->name,
+                       r->inflight);
+        return;
+    }
+    gw__role_stop(r);
+    gw__send_json(req, 200, json_pack("{s:s,s:s}", "role", r->name, "state", gw__role_state(r)));
+}
+
+/* load: clears a failure and waits (queued like a request) until ready */
+static void h_role_load(gateway_t *g, httpd_req_t *req, const char *name)
+{
+    gw_role_t *r = role_or_404(g, req, name);
+    if (!r)
+        return;
+    r->failed = false;
+    if (backend_state(r->be) == BE_READY) {
+        gw__send_json(req, 200, json_pack("{s:s,s:s}", "role", r->name, "state", "ready"));
+        return;
+    }
+    /* gw__drain_queue answers it when the role is ready */
+    gw__dispatch(g, r, req, false, true);
+}
+
+static void h_proxy(gateway_t *g, httpd_req_t *req, const char *unused)
+{
+    struct evbuffer *in = httpd_body(req);
+    size_t len = evbuffer_get_length(in);
+    json_error_t je;
+    json_t *j = len ? json_loadb((const char *)evbuffer_pullup(in, -1), len, 0, &je) : NULL;
+    if (!j || !json_is_object(j)) {
+        if (!len)
+            refuse(g, req, 400, "invalid_json", "request body is empty; expected a JSON object");
+        else if (!j)
+            refuse(g, req, 400, "invalid_json", "request body is not valid JSON: %s (line %d, column %d)", je.text,
+                   je.line, je.column);
+        else
+            refuse(g, req, 400, "invalid_json", "request body must be a JSON object");
+        json_decref(j);
+        return;
+    }
+    json_t *m = json_object_get(j, "model");
+    const char *name = json_is_string(m) ? json_string_value(m) : NULL;
+    bool stream = json_is_true(json_object_get(j, "stream"));
+    gw_role_t *r = NULL;
+    char list[1024];
+    if (m && !json_is_string(m)) {
+        refuse(g, req, 400, "invalid_model", "\"model\" must be a string");
+    } else {
+        if (!name || !*name)
+            name = g->reg->engine.default_role;
+        r = name ? gw__find_role(g, name) : NULL;
+        if (!r)
+            gw__role_list(g, list, sizeof list);
+        if (!name)
+            refuse(g, req, 400, "missing_model",
+                   "request has no \"model\" and no default role is configured (roles: %s)", list);
+        else if (!r)
+            refuse(g, req, 404, "model_not_found", "The model '%s' does not exist (roles: %s)", name, list);
+    }
+    json_decref(j);
+    if (r)
+        gw__dispatch(g, r, req, stream, false);
+}
+
+static void h_preflight(gateway_t *g, httpd_req_t *req, const char *name)
+{
+    if (route_cors_origin(&g->policy, httpd_head(req))) {
+        httpd_add_header(req, "Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+        httpd_add_header(req, "Access-Control-Allow-Headers", "Authorization, Content-Type");
+        httpd_add_header(req, "Access-Control-Max-Age", "600");
+    }
+    httpd_add_header(req, "Allow", "GET, HEAD, POST, OPTIONS");
+    httpd_reply(req, 204, NULL, 0);
+}
+
+static void h_bad_method(gateway_t *g, httpd_req_t *req, const char *name)
+{
+    httpd_add_header(req, "Allow", "GET, HEAD, POST, OPTIONS");
+    refuse(g, req, 405, "method_not_allowed", "method %.32s is not served", httpd_head(req)->method_name);
+}
+
+static void h_not_found(gateway_t *g, httpd_req_t *req, const char *name)
+{
+    const http_head_t *h = httpd_head(req);
+    refuse(g, req, 404, "not_found", "no route %.32s %s", h->method_name, h->path);
+}
+
+/* What each route of route.c's table does. */
+static const handler_fn handlers[ROUTE__COUNT] = {
+    [ROUTE_NOT_FOUND] = h_not_found,
+    [ROUTE_HEALTH] = h_health,
+    [ROUTE_MODELS] = h_models,
+    [ROUTE_STATUS] = h_status,
+    [ROUTE_METRICS] = h_metrics,
+    [ROUTE_ROLE_LOAD] = h_role_load,
+    [ROUTE_ROLE_UNLOAD] = h_role_unload,
+    [ROUTE_ROLE_LOGS] = h_role_logs,
+    [ROUTE_PROXY] = h_proxy,
+    [ROUTE_PREFLIGHT] = h_preflight,
+    [ROUTE_BAD_METHOD] = h_bad_method,
+};
+
+/* A request refused before it reached a role: counted, answered. */
+static void refuse(gateway_t *g, httpd_req_t *req, int code, const char *oai_code, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    gw__observe(g, &(gw_obs_t){.kind = GW_OBS_UNROUTED, .code = code});
+    gw__send_error(req, code, "invalid_request_error", oai_code, "%s", msg);
+}
+
+void gw__on_request(httpd_req_t *req, void *arg)
+{
+    gateway_t *g = arg;
+    const http_head_t *h = httpd_head(req);
+    char role[128], err[512];
+    route_t rt = route_classify(h->method, h->path, role, sizeof role);
+    const char *cors = route_cors_origin(&g->policy, h);
+    if (cors) {
+        httpd_add_header(req, "Access-Control-Allow-Origin", cors);
+        httpd_add_header(req, "Vary", "Origin");
+    }
+    int code = route_check(&g->policy, rt, h, err, sizeof err);
+    if (code) {
+        refuse(g, req, code, code == 401 ? "invalid_api_key" : code == 415 ? "unsupported_media_type" : "forbidden",
+               "%s", err);
+        return;
+    }
+    handlers[rt](g, req, role);
+}

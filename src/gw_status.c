@@ -1,0 +1,127 @@
+/*
+ * gw_status.c — what the gateway shows of its roles (see gw_int.h):
+ * GET /v1/models (OpenAI's list: id, state, context length, aliases) and
+ * GET /status (each role in full: scheduling fields, backend, memory
+ * planned and measured per device, the last load report, context kept
+ * across swaps, counters; the saved-slot store).
+ */
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "gw_int.h"
+#include "loadlog.h"
+#include "util.h"
+
+static json_t *role_json(gw_role_t *r, bool full)
+{
+    const reg_role_t *d = r->def;
+    json_t *o = json_object();
+    json_object_set_new(o, "id", json_string(r->name));
+    json_object_set_new(o, "object", json_string("model"));
+    json_object_set_new(o, "owned_by", json_string("variet"));
+    json_object_set_new(o, "created", json_integer((json_int_t)r->g->started_wall));
+    json_object_set_new(o, "display_name", json_string(d->display_name));
+    json_object_set_new(o, "state", json_string(gw__role_state(r)));
+    json_object_set_new(o, "measured_tps", json_real(d->measured_tps));
+    json_object_set_new(o, "context_length", json_integer(r->ctx_len));
+    json_t *al = json_array();
+    for (size_t i = 0; i < d->n_aliases; i++)
+        json_array_append_new(al, json_string(d->aliases[i]));
+    json_object_set_new(o, "aliases", al);
+    if (!full)
+        return o;
+    json_object_set_new(o, "model_path", json_string(d->model_path));
+    json_object_set_new(o, "priority", json_integer(d->priority));
+    json_object_set_new(o, "pin", json_boolean(d->pin));
+    json_object_set_new(o, "min_resident_s", json_real(d->min_resident_s));
+    json_object_set_new(o, "max_concurrent", json_integer(gw__role_limit(r)));
+    json_object_set_new(o, "queue_size", json_integer(gw__role_queue_size(r)));
+    json_object_set_new(o, "pid", json_integer(backend_pid(r->be)));
+    json_object_set_new(o, "port", json_integer(backend_state(r->be) == BE_STOPPED ? 0 : backend_port(r->be)));
+    double ra = backend_ready_at(r->be);
+    json_object_set_new(o, "uptime_s", json_real(backend_state(r->be) == BE_READY && ra > 0 ? now_s() - ra : 0));
+    json_object_set_new(o, "inflight", json_integer(r->inflight));
+    json_object_set_new(o, "queued", json_integer(r->n_queued));
+    json_object_set_new(o, "memory_estimate_bytes", json_integer((json_int_t)r->mem_total));
+    json_t *md = json_object();
+    json_object_set_new(md, "CPU", json_integer((json_int_t)r->mem_plan[0]));
+    for (int k = 0; k < r->g->n_gpu; k++)
+        json_object_set_new(md, r->g->gpus[k].name, json_integer((json_int_t)r->mem_plan[k + 1]));
+    json_object_set_new(o, "memory_plan_bytes", md);
+    if (r->measured) {
+        json_t *mm = json_object();
+        json_object_set_new(mm, "CPU", json_integer((json_int_t)r->mem_meas[0]));
+        for (int k = 0; k < r->g->n_gpu; k++)
+            json_object_set_new(mm, r->g->gpus[k].name, json_integer((json_int_t)r->mem_meas[k + 1]));
+        json_object_set_new(o, "memory_measured_bytes", mm);
+    } else {
+        json_object_set_new(o, "memory_measured_bytes", json_null());
+    }
+    json_object_set_new(o, "loads", json_integer((json_int_t)r->m.loads));
+    const loadlog_t *lr = backend_report(r->be);
+    if (r->m.loads || lr->n_dev || lr->error[0]) {
+        json_t *l = json_object();
+        json_object_set_new(l, "seconds", json_real(r->m.last_load_s));
+        json_object_set_new(l, "n_ctx", json_integer(lr->n_ctx));
+        json_object_set_new(l, "n_batch", json_integer(lr->n_batch));
+        json_object_set_new(l, "n_ubatch", json_integer(lr->n_ubatch));
+        json_object_set_new(l, "flash_attn", json_string(lr->flash_attn));
+        if (lr->pipeline_parallel >= 0)
+            json_object_set_new(l, "pipeline_parallel", json_boolean(lr->pipeline_parallel));
+        json_t *devs = json_array();
+        for (int i = 0; i < lr->n_dev; i++) {
+            const loadlog_dev_t *dv = &lr->dev[i];
+            json_array_append_new(devs, json_pack("{s:s,s:f,s:f,s:f,s:f,s:f}", "device", dv->name, "model_mib",
+                                                  dv->model_mib, "kv_mib", dv->kv_mib, "rs_mib", dv->rs_mib,
+                                                  "compute_mib", dv->compute_mib, "output_mib", dv->output_mib));
+        }
+        json_object_set_new(l, "devices", devs);
+        if (lr->oom)
+            json_object_set_new(l, "oom", json_pack("{s:s,s:f}", "device", lr->oom_device, "mib", lr->oom_mib));
+        json_object_set_new(o, "last_load", l);
+    }
+    json_t *kv = json_object();
+    json_object_set_new(kv, "kept", json_boolean(r->kv.on));
+    if (!r->kv.on)
+        json_object_set_new(kv, "reason", json_string(r->kv.off));
+    else
+        json_object_set_new(kv, "dir", json_string(r->kv.dir));
+    json_object_set_new(kv, "saves", json_integer((json_int_t)r->m.kv_saves));
+    json_object_set_new(kv, "save_failures", json_integer((json_int_t)r->m.kv_save_failures));
+    json_object_set_new(kv, "restores_verified", json_integer((json_int_t)r->m.kv_restores));
+    json_object_set_new(kv, "restore_failures", json_integer((json_int_t)r->m.kv_restore_failures));
+    json_object_set_new(kv, "last_saved_tokens", json_integer((json_int_t)r->kv.saved_tokens));
+    json_object_set_new(kv, "last_restore_tokens", json_integer((json_int_t)r->kv.last_restore_tokens));
+    json_object_set_new(kv, "last_restore_cache_n", json_integer((json_int_t)r->kv.last_cache_n));
+    json_object_set_new(kv, "last_error", r->kv.error[0] ? json_string(r->kv.error) : json_null());
+    json_object_set_new(o, "kv", kv);
+    const char *e = r->failed ? r->fail_reason : backend_error(r->be);
+    char *ec = e && *e ? gw__utf8_clean(xstrdup(e)) : NULL;
+    json_object_set_new(o, "last_error", ec ? json_string(ec) : json_null());
+    free(ec);
+    return o;
+}
+
+void gw__models_reply(gateway_t *g, httpd_req_t *req)
+{
+    json_t *data = json_array();
+    for (size_t i = 0; i < g->n_roles; i++)
+        if (!g->roles[i]->retired)
+            json_array_append_new(data, role_json(g->roles[i], false));
+    gw__send_json(req, 200, json_pack("{s:s,s:o}", "object", "list", "data", data));
+}
+
+void gw__status_reply(gateway_t *g, httpd_req_t *req)
+{
+    json_t *roles = json_object();
+    for (size_t i = 0; i < g->n_roles; i++)
+        if (!g->roles[i]->retired)
+            json_object_set_new(roles, g->roles[i]->name, role_json(g->roles[i], true));
+    json_t *o = json_pack("{s:i,s:f,s:s,s:i,s:o}", "pid", (int)getpid(), "uptime_s", now_s() - g->started,
+                          "config", g->reg->path ? g->reg->path : "", "port", g->port, "roles", roles);
+    json_object_set_new(o, "llama_server", json_string(g->exe));
+    json_object_set_new(o, "kv_store", json_pack("{s:I,s:I,s:I}", "bytes", (json_int_t)g->kv_bytes, "max",
+                                                 (json_int_t)g->reg->engine.kv_store_max, "evicted",
+                                                 (json_int_t)g->m.kv_evicted));
+    gw__send_json(req, 200, o);
+}
