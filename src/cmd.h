@@ -60,6 +60,7 @@ extern const cmd_entry_t cmd_serve_entry;
 extern const cmd_entry_t cmd_bench_entry;
 extern const cmd_entry_t cmd_plan_entry;
 extern const cmd_entry_t cmd_tune_entry;
+extern const cmd_entry_t cmd_init_entry;
 
 enum { CMD_OK = 0, CMD_FAIL = 1, CMD_USAGE = 2 };
 

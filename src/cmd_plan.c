@@ -121,22 +121,10 @@ static int exec_plan(cmd_ctx_t *c)
     char hwerr[256];
     hw_probe(&hw, hwerr, sizeof hwerr);
     if (gpus_arg) {
-        char *copy = xstrdup(gpus_arg), *p = copy;
-        while (p && *p && n_gpu < PLAN_MAX_GPU) {
-            char *comma = strchr(p, ',');
-            if (comma)
-                *comma = 0;
-            int64_t v;
-            if (!parse_i64(p, 0, INT64_MAX / 2, &v)) {
-                fprintf(stderr, "variet plan: --gpus wants free MiB per GPU like 24000,24000; got '%s'\n", p);
-                free(copy);
-                goto out;
-            }
-            snprintf(gpus[n_gpu].name, sizeof gpus[n_gpu].name, "CUDA%d", n_gpu);
-            gpus[n_gpu++].free_mib = v;
-            p = comma ? comma + 1 : NULL;
+        if (plan_parse_gpus(gpus_arg, gpus, &n_gpu, err, sizeof err)) {
+            fprintf(stderr, "variet plan: --gpus %s\n", err);
+            goto out;
         }
-        free(copy);
     } else if (!cpu_only) {
         for (int k = 0; k < hw.n_gpu && n_gpu < PLAN_MAX_GPU; k++) {
             snprintf(gpus[n_gpu].name, sizeof gpus[n_gpu].name, "CUDA%d", k);
@@ -192,40 +180,11 @@ static int exec_plan(cmd_ctx_t *c)
         json_decref(j);
     } else {
         printf("plan for %s%s%s\n", role_name ? role_name : "", role_name ? ": " : "", path);
-        printf("  %s, %u layers (%u attention, %u recurrent), context %llu, %u sequences, ubatch %u, KV %s/%s, "
-               "flash attention %s\n",
-               m->arch, m->n_layer, m->n_layer_attn + m->n_layer_swa, m->n_layer_recurrent,
-               (unsigned long long)p.n_ctx, o.n_seq, o.n_ubatch, gguf_type_name(o.type_k), gguf_type_name(o.type_v),
-               o.flash_attn == 1 ? "on" : o.flash_attn == 0 ? "off" : "auto");
-        if (m->warn[0])
-            printf("  warning: %s\n", m->warn);
-        if (p.fit.status != PLAN_FIT_OFF)
-            printf("  llama-server --fit: %s%s%s%s%s%s\n", plan_fit_status_name(p.fit.status), p.fit.reason[0] ? " (" : "",
-                   p.fit.reason, p.fit.reason[0] ? ")" : "", p.fit.args[0] ? ", loads as: " : "", p.fit.args);
-        printf("  %-8s %6s %10s %10s %9s %9s %9s %8s %8s %10s %10s %10s\n", "device", "layers", "weights", "KV", "RS",
-               "compute", "output", "mmproj", "", "total", "free", "headroom");
-        for (int d = 0; d < p.n_dev; d++) {
-            const plan_dev_t *D = &p.dev[d];
-            char fr[32] = "?", hr[32] = "?";
-            if (D->free_mib >= 0) {
-                snprintf(fr, sizeof fr, "%lld", (long long)D->free_mib);
-                snprintf(hr, sizeof hr, "%.0f", (double)D->free_mib - mib(D->total) - (d ? mib(margin) : 0));
-            }
-            printf("  %-8s %4d%s %10.2f %10.2f %9.2f %9.2f %9.2f %8.2f %8s %10.2f %10s %10s\n", D->name, D->layers,
-                   D->output_layer ? "+o" : "  ", mib(D->weights), mib(D->kv), mib(D->rs), mib(D->compute),
-                   mib(D->output), mib(D->mmproj), "", mib(D->total), fr, hr);
-        }
-        printf("  (MiB; +o: holds the output layer; GPU headroom after a %lld MiB margin)\n", (long long)margin_mib);
-        if (p.pp)
-            printf("  pipeline parallelism expected: about %.0f MiB more compute per GPU (estimate)\n", mib(p.pp_extra));
-        printf("verdict: %s", plan_verdict_name(p.verdict));
-        if (p.over_dev >= 0)
-            printf(" — %s needs %.0f MiB, %lld MiB free; largest part: %s", p.dev[p.over_dev].name,
-                   mib(p.dev[p.over_dev].total) + (p.over_dev ? (double)margin_mib : 0),
-                   (long long)p.dev[p.over_dev].free_mib, p.over_what);
-        printf("\n");
-        for (int k = 0; k < p.n_suggest; k++)
-            printf("  would fit with: %s\n", p.suggest[k]);
+        buf_t t;
+        buf_init(&t, 0);
+        plan_format(&t, m, &o, &p, margin_mib);
+        fputs(t.data, stdout);
+        buf_free(&t);
         if (!gpus_arg && !cpu_only && hw.source == HW_SRC_NONE)
             printf("  (no GPU found: %s)\n", hw.note);
     }

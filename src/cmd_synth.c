@@ -27,40 +27,6 @@ static int list(void)
     return CMD_OK;
 }
 
-/* mkdir -p of the folder that will hold `path`: 0, or -errno with the
- * folder that could not be made in err. */
-static int make_parent(const char *path, char *err, size_t errlen)
-{
-    char *dir = xstrdup(path);
-    char *slash = strrchr(dir, '/');
-    int rc = 0;
-    if (slash && slash != dir) {
-        *slash = 0;
-        for (char *p = dir + 1;; p++) {
-            if (*p && *p != '/')
-                continue;
-            char c = *p;
-            *p = 0;
-            struct stat st;
-            if (stat(dir, &st) != 0 && mkdir(dir, 0777) != 0 && errno != EEXIST) {
-                rc = -errno;
-                snprintf(err, errlen, "%s: cannot create the folder %s: %s", path, dir, strerror(errno));
-                break;
-            }
-            if (stat(dir, &st) == 0 && !S_ISDIR(st.st_mode)) {
-                rc = -ENOTDIR;
-                snprintf(err, errlen, "%s: %s is not a folder", path, dir);
-                break;
-            }
-            *p = c;
-            if (!c)
-                break;
-        }
-    }
-    free(dir);
-    return rc;
-}
-
 static int exec_synth(cmd_ctx_t *c)
 {
     synth_opts_t o = {.wtype = -1, .seed = 1};
@@ -95,7 +61,7 @@ static int exec_synth(cmd_ctx_t *c)
         snprintf(defpath, sizeof defpath, "%s.gguf", p->name);
         out = defpath;
     }
-    if (make_parent(out, err, sizeof err)) {
+    if (file_make_parent(out, err, sizeof err)) {
         fprintf(stderr, "variet synth: %s\n", err);
         return CMD_FAIL;
     }

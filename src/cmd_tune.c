@@ -106,19 +106,8 @@ static int parse_budget(const char *b, int *trials, double *seconds)
 /* "--gpu-free 12800[,11710]": GPUs as the planner should see them. */
 static int parse_gpu_free(const char *v, tune_setup_t *s)
 {
-    char *copy = xstrdup(v), *save = NULL;
-    s->n_gpu = 0;
-    for (char *it = strtok_r(copy, ",", &save); it && s->n_gpu < PLAN_MAX_GPU; it = strtok_r(NULL, ",", &save)) {
-        int64_t mib;
-        if (!parse_i64(it, 0, 1 << 24, &mib)) {
-            free(copy);
-            return -1;
-        }
-        snprintf(s->gpus[s->n_gpu].name, sizeof s->gpus[0].name, "CUDA%d", s->n_gpu);
-        s->gpus[s->n_gpu++].free_mib = mib;
-    }
-    free(copy);
-    return 0;
+    char err[128];
+    return plan_parse_gpus(v, s->gpus, &s->n_gpu, err, sizeof err);
 }
 
 static void dry_run(const tune_setup_t *s)

@@ -27,6 +27,7 @@ static const cmd_entry_t *const cmds[] = {
     &cmd_serve_entry,
     &cmd_bench_entry,
     &cmd_plan_entry,
+    &cmd_init_entry,
     &cmd_tune_entry,
 };
 

@@ -57,6 +57,7 @@
 #include <stdint.h>
 
 #include "modelinfo.h"
+#include "util.h"
 
 #define PLAN_MAX_GPU 16
 #define PLAN_MAX_SUGGEST 6
@@ -186,6 +187,17 @@ int64_t plan_max_ngl(const mi_t *m, const plan_opts_t *o, const plan_gpu_t *gpus
 /* Compute-buffer estimates alone (bytes), exposed for the accuracy harness:
  * without host-expert copies. */
 uint64_t plan_compute_bytes(const mi_t *m, const plan_opts_t *o, uint64_t n_ctx, bool holds_layers, bool host);
+
+/* The text `variet plan` prints for a prediction (plan_text.c): the
+ * model's and options' summary line, --fit's change, the per-device table
+ * (MiB; headroom after margin_mib on the GPUs), the verdict and the
+ * cheapest fixes, appended to b. m and o are what p was predicted from. */
+void plan_format(buf_t *b, const mi_t *m, const plan_opts_t *o, const plan_t *p, int64_t margin_mib);
+
+/* "24000,24000": free MiB per GPU, named CUDA0, CUDA1... into gpus[0..
+ * PLAN_MAX_GPU). 0, or -1 with the reason in err ("wants free MiB per GPU
+ * like 24000,24000; got 'x'"). */
+int plan_parse_gpus(const char *s, plan_gpu_t *gpus, int *n_gpu, char *err, size_t errlen);
 
 const char *plan_verdict_name(plan_verdict_t v);
 const char *plan_fit_status_name(plan_fit_status_t s);

@@ -393,3 +393,35 @@ const char *fmt_bytes(uint64_t n, char *buf, size_t cap)
         snprintf(buf, cap, "%.2f %s", v, u[i]);
     return buf;
 }
+
+int file_make_parent(const char *path, char *err, size_t errlen)
+{
+    char *dir = xstrdup(path);
+    char *slash = strrchr(dir, '/');
+    int rc = 0;
+    if (slash && slash != dir) {
+        *slash = 0;
+        for (char *p = dir + 1;; p++) {
+            if (*p && *p != '/')
+                continue;
+            char c = *p;
+            *p = 0;
+            struct stat st;
+            if (stat(dir, &st) != 0 && mkdir(dir, 0777) != 0 && errno != EEXIST) {
+                rc = -errno;
+                snprintf(err, errlen, "%s: cannot create the folder %s: %s", path, dir, strerror(errno));
+                break;
+            }
+            if (stat(dir, &st) == 0 && !S_ISDIR(st.st_mode)) {
+                rc = -ENOTDIR;
+                snprintf(err, errlen, "%s: %s is not a folder", path, dir);
+                break;
+            }
+            *p = c;
+            if (!c)
+                break;
+        }
+    }
+    free(dir);
+    return rc;
+}

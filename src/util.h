@@ -44,6 +44,9 @@ bool parse_size(const char *s, uint64_t *out);
 /* Write `len` bytes to `path` atomically: temp file in the same folder,
  * fsync, rename, fsync of the folder. Returns 0 or -errno; err gets text. */
 int file_write_atomic(const char *path, const void *data, size_t len, char *err, size_t errlen);
+/* mkdir -p of the folder that will hold `path` (nothing when it has no
+ * folder part). 0, or -errno with the folder that could not be made in err. */
+int file_make_parent(const char *path, char *err, size_t errlen);
 /* Read a whole file (up to max bytes) into *out (caller frees). 0 or -errno. */
 int file_read_all(const char *path, size_t max, char **out, size_t *len, char *err, size_t errlen);
 
