@@ -68,6 +68,7 @@ static json_t *role_json(gw_role_t *r, bool full)
         json_object_set_new(l, "flash_attn", json_string(lr->flash_attn));
         if (lr->pipeline_parallel >= 0)
             json_object_set_new(l, "pipeline_parallel", json_boolean(lr->pipeline_parallel));
+        json_object_set_new(l, "mmproj", lr->mmproj[0] ? json_string(lr->mmproj) : json_null());
         json_t *devs = json_array();
         for (int i = 0; i < lr->n_dev; i++) {
             const loadlog_dev_t *dv = &lr->dev[i];

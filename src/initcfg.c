@@ -178,11 +178,14 @@ void initcfg_scan_add(initcfg_scan_t *s, const char *path, const char *dir)
 
 typedef struct {
     char *path, *dir;
+    int depth; /* 0: MODELS_DIR's own files, 1: a subfolder's */
 } found_t;
 
+/* the folder's own files first (they keep the plain role names), then by path */
 static int found_cmp(const void *a, const void *b)
 {
-    return strcmp(((const found_t *)a)->path, ((const found_t *)b)->path);
+    const found_t *x = a, *y = b;
+    return x->depth != y->depth ? x->depth - y->depth : strcmp(x->path, y->path);
 }
 
 /* GGUF files of `dir` into *list (and, at depth 0, those of its direct
@@ -213,6 +216,7 @@ static int list_dir(const char *dir, int depth, found_t **list, size_t *n, char 
             } else {
                 *list = xrealloc(*list, (*n + 1) * sizeof **list); /* owned by the caller */
                 (*list)[*n].path = p;
+                (*list)[*n].depth = depth;
                 (*list)[(*n)++].dir = xstrdup(dir);
                 p = NULL;
             }

@@ -5,7 +5,8 @@
  * The steps, each a function a test can drive:
  *   scan       (I/O) the *.gguf files of MODELS_DIR and of its direct
  *              subfolders (one level; names starting with '.' skipped),
- *              sorted by path, each read with gguf + modelinfo and
+ *              the folder's own files first, then the subfolders', by
+ *              path; each read with gguf + modelinfo and
  *              classified: a text model, a projector (general.architecture
  *              = clip), or skipped with the reason (unreadable, truncated,
  *              not GGUF, a LoRA adapter, a shard of a split model).
@@ -81,7 +82,7 @@ typedef struct {
 } initcfg_file_t;
 
 typedef struct {
-    initcfg_file_t *files; /* n entries, sorted by path (owned) */
+    initcfg_file_t *files; /* n entries in scan order (owned) */
     size_t n;
 } initcfg_scan_t;
 

@@ -119,6 +119,14 @@ void loadlog_line(loadlog_t *r, const char *line, size_t len)
         }
         return;
     }
+    if ((p = find_n(s, n, "loaded multimodal model, '"))) {
+        const char *q = p + 26, *e = end;
+        while (e > q && e[-1] != '\'')
+            e--;
+        if (e > q)
+            copy_msg(r->mmproj, sizeof r->mmproj, q, e - 1);
+        return;
+    }
     if (find_n(s, n, "pipeline parallelism enabled")) {
         r->pipeline_parallel = 1;
         return;

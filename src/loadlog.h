@@ -14,6 +14,7 @@
  *   common_param:   - CUDA0   : NVIDIA H100 80GB HBM3 (81079 MiB, 80552 MiB free)
  *   ggml_backend_cuda_buffer_type_alloc_buffer: allocating X MiB on device D: cudaMalloc failed: out of memory
  *   llama_context: n_ctx = / n_batch = / n_ubatch = / flash_attn = / n_seq_max =
+ *   srv    load_model: loaded multimodal model, 'PATH'
  *   llama_server: listening on http://HOST:PORT
  * Each line may carry llama.cpp's "M.SS.mmm.uuu L " prefix (minutes,
  * seconds, ms, µs since start), which gives the load time.
@@ -45,6 +46,7 @@ typedef struct {
     char error[256]; /* first error line's message, "" if none */
     long n_ctx, n_batch, n_ubatch, n_seq_max; /* -1 when absent */
     char flash_attn[16];
+    char mmproj[512]; /* the projector loaded (--mmproj PATH as llama-server names it), "" none */
     char listen[128]; /* "http://127.0.0.1:8080" */
     bool ready;       /* "listening on" seen */
     double t_last;    /* timestamp of the last stamped line, seconds */

@@ -2,6 +2,9 @@
  * test_loadlog.c — load-report parser on recorded llama-server logs
  * (tests/fixtures/llama-server, copied from ../shared/fixtures): CPU and CUDA buffers, recurrent state,
  * out-of-memory, context settings, listening address and load time.
+ * cpu-tiny-gemma4-mmproj-b11669-lv4.log was recorded here: `llama-server -m
+ * m/tiny-gemma4.gguf --mmproj m/tiny-gemma4-mmproj.gguf -c 4096 -np 1 -lv 4`
+ * (the projector the report names).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -57,6 +60,7 @@ static void t_cpu_tiny(void **s)
     assert_string_equal(r.flash_attn, "auto");
     assert_true(r.ready);
     assert_string_equal(r.listen, "http://127.0.0.1:18082");
+    assert_string_equal(r.mmproj, "");
     NEAR(r.t_ready, 0.028524);
     NEAR(r.fit_projected_mib, 4);
     NEAR(r.fit_free_mib, 24105);
@@ -154,9 +158,29 @@ static void t_garbage(void **s)
     assert_int_equal(r.n_dev, LOADLOG_MAX_DEV);
 }
 
+static void t_mmproj(void **s)
+{
+    (void)s;
+    loadlog_t r;
+    parse_fixture("cpu-tiny-gemma4-mmproj-b11669-lv4.log", &r);
+    assert_string_equal(r.mmproj, "m/tiny-gemma4-mmproj.gguf");
+    assert_true(r.ready);
+    assert_int_equal(r.n_ctx, 4096);
+    /* a path with a quote in it: up to the last quote */
+    const char *l = "0.00.091.210 I srv    load_model: loaded multimodal model, '/m/it's-mmproj.gguf'";
+    loadlog_init(&r);
+    loadlog_line(&r, l, strlen(l));
+    assert_string_equal(r.mmproj, "/m/it's-mmproj.gguf");
+    l = "srv    load_model: loaded multimodal model, '";
+    loadlog_init(&r);
+    loadlog_line(&r, l, strlen(l));
+    assert_string_equal(r.mmproj, "");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(t_mmproj),
         cmocka_unit_test(t_cpu_tiny),
         cmocka_unit_test(t_cuda_seedargs),
         cmocka_unit_test(t_cuda_oom),
