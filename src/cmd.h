@@ -14,6 +14,8 @@
 #include <stdint.h>
 
 #include "cli.h"
+#include "hw.h"
+#include "plan.h"
 #include "registry.h"
 
 typedef enum {
@@ -52,6 +54,24 @@ struct cmd_ctx {
      "engine_models.json to use; without it $VARIET_CONFIG, ./engine_models.json, "                                \
      "${XDG_CONFIG_HOME:-~/.config}/variet/engine_models.json",                                                    \
      0}
+
+/* The options of the commands that plan for a machine (cmd_plan_hw reads them). */
+#define CMD_OPTS_HW                                                                                                \
+    {"--gpus", 0, "MiB,MiB...", "free MiB per GPU to plan for, instead of what hw finds", 0},                      \
+        {"--cpu-only", 0, NULL, "plan for no GPU", 0},                                                             \
+        {"--host-free", 0, "MiB", "free host memory to plan for (default: MemAvailable)", 0}
+
+typedef struct {
+    plan_hw_t hw;           /* what to plan for */
+    const char *source;     /* "--gpus", "--cpu-only", or what hw_probe used ("nvml", "nvidia-smi", "none") */
+    bool no_gpu_found;      /* no option chose and hw_probe found no GPU (note says why) */
+    char note[HW_NOTE_LEN]; /* hw_probe's note */
+} cmd_hw_t;
+
+/* The machine to plan for: --gpus (free MiB per GPU) or --cpu-only, else
+ * the GPUs hw_probe finds; --host-free, else MemAvailable. The entry must
+ * declare CMD_OPTS_HW. 0, or CMD_USAGE after printing what is wrong. */
+int cmd_plan_hw(const cmd_ctx_t *c, cmd_hw_t *out);
 
 extern const cmd_entry_t cmd_synth_entry;
 extern const cmd_entry_t cmd_inspect_entry;

@@ -1,8 +1,8 @@
 /*
  * cmd_init.c — `variet init MODELS_DIR`: write an engine_models.json with
  * one role per model of a folder, each sized for this machine by the
- * planner. The work is initcfg's; this file reads the options and the
- * hardware (hw, or --gpus / --cpu-only / --host-free) and prints.
+ * planner. The work is initcfg's; this file reads the options, the
+ * hardware (cmd_plan_hw) and the llama-server in use, and prints.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -12,7 +12,6 @@
 
 #include "backend.h"
 #include "cmd.h"
-#include "hw.h"
 #include "initcfg.h"
 #include "util.h"
 
@@ -26,38 +25,15 @@ static int exec_init(cmd_ctx_t *c)
         .drafts = cmd_flag(c, "--drafts"),
         .choose = {.min_free_mib = INITCFG_MIN_FREE_MIB},
     };
-    int64_t ctx = 0, host_free = -2;
+    int64_t ctx = 0;
+    cmd_hw_t hw;
     if (cmd_opt_i64(c, "--ctx", 256, 1 << 24, &ctx) ||
-        cmd_opt_i64(c, "--min-free", 0, 1 << 20, &o.choose.min_free_mib) ||
-        cmd_opt_i64(c, "--host-free", 0, INT64_MAX / 2, &host_free))
+        cmd_opt_i64(c, "--min-free", 0, 1 << 20, &o.choose.min_free_mib) || cmd_plan_hw(c, &hw))
         return CMD_USAGE;
     o.choose.ctx = (uint64_t)ctx;
-    const char *gpus = cmd_opt(c, "--gpus");
-    bool cpu_only = cmd_flag(c, "--cpu-only");
-    if (gpus && cpu_only)
-        return cmd_usage(c->entry, "--gpus and --cpu-only do not go together");
+    o.hw = hw.hw;
+    o.hw_note = hw.source;
     char err[1024];
-
-    hw_info_t hw;
-    hw_info_init(&hw);
-    char hwerr[256];
-    hw_probe(&hw, hwerr, sizeof hwerr);
-    if (gpus) {
-        if (plan_parse_gpus(gpus, o.hw.gpus, &o.hw.n_gpu, err, sizeof err)) {
-            fprintf(stderr, "variet init: --gpus %s\n", err);
-            return CMD_USAGE;
-        }
-        o.hw_note = "--gpus";
-    } else if (!cpu_only) {
-        for (int k = 0; k < hw.n_gpu && o.hw.n_gpu < PLAN_MAX_GPU; k++) {
-            snprintf(o.hw.gpus[o.hw.n_gpu].name, sizeof o.hw.gpus[0].name, "CUDA%d", k);
-            o.hw.gpus[o.hw.n_gpu++].free_mib = hw.gpu[k].mem_free_mib;
-        }
-        o.hw_note = hw_source_name(hw.source);
-    } else {
-        o.hw_note = "--cpu-only";
-    }
-    o.hw.host_free_mib = host_free == -2 ? hw.ram_avail_mib : host_free;
 
     /* llama-server as serve finds it, written as an absolute path */
     const char *flag = cmd_opt(c, "--llama-server");
@@ -100,9 +76,7 @@ static const cli_opt_t init_opts[] = {
     {"--dry-run", 0, NULL, "print the plans and the file, write nothing", 0},
     {"--ctx", 0, "N", "the largest context to give a role (default: each model's trained context)", 0},
     {"--min-free", 0, "MiB", "memory kept free on every device (default 1024)", 0},
-    {"--gpus", 0, "MiB,MiB...", "free MiB per GPU to plan for, instead of what hw finds", 0},
-    {"--cpu-only", 0, NULL, "plan for no GPU", 0},
-    {"--host-free", 0, "MiB", "free host memory to plan for (default: MemAvailable)", 0},
+    CMD_OPTS_HW,
     {"--llama-server", 0, "PATH", "llama-server to write and check the args with (default: "
                                   "$VARIET_LLAMA_SERVER, then PATH)", 0},
     {"--drafts", 0, NULL, "make roles of draft models too", 0},

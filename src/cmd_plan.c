@@ -15,7 +15,6 @@
 #include "backend.h"
 #include "cmd.h"
 #include "gguf.h"
-#include "hw.h"
 #include "modelinfo.h"
 #include "plan.h"
 #include "registry.h"
@@ -45,14 +44,14 @@ static json_t *dev_json(const plan_dev_t *d, uint64_t margin, bool gpu)
 static int exec_plan(cmd_ctx_t *c)
 {
     const char *role_name = c->args.n_pos ? c->args.pos[0] : NULL, *model = cmd_opt(c, "--model");
-    const char *gpus_arg = cmd_opt(c, "--gpus");
-    int64_t margin_mib = 512, host_free = -2;
-    bool json = cmd_flag(c, "--json"), cpu_only = cmd_flag(c, "--cpu-only");
+    int64_t margin_mib = 512;
+    bool json = cmd_flag(c, "--json");
     char err[1024];
     char **extra = c->args.rest;
     size_t n_extra = (size_t)c->args.n_rest;
 
-    if (cmd_opt_i64(c, "--margin", 0, 1 << 20, &margin_mib) || cmd_opt_i64(c, "--host-free", 0, INT64_MAX / 2, &host_free))
+    cmd_hw_t hw;
+    if (cmd_opt_i64(c, "--margin", 0, 1 << 20, &margin_mib) || cmd_plan_hw(c, &hw))
         return CMD_USAGE;
     if (!role_name == !model)
         return cmd_usage(c->entry, "give a ROLE or --model FILE (not both)");
@@ -113,30 +112,9 @@ static int exec_plan(cmd_ctx_t *c)
         o.mmproj_bytes = (uint64_t)st.st_size;
     }
 
-    /* hardware */
-    plan_gpu_t gpus[PLAN_MAX_GPU];
-    int n_gpu = 0;
-    hw_info_t hw;
-    hw_info_init(&hw);
-    char hwerr[256];
-    hw_probe(&hw, hwerr, sizeof hwerr);
-    if (gpus_arg) {
-        if (plan_parse_gpus(gpus_arg, gpus, &n_gpu, err, sizeof err)) {
-            fprintf(stderr, "variet plan: --gpus %s\n", err);
-            goto out;
-        }
-    } else if (!cpu_only) {
-        for (int k = 0; k < hw.n_gpu && n_gpu < PLAN_MAX_GPU; k++) {
-            snprintf(gpus[n_gpu].name, sizeof gpus[n_gpu].name, "CUDA%d", k);
-            gpus[n_gpu++].free_mib = hw.gpu[k].mem_free_mib;
-        }
-    }
-    if (host_free == -2)
-        host_free = hw.ram_avail_mib;
-
     plan_t p;
     uint64_t margin = (uint64_t)margin_mib << 20;
-    plan_predict(m, &o, gpus, n_gpu, host_free, margin, &p);
+    plan_predict(m, &o, hw.hw.gpus, hw.hw.n_gpu, hw.hw.host_free_mib, margin, &p);
 
     if (json) {
         json_t *j = json_object();
@@ -172,7 +150,7 @@ static int exec_plan(cmd_ctx_t *c)
         for (int k = 0; k < p.n_suggest; k++)
             json_array_append_new(sg, json_string(p.suggest[k]));
         json_object_set_new(j, "suggestions", sg);
-        json_object_set_new(j, "hardware_source", json_string(gpus_arg ? "--gpus" : hw_source_name(hw.source)));
+        json_object_set_new(j, "hardware_source", json_string(hw.source));
         if (m->warn[0])
             json_object_set_new(j, "warning", json_string(m->warn));
         json_dumpf(j, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
@@ -185,7 +163,7 @@ static int exec_plan(cmd_ctx_t *c)
         plan_format(&t, m, &o, &p, margin_mib);
         fputs(t.data, stdout);
         buf_free(&t);
-        if (!gpus_arg && !cpu_only && hw.source == HW_SRC_NONE)
+        if (hw.no_gpu_found)
             printf("  (no GPU found: %s)\n", hw.note);
     }
     rc = (p.verdict == PLAN_NO_FIT) ? 4 : CMD_OK;
@@ -199,9 +177,7 @@ out:
 static const cli_opt_t plan_opts[] = {
     CMD_OPT_CONFIG,
     {"--model", 'm', "FILE", "plan for a GGUF file instead of a role", CLI_OPT_IN_USAGE},
-    {"--gpus", 0, "MiB,MiB...", "free MiB per GPU to plan for, instead of what hw finds", 0},
-    {"--cpu-only", 0, NULL, "plan for no GPU", 0},
-    {"--host-free", 0, "MiB", "free host memory to plan for (default: MemAvailable)", 0},
+    CMD_OPTS_HW,
     {"--margin", 0, "MiB", "memory kept free on each GPU (default 512)", 0},
     {"--json", 0, NULL, "print JSON instead of text", 0},
     {0},

@@ -564,7 +564,7 @@ typedef struct {
     const mi_t *m;
     const char *mmproj;
     uint64_t mmproj_bytes;
-    const initcfg_hw_t *hw;
+    const plan_hw_t *hw;
     int64_t host;    /* host free after the margin, -1 unknown */
     uint64_t margin; /* bytes kept free per GPU */
 } ctx_t;
@@ -590,7 +590,7 @@ static bool try_config(const ctx_t *x, initcfg_choice_t *c, initcfg_place_t plac
 
 static const uint32_t kv_types[3] = {GGUF_TT_F16, GGUF_TT_Q8_0, GGUF_TT_Q4_0};
 
-int initcfg_choose(const mi_t *m, const char *mmproj, uint64_t mmproj_bytes, const initcfg_hw_t *hw,
+int initcfg_choose(const mi_t *m, const char *mmproj, uint64_t mmproj_bytes, const plan_hw_t *hw,
                    const initcfg_opts_t *o, initcfg_choice_t *out)
 {
     memset(out, 0, sizeof *out);
@@ -653,7 +653,7 @@ void initcfg_choice_free(initcfg_choice_t *c)
         free_args(&c->args);
 }
 
-void initcfg_hw_text(const initcfg_hw_t *hw, char *out, size_t cap)
+void plan_hw_text(const plan_hw_t *hw, char *out, size_t cap)
 {
     size_t l = 0;
     out[0] = 0;
@@ -786,7 +786,7 @@ int initcfg_run(const initcfg_run_opts_t *o, buf_t *out, buf_t *warn, char *err,
             buf_printf(warn, "%s: projector %s\n", f->path, f->note);
     }
     char hwt[512];
-    initcfg_hw_text(&o->hw, hwt, sizeof hwt);
+    plan_hw_text(&o->hw, hwt, sizeof hwt);
     buf_printf(out, "%s: %zu GGUF file%s: %zu model%s, %zu projector%s, %zu draft%s, %zu skipped\n", o->models_dir,
                s.n, PL(s.n), n_model, PL(n_model), n_proj, PL(n_proj), n_draft, PL(n_draft), n_skip);
     for (size_t i = 0; i < s.n; i++)

@@ -116,13 +116,6 @@ void initcfg_role_name(const char *stem, char *out);
  * "tiny-qwen35-mmproj" → "tiny-qwen35", "mmproj-F16" → "". */
 void initcfg_projector_key(const char *stem, char *out, size_t cap);
 
-/* The machine to plan for. */
-typedef struct {
-    plan_gpu_t gpus[PLAN_MAX_GPU];
-    int n_gpu;
-    int64_t host_free_mib; /* -1 unknown */
-} initcfg_hw_t;
-
 typedef struct {
     uint64_t ctx;         /* the largest context to try (0: the model's trained one) */
     int64_t min_free_mib; /* kept free on every device (host included) */
@@ -159,7 +152,7 @@ int initcfg_contexts(uint64_t n_ctx_train, uint64_t cap, uint64_t *c, int max);
  * filled, or -ENOSPC when nothing fits (out->place NONE, out->plan the last
  * configuration tried, for the reason). Pure. out owned by the caller
  * (initcfg_choice_free). */
-int initcfg_choose(const mi_t *m, const char *mmproj, uint64_t mmproj_bytes, const initcfg_hw_t *hw,
+int initcfg_choose(const mi_t *m, const char *mmproj, uint64_t mmproj_bytes, const plan_hw_t *hw,
                    const initcfg_opts_t *o, initcfg_choice_t *out);
 void initcfg_choice_free(initcfg_choice_t *c);
 /* "whole model on the GPUs", "experts of the first 12 layers on the host", ... */
@@ -171,7 +164,7 @@ char *initcfg_rel_path(const char *dir_abs, const char *file_abs);
 
 /* "CUDA0 12288 MiB free, host 64000 MiB available" (or "no GPU, host ...")
  * into out. */
-void initcfg_hw_text(const initcfg_hw_t *hw, char *out, size_t cap);
+void plan_hw_text(const plan_hw_t *hw, char *out, size_t cap);
 
 /* The document for the roles of s whose choice fits (choices[i] for
  * s->files[i]; NULL entries are not roles): paths relative to the config's
@@ -190,7 +183,7 @@ typedef struct {
     bool dry_run;             /* print the document instead of writing it */
     bool drafts;              /* drafts become roles too */
     initcfg_opts_t choose;
-    initcfg_hw_t hw;
+    plan_hw_t hw;
     const char *hw_note;      /* where hw came from, for the report ("nvml", "--gpus") */
 } initcfg_run_opts_t;
 

@@ -60,6 +60,42 @@ int cmd_opt_i64(const cmd_ctx_t *c, const char *name, int64_t lo, int64_t hi, in
     return 0;
 }
 
+int cmd_plan_hw(const cmd_ctx_t *c, cmd_hw_t *out)
+{
+    memset(out, 0, sizeof *out);
+    const char *gpus = cmd_opt(c, "--gpus");
+    bool cpu_only = cmd_flag(c, "--cpu-only");
+    int64_t host_free = -2;
+    if (gpus && cpu_only)
+        return cmd_usage(c->entry, "--gpus and --cpu-only do not go together");
+    if (cmd_opt_i64(c, "--host-free", 0, INT64_MAX / 2, &host_free))
+        return CMD_USAGE;
+    hw_info_t hw;
+    char err[256];
+    hw_info_init(&hw);
+    hw_probe(&hw, err, sizeof err);
+    snprintf(out->note, sizeof out->note, "%s", hw.note);
+    if (gpus) {
+        if (plan_parse_gpus(gpus, out->hw.gpus, &out->hw.n_gpu, err, sizeof err)) {
+            fprintf(stderr, "variet %s: --gpus %s\n", c->entry->name, err);
+            return CMD_USAGE;
+        }
+        out->source = "--gpus";
+    } else if (cpu_only) {
+        out->source = "--cpu-only";
+    } else {
+        for (int k = 0; k < hw.n_gpu && out->hw.n_gpu < PLAN_MAX_GPU; k++) {
+            plan_gpu_t *g = &out->hw.gpus[out->hw.n_gpu++];
+            snprintf(g->name, sizeof g->name, "CUDA%d", k);
+            g->free_mib = hw.gpu[k].mem_free_mib;
+        }
+        out->source = hw_source_name(hw.source);
+        out->no_gpu_found = hw.source == HW_SRC_NONE;
+    }
+    out->hw.host_free_mib = host_free == -2 ? hw.ram_avail_mib : host_free;
+    return 0;
+}
+
 static char *synopsis(const cmd_entry_t *e)
 {
     buf_t b;

@@ -157,6 +157,13 @@ typedef struct {
     int64_t free_mib; /* free before launch, as NVML / nvidia-smi report it; -1 unknown */
 } plan_gpu_t;
 
+/* A machine to plan for: its GPUs and the host's free memory. */
+typedef struct {
+    plan_gpu_t gpus[PLAN_MAX_GPU];
+    int n_gpu;
+    int64_t host_free_mib; /* -1 unknown */
+} plan_hw_t;
+
 /* Options from a llama-server argument vector (unset → llama-server's
  * defaults). Args llama-server would reject give -EINVAL and a message
  * naming the argument. */

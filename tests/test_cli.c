@@ -494,8 +494,8 @@ static char *synopsis_of(const char *cmd)
 static void t_synopses_and_readme(void **s)
 {
     (void)s;
-    const char *names[] = {"synth", "inspect", "hw", "serve", "bench", "plan", "tune"};
-    const bool has_config[] = {false, false, false, true, true, true, true};
+    const char *names[] = {"synth", "inspect", "hw", "serve", "bench", "plan", "tune", "init"};
+    const bool has_config[] = {false, false, false, true, true, true, true, false};
     char *readme, err[128];
     size_t len;
     char *rp = xasprintf("%s/README.md", VARIET_SOURCE_DIR);

@@ -286,9 +286,9 @@ static const char *arg(const initcfg_choice_t *c, const char *name)
     return NULL;
 }
 
-static initcfg_hw_t one_gpu(int64_t free_mib, int64_t host)
+static plan_hw_t one_gpu(int64_t free_mib, int64_t host)
 {
-    initcfg_hw_t hw = {.n_gpu = 1, .host_free_mib = host};
+    plan_hw_t hw = {.n_gpu = 1, .host_free_mib = host};
     snprintf(hw.gpus[0].name, sizeof hw.gpus[0].name, "CUDA0");
     hw.gpus[0].free_mib = free_mib;
     return hw;
@@ -297,7 +297,7 @@ static initcfg_hw_t one_gpu(int64_t free_mib, int64_t host)
 static bool fits(const plan_t *p) { return p->verdict == PLAN_FITS || p->verdict == PLAN_FITS_WITHOUT_PP; }
 
 /* Predict args as given (the projector's size included), for cross-checks. */
-static bool predict_fits(const mi_t *m, const char *line, uint64_t mmproj, const initcfg_hw_t *hw, int64_t margin)
+static bool predict_fits(const mi_t *m, const char *line, uint64_t mmproj, const plan_hw_t *hw, int64_t margin)
 {
     char *copy = xstrdup(line), *argv[32], *save = NULL;
     size_t n = 0;
@@ -317,7 +317,7 @@ static void t_choose_12gb(void **s)
 {
     (void)s;
     uint64_t pb = file_size(proj35);
-    initcfg_hw_t hw = one_gpu(12288, 65536);
+    plan_hw_t hw = one_gpu(12288, 65536);
     initcfg_opts_t o = {.min_free_mib = 1024};
     initcfg_choice_t c;
     /* the whole model (18.4 GB of weights) does not fit: experts on the host,
@@ -368,7 +368,7 @@ static void t_choose_24gb(void **s)
 {
     (void)s;
     uint64_t pb = file_size(proj35);
-    initcfg_hw_t hw = one_gpu(24576, 65536);
+    plan_hw_t hw = one_gpu(24576, 65536);
     initcfg_opts_t o = {.min_free_mib = 1024};
     initcfg_choice_t c;
     assert_int_equal(initcfg_choose(m35, proj35, pb, &hw, &o, &c), 0);
@@ -391,7 +391,7 @@ static void t_choose_24gb(void **s)
 static void t_choose_cpu(void **s)
 {
     (void)s;
-    initcfg_hw_t hw = {.n_gpu = 0, .host_free_mib = 65536};
+    plan_hw_t hw = {.n_gpu = 0, .host_free_mib = 65536};
     initcfg_opts_t o = {.min_free_mib = 1024};
     initcfg_choice_t c;
     assert_int_equal(initcfg_choose(m35, NULL, 0, &hw, &o, &c), 0);
@@ -419,7 +419,7 @@ static void t_choose_dense_ngl(void **s)
     mi_t *m = NULL;
     assert_int_equal(gguf_open(p, &g, err, sizeof err), 0);
     assert_int_equal(mi_from_gguf(g, &m, err, sizeof err), 0);
-    initcfg_hw_t hw = one_gpu(10, 8000);
+    plan_hw_t hw = one_gpu(10, 8000);
     initcfg_opts_t o = {.min_free_mib = 0};
     initcfg_choice_t c;
     assert_int_equal(initcfg_choose(m, NULL, 0, &hw, &o, &c), 0);
@@ -472,7 +472,7 @@ static void t_document(void **s)
     f->abs = xstrdup("/m/Other.gguf");
     initcfg_attach_projectors(&sc);
     initcfg_name_roles(&sc);
-    initcfg_hw_t hw = {.n_gpu = 0, .host_free_mib = -1};
+    plan_hw_t hw = {.n_gpu = 0, .host_free_mib = -1};
     initcfg_opts_t o = {.min_free_mib = 0};
     mi_t *m = m35; /* any model: the document only copies the args */
     initcfg_choice_t c0, c2;
