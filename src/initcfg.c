@@ -125,7 +125,8 @@ static uint64_t vocab_hash(const gguf_t *g)
     return h ? h : 1;
 }
 
-void initcfg_scan_add(initcfg_scan_t *s, const char *path, const char *dir)
+/* Read one file into a new entry of s; `dir` is the folder it counts as being in. */
+static void scan_add(initcfg_scan_t *s, const char *path, const char *dir)
 {
     s->files = xrealloc(s->files, (s->n + 1) * sizeof *s->files); /* owned by s */
     initcfg_file_t *f = &s->files[s->n++];
@@ -238,9 +239,10 @@ int initcfg_scan(const char *dir, initcfg_scan_t *out, char *err, size_t errlen)
     size_t n = 0;
     int rc = list_dir(root, 0, &list, &n, err, errlen);
     if (!rc) {
-        qsort(list, n, sizeof *list, found_cmp);
+        if (n)
+            qsort(list, n, sizeof *list, found_cmp);
         for (size_t i = 0; i < n; i++)
-            initcfg_scan_add(out, list[i].path, list[i].dir);
+            scan_add(out, list[i].path, list[i].dir);
     }
     for (size_t i = 0; i < n; i++) {
         free(list[i].path);
@@ -317,6 +319,18 @@ static void norm(const char *in, size_t n, char *out, size_t cap)
 
 static bool is_sep(char c) { return c == '-' || c == '_' || c == '.' || c == ' '; }
 
+/* A normalised word that names a GGUF weight type ("f16", "q8-0" for q8_0). */
+static bool type_word(const char *w)
+{
+    char t[16];
+    size_t n = strlen(w);
+    if (!n || n >= sizeof t)
+        return false;
+    for (size_t i = 0; i <= n; i++)
+        t[i] = w[i] == '-' ? '_' : w[i];
+    return gguf_type_from_name(t) >= 0;
+}
+
 void initcfg_projector_key(const char *stem, char *out, size_t cap)
 {
     char tmp[512];
@@ -331,32 +345,19 @@ void initcfg_projector_key(const char *stem, char *out, size_t cap)
             w--;
         memmove(w, after, strlen(after) + 1);
     }
-    /* a trailing weight type ("-f16", "-q8-0": '_' read as '-') */
-    for (size_t i = strlen(tmp); i-- > 0;) {
-        if (tmp[i] != '-')
-            continue;
-        char type[32];
-        snprintf(type, sizeof type, "%s", tmp + i + 1);
-        for (char *c = type; *c; c++) /* "q8-0" back to "q8_0" */
-            if (*c == '-')
-                *c = '_';
-        if (gguf_type_from_name(type) >= 0) {
+    /* a trailing weight type ("-f16", "-q8-0") */
+    for (size_t i = strlen(tmp); i-- > 0;)
+        if (tmp[i] == '-' && type_word(tmp + i + 1)) {
             tmp[i] = 0;
             break;
         }
-    }
     size_t n = strlen(tmp);
     while (n && tmp[n - 1] == '-')
         tmp[--n] = 0;
     const char *b = tmp;
     while (*b == '-')
         b++;
-    char whole[32];
-    snprintf(whole, sizeof whole, "%s", b);
-    for (char *c = whole; *c; c++)
-        if (*c == '-')
-            *c = '_';
-    if (gguf_type_from_name(whole) >= 0) /* "mmproj-F16": no name at all */
+    if (type_word(b)) /* "mmproj-F16": no name at all */
         b = "";
     snprintf(out, cap, "%s", b);
 }
@@ -522,7 +523,7 @@ const char *initcfg_place_name(initcfg_place_t p)
 
 static char **build_args(uint64_t ctx, uint32_t kv, int64_t ngl, int64_t ncmoe, const char *mmproj, size_t *n)
 {
-    char **a = xcalloc(16, sizeof *a); /* owned by the choice, strings too */
+    char **a = xcalloc(17, sizeof *a); /* 16 at most and the NULL; owned by the choice, strings too */
     size_t k = 0;
     a[k++] = xstrdup("-c");
     a[k++] = xasprintf("%llu", (unsigned long long)ctx);

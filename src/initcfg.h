@@ -94,10 +94,6 @@ typedef struct {
 int initcfg_scan(const char *dir, initcfg_scan_t *out, char *err, size_t errlen);
 void initcfg_scan_free(initcfg_scan_t *s);
 
-/* Add one file to s (what scan does for each); for tests building a scan
- * by hand. `dir` is the folder it counts as being in. */
-void initcfg_scan_add(initcfg_scan_t *s, const char *path, const char *dir);
-
 /* Mark drafts (see the top). With `keep` they stay models (roles) and only
  * draft_of and a note say what they are. */
 void initcfg_find_drafts(initcfg_scan_t *s, bool keep);
