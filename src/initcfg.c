@@ -654,7 +654,7 @@ void initcfg_choice_free(initcfg_choice_t *c)
         free_args(&c->args);
 }
 
-void plan_hw_text(const plan_hw_t *hw, char *out, size_t cap)
+void initcfg_hw_text(const plan_hw_t *hw, char *out, size_t cap)
 {
     size_t l = 0;
     out[0] = 0;
@@ -787,7 +787,7 @@ int initcfg_run(const initcfg_run_opts_t *o, buf_t *out, buf_t *warn, char *err,
             buf_printf(warn, "%s: projector %s\n", f->path, f->note);
     }
     char hwt[512];
-    plan_hw_text(&o->hw, hwt, sizeof hwt);
+    initcfg_hw_text(&o->hw, hwt, sizeof hwt);
     buf_printf(out, "%s: %zu GGUF file%s: %zu model%s, %zu projector%s, %zu draft%s, %zu skipped\n", o->models_dir,
                s.n, PL(s.n), n_model, PL(n_model), n_proj, PL(n_proj), n_draft, PL(n_draft), n_skip);
     for (size_t i = 0; i < s.n; i++)

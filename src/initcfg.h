@@ -133,7 +133,7 @@ typedef struct {
     char **args;          /* the llama-server args, NULL-terminated (owned, strings too) */
     size_t n_args;
     plan_opts_t opts;     /* args as the planner reads them */
-    plan_t plan;          /* the prediction for args (for NONE: the last configuration tried) */
+    plan_t plan;          /* the prediction for args (NONE: for the smallest whole configuration) */
     int64_t host_free_mib, min_free_mib; /* what the plan was made against (host after the margin) */
 } initcfg_choice_t;
 
@@ -145,13 +145,13 @@ int initcfg_contexts(uint64_t n_ctx_train, uint64_t cap, uint64_t *c, int max);
 
 /* Choose args for model m (its projector: path written as --mmproj and its
  * size for the planner, NULL/0 for none) on hw (see the top). 0 with *out
- * filled, or -ENOSPC when nothing fits (out->place NONE, out->plan the last
- * configuration tried, for the reason). Pure. out owned by the caller
+ * filled, or -ENOSPC when nothing fits (out->place NONE; args and plan of
+ * the smallest whole configuration, for the reason). Pure. out owned by the caller
  * (initcfg_choice_free). */
 int initcfg_choose(const mi_t *m, const char *mmproj, uint64_t mmproj_bytes, const plan_hw_t *hw,
                    const initcfg_opts_t *o, initcfg_choice_t *out);
 void initcfg_choice_free(initcfg_choice_t *c);
-/* "whole model on the GPUs", "experts of the first 12 layers on the host", ... */
+/* "the whole model on the GPUs", "on the host", ... */
 const char *initcfg_place_name(initcfg_place_t p);
 
 /* `file_abs` relative to the folder `dir_abs` when it lies under it, else
@@ -160,7 +160,7 @@ char *initcfg_rel_path(const char *dir_abs, const char *file_abs);
 
 /* "CUDA0 12288 MiB free, host 64000 MiB available" (or "no GPU, host ...")
  * into out. */
-void plan_hw_text(const plan_hw_t *hw, char *out, size_t cap);
+void initcfg_hw_text(const plan_hw_t *hw, char *out, size_t cap);
 
 /* The document for the roles of s whose choice fits (choices[i] for
  * s->files[i]; NULL entries are not roles): paths relative to the config's
