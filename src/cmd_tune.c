@@ -507,17 +507,16 @@ static int exec_tune(cmd_ctx_t *c)
     }
     char *rj = role_json(role, res.args, res.n_args, res.measured_tps);
     hwm = hw_md(&hw, &s);
-    char *md = tune_report_md(&s, history, &res, role->model_path, hwm, role->measured_tps, rj);
-    free(rj);
     time_t now = time(NULL);
     struct tm tmv;
     localtime_r(&now, &tmv);
     char stamp[32];
     strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &tmv);
-    char *md_path = xasprintf("%s/tune-%s-%s.md", cdir, role->name, stamp);
-    if (file_write_atomic(md_path, md, strlen(md), err, sizeof err))
-        fprintf(stderr, "variet tune: cannot write %s: %s\n", md_path, err);
-    free(md);
+    char *md_path = NULL;
+    if (tune_report_write(&s, history, &res, role->model_path, hwm, role->measured_tps, rj, cdir, stamp, &md_path, err,
+                          sizeof err))
+        fprintf(stderr, "variet tune: cannot write the retuning log in %s: %s\n", cdir, err);
+    free(rj);
     char *old_args = tune_join_args(role->args, role->n_args), *new_args = tune_join_args(res.args, res.n_args);
     double old_tps = role->measured_tps;
     char rname[128];

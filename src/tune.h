@@ -228,6 +228,15 @@ int tune_objective_parse(const char *s, tune_objective_t *o);
 char *tune_report_md(const tune_setup_t *s, const json_t *history, const tune_result_t *res, const char *model_path,
                      const char *hw_md, double old_tps, const char *result_json);
 
+/* The same log written into dir as tune-ROLE-STAMP.md, with its plots
+ * beside it (tune-ROLE-STAMP-trials.svg and -frontier.svg, tune_plot.h)
+ * linked from a Plots section by relative paths; each file atomically, the
+ * plots first. *md_path gets the Markdown's path (caller frees; set even
+ * when its write fails). 0, or -errno with err set. */
+int tune_report_write(const tune_setup_t *s, const json_t *history, const tune_result_t *res, const char *model_path,
+                      const char *hw_md, double old_tps, const char *result_json, const char *dir, const char *stamp,
+                      char **md_path, char *err, size_t errlen);
+
 /* ---- measurement backends ---- */
 
 /* The real thing (tune_trial.c): start llama-server with the args, warm

@@ -2,7 +2,8 @@
  * tune_report.c — the Markdown retuning log of a tuning run, from its
  * history: motivation and baseline, hardware, model, the search (space and
  * order), every trial with both scenarios, the context frontier, the
- * interleaved decisions, removed flags, and the result.
+ * interleaved decisions, removed flags, and the result; tune_report_write
+ * stores it with its two plots (tune_plot.h) beside it.
  */
 #include <math.h>
 #include <stdio.h>
@@ -12,6 +13,7 @@
 
 #include "gguf.h"
 #include "tune_int.h"
+#include "tune_plot.h"
 #include "util.h"
 
 static double num(const json_t *o, const char *k)
@@ -156,8 +158,10 @@ static void md_frontier(const tune_setup_t *s, const json_t *history, buf_t *md)
     buf_printf(md, "\n");
 }
 
-char *tune_report_md(const tune_setup_t *s, const json_t *history, const tune_result_t *res, const char *model_path,
-                     const char *hw_md, double old_tps, const char *result_json)
+/* The log; with plots (the file name stem of the SVGs beside it) a Plots
+ * section links them. */
+static char *report_md(const tune_setup_t *s, const json_t *history, const tune_result_t *res, const char *model_path,
+                       const char *hw_md, double old_tps, const char *result_json, const char *plots)
 {
     buf_t md;
     buf_init(&md, 0);
@@ -205,6 +209,11 @@ char *tune_report_md(const tune_setup_t *s, const json_t *history, const tune_re
                res->trials, res->elapsed_s, res->skipped);
     md_trials(history, &md);
     md_frontier(s, history, &md);
+    if (plots)
+        buf_printf(&md,
+                   "## Plots\n\n![t/s per trial](%s-trials.svg)\n\n"
+                   "![context, prefill and generation](%s-frontier.svg)\n\n",
+                   plots, plots);
     json_t *dec = json_object_get(history, "decisions");
     if (json_array_size(dec)) {
         buf_printf(&md, "## Decisions\n\n| between | and | paired ratio | pick |\n|---|---|---|---|\n");
@@ -242,4 +251,36 @@ char *tune_report_md(const tune_setup_t *s, const json_t *history, const tune_re
     }
     free(old_args);
     return md.data;
+}
+
+char *tune_report_md(const tune_setup_t *s, const json_t *history, const tune_result_t *res, const char *model_path,
+                     const char *hw_md, double old_tps, const char *result_json)
+{
+    return report_md(s, history, res, model_path, hw_md, old_tps, result_json, NULL);
+}
+
+int tune_report_write(const tune_setup_t *s, const json_t *history, const tune_result_t *res, const char *model_path,
+                      const char *hw_md, double old_tps, const char *result_json, const char *dir, const char *stamp,
+                      char **md_path, char *err, size_t errlen)
+{
+    *md_path = NULL;
+    char *stem = xasprintf("tune-%s-%s", s->role, stamp); /* owned here, like the paths and texts below */
+    char *svg[2] = {tune_plot_trials(history), tune_plot_frontier(history)};
+    static const char *const kind[2] = {"trials", "frontier"};
+    int rc = 0;
+    for (int k = 0; k < 2 && !rc; k++) {
+        char *path = xasprintf("%s/%s-%s.svg", dir, stem, kind[k]);
+        rc = file_write_atomic(path, svg[k], strlen(svg[k]), err, errlen);
+        free(path);
+    }
+    if (!rc) {
+        char *md = report_md(s, history, res, model_path, hw_md, old_tps, result_json, stem);
+        *md_path = xasprintf("%s/%s.md", dir, stem);
+        rc = file_write_atomic(*md_path, md, strlen(md), err, errlen);
+        free(md);
+    }
+    free(svg[0]);
+    free(svg[1]);
+    free(stem);
+    return rc;
 }
