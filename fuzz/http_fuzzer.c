@@ -98,8 +98,8 @@ static void check_head(const http_head_t *h)
     char role[128], err[512], v[64];
     route_t rt = route_classify(h->method, h->path, role, sizeof role);
     must(rt >= ROUTE_NOT_FOUND && rt <= ROUTE_BAD_METHOD, "route");
-    must((rt == ROUTE_ROLE_LOAD || rt == ROUTE_ROLE_UNLOAD || rt == ROUTE_ROLE_LOGS) == (role[0] != 0),
-         "role name only for role routes");
+    bool role_rt = rt == ROUTE_ROLE_LOAD || rt == ROUTE_ROLE_UNLOAD || rt == ROUTE_ROLE_LOGS || rt == ROUTE_ROLE_TUNE;
+    must(role_rt == (role[0] != 0), "role name only for role routes");
     must(!strchr(role, '/'), "role name has no slash");
     static const char *const hosts[] = {"gpu-box.lan", NULL};
     static const char *const origins[] = {"http://app.local:3000", "*x", NULL};

@@ -46,6 +46,7 @@ struct backend {
     double started_at, ready_at;
 
     buf_t ring;    /* last ring_bytes of output */
+    uint64_t out_total; /* bytes of output ever put in the ring: its end's position */
     buf_t line;    /* partial line for the parser */
     loadlog_t report;
     char error[512];
@@ -185,6 +186,7 @@ static void on_output(evutil_socket_t fd, short what, void *arg)
         }
     }
     buf_append(&b->ring, tmp, (size_t)n);
+    b->out_total += (uint64_t)n;
     if (b->ring.len > b->o.ring_bytes)
         buf_consume(&b->ring, b->ring.len - b->o.ring_bytes);
     const char *p = tmp, *end = tmp + n;
@@ -565,6 +567,25 @@ void backend_log_tail(const backend_t *b, size_t n_lines, buf_t *out)
         p--;
     }
     buf_append(out, p, b->ring.len - (size_t)(p - s));
+}
+
+uint64_t backend_log_pos(const backend_t *b) { return b->out_total; }
+
+uint64_t backend_log_since(const backend_t *b, uint64_t *pos, size_t max, buf_t *out)
+{
+    uint64_t start = b->out_total - b->ring.len, skipped = 0;
+    if (*pos > b->out_total)
+        *pos = b->out_total; /* a position from the future: nothing to send */
+    if (*pos < start) {
+        skipped = start - *pos;
+        *pos = start;
+    }
+    uint64_t n = b->out_total - *pos;
+    if (n > max)
+        n = max;
+    if (n && buf_append(out, b->ring.data + (*pos - start), (size_t)n) == 0)
+        *pos += n;
+    return skipped;
 }
 
 char *backend_find_exe(const char *configured)

@@ -15,6 +15,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "loadlog.h"
@@ -77,6 +78,13 @@ const loadlog_t *backend_report(const backend_t *b);
 const char *backend_error(const backend_t *b);
 /* Append the last n lines of output to out. */
 void backend_log_tail(const backend_t *b, size_t n_lines, buf_t *out);
+/* For followers: every byte of output has a position (a count from the
+ * backend's creation, across restarts); backend_log_pos is the end's.
+ * backend_log_since appends up to max bytes from *pos on to out and moves
+ * *pos past them; bytes that already left the ring are skipped (*pos jumps
+ * to the ring's start) and their count returned. */
+uint64_t backend_log_pos(const backend_t *b);
+uint64_t backend_log_since(const backend_t *b, uint64_t *pos, size_t max, buf_t *out);
 
 /* The llama-server to run: `configured` if set, else $VARIET_LLAMA_SERVER,
  * else the first llama-server on PATH; NULL when none is executable.

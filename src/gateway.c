@@ -54,12 +54,14 @@ int gateway_new(struct event_base *base, registry_t *reg, const char *exe, gatew
     g->started = now_s();
     g->started_wall = time(NULL);
     g->reg = reg;
+    g->dash = dash_new(base);
     gw__admit_init(g);
     /* a random key for the backends: their ports are useless to anyone who
      * cannot read it (it travels in their environment, not on a command line) */
     unsigned char rnd[32];
     if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) {
         snprintf(err, errlen, "getrandom: %s", strerror(errno));
+        dash_free(&g->dash);
         free(g->exe);
         free(g);
         return -EIO;
@@ -68,6 +70,7 @@ int gateway_new(struct event_base *base, registry_t *reg, const char *exe, gatew
         snprintf(g->backend_key + 2 * i, 3, "%02x", rnd[i]);
     g->backend_auth = xasprintf("Bearer %s", g->backend_key);
     if (build_roles(g, reg, &g->roles, &g->n_roles, err, errlen)) {
+        dash_free(&g->dash);
         free(g->backend_auth);
         free(g->exe);
         free(g);
@@ -181,6 +184,7 @@ void gateway_free(gateway_t **gp)
     backend_stop_all_sync();
     if (g->resched_timer)
         event_free(g->resched_timer);
+    dash_free(&g->dash); /* its log streams read backends: before they go */
     httpd_free(&g->http);
     for (size_t i = 0; i < g->n_roles; i++)
         if (g->roles[i])

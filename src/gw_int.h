@@ -38,6 +38,7 @@
 #include <time.h>
 
 #include "backend.h"
+#include "dash.h"
 #include "gateway.h"
 #include "httpd.h"
 #include "plan.h"
@@ -183,6 +184,7 @@ struct gateway {
     struct event *resched_timer; /* gw__schedule() again when a minimum residency ends */
     uint64_t kv_bytes;   /* saved slots on disk after the last check */
     gw_counters_t m;
+    dash_t *dash; /* the dashboard's endpoints and open log streams (owned) */
 };
 
 static inline struct timeval gw__tv(double s)

@@ -182,6 +182,9 @@ void gw__metrics_reply(gateway_t *g, httpd_req_t *req)
                                 (unsigned long long)g->roles[i]->m.kv_restore_failures);
     evbuffer_add_printf(b, "# TYPE variet_kv_store_bytes gauge\nvariet_kv_store_bytes %llu\n",
                         (unsigned long long)g->kv_bytes);
+    evbuffer_add_printf(b, "# HELP variet_log_streams_open Backend log streams (/roles/NAME/logs?follow=1) open now.\n"
+                           "# TYPE variet_log_streams_open gauge\nvariet_log_streams_open %d\n",
+                        dash_follows(g->dash));
     evbuffer_add_printf(b, "# TYPE variet_queue_length gauge\n");
     for (size_t i = 0; i < g->n_roles; i++)
         if (!g->roles[i]->retired)

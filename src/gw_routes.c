@@ -52,6 +52,10 @@ static void h_role_logs(gateway_t *g, httpd_req_t *req, const char *name)
     int64_t v;
     if (http_query_get(httpd_head(req)->query, "tail", t, sizeof t) && parse_i64(t, 1, 100000, &v))
         tail = (long)v;
+    if (http_query_get(httpd_head(req)->query, "follow", t, sizeof t) && strcmp(t, "0")) {
+        dash_log_follow(g->dash, req, r->be, (size_t)tail);
+        return;
+    }
     buf_t out;
     buf_init(&out, 0);
     backend_log_tail(r->be, (size_t)tail, &out);
@@ -59,6 +63,15 @@ static void h_role_logs(gateway_t *g, httpd_req_t *req, const char *name)
     httpd_reply(req, 200, out.data ? out.data : "", out.len);
     buf_free(&out);
 }
+
+static void h_role_tune(gateway_t *g, httpd_req_t *req, const char *name)
+{
+    gw_role_t *r = role_or_404(g, req, name);
+    if (r)
+        dash_tune(req, g->reg->dir, r->name);
+}
+
+static void h_ui(gateway_t *g, httpd_req_t *req, const char *name) { dash_asset(req); }
 
 static void h_role_unload(gateway_t *g, httpd_req_t *req, const char *name)
 {
@@ -163,6 +176,8 @@ static const handler_fn handlers[ROUTE__COUNT] = {
     [ROUTE_ROLE_LOAD] = h_role_load,
     [ROUTE_ROLE_UNLOAD] = h_role_unload,
     [ROUTE_ROLE_LOGS] = h_role_logs,
+    [ROUTE_ROLE_TUNE] = h_role_tune,
+    [ROUTE_UI] = h_ui,
     [ROUTE_PROXY] = h_proxy,
     [ROUTE_PREFLIGHT] = h_preflight,
     [ROUTE_BAD_METHOD] = h_bad_method,

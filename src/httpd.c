@@ -147,7 +147,8 @@ static void write_head(httpd_req_t *r, int code, int64_t len, bool chunked)
     evbuffer_add_printf(out, "HTTP/1.%d %d %s\r\nDate: %s\r\n", r->h.minor, code, http_reason(code),
                         date_now(c->d));
     evbuffer_add_buffer(out, r->oh);
-    if (len >= 0)
+    /* a 304 has no body by definition; a length would describe the cached one */
+    if (len >= 0 && code != 304)
         evbuffer_add_printf(out, "Content-Length: %lld\r\n", (long long)len);
     else if (chunked)
         evbuffer_add(out, "Transfer-Encoding: chunked\r\n", 28);
@@ -722,6 +723,8 @@ void httpd_stats(const httpd_t *d, httpd_stats_t *st) { *st = d->st; }
 const http_head_t *httpd_head(const httpd_req_t *r) { return &r->h; }
 struct evbuffer *httpd_body(const httpd_req_t *r) { return r->body; }
 int httpd_fd(const httpd_req_t *r) { return r->c->fd; }
+size_t httpd_pending(const httpd_req_t *r) { return evbuffer_get_length(bufferevent_get_output(r->c->bev)); }
+bool httpd_peer_closed(const httpd_req_t *r) { return r->c->eof; }
 
 void httpd_on_close(httpd_req_t *r, httpd_close_cb cb, void *arg)
 {

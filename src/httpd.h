@@ -80,6 +80,12 @@ const http_head_t *httpd_head(const httpd_req_t *r);
 struct evbuffer *httpd_body(const httpd_req_t *r);
 /* The client's socket (for TCP options), or -1. */
 int httpd_fd(const httpd_req_t *r);
+/* Bytes of the answer queued and not yet written to the socket (a
+ * streaming handler holds back while a slow client has plenty). */
+size_t httpd_pending(const httpd_req_t *r);
+/* Has the client closed its sending side? It may be gone or only
+ * half-closed; an open-ended stream (a log follow) takes it as gone. */
+bool httpd_peer_closed(const httpd_req_t *r);
 
 /* Called once if the client goes away before the answer is complete; r is
  * freed after it returns. */

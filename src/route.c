@@ -16,6 +16,9 @@ static const route_spec_t table[] = {
     {HTTP_POST, "/roles/{name}/load", ROUTE_ROLE_LOAD},
     {HTTP_POST, "/roles/{name}/unload", ROUTE_ROLE_UNLOAD},
     {HTTP_GET, "/roles/{name}/logs", ROUTE_ROLE_LOGS},
+    {HTTP_GET, "/roles/{name}/tune", ROUTE_ROLE_TUNE},
+    {HTTP_GET, "/ui", ROUTE_UI},
+    {HTTP_GET, "/ui/*", ROUTE_UI}, /* the dashboard's files */
     /* llama-server's inference routes, forwarded to the role's backend */
     {HTTP_POST, "/v1/chat/completions", ROUTE_PROXY},
     {HTTP_POST, "/v1/completions", ROUTE_PROXY},
@@ -34,9 +37,13 @@ static const route_spec_t table[] = {
 };
 
 /* Does path match pattern? 1 yes (a {name} segment copied into name), 0
- * no, -1 its {name} segment does not fit in cap. */
+ * no, -1 its {name} segment does not fit in cap. A pattern ending in "*"
+ * matches every path it is a prefix of. */
 static int path_match(const char *pattern, const char *path, char *name, size_t cap)
 {
+    size_t pl = strlen(pattern);
+    if (pl && pattern[pl - 1] == '*')
+        return !strncmp(pattern, path, pl - 1);
     const char *hole = strstr(pattern, "{name}");
     if (!hole)
         return !strcmp(pattern, path);
@@ -175,8 +182,8 @@ int route_check(const route_policy_t *p, route_t rt, const http_head_t *h, char 
     if (rt == ROUTE_HEALTH)
         return 0;
     if (p->api_key && *p->api_key) {
-        if (rt == ROUTE_PREFLIGHT)
-            return 0; /* browsers send no credentials on a preflight */
+        if (rt == ROUTE_PREFLIGHT || rt == ROUTE_UI)
+            return 0; /* browsers send no credentials on a preflight, nor when they navigate */
         if (!key_ok(p->api_key, http_head_get(h, "Authorization"))) {
             snprintf(err, errlen, "missing or wrong API key (Authorization: Bearer ...)");
             return 401;

@@ -20,7 +20,9 @@ typedef enum {
     ROUTE_METRICS,     /* GET /metrics */
     ROUTE_ROLE_LOAD,   /* POST /roles/NAME/load */
     ROUTE_ROLE_UNLOAD, /* POST /roles/NAME/unload */
-    ROUTE_ROLE_LOGS,   /* GET /roles/NAME/logs */
+    ROUTE_ROLE_LOGS,   /* GET /roles/NAME/logs (?follow=1: streamed) */
+    ROUTE_ROLE_TUNE,   /* GET /roles/NAME/tune (the tuning history, ?plot=: SVG) */
+    ROUTE_UI,          /* GET /ui, /ui/NAME: the dashboard's files */
     ROUTE_PROXY,       /* POST to one of llama-server's inference routes */
     ROUTE_PREFLIGHT,   /* OPTIONS (CORS preflight) */
     ROUTE_BAD_METHOD,  /* a method no route takes (405) */
@@ -53,7 +55,9 @@ typedef struct {
 /* May this request proceed? 0, or the status to refuse it with (401, 403,
  * 415) and a message in err. Rules: /health is open; with an api_key every
  * other route needs "Authorization: Bearer KEY" (compared in constant
- * time). Without a key (anyone on the machine, and any web page a browser
+ * time), but the dashboard's files (ROUTE_UI: static, no data; a browser
+ * cannot send the key when it navigates), whose page then asks for the key
+ * and sends it on every call. Without a key (anyone on the machine, and any web page a browser
  * on it shows, can reach the port): Host must name the loopback
  * (localhost, *.localhost, 127.0.0.0/8, [::1], with any port) or one of
  * allowed_hosts, which stops DNS rebinding; a request carrying an Origin
