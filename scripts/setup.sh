@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # setup.sh — install what Variet needs from Debian packages (only those
 # missing), then make sure a runnable llama-server exists.
-#   scripts/setup.sh            build + test dependencies
+#   scripts/setup.sh            build + test dependencies (chromium: the
+#                               dashboard's test, scripts/ui-test.sh)
 # Idempotent; needs root or sudo only when something is missing.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 pkgs=(gcc make cmake pkg-config libevent-dev libjansson-dev libcmocka-dev libcurl4-openssl-dev
       patchelf clang libclang-rt-14-dev curl ca-certificates debian-archive-keyring
+      chromium
       ${VARIET_EXTRA_PKGS:-})
 # the openai SDK test needs Node.js and npm (the machine's own, else Debian's)
 command -v node >/dev/null && command -v npm >/dev/null || pkgs+=(nodejs npm)

@@ -146,7 +146,7 @@ function renderRoles(st, now) {
     let tr = body.querySelector(`tr[data-role="${CSS.escape(name)}"]`);
     if (!tr) {
       tr = el("tr", { "data-role": name });
-      for (const c of ["name", "state", "inflight", "queued", "reqs", "toks", "loads", "load", "err"])
+      for (const c of ["name", "st", "inflight", "queued", "reqs", "toks", "loads", "load", "err"])
         tr.append(el("td", { class: c }));
       body.append(tr);
     }
@@ -156,7 +156,7 @@ function renderRoles(st, now) {
     put(c("name"), el("div", { class: "role-name" }, name), sub ? el("div", { class: "role-sub" }, sub) : null);
     const badge = el("span", { class: "state", "data-state": r.state }, r.state);
     const up = r.state === "ready" && r.uptime_s ? el("div", { class: "role-sub" }, "up " + Math.round(r.uptime_s) + " s") : null;
-    put(c("state"), badge, up);
+    put(c("st"), badge, up);
     c("inflight").textContent = r.inflight + " / " + r.max_concurrent;
     c("queued").textContent = r.queued + " / " + r.queue_size;
     const rt = rates(now, name);
