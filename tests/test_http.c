@@ -260,6 +260,16 @@ static void t_routes(void **s)
     assert_int_equal(route_classify(HTTP_POST, "/roles/../status/load", role, sizeof role), ROUTE_NOT_FOUND);
     assert_int_equal(route_classify(HTTP_POST, "/roles/a/b/load", role, sizeof role), ROUTE_NOT_FOUND);
     assert_int_equal(route_classify(HTTP_POST, "/roles/fast/load", role, 4), ROUTE_NOT_FOUND);
+    /* the dashboard */
+    assert_int_equal(route_classify(HTTP_GET, "/ui", role, sizeof role), ROUTE_UI);
+    assert_int_equal(route_classify(HTTP_GET, "/ui/", role, sizeof role), ROUTE_UI);
+    assert_int_equal(route_classify(HTTP_HEAD, "/ui/app.js", role, sizeof role), ROUTE_UI);
+    assert_string_equal(role, "");
+    assert_int_equal(route_classify(HTTP_GET, "/uix", role, sizeof role), ROUTE_NOT_FOUND);
+    assert_int_equal(route_classify(HTTP_POST, "/ui", role, sizeof role), ROUTE_NOT_FOUND);
+    assert_int_equal(route_classify(HTTP_GET, "/roles/balanced/tune", role, sizeof role), ROUTE_ROLE_TUNE);
+    assert_string_equal(role, "balanced");
+    assert_int_equal(route_classify(HTTP_POST, "/roles/balanced/tune", role, sizeof role), ROUTE_NOT_FOUND);
 }
 
 static int check(const route_policy_t *p, const char *head)
@@ -286,6 +296,12 @@ static void t_policy_key(void **s)
     assert_int_equal(check(&p, "GET /status HTTP/1.1\r\nHost: a\r\nAuthorization: bearer s3cret\r\n\r\n"), 0);
     assert_int_equal(check(&p, "GET /nothing HTTP/1.1\r\nHost: a\r\n\r\n"), 401);
     assert_int_equal(check(&p, "POST /roles/fast/unload HTTP/1.1\r\nHost: a\r\n\r\n"), 401);
+    /* the dashboard's files are open (a browser cannot send the key when it
+     * navigates); what they read is not */
+    assert_int_equal(check(&p, "GET /ui HTTP/1.1\r\nHost: a\r\n\r\n"), 0);
+    assert_int_equal(check(&p, "GET /ui/app.js HTTP/1.1\r\nHost: a\r\n\r\n"), 0);
+    assert_int_equal(check(&p, "GET /roles/fast/tune HTTP/1.1\r\nHost: a\r\n\r\n"), 401);
+    assert_int_equal(check(&p, "GET /roles/fast/logs?follow=1 HTTP/1.1\r\nHost: a\r\n\r\n"), 401);
 }
 
 static void t_policy_open(void **s)
@@ -314,6 +330,9 @@ static void t_policy_open(void **s)
     assert_false(route_host_is_loopback("127.0.0.256"));
     assert_int_equal(check(&p, "GET /health HTTP/1.1\r\nHost: attacker.example\r\n\r\n"), 0);
     assert_int_equal(check(&p, "GET /status HTTP/1.0\r\n\r\n"), 0); /* no Host: not a browser */
+    /* without a key the dashboard's files follow the loopback rule too */
+    assert_int_equal(check(&p, "GET /ui HTTP/1.1\r\nHost: attacker.example\r\n\r\n"), 403);
+    assert_int_equal(check(&p, "GET /ui HTTP/1.1\r\nHost: localhost:8000\r\n\r\n"), 0);
     /* POST needs JSON */
     assert_int_equal(check(&p, "POST /roles/fast/unload HTTP/1.1\r\nHost: localhost\r\n\r\n"), 415);
     assert_int_equal(check(&p, "POST /roles/fast/unload HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/plain\r\n\r\n"), 415);
