@@ -49,11 +49,23 @@ fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/variet-ui-XXXXXX")
 pid=
+unclean=0
+# stop variet (SIGTERM); it must exit 0 with no sanitizer report in its log
 stop_variet() {
   if [ -n "$pid" ]; then
+    local st=0
     kill -TERM "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || st=$?
     pid=
+    if [ "$st" -ne 0 ]; then
+      echo "ui-test: variet exited with status $st on SIGTERM" >&2
+      unclean=1
+    fi
+    if grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$work/variet.log" 2>/dev/null; then
+      echo "ui-test: sanitizer report in variet's log:" >&2
+      grep -A 30 -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$work/variet.log" | head -n 60 >&2
+      unclean=1
+    fi
   fi
 }
 cleanup() {
@@ -113,4 +125,6 @@ key="variet-ui-$$-$RANDOM$RANDOM"
 serve "$key"
 VARIET_URL="http://127.0.0.1:$port" VARIET_KEY="$key" VARIET_CHROMIUM="$chromium" \
   VARIET_UI_SHOT="$shots/ui-dashboard-key.png" node "$pkg/ui_test.mjs" || status=1
+stop_variet
+[ "$unclean" -eq 0 ] || status=1
 exit "$status"

@@ -157,6 +157,18 @@ static void t_tune_writes_registry_and_log(void **s)
     assert_non_null(strstr(ls, "--no-warmup"));
     assert_non_null(strstr(ls, "measured_tps: 1.25 →"));
     assert_non_null(strstr(ls, "flash_attn"));
+    assert_non_null(strstr(ls, "## Plots"));
+    free(ls);
+    /* the two plots beside it, the ones it links: each an SVG file */
+    cmd = xasprintf("cd '%s' && for f in $(sed -n 's/^!\\[[^]]*\\](\\(tune-fast-.*\\.svg\\))$/\\1/p' tune-fast-*.md); do "
+                    "[ \"$(head -c 5 \"$f\")\" = '<svg ' ] && echo \"svg $f\"; done", dir);
+    assert_int_equal(e2e_sh(cmd, &ls), 0);
+    free(cmd);
+    char *nl = strchr(ls, '\n');
+    assert_true(nl && strstr(ls, "-trials.svg\n") == nl - strlen("-trials.svg"));
+    assert_non_null(strstr(nl, "svg tune-fast-"));
+    assert_non_null(strstr(nl, "-frontier.svg\n"));
+    assert_true(!strncmp(ls, "svg tune-fast-", 14));
     free(ls);
     free(bak);
     free(cfg);
