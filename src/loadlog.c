@@ -17,6 +17,7 @@ void loadlog_init(loadlog_t *r)
     r->fit_projected_mib = r->fit_free_mib = -1;
     r->n_ctx = r->n_batch = r->n_ubatch = r->n_seq_max = -1;
     r->t_ready = -1;
+    r->mmproj_model_mib = -1;
 }
 
 static const char *find_n(const char *s, size_t n, const char *pat)
@@ -109,7 +110,11 @@ void loadlog_line(loadlog_t *r, const char *line, size_t len)
         if (dend > q) {
             loadlog_dev_t *d = dev(r, q, (size_t)(dend - q));
             double v = num_after(p + 14, end);
-            if (d && v >= 0) {
+            /* the projector reserves its own graph after the model's */
+            bool clip = find_n(s, n, "reserve_compute_meta:") || (n > 4 && !memcmp(s, "clip", 4));
+            if (d && v >= 0 && clip && kind_len == 7 && !memcmp(kind, "compute", 7))
+                d->mmproj_mib += v;
+            else if (d && v >= 0) {
                 if (kind_len == 5 && !memcmp(kind, "model", 5)) d->model_mib += v;
                 else if (kind_len == 2 && !memcmp(kind, "KV", 2)) d->kv_mib += v;
                 else if (kind_len == 2 && !memcmp(kind, "RS", 2)) d->rs_mib += v;
@@ -125,6 +130,15 @@ void loadlog_line(loadlog_t *r, const char *line, size_t len)
             e--;
         if (e > q)
             copy_msg(r->mmproj, sizeof r->mmproj, q, e - 1);
+        return;
+    }
+    if ((p = find_n(s, n, "CLIP using ")) && find_n(s, n, " backend")) {
+        const char *e = find_n(p + 11, (size_t)(end - p - 11), " backend");
+        copy_msg(r->mmproj_device, sizeof r->mmproj_device, p + 11, e);
+        return;
+    }
+    if ((p = find_n(s, n, "load_hparams: model size:"))) {
+        r->mmproj_model_mib = num_after(p + 25, end);
         return;
     }
     if (find_n(s, n, "pipeline parallelism enabled")) {
@@ -241,6 +255,60 @@ void loadlog_parse(loadlog_t *r, const char *text, size_t len)
         loadlog_line(r, s, (size_t)(e - s));
         s = nl ? nl + 1 : end;
     }
+}
+
+void loadlog_images(const char *text, size_t len, loadlog_images_t *out)
+{
+    memset(out, 0, sizeof *out);
+    loadlog_t st; /* for the timestamps */
+    loadlog_init(&st);
+    bool stamped = true, encoding = false, pending = false;
+    int finished = 0; /* images whose last batch was decoded */
+    double t_enc = 0;
+    const char *s = text, *end = text + len, *p;
+    while (s < end) {
+        const char *nl = memchr(s, '\n', (size_t)(end - s));
+        const char *e = nl ? nl : end;
+        size_t n = (size_t)(e - s);
+        const char *b = stamp(&st, s, n);
+        bool has_stamp = b != s;
+        if ((p = find_n(s, n, "encoding mtmd batch from idx"))) {
+            const char *c = find_n(p, (size_t)(e - p), "n_chunks = ");
+            long k = c ? long_after(c + 10, e) : 1;
+            out->n_images += k > 0 ? (int)k : 1;
+            encoding = true;
+            stamped = stamped && has_stamp;
+            t_enc = st.t_last;
+        } else if ((p = find_n(s, n, "decoding image batch "))) {
+            unsigned i = 0, of = 0;
+            long tok = 0;
+            char tmp[96];
+            copy_msg(tmp, sizeof tmp, p, e);
+            if (sscanf(tmp, "decoding image batch %u/%u, n_tokens_batch = %ld", &i, &of, &tok) == 3) {
+                out->tokens += tok;
+                pending = true;
+                if (encoding) {
+                    stamped = stamped && has_stamp;
+                    out->encode_ms += (st.t_last - t_enc) * 1000.0;
+                    encoding = false;
+                }
+            }
+        } else if ((p = find_n(s, n, "image decoded (batch "))) {
+            unsigned i = 0, of = 0;
+            double ms = 0;
+            char tmp[96];
+            copy_msg(tmp, sizeof tmp, p, e);
+            if (sscanf(tmp, "image decoded (batch %u/%u) in %lf ms", &i, &of, &ms) == 3) {
+                out->decode_ms += ms;
+                pending = i < of;
+                finished += i == of;
+            }
+        }
+        s = nl ? nl + 1 : end;
+    }
+    out->complete = out->n_images > 0 && finished >= out->n_images && !encoding && !pending;
+    if (!stamped)
+        out->encode_ms = -1;
 }
 
 double loadlog_sum(const loadlog_t *r, const char *prefix, const char *what)

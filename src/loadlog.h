@@ -16,6 +16,10 @@
  *   llama_context: n_ctx = / n_batch = / n_ubatch = / flash_attn = / n_seq_max =
  *   srv    load_model: loaded multimodal model, 'PATH'
  *   llama_server: listening on http://HOST:PORT
+ *   clip_ctx: CLIP using CUDA0 backend          (the projector's device)
+ *   load_hparams: model size:         1.26 MiB  (the projector's weights)
+ *   reserve_compute_meta:        CPU compute buffer size =    39.39 MiB
+ *                                               (the projector's, not the model's)
  * Each line may carry llama.cpp's "M.SS.mmm.uuu L " prefix (minutes,
  * seconds, ms, µs since start), which gives the load time.
  */
@@ -30,6 +34,7 @@
 typedef struct {
     char name[32]; /* "CPU", "CUDA0", "CPU_Mapped", "CUDA_Host" as printed */
     double model_mib, kv_mib, rs_mib, compute_mib, output_mib;
+    double mmproj_mib; /* the projector's compute buffer on this device */
     double total_mib, free_mib; /* device list at start (after the backend's own context); -1 absent */
 } loadlog_dev_t;
 
@@ -51,6 +56,8 @@ typedef struct {
     bool ready;       /* "listening on" seen */
     double t_last;    /* timestamp of the last stamped line, seconds */
     double t_ready;   /* timestamp of the listening line, -1 if not seen */
+    char mmproj_device[32]; /* where the projector runs ("CPU", "CUDA0"), "" without one */
+    double mmproj_model_mib; /* its weights, -1 absent */
 } loadlog_t;
 
 void loadlog_init(loadlog_t *r);
@@ -58,6 +65,24 @@ void loadlog_init(loadlog_t *r);
 void loadlog_line(loadlog_t *r, const char *line, size_t len);
 /* A whole log. */
 void loadlog_parse(loadlog_t *r, const char *text, size_t len);
+
+/* What llama-server logs for the images of one request (-lv 4; the log
+ * from the request's start on), build b11669:
+ *   slot encode_mtmd_: id  0 | task 0 | encoding mtmd batch from idx = 37, n_chunks = 1
+ *   decoding image batch 1/1, n_tokens_batch = 400
+ *   image decoded (batch 1/1) in 43 ms
+ * The projector encodes between the first two lines (mtmd_batch_encode),
+ * the text model decodes the image's embeddings after them. */
+typedef struct {
+    int n_images;     /* n_chunks over the "encoding mtmd batch" lines */
+    long tokens;      /* image tokens: n_tokens_batch summed */
+    double encode_ms; /* the projector's time by the lines' timestamps; -1 without them */
+    double decode_ms; /* the text model's time on the images' tokens */
+    bool complete;    /* every batch begun was decoded (the log is written by a thread) */
+} loadlog_images_t;
+
+/* Parse text (from a request's start) into *out. Pure. */
+void loadlog_images(const char *text, size_t len, loadlog_images_t *out);
 
 /* Totals over devices whose name starts with `prefix` ("" = all). */
 double loadlog_sum(const loadlog_t *r, const char *prefix, const char *what);

@@ -1,7 +1,9 @@
 /*
  * test_loadlog.c — load-report parser on recorded llama-server logs
  * (tests/fixtures/llama-server, copied from ../shared/fixtures): CPU and CUDA buffers, recurrent state,
- * out-of-memory, context settings, listening address and load time.
+ * out-of-memory, context settings, listening address and load time; a
+ * model with a projector (its device and buffers apart from the model's)
+ * and the image lines of its requests (tokens, encode and decode times).
  * cpu-tiny-gemma4-mmproj-b11669-lv4.log was recorded here: `llama-server -m
  * m/tiny-gemma4.gguf --mmproj m/tiny-gemma4-mmproj.gguf -c 4096 -np 1 -lv 4`
  * (the projector the report names).
@@ -140,6 +142,81 @@ static void t_cpu_oom(void **s)
     assert_false(r.ready);
 }
 
+static char *slurp_fixture(const char *rel, size_t *len)
+{
+    char *path = xasprintf("%s/llama-server/%s", VARIET_FIXTURES, rel), *text = NULL, err[256];
+    int rc = file_read_all(path, 64u << 20, &text, len, err, sizeof err);
+    free(path);
+    if (rc)
+        fail_msg("fixture: %s", err);
+    return text;
+}
+
+/* tiny-qwen35moe with tiny-qwen35-mmproj on CPU, then four chats with one
+ * image each: 640², 1024², 2048² (two batches), 64² */
+static void t_mmproj(void **s)
+{
+    (void)s;
+    static const char fx[] = "cpu-tiny-qwen35moe-mmproj-b11669-lv4.log";
+    loadlog_t r;
+    parse_fixture(fx, &r);
+    assert_string_equal(r.mmproj_device, "CPU");
+    NEAR(r.mmproj_model_mib, 1.26);
+    /* the model's compute buffer, not the projector's 39.39 reserved after it */
+    NEAR(dev(&r, "CPU")->compute_mib, 10.29);
+    NEAR(dev(&r, "CPU")->mmproj_mib, 39.39);
+    NEAR(dev(&r, "CPU")->kv_mib, 2.00);
+
+    size_t len = 0;
+    char *text = slurp_fixture(fx, &len);
+    /* the requests start at their "encoding mtmd batch" lines */
+    const char *req[5];
+    int n = 0;
+    for (const char *p = text; n < 4 && (p = strstr(p, "encoding mtmd batch")); p++)
+        req[n++] = p;
+    assert_int_equal(n, 4);
+    req[4] = text + len;
+    static const long tokens[4] = {400, 1024, 4096, 9};
+    static const double enc_ms[4] = {121.341, 579.382, 8154.585, 1.573}, dec_ms[4] = {43, 247, 3224 + 3908, 2};
+    for (int i = 0; i < 4; i++) {
+        /* from the start of the request's line */
+        const char *from = req[i];
+        while (from > text && from[-1] != '\n')
+            from--;
+        loadlog_images_t im;
+        loadlog_images(from, (size_t)(req[i + 1] - from), &im);
+        assert_true(im.complete);
+        assert_int_equal(im.n_images, 1);
+        assert_int_equal(im.tokens, tokens[i]);
+        assert_true(fabs(im.encode_ms - enc_ms[i]) < 1e-3);
+        NEAR(im.decode_ms, dec_ms[i]);
+    }
+    /* the 2048² image cut after its first batch: not complete yet */
+    const char *cut = strstr(req[2], "decoding image batch 2/2");
+    assert_non_null(cut);
+    loadlog_images_t im;
+    loadlog_images(req[2], (size_t)(cut - req[2]), &im);
+    assert_false(im.complete);
+    assert_int_equal(im.tokens, 2048);
+    /* the encode started but nothing decoded */
+    loadlog_images(req[2], (size_t)(strstr(req[2], "decoding image batch 1/2") - req[2]), &im);
+    assert_false(im.complete);
+    assert_int_equal(im.tokens, 0);
+    /* no timestamps: tokens known, encode time not */
+    static const char bare[] = "slot encode_mtmd_: id  0 | task 0 | encoding mtmd batch from idx = 3, n_chunks = 1\n"
+                               "decoding image batch 1/1, n_tokens_batch = 256\n"
+                               "image decoded (batch 1/1) in 12 ms\n";
+    loadlog_images(bare, sizeof bare - 1, &im);
+    assert_true(im.complete);
+    assert_int_equal(im.tokens, 256);
+    NEAR(im.encode_ms, -1);
+    /* nothing about images */
+    loadlog_images("", 0, &im);
+    assert_false(im.complete);
+    assert_int_equal(im.n_images, 0);
+    free(text);
+}
+
 static void t_garbage(void **s)
 {
     (void)s;
@@ -186,6 +263,7 @@ int main(void)
         cmocka_unit_test(t_cuda_oom),
         cmocka_unit_test(t_fit_projection),
         cmocka_unit_test(t_cpu_oom),
+        cmocka_unit_test(t_mmproj),
         cmocka_unit_test(t_garbage),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
