@@ -4,7 +4,10 @@
  * One request = one streamed /v1/chat/completions with ignore_eos and
  * cache_prompt false. The first SSE chunk that carries content text marks
  * the time to first token; the last chunk's `timings` object gives
- * llama-server's own prompt and generation rates.
+ * llama-server's own prompt and generation rates (and, with a draft model,
+ * the drafted and accepted tokens). A vision request carries its picture
+ * as an image_url content part; its image tokens and the projector's
+ * encode time are read from the server's log afterwards.
  */
 #include "bench.h"
 
@@ -19,12 +22,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "args.h"
 #include "backend.h"
 #include "proc.h"
 #include "util.h"
 
 const bench_scenario_t bench_short = {"short", 170, 300};
 const bench_scenario_t bench_long = {"long", 3100, 128};
+const bench_scenario_t bench_vision = {"vision", 0, 128};
+const char bench_vision_question[] = "Describe this picture in detail: the shapes, their colours and where they are.";
 
 /* libcurl is loaded when a benchmark first needs it (dlopen), so the
  * gateway — the same binary — does not map libcurl and its dependency tree
@@ -349,22 +355,35 @@ static json_t *last_timings(const char *s)
     return found;
 }
 
-int bench_run(const char *base_url, const char *model, const char *prompt, int n_predict,
-              bench_sample_t *out, char *err, size_t errlen)
+/* The request body: one user message of text, or of text and an image. */
+static char *chat_body(const char *model, const char *prompt, const char *image_uri, int n_predict)
 {
-    json_t *req = json_pack("{s:[{s:s,s:s}],s:i,s:b,s:b,s:b,s:f,s:i}", "messages", "role", "user", "content",
-                            prompt, "max_tokens", n_predict, "stream", 1, "cache_prompt", 0, "ignore_eos", 1,
+    json_t *content = image_uri ? json_pack("[{s:s,s:s},{s:s,s:{s:s}}]", "type", "text", "text", prompt, "type",
+                                            "image_url", "image_url", "url", image_uri)
+                                : json_string(prompt);
+    json_t *req = json_pack("{s:[{s:s,s:o}],s:i,s:b,s:b,s:b,s:f,s:i}", "messages", "role", "user", "content",
+                            content, "max_tokens", n_predict, "stream", 1, "cache_prompt", 0, "ignore_eos", 1,
                             "temperature", 0.0, "seed", 1);
     if (model)
         json_object_set_new(req, "model", json_string(model));
-    char *body = json_dumps(req, JSON_COMPACT);
+    char *body = json_dumps(req, JSON_COMPACT); /* the caller's */
     json_decref(req);
+    return body;
+}
+
+static long opt_long(json_t *t, const char *key)
+{
+    json_t *v = json_object_get(t, key);
+    return json_is_integer(v) ? (long)json_integer_value(v) : -1;
+}
+
+static int chat_run(const char *base_url, const char *body, bench_sample_t *out, char *err, size_t errlen)
+{
     char *url = xasprintf("%s/v1/chat/completions", base_url);
     struct curl_slist *h;
     CURL *c = easy(url, &h);
     if (!c) {
         snprintf(err, errlen, "libcurl.so.4 is not installed (apt-get install libcurl4)");
-        free(body);
         free(url);
         return -ENOSYS;
     }
@@ -402,14 +421,204 @@ int bench_run(const char *base_url, const char *model, const char *prompt, int n
         out->prefill_s = json_number_value(json_object_get(t, "prompt_ms")) / 1000.0;
         out->ttft_ms = s.t_first > 0 ? (s.t_first - s.t0) * 1000.0 : 0;
         out->wall_s = t_end - s.t0;
+        /* present only when the slot drafted (server-context.cpp: n_draft_total > 0) */
+        out->draft_n = opt_long(t, "draft_n");
+        out->draft_accepted = out->draft_n >= 0 ? opt_long(t, "draft_n_accepted") : -1;
+        out->encode_ms = out->image_decode_ms = -1;
+        out->image_tokens = -1;
     }
     json_decref(t);
     buf_free(&s.acc);
     cu.slist_free_all(h);
     cu.easy_cleanup(c);
-    free(body);
     free(url);
     return rc;
+}
+
+int bench_run(const char *base_url, const char *model, const char *prompt, int n_predict, bench_sample_t *out,
+              char *err, size_t errlen)
+{
+    return bench_run_image(base_url, model, prompt, NULL, n_predict, NULL, out, err, errlen);
+}
+
+/* ---- the log around an image request ---- */
+
+static const char enc_marker[] = "encoding mtmd batch from idx";
+
+/* The log from byte `from` of a file (caller frees), NULL when unreadable. */
+static char *file_from(const char *path, long from, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    buf_t b;
+    buf_init(&b, 64u << 20);
+    buf_append(&b, "", 0);
+    char chunk[65536];
+    size_t n;
+    if (fseek(f, from, SEEK_SET) == 0)
+        while ((n = fread(chunk, 1, sizeof chunk, f)) > 0 && buf_append(&b, chunk, n) == 0)
+            ;
+    fclose(f);
+    *len = b.len;
+    return b.data;
+}
+
+static long file_size(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return 0;
+    long n = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : 0;
+    fclose(f);
+    return n < 0 ? 0 : n;
+}
+
+/* A gateway's last lines of the role's log (caller frees), NULL on failure. */
+static char *gateway_tail(const bench_logsrc_t *l, size_t *len)
+{
+    char *path = xasprintf("/roles/%s/logs?tail=600", l->role);
+    int code = 0;
+    char *body = NULL;
+    int rc = bench_http_get(l->base_url, path, &code, &body);
+    free(path);
+    if (rc || code != 200) {
+        free(body);
+        return NULL;
+    }
+    *len = strlen(body);
+    return body;
+}
+
+/* The last line of text holding the encode marker, from its start (into
+ * text), or NULL. */
+static const char *last_encode_line(const char *text)
+{
+    const char *last = NULL;
+    for (const char *p = text; (p = strstr(p, enc_marker)); p++)
+        last = p;
+    if (!last)
+        return NULL;
+    while (last > text && last[-1] != '\n')
+        last--;
+    return last;
+}
+
+/* The line that ends line (up to its newline) as a string (caller frees). */
+static char *line_dup(const char *line)
+{
+    const char *e = strchr(line, '\n');
+    return e ? xstrndup(line, (size_t)(e - line)) : xstrdup(line);
+}
+
+int bench_run_image(const char *base_url, const char *model, const char *prompt, const char *image_uri, int n_predict,
+                    const bench_logsrc_t *log, bench_sample_t *out, char *err, size_t errlen)
+{
+    /* where this request's lines will start: the file's end, or (through a
+     * gateway, which gives the last lines only) after the last encode line
+     * seen before it */
+    long mark = 0;
+    char *before = NULL;
+    if (image_uri && log && log->path)
+        mark = file_size(log->path);
+    else if (image_uri && log && log->base_url) {
+        size_t n = 0;
+        char *t = gateway_tail(log, &n);
+        const char *l = t ? last_encode_line(t) : NULL;
+        before = l ? line_dup(l) : NULL;
+        free(t);
+    }
+    char *body = chat_body(model, prompt, image_uri, n_predict);
+    int rc = chat_run(base_url, body, out, err, errlen);
+    free(body);
+    if (rc || !image_uri || !log) {
+        free(before);
+        return rc;
+    }
+    /* llama-server's log is written by a thread: wait for the lines */
+    for (int tries = 0; tries < 100; tries++) {
+        size_t n = 0;
+        char *t = log->path ? file_from(log->path, mark, &n) : gateway_tail(log, &n);
+        const char *from = t;
+        if (t && !log->path) {
+            from = last_encode_line(t);
+            if (from && before) {
+                char *now = line_dup(from);
+                if (!strcmp(now, before))
+                    from = NULL; /* still the previous request's */
+                free(now);
+            }
+        }
+        loadlog_images_t im;
+        if (from) {
+            loadlog_images(from, n - (size_t)(from - t), &im);
+            if (im.complete) {
+                out->image_tokens = im.tokens;
+                out->encode_ms = im.encode_ms;
+                out->image_decode_ms = im.decode_ms;
+                free(t);
+                break;
+            }
+        }
+        free(t);
+        usleep(20000);
+    }
+    free(before);
+    return 0;
+}
+
+void bench_image_opts(char *const *args, size_t n, mi_image_opts_t *o)
+{
+    memset(o, 0, sizeof *o);
+    long ub;
+    if (args_get_long(args, n, ARG_UBATCH, &ub) && ub > 0)
+        o->n_ubatch = (uint32_t)ub;
+    for (size_t i = 0; i + 1 < n; i++) {
+        int64_t v;
+        if (!strcmp(args[i], "--image-min-tokens") && parse_i64(args[i + 1], 1, UINT32_MAX, &v))
+            o->min_tokens = (uint32_t)v;
+        else if (!strcmp(args[i], "--image-max-tokens") && parse_i64(args[i + 1], 1, UINT32_MAX, &v))
+            o->max_tokens = (uint32_t)v;
+    }
+}
+
+bool bench_has_draft(char *const *args, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(args[i], "-md") || !strcmp(args[i], "--model-draft") || !strcmp(args[i], "--spec-draft-model") ||
+            !strncmp(args[i], "--model-draft=", 14) || !strncmp(args[i], "--spec-draft-model=", 19))
+            return true;
+    return false;
+}
+
+int bench_image_sizes(const char *list, uint32_t *sizes, int max, int *n, char *err, size_t errlen)
+{
+    *n = 0;
+    const char *p = list;
+    for (;;) {
+        const char *e = strchr(p, ',');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        char item[32];
+        int64_t v;
+        if (len == 0 || len >= sizeof item) {
+            snprintf(err, errlen, "--image-size: '%s': expected sizes in pixels like 640,1024", list);
+            return -EINVAL;
+        }
+        memcpy(item, p, len);
+        item[len] = 0;
+        if (!parse_i64(item, 16, BENCH_MAX_IMAGE_PX, &v)) {
+            snprintf(err, errlen, "--image-size: '%s' is not a size of 16 to %d pixels", item, BENCH_MAX_IMAGE_PX);
+            return -EINVAL;
+        }
+        if (*n == max) {
+            snprintf(err, errlen, "--image-size: at most %d sizes", max);
+            return -EINVAL;
+        }
+        sizes[(*n)++] = (uint32_t)v;
+        if (!e)
+            return 0;
+        p = e + 1;
+    }
 }
 
 static int cmp_d(const void *a, const void *b)
@@ -426,10 +635,21 @@ static void stat3(double *v, int n, double *med, double *mn, double *mx)
     *med = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
+static void stat_long(double *v, int n, long *med, long *mn, long *mx)
+{
+    double a, b, c;
+    stat3(v, n, &a, &b, &c);
+    *med = (long)a;
+    *mn = (long)b;
+    *mx = (long)c;
+}
+
 void bench_stats(const bench_sample_t *s, int n, bench_stats_t *out)
 {
     memset(out, 0, sizeof *out);
     out->n = n;
+    out->draft_n = out->draft_accepted = -1;
+    out->acceptance = -1;
     if (n <= 0)
         return;
     double *v = xcalloc((size_t)n, sizeof *v);
@@ -443,25 +663,36 @@ void bench_stats(const bench_sample_t *s, int n, bench_stats_t *out)
         out->min.f = b;                                           \
         out->max.f = c;                                           \
     } while (0)
+#define LFIELD(f)                                                 \
+    do {                                                          \
+        for (int i = 0; i < n; i++)                               \
+            v[i] = (double)s[i].f;                                \
+        stat_long(v, n, &out->med.f, &out->min.f, &out->max.f);   \
+    } while (0)
     FIELD(prompt_tps);
     FIELD(gen_tps);
     FIELD(ttft_ms);
     FIELD(prefill_s);
     FIELD(wall_s);
-    for (int i = 0; i < n; i++)
-        v[i] = (double)s[i].prompt_n;
-    double a, b, c;
-    stat3(v, n, &a, &b, &c);
-    out->med.prompt_n = out->min.prompt_n = (long)b;
-    out->max.prompt_n = (long)c;
-    out->med.prompt_n = (long)a;
-    for (int i = 0; i < n; i++)
-        v[i] = (double)s[i].gen_n;
-    stat3(v, n, &a, &b, &c);
-    out->med.gen_n = (long)a;
-    out->min.gen_n = (long)b;
-    out->max.gen_n = (long)c;
+    FIELD(encode_ms);
+    FIELD(image_decode_ms);
+    LFIELD(prompt_n);
+    LFIELD(gen_n);
+    LFIELD(image_tokens);
+    LFIELD(draft_n);
+    LFIELD(draft_accepted);
 #undef FIELD
+#undef LFIELD
+    for (int i = 0; i < n; i++)
+        if (s[i].draft_n >= 0) {
+            out->draft_n = (out->draft_n < 0 ? 0 : out->draft_n) + s[i].draft_n;
+            out->draft_accepted = (out->draft_accepted < 0 ? 0 : out->draft_accepted) +
+                                  (s[i].draft_accepted > 0 ? s[i].draft_accepted : 0);
+        }
+    if (out->draft_n > 0)
+        out->acceptance = (double)out->draft_accepted / (double)out->draft_n;
+    else if (out->draft_n == 0)
+        out->acceptance = 0;
     free(v);
 }
 

@@ -6,17 +6,24 @@
  * Scenarios: short (~170 prompt tokens, 300 generated) and long (~3,100
  * prompt tokens, 128 generated). Prompts are deterministic text sized with
  * the server's own /tokenize; the prompt cache is bypassed
- * (cache_prompt: false) so prefill is measured every time.
+ * (cache_prompt: false) so prefill is measured every time. The vision
+ * scenario sends a generated PNG (src/png.h) as an OpenAI image_url part
+ * after a short question and reads what the projector did from
+ * llama-server's log (loadlog_images): image tokens, encode and decode ms.
+ * With a draft model, llama-server's timings.draft_n / draft_n_accepted
+ * give the acceptance rate.
  */
 #ifndef VARIET_BENCH_H
 #define VARIET_BENCH_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <signal.h>
 #include <sys/types.h>
 
 #include "loadlog.h"
+#include "modelinfo.h"
 
 typedef struct {
     const char *name;
@@ -25,16 +32,39 @@ typedef struct {
 } bench_scenario_t;
 
 extern const bench_scenario_t bench_short, bench_long;
+/* prompt_tokens 0: a fixed question, the image's tokens come on top */
+extern const bench_scenario_t bench_vision;
+
+/* The vision scenario's question, and its default image sizes (squares). */
+extern const char bench_vision_question[];
+#define BENCH_IMAGE_SEED 1
+#define BENCH_MAX_IMAGE_PX 4096
 
 typedef struct {
     double prompt_tps, gen_tps, ttft_ms, prefill_s, wall_s;
     long prompt_n, gen_n;
+    long draft_n, draft_accepted; /* timings.draft_n / draft_n_accepted; -1: not reported (no draft) */
+    /* vision (-1: no image, or not in the log): the projector's encode, the
+     * text model's decode of the image tokens, and their count */
+    double encode_ms, image_decode_ms;
+    long image_tokens;
 } bench_sample_t;
 
 typedef struct {
     bench_sample_t med, min, max;
     int n;
+    /* sums over the runs that reported a draft; acceptance = accepted /
+     * drafted, -1 when no run did */
+    long draft_n, draft_accepted;
+    double acceptance;
 } bench_stats_t;
+
+/* Where llama-server's log is read for a request's image lines: its log
+ * file (a server bench started), or a gateway's GET /roles/ROLE/logs. */
+typedef struct {
+    const char *path;
+    const char *base_url, *role;
+} bench_logsrc_t;
 
 /* Deterministic text of about `target` tokens as counted by the server at
  * base_url (POST /tokenize, with "model" when model != NULL). *text is
@@ -45,6 +75,26 @@ int bench_prompt(const char *base_url, const char *model, int target, char **tex
 /* One streamed chat completion; fills *s from `timings` and the clock. */
 int bench_run(const char *base_url, const char *model, const char *prompt, int n_predict,
               bench_sample_t *s, char *err, size_t errlen);
+
+/* The same with an image_url part (a data: URI, image_uri) after the
+ * prompt's text; image_uri NULL: bench_run. With log, waits (at most 2 s)
+ * for the request's image lines and fills encode_ms, image_decode_ms and
+ * image_tokens (left -1 when the log does not show them: a verbosity
+ * under 4, no timestamps). */
+int bench_run_image(const char *base_url, const char *model, const char *prompt, const char *image_uri, int n_predict,
+                    const bench_logsrc_t *log, bench_sample_t *s, char *err, size_t errlen);
+
+/* llama-server's settings in args that change an image's token count
+ * (-ub, --image-min-tokens, --image-max-tokens) for mi_image_tokens_wh.
+ * Pure. */
+void bench_image_opts(char *const *args, size_t n, mi_image_opts_t *o);
+
+/* Whether args load a draft model (-md, --model-draft, --spec-draft-model). Pure. */
+bool bench_has_draft(char *const *args, size_t n);
+
+/* "640,1024" → sizes (at most max, each 16..BENCH_MAX_IMAGE_PX). 0 with
+ * *n, or -EINVAL with err. Pure. */
+int bench_image_sizes(const char *list, uint32_t *sizes, int max, int *n, char *err, size_t errlen);
 
 /* Median / min / max of each field over n samples (pure). */
 void bench_stats(const bench_sample_t *s, int n, bench_stats_t *out);

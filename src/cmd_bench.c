@@ -9,6 +9,11 @@
  * down (or skipped when even BENCH_MIN_PROMPT tokens would not fit), and
  * the summary says so. Whatever fails, the summary of what was measured is
  * printed before the error.
+ *
+ * The vision scenario (a role with --mmproj) sends one generated PNG per
+ * --image-size and compares the image tokens llama-server counted with
+ * what `variet inspect` computes for the projector and the role's args.
+ * With a draft model the acceptance rate is printed per scenario.
  */
 #include <errno.h>
 #include <jansson.h>
@@ -19,14 +24,21 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "args.h"
 #include "backend.h"
 #include "bench.h"
 #include "cmd.h"
+#include "gguf.h"
 #include "loadlog.h"
+#include "modelinfo.h"
+#include "png.h"
 #include "proc.h"
 #include "registry.h"
 #include "srvhelp.h"
 #include "util.h"
+
+#define MAX_IMAGES 8
+#define MAX_RESULTS (2 + MAX_IMAGES)
 
 typedef struct {
     bench_scenario_t sc; /* as run: prompt_tokens may be sized down */
@@ -35,17 +47,56 @@ typedef struct {
     bool skipped;
     char note[256];      /* "" or what differs from the scenario asked for */
     bench_stats_t st;
+    char key[24];        /* "short", "vision-640": the JSON key and the notes' label */
+    /* vision: the picture's side, its PNG's size, and the image tokens
+     * variet computes for it (-1 unknown) */
+    uint32_t image_px;
+    size_t png_bytes;
+    long inspect_tokens;
 } result_t;
 
-static void print_table(const char *role, const char *via, double cold_s, const result_t *r, int nr)
+static void print_vision(const result_t *r, int nr, const char *projector_device)
+{
+    bool any = false;
+    for (int i = 0; i < nr; i++)
+        any |= r[i].image_px && r[i].runs;
+    if (!any)
+        return;
+    printf("%-6s %6s %7s %9s | %-26s | %-20s | %-26s | %s\n", "", "image", "tokens", "(inspect)",
+           "encode ms  med (min-max)", "TTFT ms  med (max)", "gen t/s  med (min-max)", "projector");
+    for (int i = 0; i < nr; i++) {
+        if (!r[i].image_px || !r[i].runs)
+            continue;
+        const bench_stats_t *s = &r[i].st;
+        char tok[24] = "?", ins[24] = "(?)", a[48] = "not in the log", b[40], c[48];
+        if (s->med.image_tokens >= 0)
+            snprintf(tok, sizeof tok, "%ld", s->med.image_tokens);
+        if (r[i].inspect_tokens >= 0)
+            snprintf(ins, sizeof ins, "(%ld)", r[i].inspect_tokens);
+        if (s->min.encode_ms >= 0)
+            snprintf(a, sizeof a, "%.1f (%.1f-%.1f)", s->med.encode_ms, s->min.encode_ms, s->max.encode_ms);
+        snprintf(b, sizeof b, "%.1f (%.1f)", s->med.ttft_ms, s->max.ttft_ms);
+        snprintf(c, sizeof c, "%.2f (%.2f-%.2f)", s->med.gen_tps, s->min.gen_tps, s->max.gen_tps);
+        printf("%-6s %6u %7s %9s | %-26s | %-20s | %-26s | %s\n", "vision", r[i].image_px, tok, ins, a, b, c,
+               projector_device[0] ? projector_device : "?");
+    }
+}
+
+static void print_table(const char *role, const char *via, double cold_s, const result_t *r, int nr,
+                        const char *projector_device)
 {
     printf("role %s via %s", role, via);
     if (cold_s > 0)
         printf(", cold start %.2f s", cold_s);
-    printf("\n%-6s %7s %9s | %-26s | %-26s | %-20s | %s\n", "", "prompt", "generated", "prompt t/s  med (min-max)",
-           "gen t/s  med (min-max)", "TTFT ms  med (max)", "prefill s");
+    printf("\n");
+    bool text = false;
+    for (int i = 0; i < nr; i++)
+        text |= !r[i].image_px && r[i].runs;
+    if (text)
+        printf("%-6s %7s %9s | %-26s | %-26s | %-20s | %s\n", "", "prompt", "generated", "prompt t/s  med (min-max)",
+               "gen t/s  med (min-max)", "TTFT ms  med (max)", "prefill s");
     for (int i = 0; i < nr; i++) {
-        if (!r[i].runs)
+        if (!r[i].runs || r[i].image_px)
             continue;
         const bench_stats_t *s = &r[i].st;
         char a[32], b[32], c[32];
@@ -55,16 +106,33 @@ static void print_table(const char *role, const char *via, double cold_s, const 
         printf("%-6s %7ld %9ld | %-26s | %-26s | %-20s | %.3f\n", r[i].sc.name, s->med.prompt_n, s->med.gen_n, a,
                b, c, s->med.prefill_s);
     }
+    print_vision(r, nr, projector_device);
+    /* speculative decoding: accepted / drafted over the runs */
+    for (int i = 0; i < nr; i++)
+        if (r[i].runs && r[i].st.draft_n >= 0)
+            printf("  %s: draft acceptance %.3f (%ld of %ld drafted tokens accepted, %d runs)\n", r[i].key,
+                   r[i].st.acceptance, r[i].st.draft_accepted, r[i].st.draft_n, r[i].runs);
     for (int i = 0; i < nr; i++)
         if (r[i].note[0])
-            printf("  %s: %s\n", r[i].sc.name, r[i].note);
+            printf("  %s: %s\n", r[i].key, r[i].note);
 }
 
-static json_t *sample_json(const bench_sample_t *s)
+static json_t *sample_json(const bench_sample_t *s, bool image)
 {
-    return json_pack("{s:f,s:f,s:f,s:f,s:f,s:I,s:I}", "prompt_tps", s->prompt_tps, "gen_tps", s->gen_tps,
-                     "ttft_ms", s->ttft_ms, "prefill_s", s->prefill_s, "wall_s", s->wall_s, "prompt_n",
-                     (json_int_t)s->prompt_n, "gen_n", (json_int_t)s->gen_n);
+    json_t *o = json_pack("{s:f,s:f,s:f,s:f,s:f,s:I,s:I}", "prompt_tps", s->prompt_tps, "gen_tps", s->gen_tps,
+                          "ttft_ms", s->ttft_ms, "prefill_s", s->prefill_s, "wall_s", s->wall_s, "prompt_n",
+                          (json_int_t)s->prompt_n, "gen_n", (json_int_t)s->gen_n);
+    if (s->draft_n >= 0) {
+        json_object_set_new(o, "draft_n", json_integer(s->draft_n));
+        json_object_set_new(o, "draft_n_accepted", json_integer(s->draft_accepted));
+    }
+    if (image) {
+        json_object_set_new(o, "image_tokens", s->image_tokens >= 0 ? json_integer(s->image_tokens) : json_null());
+        json_object_set_new(o, "encode_ms", s->encode_ms >= 0 ? json_real(s->encode_ms) : json_null());
+        json_object_set_new(o, "image_decode_ms",
+                            s->image_decode_ms >= 0 ? json_real(s->image_decode_ms) : json_null());
+    }
+    return o;
 }
 
 /* Size r->sc for a per-request context of n_ctx tokens (<= 0: unknown):
@@ -127,7 +195,7 @@ static int measure(const char *base, const char *model, long n_ctx, int runs, bo
         long named = bench_context_from_error(err);
         if (attempt || named <= 0 || n_ctx > 0) {
             char *e2 = xstrdup(err);
-            snprintf(err, errlen, "%s warm-up: %s", r->sc.name, e2);
+            snprintf(err, errlen, "%s warm-up: %s", r->key, e2);
             free(e2);
             goto out;
         }
@@ -140,7 +208,7 @@ static int measure(const char *base, const char *model, long n_ctx, int runs, bo
     for (int i = 0; i < runs; i++) {
         if (bench_run(base, model, prompt, r->sc.n_predict, &samples[i], err, errlen)) {
             char *e2 = xstrdup(err);
-            snprintf(err, errlen, "%s run %d: %s", r->sc.name, i + 1, e2);
+            snprintf(err, errlen, "%s run %d: %s", r->key, i + 1, e2);
             free(e2);
             goto out;
         }
@@ -160,6 +228,136 @@ out:
     free(prompt);
     free(samples);
     return rc;
+}
+
+/* The vision scenario for one picture size: warm-up, runs. 0 (r filled;
+ * skipped or measured) or -1 with err. */
+static int measure_vision(const char *base, const char *model, long n_ctx, int runs, bool quiet,
+                          const bench_logsrc_t *log, result_t *r, char *err, size_t errlen)
+{
+    /* the question and the chat template's tokens beside the image's */
+    if (n_ctx > 0 && r->inspect_tokens > 0 && r->inspect_tokens + r->sc.n_predict + 128 > n_ctx) {
+        r->skipped = true;
+        snprintf(r->note, sizeof r->note,
+                 "skipped: a %u px picture takes %ld image tokens; with the question and %d generated tokens it does "
+                 "not fit the %ld-token context per request",
+                 r->image_px, r->inspect_tokens, r->sc.n_predict, n_ctx);
+        return 0;
+    }
+    char *uri = png_pattern_uri(r->image_px, r->image_px, BENCH_IMAGE_SEED, PNG_DEFLATE, &r->png_bytes);
+    if (!uri) {
+        snprintf(err, errlen, "cannot make a %u px picture", r->image_px);
+        return -1;
+    }
+    bench_sample_t *samples = xcalloc((size_t)runs, sizeof *samples), warm;
+    int rc = -1;
+    /* the first image also allocates the projector's graph */
+    if (bench_run_image(base, model, bench_vision_question, uri, r->sc.n_predict, log, &warm, err, errlen)) {
+        char *e2 = xstrdup(err);
+        snprintf(err, errlen, "%s warm-up: %s", r->key, e2);
+        free(e2);
+        goto out;
+    }
+    for (int i = 0; i < runs; i++) {
+        if (bench_run_image(base, model, bench_vision_question, uri, r->sc.n_predict, log, &samples[i], err, errlen)) {
+            char *e2 = xstrdup(err);
+            snprintf(err, errlen, "%s run %d: %s", r->key, i + 1, e2);
+            free(e2);
+            goto out;
+        }
+        r->runs = i + 1;
+        bench_stats(samples, r->runs, &r->st);
+        if (!quiet)
+            fprintf(stderr, "  %s %d/%d: %ld image tokens, encode %.1f ms, TTFT %.1f ms, gen %.2f t/s\n", r->key, i + 1,
+                    runs, samples[i].image_tokens, samples[i].encode_ms, samples[i].ttft_ms, samples[i].gen_tps);
+    }
+    rc = 0;
+    long got = r->st.med.image_tokens;
+    if (got < 0)
+        snprintf(r->note, sizeof r->note,
+                 "llama-server's log did not show the image lines (they need -lv 4 and its timestamps)");
+    else if (r->st.min.image_tokens != r->st.max.image_tokens)
+        snprintf(r->note, sizeof r->note, "the image took %ld to %ld tokens in different runs", r->st.min.image_tokens,
+                 r->st.max.image_tokens);
+    else if (r->inspect_tokens >= 0 && got != r->inspect_tokens)
+        snprintf(r->note, sizeof r->note,
+                 "llama-server counted %ld image tokens, variet inspect's formula gives %ld for this projector and "
+                 "args",
+                 got, r->inspect_tokens);
+out:
+    if (rc && r->runs) {
+        size_t l = strlen(r->note);
+        snprintf(r->note + l, sizeof r->note - l, "%s%d of %d runs measured before a failure", l ? "; " : "", r->runs,
+                 runs);
+    }
+    free(uri);
+    free(samples);
+    return rc;
+}
+
+/* The role's projector facts (mi, caller frees) from its --mmproj file, as
+ * llama-server will open it (relative to the working folder, else to the
+ * config's folder). NULL with why in err. */
+static mi_t *projector_info(const char *path, const char *config_dir, char *err, size_t errlen)
+{
+    gguf_t *g = NULL;
+    mi_t *m = NULL;
+    char *alt = NULL;
+    int rc = gguf_open(path, &g, err, errlen);
+    if (rc && path[0] != '/' && config_dir) {
+        alt = xasprintf("%s/%s", config_dir, path);
+        rc = gguf_open(alt, &g, err, errlen);
+    }
+    if (!rc && mi_from_gguf(g, &m, err, errlen) == 0 && !m->is_mmproj) {
+        snprintf(err, errlen, "%s is not a projector (general.architecture %s)", path, m->arch);
+        mi_free(&m);
+    }
+    gguf_close(&g);
+    free(alt);
+    return m;
+}
+
+/* The projector's device from the load log a gateway keeps for the role
+ * (GET /roles/ROLE/logs); "" when its start is no longer there. */
+static void gateway_projector_device(const char *base, const char *role, char *dev, size_t cap)
+{
+    char *path = xasprintf("/roles/%s/logs?tail=100000", role), *body = NULL;
+    int code = 0;
+    dev[0] = 0;
+    if (bench_http_get(base, path, &code, &body) == 0 && code == 200 && body) {
+        loadlog_t l;
+        loadlog_init(&l);
+        loadlog_parse(&l, body, strlen(body));
+        snprintf(dev, cap, "%s", l.mmproj_device);
+    }
+    free(body);
+    free(path);
+}
+
+/* --scenario: a comma-separated list of short, long, both, vision, all.
+ * Sets *text (bit 0 short, bit 1 long) and *vision; false on a bad word. */
+static bool parse_scenarios(const char *list, unsigned *text, bool *vision)
+{
+    *text = 0;
+    *vision = false;
+    char *copy = xstrdup(list), *save = NULL;
+    bool ok = true;
+    for (char *w = strtok_r(copy, ",", &save); w && ok; w = strtok_r(NULL, ",", &save)) {
+        if (!strcmp(w, "short"))
+            *text |= 1;
+        else if (!strcmp(w, "long"))
+            *text |= 2;
+        else if (!strcmp(w, "both"))
+            *text |= 3;
+        else if (!strcmp(w, "vision"))
+            *vision = true;
+        else if (!strcmp(w, "all"))
+            *text |= 3, *vision = true;
+        else
+            ok = false;
+    }
+    free(copy);
+    return ok && (*text || *vision);
 }
 
 /* Whether the gateway at url serves the role: true, or false with why not
@@ -198,6 +396,7 @@ static bool gateway_serves(const char *url, const char *role, const char *key_fr
 static int exec_bench(cmd_ctx_t *c)
 {
     const char *scenario = cmd_opt(c, "--scenario") ?: "both", *url = cmd_opt(c, "--url");
+    const char *sizes_opt = cmd_opt(c, "--image-size");
     const char *config = c->config;
     int64_t runs = 3;
     bool write = cmd_flag(c, "--write"), json = cmd_flag(c, "--json"), direct = cmd_flag(c, "--direct");
@@ -207,21 +406,58 @@ static int exec_bench(cmd_ctx_t *c)
         return CMD_USAGE;
     if (url && direct)
         return cmd_usage(c->entry, "--url and --direct exclude each other");
-    result_t res[2];
-    memset(res, 0, sizeof res);
-    int nsc = 0;
-    if (!strcmp(scenario, "short") || !strcmp(scenario, "both"))
-        res[nsc++].asked = &bench_short;
-    if (!strcmp(scenario, "long") || !strcmp(scenario, "both"))
-        res[nsc++].asked = &bench_long;
-    if (!nsc) {
-        fprintf(stderr, "variet bench: --scenario is short, long or both, got '%s'\n", scenario);
+    unsigned text;
+    bool vision;
+    if (!parse_scenarios(scenario, &text, &vision)) {
+        fprintf(stderr, "variet bench: --scenario is a list of short, long, both, vision and all, got '%s'\n", scenario);
         return CMD_USAGE;
     }
-    for (int k = 0; k < nsc; k++)
-        res[k].sc = *res[k].asked;
+    if (sizes_opt && !vision)
+        return cmd_usage(c->entry, "--image-size is for the vision scenario (--scenario vision)");
+    uint32_t px[MAX_IMAGES];
+    int n_px = 0;
+    if (vision && bench_image_sizes(sizes_opt ? sizes_opt : "640,1024", px, MAX_IMAGES, &n_px, err, sizeof err)) {
+        fprintf(stderr, "variet bench: %s\n", err);
+        return CMD_USAGE;
+    }
     registry_t *reg = c->reg;
     const reg_role_t *role = c->role;
+    const char *mmproj = args_get(role->args, role->n_args, ARG_MMPROJ);
+    if (vision && !mmproj) {
+        fprintf(stderr,
+                "variet bench: role %s has no projector (no --mmproj in its args): the vision scenario sends a "
+                "picture and needs one\n",
+                role->name);
+        return CMD_USAGE;
+    }
+
+    result_t res[MAX_RESULTS];
+    memset(res, 0, sizeof res);
+    int nsc = 0;
+    if (text & 1)
+        res[nsc++].asked = &bench_short;
+    if (text & 2)
+        res[nsc++].asked = &bench_long;
+    mi_t *pm = NULL;
+    if (vision) {
+        char pe[512];
+        if (!(pm = projector_info(mmproj, reg->dir, pe, sizeof pe)))
+            fprintf(stderr, "variet bench: warning: --mmproj %s: %s; image tokens are not compared\n", mmproj, pe);
+        mi_image_opts_t io;
+        bench_image_opts(role->args, role->n_args, &io);
+        for (int i = 0; i < n_px; i++) {
+            result_t *r = &res[nsc++];
+            r->asked = &bench_vision;
+            r->image_px = px[i];
+            r->inspect_tokens = pm ? (long)mi_image_tokens_wh(pm, px[i], px[i], &io) : -1;
+            snprintf(r->key, sizeof r->key, "vision-%u", px[i]);
+        }
+    }
+    for (int k = 0; k < nsc; k++) {
+        res[k].sc = *res[k].asked;
+        if (!res[k].image_px)
+            snprintf(res[k].key, sizeof res[k].key, "%s", res[k].asked->name);
+    }
 
     char *base = NULL, *model = NULL, *log_path = NULL;
     const char *via = NULL;
@@ -231,6 +467,7 @@ static int exec_bench(cmd_ctx_t *c)
     loadlog_init(&rep);
     int rc = CMD_FAIL;
     bool failed = false;
+    char projector_device[32] = "";
 
     /* the gateway's key: $VARIET_API_KEY, else the config's own */
     const char *key_from = getenv("VARIET_API_KEY") && *getenv("VARIET_API_KEY") ? "$VARIET_API_KEY"
@@ -282,6 +519,7 @@ static int exec_bench(cmd_ctx_t *c)
             goto out;
         }
         via = "llama-server started by bench";
+        snprintf(projector_device, sizeof projector_device, "%s", rep.mmproj_device);
     }
     if (!json)
         fprintf(stderr, "variet bench: %s via %s (%s), %lld runs + warm-up per scenario\n", role->name, via, base,
@@ -291,10 +529,21 @@ static int exec_bench(cmd_ctx_t *c)
      * gateway it is learnt from the first refusal */
     long n_ctx = 0;
     bench_context(base, &n_ctx);
-    for (int k = 0; k < nsc && !failed; k++)
-        if (measure(base, model, n_ctx, (int)runs, json, &res[k], err, sizeof err))
+    bench_logsrc_t logsrc = {.path = log_path};
+    if (!log_path) {
+        logsrc.base_url = base;
+        logsrc.role = role->name;
+    }
+    for (int k = 0; k < nsc && !failed; k++) {
+        int mr = res[k].image_px
+                     ? measure_vision(base, model, n_ctx, (int)runs, json, &logsrc, &res[k], err, sizeof err)
+                     : measure(base, model, n_ctx, (int)runs, json, &res[k], err, sizeof err);
+        if (mr)
             failed = true;
+    }
 
+    if (!strcmp(via, "gateway") && vision) /* the role has loaded by now */
+        gateway_projector_device(base, role->name, projector_device, sizeof projector_device);
     if (!strcmp(via, "gateway")) {
         /* the gateway's own record of the role's last cold start */
         int code = 0;
@@ -308,36 +557,69 @@ static int exec_bench(cmd_ctx_t *c)
         }
         free(body);
     }
+    /* a draft in the args that never drafted is worth a word */
+    bool drafted = false;
+    for (int k = 0; k < nsc; k++)
+        drafted |= res[k].runs && res[k].st.draft_n >= 0;
+    bool draft_silent = bench_has_draft(role->args, role->n_args) && !drafted;
 
     /* the summary of what was measured, whatever happened */
     if (json) {
         json_t *o = json_pack("{s:s,s:s,s:f}", "role", role->name, "via", via, "cold_start_s", cold_s);
         json_t *sc = json_object();
         for (int k = 0; k < nsc; k++) {
+            const result_t *r = &res[k];
             json_t *e;
-            if (res[k].runs)
-                e = json_pack("{s:i,s:i,s:o,s:o,s:o}", "runs", res[k].st.n, "prompt_tokens", res[k].sc.prompt_tokens,
-                              "median", sample_json(&res[k].st.med), "min", sample_json(&res[k].st.min), "max",
-                              sample_json(&res[k].st.max));
+            if (r->runs)
+                e = json_pack("{s:i,s:i,s:o,s:o,s:o}", "runs", r->st.n, "prompt_tokens", r->sc.prompt_tokens, "median",
+                              sample_json(&r->st.med, r->image_px), "min", sample_json(&r->st.min, r->image_px), "max",
+                              sample_json(&r->st.max, r->image_px));
             else
                 e = json_pack("{s:i}", "runs", 0);
-            if (res[k].skipped)
+            if (r->image_px) {
+                json_object_del(e, "prompt_tokens");
+                json_object_set_new(e, "image_px", json_integer(r->image_px));
+                json_object_set_new(e, "png_bytes", json_integer((json_int_t)r->png_bytes));
+                json_object_set_new(e, "image_tokens",
+                                    r->runs && r->st.med.image_tokens >= 0 ? json_integer(r->st.med.image_tokens)
+                                                                           : json_null());
+                json_object_set_new(e, "image_tokens_inspect",
+                                    r->inspect_tokens >= 0 ? json_integer(r->inspect_tokens) : json_null());
+                json_object_set_new(e, "projector_device", json_string(projector_device));
+            }
+            if (r->runs && r->st.draft_n >= 0)
+                json_object_set_new(e, "draft",
+                                    json_pack("{s:I,s:I,s:f}", "drafted", (json_int_t)r->st.draft_n, "accepted",
+                                              (json_int_t)r->st.draft_accepted, "acceptance", r->st.acceptance));
+            if (r->skipped)
                 json_object_set_new(e, "skipped", json_true());
-            if (res[k].note[0])
-                json_object_set_new(e, "note", json_string(res[k].note));
-            json_object_set_new(sc, res[k].sc.name, e);
+            if (r->note[0])
+                json_object_set_new(e, "note", json_string(r->note));
+            json_object_set_new(sc, r->key, e);
         }
         json_object_set_new(o, "scenarios", sc);
+        if (draft_silent)
+            json_object_set_new(o, "draft_note", json_string("a draft model is in the role's args but llama-server "
+                                                             "reported no drafted tokens"));
         if (failed)
             json_object_set_new(o, "error", json_string(err));
         json_dumpf(o, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
         putchar('\n');
         json_decref(o);
     } else {
-        print_table(role->name, via, cold_s, res, nsc);
-        for (int d = 0; d < rep.n_dev; d++)
-            printf("  %-12s model %.2f MiB, KV %.2f MiB, RS %.2f MiB, compute %.2f MiB\n", rep.dev[d].name,
+        print_table(role->name, via, cold_s, res, nsc, projector_device);
+        if (draft_silent)
+            printf("  a draft model is in the role's args but llama-server reported no drafted tokens (build b11669 "
+                   "drafts only with --spec-type draft-simple)\n");
+        for (int d = 0; d < rep.n_dev; d++) {
+            printf("  %-12s model %.2f MiB, KV %.2f MiB, RS %.2f MiB, compute %.2f MiB", rep.dev[d].name,
                    rep.dev[d].model_mib, rep.dev[d].kv_mib, rep.dev[d].rs_mib, rep.dev[d].compute_mib);
+            if (rep.dev[d].mmproj_mib > 0)
+                printf(", projector compute %.2f MiB", rep.dev[d].mmproj_mib);
+            printf("\n");
+        }
+        if (rep.mmproj_device[0])
+            printf("  projector    on %s, weights %.2f MiB\n", rep.mmproj_device, rep.mmproj_model_mib);
     }
     fflush(stdout);
     if (failed) {
@@ -379,6 +661,7 @@ out:
     else if (log_path && pid > 0 && failed)
         fprintf(stderr, "variet bench: llama-server's log: %s\n", log_path);
     bench_set_api_key(NULL);
+    mi_free(&pm);
     free(log_path);
     free(base);
     free(model);
@@ -387,8 +670,11 @@ out:
 
 static const cli_opt_t bench_opts[] = {
     CMD_OPT_CONFIG,
-    {"--scenario", 0, "short|long|both", "short: ~170 prompt tokens, 300 generated; long: ~3,100 and 128 (default both)",
+    {"--scenario", 0, "LIST",
+     "short (~170 prompt tokens, 300 generated), long (~3,100 and 128), both (the default), vision (a picture and a "
+     "question, 128 generated; the role needs --mmproj), all; comma-separated",
      0},
+    {"--image-size", 0, "PX,...", "the vision scenario's square pictures, in pixels (default 640,1024)", 0},
     {"--runs", 0, "N", "measured runs per scenario after a warm-up (default 3)", 0},
     {"--write", 0, NULL, "store the short scenario's median generation t/s as the role's measured_tps", 0},
     {"--json", 0, NULL, "print JSON instead of the table", 0},
@@ -401,7 +687,8 @@ static const cli_opt_t bench_opts[] = {
 const cmd_entry_t cmd_bench_entry = {
     .name = "bench",
     .pos_usage = "ROLE",
-    .summary = "measure a role's prompt t/s, generation t/s and time to first token (short ~170 / long ~3100 tokens)",
+    .summary = "measure a role's prompt t/s, generation t/s, time to first token (short ~170 / long ~3100 tokens), "
+               "image encode ms (vision) and draft acceptance",
     .opts = bench_opts,
     .min_pos = 1,
     .max_pos = 1,

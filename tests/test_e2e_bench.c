@@ -3,7 +3,10 @@
  * synthetic model: scenarios sized as asked, rates and TTFT from a real
  * run, --write updates measured_tps atomically (backup kept, unknown fields
  * kept); a role whose context is too small for the long prompt fails with
- * llama-server's reason; median/min/max arithmetic (pure).
+ * llama-server's reason; median/min/max arithmetic (pure). The vision
+ * scenario on both tiny projectors: image tokens equal `variet inspect`'s,
+ * encode ms and generation measured, a role without a projector refused;
+ * a draft model's acceptance rate (1 for a model drafting for itself).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,7 +14,9 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -202,6 +207,205 @@ static void t_bench_keyed_gateway(void **s)
     free(dir);
 }
 
+/* A folder with the tiny models a vision and a draft role need, and a
+ * config of roles (the JSON object's members, after _engine). */
+static char *setup_models(const char *tag, const char *roles, int port)
+{
+    const char *srv = e2e_llama_server();
+    assert_non_null(srv);
+    char *dir = xasprintf("%s/bench-%s", e2e_tmpdir(), tag);
+    char *cmd = xasprintf("mkdir -p '%s' && cd '%s' && for p in tiny-qwen35moe tiny-qwen35-mmproj tiny-gemma4 "
+                          "tiny-gemma4-mmproj tiny-draft tiny-llama; do '%s' synth $p -o $p.gguf >/dev/null || exit 1; "
+                          "done",
+                          dir, dir, VARIET_BINARY);
+    char *out = NULL;
+    assert_int_equal(e2e_sh(cmd, &out), 0);
+    free(out);
+    free(cmd);
+    char *cfg = xasprintf("%s/engine_models.json", dir);
+    char *text = xasprintf("{\"_engine\": {\"llama_server\": \"%s\", \"port\": %d, \"stop_grace\": 3},\n%s}\n", srv, port,
+                           roles);
+    char err[256];
+    assert_int_equal(file_write_atomic(cfg, text, strlen(text), err, sizeof err), 0);
+    free(text);
+    free(cfg);
+    return dir;
+}
+
+static const char vision_roles[] =
+    " \"vq\": {\"model_path\": \"tiny-qwen35moe.gguf\", \"args\": [\"-c\", \"4096\", \"-np\", \"1\", \"--mmproj\", "
+    "\"tiny-qwen35-mmproj.gguf\"]},\n"
+    " \"vg\": {\"model_path\": \"tiny-gemma4.gguf\", \"args\": [\"-c\", \"4096\", \"-np\", \"1\", \"--mmproj\", "
+    "\"tiny-gemma4-mmproj.gguf\"]},\n"
+    " \"plain\": {\"model_path\": \"tiny-qwen35moe.gguf\", \"args\": [\"-c\", \"4096\", \"-np\", \"1\"]}\n";
+
+/* `variet inspect PROJ --json`'s image tokens for a px-pixel square. */
+static long inspect_tokens(const char *dir, const char *proj, unsigned px)
+{
+    char *out = NULL, *cmd = xasprintf("cd '%s' && '%s' inspect %s --json", dir, VARIET_BINARY, proj);
+    assert_int_equal(e2e_sh(cmd, &out), 0);
+    free(cmd);
+    json_t *j = json_loads(out, 0, NULL);
+    free(out);
+    char k[16];
+    snprintf(k, sizeof k, "%u", px);
+    json_t *v = json_object_get(json_object_get(json_object_get(j, "vision"), "image_tokens"), k);
+    assert_true(json_is_integer(v));
+    long n = (long)json_integer_value(v);
+    json_decref(j);
+    return n;
+}
+
+/* The vision scenario on each tiny projector: llama-server's image tokens
+ * (from its log) equal inspect's figure, the projector's encode time and
+ * the generation after the picture are measured. */
+static void t_bench_vision(void **s)
+{
+    (void)s;
+    char *dir = setup_models("vision", vision_roles, e2e_free_port());
+    static const struct {
+        const char *role, *proj;
+    } cases[] = {{"vq", "tiny-qwen35-mmproj.gguf"}, {"vg", "tiny-gemma4-mmproj.gguf"}};
+    for (size_t c = 0; c < 2; c++) {
+        char *out = NULL;
+        char *cmd = xasprintf("cd '%s' && '%s' bench %s --direct --scenario vision --image-size 640,1024 --runs 2 "
+                              "--json",
+                              dir, VARIET_BINARY, cases[c].role);
+        int rc = e2e_sh(cmd, &out);
+        free(cmd);
+        json_t *j = json_loads(out, 0, NULL);
+        if (rc != 0 || !j)
+            fail_msg("bench %s --scenario vision: rc %d\n%s", cases[c].role, rc, out);
+        free(out);
+        static const unsigned px[2] = {640, 1024};
+        for (int i = 0; i < 2; i++) {
+            char key[32];
+            snprintf(key, sizeof key, "vision-%u", px[i]);
+            json_t *v = json_object_get(json_object_get(j, "scenarios"), key), *m = json_object_get(v, "median");
+            if (!v)
+                fail_msg("%s: no %s in the JSON", cases[c].role, key);
+            long want = inspect_tokens(dir, cases[c].proj, px[i]);
+            long got = (long)json_integer_value(json_object_get(v, "image_tokens"));
+            fprintf(stderr, "%s %u px: llama-server %ld image tokens, inspect %ld, encode %.1f ms, gen %.1f t/s\n",
+                    cases[c].role, px[i], got, want, json_number_value(json_object_get(m, "encode_ms")),
+                    json_number_value(json_object_get(m, "gen_tps")));
+            assert_int_equal(json_integer_value(json_object_get(v, "runs")), 2);
+            assert_int_equal(got, want);
+            assert_int_equal(json_integer_value(json_object_get(v, "image_tokens_inspect")), want);
+            assert_int_equal(json_integer_value(json_object_get(v, "image_px")), px[i]);
+            assert_true(json_integer_value(json_object_get(v, "png_bytes")) > 1000);
+            assert_string_equal(json_string_value(json_object_get(v, "projector_device")), "CPU");
+            assert_true(json_number_value(json_object_get(m, "encode_ms")) > 0);
+            assert_true(json_number_value(json_object_get(m, "image_decode_ms")) >= 0);
+            assert_true(json_number_value(json_object_get(m, "ttft_ms")) > 0);
+            assert_true(json_number_value(json_object_get(m, "gen_tps")) > 0);
+            assert_int_equal(json_integer_value(json_object_get(m, "gen_n")), bench_vision.n_predict);
+            /* the prompt holds the picture's tokens and the question */
+            assert_true(json_integer_value(json_object_get(m, "prompt_n")) > want);
+            assert_null(json_object_get(v, "note"));
+        }
+        json_decref(j);
+    }
+    /* the table says the same */
+    char *out = NULL;
+    char *cmd = xasprintf("cd '%s' && '%s' bench vq --direct --scenario vision --image-size 640 --runs 1 2>/dev/null", dir,
+                          VARIET_BINARY);
+    assert_int_equal(e2e_sh(cmd, &out), 0);
+    free(cmd);
+    char want[64];
+    snprintf(want, sizeof want, "vision    640     %ld     (%ld) |", inspect_tokens(dir, "tiny-qwen35-mmproj.gguf", 640),
+             inspect_tokens(dir, "tiny-qwen35-mmproj.gguf", 640));
+    if (!strstr(out, want) || !strstr(out, "| CPU\n") || !strstr(out, "projector    on CPU"))
+        fail_msg("expected '%s' in\n%s", want, out);
+    free(out);
+    /* a role without a projector is refused, before anything starts */
+    cmd = xasprintf("cd '%s' && '%s' bench plain --direct --scenario vision 2>&1", dir, VARIET_BINARY);
+    int rc = e2e_sh(cmd, &out);
+    free(cmd);
+    if (rc != 2 || !strstr(out, "role plain has no projector (no --mmproj in its args)") || strstr(out, "started"))
+        fail_msg("expected exit 2 naming the missing projector: rc %d\n%s", rc, out);
+    free(out);
+    /* bad sizes, sizes without the scenario, bad scenario names */
+    static const char *const bad[][2] = {{"--scenario vision --image-size 640,x", "'x' is not a size of 16 to 4096"},
+                                         {"--scenario vision --image-size 9000", "'9000' is not a size"},
+                                         {"--image-size 640", "--image-size is for the vision scenario"},
+                                         {"--scenario short,visio", "got 'short,visio'"}};
+    for (size_t i = 0; i < 4; i++) {
+        cmd = xasprintf("cd '%s' && '%s' bench vq --direct %s 2>&1", dir, VARIET_BINARY, bad[i][0]);
+        rc = e2e_sh(cmd, &out);
+        free(cmd);
+        if (rc != 2 || !strstr(out, bad[i][1]))
+            fail_msg("%s: expected exit 2 and '%s': rc %d\n%s", bad[i][0], bad[i][1], rc, out);
+        free(out);
+    }
+    free(dir);
+}
+
+/* A draft model: bench reports llama-server's drafted and accepted tokens
+ * and their ratio; a model drafting for itself has every draft accepted,
+ * a role without a draft reports none. */
+static void t_bench_draft(void **s)
+{
+    (void)s;
+    static const char roles[] =
+        " \"d\": {\"model_path\": \"tiny-qwen35moe.gguf\", \"args\": [\"-c\", \"4096\", \"-np\", \"1\", \"-md\", "
+        "\"tiny-draft.gguf\", \"--spec-type\", \"draft-simple\"]},\n"
+        " \"self\": {\"model_path\": \"tiny-llama.gguf\", \"args\": [\"-c\", \"4096\", \"-np\", \"1\", \"-md\", "
+        "\"tiny-llama.gguf\", \"--spec-type\", \"draft-simple\"]},\n"
+        " \"loaded\": {\"model_path\": \"tiny-qwen35moe.gguf\", \"args\": [\"-c\", \"4096\", \"-np\", \"1\", \"-md\", "
+        "\"tiny-draft.gguf\"]},\n"
+        " \"none\": {\"model_path\": \"tiny-qwen35moe.gguf\", \"args\": [\"-c\", \"4096\", \"-np\", \"1\"]}\n";
+    char *dir = setup_models("draft", roles, e2e_free_port());
+    static const char *const names[] = {"d", "self", "loaded", "none"};
+    for (int k = 0; k < 4; k++) {
+        char *out = NULL;
+        char *cmd = xasprintf("cd '%s' && '%s' bench %s --direct --scenario short --runs 2 --json", dir, VARIET_BINARY,
+                              names[k]);
+        int rc = e2e_sh(cmd, &out);
+        free(cmd);
+        json_t *j = json_loads(out, 0, NULL);
+        if (rc != 0 || !j)
+            fail_msg("bench %s: rc %d\n%s", names[k], rc, out);
+        free(out);
+        json_t *sh = json_object_get(json_object_get(j, "scenarios"), "short");
+        json_t *d = json_object_get(sh, "draft");
+        if (k >= 2) {
+            /* no drafting: no draft figures; a draft that never drafted is named */
+            assert_null(d);
+            assert_null(json_object_get(json_object_get(sh, "median"), "draft_n"));
+            if (k == 2)
+                assert_non_null(strstr(json_string_value(json_object_get(j, "draft_note")) ?: "",
+                                       "reported no drafted tokens"));
+            else
+                assert_null(json_object_get(j, "draft_note"));
+            json_decref(j);
+            continue;
+        }
+        assert_non_null(d);
+        json_int_t n = json_integer_value(json_object_get(d, "drafted")),
+                   acc = json_integer_value(json_object_get(d, "accepted"));
+        double rate = json_number_value(json_object_get(d, "acceptance"));
+        fprintf(stderr, "%s: %lld drafted, %lld accepted, acceptance %.3f\n", names[k], (long long)n, (long long)acc,
+                rate);
+        assert_true(n > 0 && acc >= 0 && acc <= n);
+        assert_true(rate >= 0 && rate <= 1);
+        assert_true(fabs(rate - (double)acc / (double)n) < 1e-9);
+        if (k == 1) /* the target as its own draft */
+            assert_true(rate == 1.0);
+        /* per run, as llama-server's timings say */
+        assert_true(json_integer_value(json_object_get(json_object_get(sh, "median"), "draft_n")) > 0);
+        json_decref(j);
+    }
+    char *out = NULL;
+    char *cmd = xasprintf("cd '%s' && '%s' bench self --direct --scenario short --runs 1 2>/dev/null", dir, VARIET_BINARY);
+    assert_int_equal(e2e_sh(cmd, &out), 0);
+    free(cmd);
+    if (!strstr(out, "  short: draft acceptance 1.000 ("))
+        fail_msg("no acceptance line in\n%s", out);
+    free(out);
+    free(dir);
+}
+
 /* Scenario sizing and the context named in llama-server's refusal (pure). */
 static void t_fit(void **s)
 {
@@ -242,6 +446,45 @@ static void t_stats(void **s)
     assert_true(st.med.prompt_tps == 150 && st.min.prompt_tps == 50);
     assert_int_equal(st.med.prompt_n, 5);
     assert_int_equal(st.n, 4);
+    /* drafts: sums over the runs that reported one */
+    bench_sample_t d[3] = {{.draft_n = 10, .draft_accepted = 4}, {.draft_n = -1, .draft_accepted = -1},
+                           {.draft_n = 30, .draft_accepted = 6}};
+    bench_stats(d, 3, &st);
+    assert_int_equal(st.draft_n, 40);
+    assert_int_equal(st.draft_accepted, 10);
+    assert_true(st.acceptance == 0.25);
+    d[0].draft_n = d[2].draft_n = -1;
+    bench_stats(d, 3, &st);
+    assert_int_equal(st.draft_n, -1);
+    assert_true(st.acceptance == -1);
+}
+
+/* --image-size lists, the args that change an image's tokens, drafts in args (pure). */
+static void t_vision_args(void **s)
+{
+    (void)s;
+    uint32_t px[8];
+    int n = 0;
+    char err[256];
+    assert_int_equal(bench_image_sizes("640,1024", px, 8, &n, err, sizeof err), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(px[0], 640);
+    assert_int_equal(px[1], 1024);
+    assert_int_equal(bench_image_sizes("16", px, 8, &n, err, sizeof err), 0);
+    assert_int_equal(bench_image_sizes("15", px, 8, &n, err, sizeof err), -EINVAL);
+    assert_int_equal(bench_image_sizes("640,", px, 8, &n, err, sizeof err), -EINVAL);
+    assert_int_equal(bench_image_sizes("1,2,3", px, 2, &n, err, sizeof err), -EINVAL);
+    assert_int_equal(bench_image_sizes("1e3", px, 8, &n, err, sizeof err), -EINVAL);
+    char *a[] = {"-c", "4096", "-ub", "1024", "--image-min-tokens", "300", "--image-max-tokens", "x", NULL};
+    mi_image_opts_t o;
+    bench_image_opts(a, 8, &o);
+    assert_int_equal(o.n_ubatch, 1024);
+    assert_int_equal(o.min_tokens, 300);
+    assert_int_equal(o.max_tokens, 0);
+    assert_false(bench_has_draft(a, 8));
+    char *b[] = {"-c", "4096", "--model-draft", "d.gguf", NULL}, *c[] = {"-md", "d.gguf", NULL};
+    assert_true(bench_has_draft(b, 4));
+    assert_true(bench_has_draft(c, 2));
 }
 
 int main(void)
@@ -249,9 +492,12 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(t_stats),
         cmocka_unit_test(t_fit),
+        cmocka_unit_test(t_vision_args),
         cmocka_unit_test(t_bench_json_and_write),
         cmocka_unit_test(t_bench_context_too_small),
         cmocka_unit_test(t_bench_keyed_gateway),
+        cmocka_unit_test(t_bench_vision),
+        cmocka_unit_test(t_bench_draft),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
