@@ -5,8 +5,8 @@
  * llama-server reports (-lv 4) for several contexts and cache types (and,
  * for gemma4's sliding-window layers, with --swa-full). Each tiny projector
  * loads with --mmproj beside its text model and answers chats carrying
- * generated PNGs, each image taking exactly the tokens `variet inspect`
- * predicts. A draft with the target's vocabulary drafts (and the target as
+ * generated PNGs (src/png.c: RGB, our deflate), each image taking exactly
+ * the tokens `variet inspect` predicts. A draft with the target's vocabulary drafts (and the target as
  * its own draft is accepted); a draft with another vocabulary is refused.
  * A preset whose architecture or projector type the llama-server in use
  * does not know is skipped, with the reason, when its log says so.
@@ -28,6 +28,7 @@
 #include "gguf.h"
 #include "loadlog.h"
 #include "modelinfo.h"
+#include "png.h"
 #include "synth.h"
 #include "util.h"
 
@@ -250,89 +251,6 @@ static json_t *text_chat_body(int max_tokens)
                      "Hello there, how are you?", "max_tokens", max_tokens, "temperature", 0.0);
 }
 
-/* ---- a PNG encoder small enough for a test: 1-bit grayscale, stored
- * (uncompressed) deflate blocks, so a 2048² image is 512 KiB and its base64
- * fits llama-server's 1 MiB body limit ---- */
-
-static uint32_t crc32_update(uint32_t c, const uint8_t *p, size_t n)
-{
-    c = ~c;
-    for (size_t i = 0; i < n; i++) {
-        c ^= p[i];
-        for (int k = 0; k < 8; k++)
-            c = (c >> 1) ^ (0xEDB88320u & (0u - (c & 1)));
-    }
-    return ~c;
-}
-
-static void be32(buf_t *b, uint32_t v)
-{
-    uint8_t t[4] = {(uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v};
-    buf_append(b, t, 4);
-}
-
-static void png_chunk(buf_t *b, const char *type, const uint8_t *data, size_t n)
-{
-    be32(b, (uint32_t)n);
-    size_t at = b->len;
-    buf_append(b, type, 4);
-    buf_append(b, data, n);
-    be32(b, crc32_update(0, (const uint8_t *)b->data + at, n + 4));
-}
-
-/* w×h stripes; caller frees the base64 data: URI. */
-static char *png_data_uri(uint32_t w, uint32_t h)
-{
-    size_t row = 1 + (w + 7) / 8, raw_n = row * h;
-    uint8_t *raw = xcalloc(raw_n, 1);
-    for (uint32_t y = 0; y < h; y++)
-        memset(raw + y * row + 1, (y / 8) % 2 ? 0xAA : 0x55, row - 1); /* filter byte 0 */
-    buf_t z;
-    buf_init(&z, 0);
-    buf_append(&z, "\x78\x01", 2);
-    uint32_t a = 1, b2 = 0; /* adler32 */
-    for (size_t i = 0; i < raw_n; i++) {
-        a = (a + raw[i]) % 65521;
-        b2 = (b2 + a) % 65521;
-    }
-    for (size_t off = 0; off < raw_n;) {
-        size_t n = raw_n - off < 65535 ? raw_n - off : 65535;
-        uint8_t hd[5] = {off + n == raw_n, (uint8_t)n, (uint8_t)(n >> 8), (uint8_t)~n,
-                         (uint8_t)(~n >> 8)};
-        buf_append(&z, hd, 5);
-        buf_append(&z, raw + off, n);
-        off += n;
-    }
-    be32(&z, b2 << 16 | a);
-    buf_t png;
-    buf_init(&png, 0);
-    buf_append(&png, "\x89PNG\r\n\x1a\n", 8);
-    uint8_t ihdr[13] = {(uint8_t)(w >> 24), (uint8_t)(w >> 16), (uint8_t)(w >> 8), (uint8_t)w,
-                        (uint8_t)(h >> 24), (uint8_t)(h >> 16), (uint8_t)(h >> 8), (uint8_t)h,
-                        1, 0, 0, 0, 0}; /* bit depth 1, grayscale */
-    png_chunk(&png, "IHDR", ihdr, sizeof ihdr);
-    png_chunk(&png, "IDAT", (const uint8_t *)z.data, z.len);
-    png_chunk(&png, "IEND", (const uint8_t *)"", 0);
-    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    const uint8_t *p = (const uint8_t *)png.data;
-    size_t n = png.len;
-    static const char prefix[] = "data:image/png;base64,";
-    char *out = xcalloc(sizeof prefix + (n + 2) / 3 * 4, 1), *o = out + sizeof prefix - 1;
-    memcpy(out, prefix, sizeof prefix - 1);
-    for (size_t i = 0; i < n; i += 3) {
-        uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0) |
-                     (i + 2 < n ? p[i + 2] : 0);
-        *o++ = b64[v >> 18 & 63];
-        *o++ = b64[v >> 12 & 63];
-        *o++ = i + 1 < n ? b64[v >> 6 & 63] : '=';
-        *o++ = i + 2 < n ? b64[v & 63] : '=';
-    }
-    free(raw);
-    buf_free(&z);
-    buf_free(&png);
-    return out;
-}
-
 /* Image tokens of the request whose log lines start at `from`: the sum of
  * "decoding image batch i/N, n_tokens_batch = T" through batch N/N (the log
  * is written by a thread: wait for it). -1 when it never completes.
@@ -458,7 +376,9 @@ static void run_projector(const char *preset, const size2_t *sizes, size_t n_siz
         uint32_t w = sizes[i].w, h = sizes[i].h;
         char what[96];
         snprintf(what, sizeof what, "%s %ux%u", preset, w, h);
-        char *uri = png_data_uri(w, h);
+        /* src/png.c's RGB picture; llama-server's decoder reads it */
+        char *uri = png_pattern_uri(w, h, 1 + (uint32_t)i, PNG_DEFLATE, NULL);
+        assert_non_null(uri);
         json_t *body = json_pack("{s:[{s:s,s:[{s:s,s:s},{s:s,s:{s:s}}]}],s:i,s:f}", "messages",
                                  "role", "user", "content", "type", "text", "text",
                                  "What is in this picture?", "type", "image_url", "image_url",
