@@ -305,7 +305,7 @@ static int exec_tune(cmd_ctx_t *c)
     if (strcmp(strategy, "descent") && strcmp(strategy, "grid"))
         return cmd_usage(c->entry, "--strategy is descent (default) or grid");
     if (tune_objective_parse(cmd_opt(c, "--objective") ?: "gen=1,prompt=1", &s.obj))
-        return cmd_usage(c->entry, "--objective is gen, prompt or weights like gen=1,prompt=0.5,cold=0.2");
+        return cmd_usage(c->entry, "--objective is gen, prompt or weights like gen=1,prompt=0.5,cold=0.2,vision=0.05");
     const char *sim = cmd_opt(c, "--simulate"), *rep = cmd_opt(c, "--replay");
     bool dry = cmd_flag(c, "--dry-run"), resume = cmd_flag(c, "--resume");
 
@@ -477,6 +477,8 @@ static int exec_tune(cmd_ctx_t *c)
     trial.stop_grace_s = reg->engine.stop_grace_s;
     trial.n_gpu = hw.n_gpu;
     trial.stop = &interrupted;
+    /* a role with a projector: every load also encodes one picture */
+    trial.image_px = 1024;
     s.measure = tune_trial_measure;
     s.ud = &trial;
 
@@ -563,7 +565,9 @@ static const cli_opt_t tune_opts[] = {
     {"--pin-ctx", 0, NULL, "hold the context at --ctx exactly", 0},
     {"--min-free", 0, "MiB", "GPU memory that must stay free after the runs, measured (default 256)", 0},
     {"--objective", 0, "W",
-     "weights of short-scenario generation, long-scenario prefill and cold start (default gen=1,prompt=1)", 0},
+     "weights of short-scenario generation, long-scenario prefill, cold start and (a role with --mmproj) a 1024 px "
+     "picture's encode time, e.g. gen=1,vision=0.05 (default gen=1,prompt=1)",
+     0},
     {"--resume", 0, NULL, "continue from tune-ROLE.json without measuring anything twice", 0},
     {"--dry-run", 0, NULL, "list the space with the planner's run/skip verdicts; launch nothing", 0},
     {"--strategy", 0, "descent|grid", "the phased search (default) or every configuration once", 0},

@@ -101,6 +101,7 @@ typedef struct {
     double gen_runs[16];            /* every short run's generation t/s */
     int64_t free_mib;               /* least free MiB over the GPUs after the runs, -1 unknown */
     int pp;                         /* pipeline parallelism: 1 on, 0 fell back, -1 unknown */
+    double encode_ms;               /* a role with a projector: one picture's encode ms; <= 0 or NAN: not measured */
     char error[512];
 } tune_meas_t;
 
@@ -117,6 +118,7 @@ typedef int (*tune_measure_fn)(void *ud, char *const *args, size_t n, const tune
 
 typedef struct {
     double gen, prompt, cold; /* weights: short-scenario generation, long-scenario prefill, cold start */
+    double vision;            /* weight of the projector's encode speed (baseline encode ms / encode ms) */
 } tune_objective_t;
 
 /* Everything a tuning run needs; the caller owns every pointer. */
@@ -219,7 +221,8 @@ void tune_result_free(tune_result_t *r);
 /* Score of measured figures against the baseline's (higher is better). */
 double tune_score(const tune_objective_t *o, const tune_meas_t *base, const tune_meas_t *m);
 
-/* "gen", "prompt", or weights "gen=1,prompt=0.5,cold=0.2". 0 or -1. */
+/* "gen", "prompt", or weights "gen=1,prompt=0.5,cold=0.2,vision=0.05"
+ * (vision=0.05: one request in twenty carries a picture). 0 or -1. */
 int tune_objective_parse(const char *s, tune_objective_t *o);
 
 /* ---- report (tune_report.c) ---- */
@@ -241,8 +244,9 @@ int tune_report_write(const tune_setup_t *s, const json_t *history, const tune_r
 
 /* The real thing (tune_trial.c): start llama-server with the args, warm
  * up, run the short scenario short_runs times and the long one long_runs
- * times, read the free GPU memory (NVML) after the runs, stop it. A stop
- * request interrupts the load at once. */
+ * times, with a projector (and image_px) one picture, read the free GPU
+ * memory (NVML) after the runs, stop it. A stop request interrupts the
+ * load at once. */
 typedef struct {
     const char *exe, *model, *log_dir, *role; /* borrowed */
     double load_timeout_s, stop_grace_s;
@@ -251,6 +255,10 @@ typedef struct {
     int n;                        /* loads made (names the logs) */
     char *short_prompt, *long_prompt; /* sized once with the server's tokenizer (owned) */
     int long_prompt_tokens;
+    /* > 0: configurations with --mmproj also answer one chat carrying an
+     * image_px² picture, and its encode ms is recorded */
+    uint32_t image_px;
+    char *image_uri;                  /* made on first use (owned) */
 } tune_trial_t;
 int tune_trial_measure(void *trial, char *const *args, size_t n, const tune_req_t *req, tune_meas_t *out, json_t *rec);
 void tune_trial_free(tune_trial_t *t);

@@ -112,6 +112,32 @@ static void md_trials(const json_t *history, buf_t *md)
     buf_printf(md, "\n");
 }
 
+/* The picture each configuration with a projector encoded (the vision weight). */
+static void md_vision(const json_t *history, buf_t *md)
+{
+    json_t *tr = json_object_get(history, "trials"), *e;
+    size_t i, n = 0;
+    json_array_foreach(tr, i, e) n += json_object_get(e, "vision") != NULL;
+    if (!n)
+        return;
+    buf_printf(md, "## Vision\n\nOne chat with a generated picture per load: the projector's encode time "
+                   "(llama-server's log), the image tokens and the time to the first token.\n\n"
+                   "| # | configuration | picture px | image tokens | encode ms | TTFT ms |\n|---|---|---|---|---|---|\n");
+    json_array_foreach(tr, i, e)
+    {
+        json_t *v = json_object_get(e, "vision");
+        if (!v)
+            continue;
+        buf_printf(md, "| %zu | %s | %lld | %lld |", i + 1, json_string_value(json_object_get(e, "label")) ?: "",
+                   (long long)json_integer_value(json_object_get(v, "image_px")),
+                   (long long)json_integer_value(json_object_get(v, "image_tokens")));
+        cell(md, num(e, "encode_ms"), 1);
+        cell(md, num(v, "ttft_ms"), 1);
+        buf_printf(md, "\n");
+    }
+    buf_printf(md, "\n");
+}
+
 /* Context frontier: for each context value, the best generation and long
  * prompt seen (screened configurations). */
 static void md_frontier(const tune_setup_t *s, const json_t *history, buf_t *md)
@@ -174,9 +200,9 @@ static char *report_md(const tune_setup_t *s, const json_t *history, const tune_
     char *old_args = tune_join_args(s->args, s->n_args);
     buf_printf(&md, "# Retuning `%s` (%s)\n\n", s->role, stamp);
     buf_printf(&md, "## Motivation and baseline\n\nObjective: weights gen=%.2g (short-scenario generation t/s), "
-                    "prompt=%.2g (long-scenario prefill t/s, ~3,100-token prompt), cold=%.2g (cold start), each "
-                    "relative to the role's current arguments `%s`",
-               s->obj.gen, s->obj.prompt, s->obj.cold, old_args);
+                    "prompt=%.2g (long-scenario prefill t/s, ~3,100-token prompt), cold=%.2g (cold start), "
+                    "vision=%.2g (a picture's encode time), each relative to the role's current arguments `%s`",
+               s->obj.gen, s->obj.prompt, s->obj.cold, s->obj.vision, old_args);
     json_t *tr = json_object_get(history, "trials"), *e, *before = NULL;
     size_t i;
     json_array_foreach(tr, i, e) if (!before && !strcmp(json_string_value(json_object_get(e, "phase")) ?: "", "baseline"))
@@ -208,6 +234,7 @@ static char *report_md(const tune_setup_t *s, const json_t *history, const tune_
     buf_printf(&md, "\n%d loads in %.0f s; %d configurations ruled out by the planner without a launch.\n\n",
                res->trials, res->elapsed_s, res->skipped);
     md_trials(history, &md);
+    md_vision(history, &md);
     md_frontier(s, history, &md);
     if (plots)
         buf_printf(&md,

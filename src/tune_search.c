@@ -214,6 +214,9 @@ double tune_score(const tune_objective_t *o, const tune_meas_t *b, const tune_me
         s += o->prompt * m->lprompt / b->lprompt;
     if (o->cold > 0 && m->cold_s > 0 && b->cold_s > 0)
         s += o->cold * b->cold_s / m->cold_s;
+    /* a configuration whose picture was not measured gets nothing for it */
+    if (o->vision > 0 && b->encode_ms > 0 && m->encode_ms > 0)
+        s += o->vision * b->encode_ms / m->encode_ms;
     return s;
 }
 
@@ -314,6 +317,7 @@ void tune__meas_from_record(const json_t *rec, tune_meas_t *m)
     m->ttft_ms = NUM("ttft_ms");
     m->prefill_s = NUM("prefill_s");
     m->cold_s = NUM("cold_start_s");
+    m->encode_ms = NUM("encode_ms"); /* tune_trial's vision request */
     if (isnan(m->cold_s)) /* histories before the split kept it under load */
         m->cold_s = json_is_number(json_object_get(json_object_get(rec, "load"), "cold_start_s"))
                         ? json_number_value(json_object_get(json_object_get(rec, "load"), "cold_start_s"))
@@ -1093,11 +1097,13 @@ int tune_objective_parse(const char *s, tune_objective_t *o)
             o->prompt = w;
         else if (!strcmp(it, "cold"))
             o->cold = w;
+        else if (!strcmp(it, "vision"))
+            o->vision = w;
         else {
             free(copy);
             return -1;
         }
     }
     free(copy);
-    return o->gen + o->prompt + o->cold > 0 ? 0 : -1;
+    return o->gen + o->prompt + o->cold + o->vision > 0 ? 0 : -1;
 }

@@ -4,7 +4,9 @@
  * long one (a ~3,100-token prompt: prefill) measured as often as asked,
  * the free GPU memory read after the runs (NVML, through hw), stopped.
  * Prompts are sized once with the first server's tokenizer and reused, so
- * every configuration sees the same text.
+ * every configuration sees the same text. A configuration with a
+ * projector (--mmproj) also answers one chat carrying the same generated
+ * picture; its encode ms (llama-server's log) feeds the vision weight.
  */
 #include <errno.h>
 #include <math.h>
@@ -13,8 +15,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "args.h"
 #include "bench.h"
 #include "hw.h"
+#include "png.h"
 #include "proc.h"
 #include "tune.h"
 #include "util.h"
@@ -23,7 +27,8 @@ void tune_trial_free(tune_trial_t *t)
 {
     free(t->short_prompt);
     free(t->long_prompt);
-    t->short_prompt = t->long_prompt = NULL;
+    free(t->image_uri);
+    t->short_prompt = t->long_prompt = t->image_uri = NULL;
 }
 
 static void fill_load(json_t *rec, const loadlog_t *rep, double cold)
@@ -129,6 +134,25 @@ int tune_trial_measure(void *ud, char *const *args, size_t n, const tune_req_t *
         out->lp_min = st.min.prompt_tps;
         out->lp_max = st.max.prompt_tps;
         out->n_long = nl;
+    }
+    if (t->image_px && args_get(args, n, ARG_MMPROJ) && !(t->stop && *t->stop)) {
+        if (!t->image_uri && !(t->image_uri = png_pattern_uri(t->image_px, t->image_px, BENCH_IMAGE_SEED, PNG_DEFLATE,
+                                                              NULL))) {
+            snprintf(err, sizeof err, "cannot make a %u px picture", t->image_px);
+            goto failed;
+        }
+        bench_sample_t v;
+        bench_logsrc_t src = {.path = log};
+        if (bench_run_image(base, NULL, bench_vision_question, t->image_uri, 16, &src, &v, err, sizeof err)) {
+            char *e2 = xstrdup(err);
+            snprintf(err, sizeof err, "the request with a picture: %s", e2);
+            free(e2);
+            goto failed;
+        }
+        out->encode_ms = v.encode_ms > 0 ? v.encode_ms : NAN;
+        json_object_set_new(rec, "encode_ms", v.encode_ms > 0 ? json_real(round(v.encode_ms * 10) / 10) : json_null());
+        json_object_set_new(rec, "vision", json_pack("{s:i,s:I,s:f}", "image_px", (int)t->image_px, "image_tokens",
+                                                     (json_int_t)v.image_tokens, "ttft_ms", round(v.ttft_ms * 10) / 10));
     }
     if (t->stop && *t->stop) {
         result = -EINTR;

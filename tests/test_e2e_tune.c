@@ -176,6 +176,67 @@ static void t_tune_writes_registry_and_log(void **s)
     free(dir);
 }
 
+/* A role with a projector: every load also encodes one picture, its
+ * encode ms goes into the history, the vision weight scores it, and the
+ * retuning log lists it per load. */
+static void t_tune_vision(void **s)
+{
+    (void)s;
+    const char *srv = e2e_llama_server();
+    assert_non_null(srv);
+    char *dir = xasprintf("%s/tune-vision", e2e_tmpdir());
+    char *cmd = xasprintf("mkdir -p '%s' && cd '%s' && '%s' synth tiny-qwen35moe -o m.gguf >/dev/null && '%s' synth "
+                          "tiny-qwen35-mmproj -o p.gguf >/dev/null",
+                          dir, dir, VARIET_BINARY, VARIET_BINARY);
+    char *out = NULL;
+    assert_int_equal(e2e_sh(cmd, &out), 0);
+    free(out);
+    free(cmd);
+    char *cfg = xasprintf("%s/engine_models.json", dir);
+    char *text = xasprintf("{\"_engine\": {\"llama_server\": \"%s\"},\n \"vq\": {\"model_path\": \"m.gguf\", \"args\": "
+                           "[\"-c\", \"4096\", \"-np\", \"1\", \"--mmproj\", \"p.gguf\"]}}\n",
+                           srv);
+    char err[256];
+    assert_int_equal(file_write_atomic(cfg, text, strlen(text), err, sizeof err), 0);
+    free(text);
+    cmd = xasprintf("cd '%s' && '%s' tune vq --space 't=1,2' --runs 1 --objective gen=1,vision=0.05 --budget 4 2>&1", dir,
+                    VARIET_BINARY);
+    int rc = e2e_sh(cmd, &out);
+    free(cmd);
+    if (rc != 0)
+        fail_msg("tune exited %d:\n%s", rc, out);
+    free(out);
+    char *hist = xasprintf("%s/tune-vq.json", dir);
+    json_t *h = json_load_file(hist, 0, NULL);
+    assert_non_null(h);
+    json_t *tr = json_object_get(h, "trials"), *e;
+    size_t i;
+    int ok = 0;
+    json_array_foreach(tr, i, e)
+    {
+        if (strcmp(json_string_value(json_object_get(e, "status")) ?: "", "ok"))
+            continue;
+        ok++;
+        json_t *v = json_object_get(e, "vision");
+        if (!v || !(json_number_value(json_object_get(e, "encode_ms")) > 0))
+            fail_msg("trial %zu has no encode ms", i + 1);
+        /* tiny-qwen35-mmproj, 1024 px: 1024 tokens, as inspect says */
+        assert_int_equal(json_integer_value(json_object_get(v, "image_px")), 1024);
+        assert_int_equal(json_integer_value(json_object_get(v, "image_tokens")), 1024);
+    }
+    assert_true(ok >= 2);
+    json_decref(h);
+    cmd = xasprintf("cat '%s'/tune-vq-*.md", dir);
+    assert_int_equal(e2e_sh(cmd, &out), 0);
+    free(cmd);
+    if (!strstr(out, "vision=0.05") || !strstr(out, "## Vision") || !strstr(out, "| 1024 | 1024 |"))
+        fail_msg("the retuning log lacks the vision part:\n%s", out);
+    free(out);
+    free(hist);
+    free(cfg);
+    free(dir);
+}
+
 static void t_resume_after_kill(void **s)
 {
     (void)s;
@@ -325,6 +386,7 @@ int main(void)
         cmocka_unit_test(t_tune_writes_registry_and_log),
         cmocka_unit_test(t_resume_after_kill),
         cmocka_unit_test(t_interrupt_during_load),
+        cmocka_unit_test(t_tune_vision),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

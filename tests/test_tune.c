@@ -28,7 +28,7 @@
 #include "gguf.h"
 #include "modelinfo.h"
 #include "synth.h"
-#include "tune.h"
+#include "tune_int.h"
 #include "util.h"
 
 static gguf_t *g35;
@@ -433,6 +433,30 @@ static void t_objective(void **st)
     tune_meas_t b = {.gen = 100, .lprompt = 1000, .cold_s = 10}, m = {.gen = 110, .lprompt = 2000, .cold_s = 5};
     tune_objective_parse("gen=1,prompt=1", &o);
     assert_true(fabs(tune_score(&o, &b, &m) - 3.1) < 1e-9);
+    /* vision: baseline encode ms over the configuration's, weighted */
+    assert_int_equal(tune_objective_parse("gen=1,vision=0.05", &o), 0);
+    assert_true(o.gen == 1 && o.vision == 0.05 && o.prompt == 0);
+    assert_int_equal(tune_objective_parse("vision=1", &o), 0);
+    assert_int_equal(tune_objective_parse("vision=-1", &o), -1);
+    tune_objective_parse("gen=1,vision=0.05", &o);
+    b.encode_ms = 200;
+    m.encode_ms = 100;
+    assert_true(fabs(tune_score(&o, &b, &m) - (1.1 + 0.05 * 2)) < 1e-9);
+    /* not measured (no projector, or its request failed): no share */
+    m.encode_ms = NAN;
+    assert_true(fabs(tune_score(&o, &b, &m) - 1.1) < 1e-9);
+    m.encode_ms = 0;
+    assert_true(fabs(tune_score(&o, &b, &m) - 1.1) < 1e-9);
+    /* a history record gives it back (resume) */
+    json_t *rec = json_pack("{s:s,s:f,s:f}", "status", "ok", "gen_tps", 50.0, "encode_ms", 123.4);
+    tune_meas_t r;
+    tune__meas_from_record(rec, &r);
+    assert_true(r.encode_ms == 123.4);
+    json_decref(rec);
+    rec = json_pack("{s:s}", "status", "ok");
+    tune__meas_from_record(rec, &r);
+    assert_true(isnan(r.encode_ms));
+    json_decref(rec);
 }
 
 int main(void)
