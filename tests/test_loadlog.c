@@ -154,7 +154,7 @@ static char *slurp_fixture(const char *rel, size_t *len)
 
 /* tiny-qwen35moe with tiny-qwen35-mmproj on CPU, then four chats with one
  * image each: 640², 1024², 2048² (two batches), 64² */
-static void t_mmproj(void **s)
+static void t_mmproj_images(void **s)
 {
     (void)s;
     static const char fx[] = "cpu-tiny-qwen35moe-mmproj-b11669-lv4.log";
@@ -263,7 +263,7 @@ int main(void)
         cmocka_unit_test(t_cuda_oom),
         cmocka_unit_test(t_fit_projection),
         cmocka_unit_test(t_cpu_oom),
-        cmocka_unit_test(t_mmproj),
+        cmocka_unit_test(t_mmproj_images),
         cmocka_unit_test(t_garbage),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
