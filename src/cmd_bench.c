@@ -317,13 +317,27 @@ static mi_t *projector_info(const char *path, const char *config_dir, char *err,
     return m;
 }
 
-/* The projector's device from the load log a gateway keeps for the role
- * (GET /roles/ROLE/logs); "" when its start is no longer there. */
+/* The projector's device by the gateway: its /status (the last load
+ * report), else the load log it keeps for the role (GET
+ * /roles/ROLE/logs); "" when neither says. */
 static void gateway_projector_device(const char *base, const char *role, char *dev, size_t cap)
 {
-    char *path = xasprintf("/roles/%s/logs?tail=100000", role), *body = NULL;
     int code = 0;
+    char *body = NULL;
     dev[0] = 0;
+    if (bench_http_get(base, "/status", &code, &body) == 0 && code == 200 && body) {
+        json_t *j = json_loads(body, 0, NULL);
+        json_t *d = json_object_get(
+            json_object_get(json_object_get(json_object_get(j, "roles"), role), "last_load"), "mmproj_device");
+        if (json_is_string(d))
+            snprintf(dev, cap, "%s", json_string_value(d));
+        json_decref(j);
+    }
+    free(body);
+    body = NULL;
+    if (dev[0])
+        return;
+    char *path = xasprintf("/roles/%s/logs?tail=100000", role);
     if (bench_http_get(base, path, &code, &body) == 0 && code == 200 && body) {
         loadlog_t l;
         loadlog_init(&l);

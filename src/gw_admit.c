@@ -225,7 +225,7 @@ static bool measured_mem(const loadlog_t *lr, int n_gpu, uint64_t out[SCHED_MAX_
                 continue;
             k = (int)v + 1;
         }
-        double m = d->model_mib + d->kv_mib + d->rs_mib + d->compute_mib + d->output_mib;
+        double m = d->model_mib + d->kv_mib + d->rs_mib + d->compute_mib + d->output_mib + d->mmproj_mib;
         if (m > 0) {
             mib[k] += m;
             any = true;

@@ -120,6 +120,7 @@ typedef struct {
     uint64_t lat_n, tokens_in, tokens_out, loads;
     double load_seconds, last_load_s;
     uint64_t kv_saves, kv_save_failures, kv_restores, kv_restore_failures;
+    uint64_t image_requests, images; /* requests carrying images, and their images */
 } gw_role_counters_t;
 
 struct gw_role {
@@ -219,6 +220,7 @@ typedef enum {
     GW_OBS_KV_SAVED,    /* role, ok: a slot save before a stop */
     GW_OBS_KV_RESTORED, /* role, ok: a restore, judged by its answer (or its call failed) */
     GW_OBS_KV_EVICTED,  /* a saved slot removed to stay within kv_store_max (role NULL) */
+    GW_OBS_IMAGES,      /* role, images: a request routed to role carries images (counted on arrival) */
 } gw_obs_kind_t;
 
 typedef struct {
@@ -228,6 +230,7 @@ typedef struct {
     double secs;
     uint64_t tokens_in, tokens_out;
     bool ok;
+    uint64_t images;
 } gw_obs_t;
 
 /* Report an event; every observer in gw_metrics.c's table sees it (the

@@ -71,6 +71,10 @@ static void count(gateway_t *g, const gw_obs_t *e)
     case GW_OBS_KV_EVICTED:
         g->m.kv_evicted++;
         break;
+    case GW_OBS_IMAGES:
+        r->m.image_requests++;
+        r->m.images += e->images;
+        break;
     }
 }
 
@@ -180,6 +184,19 @@ void gw__metrics_reply(gateway_t *g, httpd_req_t *req)
                                    "variet_kv_restores_total{role=\"%s\",result=\"failed\"} %llu\n",
                                 g->roles[i]->name, (unsigned long long)g->roles[i]->m.kv_restores, g->roles[i]->name,
                                 (unsigned long long)g->roles[i]->m.kv_restore_failures);
+    evbuffer_add_printf(b, "# HELP variet_image_requests_total Requests routed to a role that carry images "
+                           "(image_url / input_image parts, multimodal_data).\n"
+                           "# TYPE variet_image_requests_total counter\n");
+    for (size_t i = 0; i < g->n_roles; i++)
+        if (!g->roles[i]->retired)
+            evbuffer_add_printf(b, "variet_image_requests_total{role=\"%s\"} %llu\n", g->roles[i]->name,
+                                (unsigned long long)g->roles[i]->m.image_requests);
+    evbuffer_add_printf(b, "# HELP variet_images_total Images in the requests routed to a role.\n"
+                           "# TYPE variet_images_total counter\n");
+    for (size_t i = 0; i < g->n_roles; i++)
+        if (!g->roles[i]->retired)
+            evbuffer_add_printf(b, "variet_images_total{role=\"%s\"} %llu\n", g->roles[i]->name,
+                                (unsigned long long)g->roles[i]->m.images);
     evbuffer_add_printf(b, "# TYPE variet_kv_store_bytes gauge\nvariet_kv_store_bytes %llu\n",
                         (unsigned long long)g->kv_bytes);
     evbuffer_add_printf(b, "# HELP variet_log_streams_open Backend log streams (/roles/NAME/logs?follow=1) open now.\n"

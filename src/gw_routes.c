@@ -138,7 +138,11 @@ static void h_proxy(gateway_t *g, httpd_req_t *req, const char *unused)
         else if (!r)
             refuse(g, req, 404, "model_not_found", "The model '%s' does not exist (roles: %s)", name, list);
     }
+    /* before it queues: the count is of requests that reached the role */
+    int images = r ? route_count_images(j) : 0;
     json_decref(j);
+    if (images)
+        gw__observe(g, &(gw_obs_t){.kind = GW_OBS_IMAGES, .role = r, .images = (uint64_t)images});
     if (r)
         gw__dispatch(g, r, req, stream, false);
 }

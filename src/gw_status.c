@@ -58,6 +58,8 @@ static json_t *role_json(gw_role_t *r, bool full)
         json_object_set_new(o, "memory_measured_bytes", json_null());
     }
     json_object_set_new(o, "loads", json_integer((json_int_t)r->m.loads));
+    json_object_set_new(o, "images", json_pack("{s:I,s:I}", "requests", (json_int_t)r->m.image_requests, "images",
+                                               (json_int_t)r->m.images));
     const loadlog_t *lr = backend_report(r->be);
     if (r->m.loads || lr->n_dev || lr->error[0]) {
         json_t *l = json_object();
@@ -69,12 +71,14 @@ static json_t *role_json(gw_role_t *r, bool full)
         if (lr->pipeline_parallel >= 0)
             json_object_set_new(l, "pipeline_parallel", json_boolean(lr->pipeline_parallel));
         json_object_set_new(l, "mmproj", lr->mmproj[0] ? json_string(lr->mmproj) : json_null());
+        json_object_set_new(l, "mmproj_device", lr->mmproj_device[0] ? json_string(lr->mmproj_device) : json_null());
         json_t *devs = json_array();
         for (int i = 0; i < lr->n_dev; i++) {
             const loadlog_dev_t *dv = &lr->dev[i];
-            json_array_append_new(devs, json_pack("{s:s,s:f,s:f,s:f,s:f,s:f}", "device", dv->name, "model_mib",
+            json_array_append_new(devs, json_pack("{s:s,s:f,s:f,s:f,s:f,s:f,s:f}", "device", dv->name, "model_mib",
                                                   dv->model_mib, "kv_mib", dv->kv_mib, "rs_mib", dv->rs_mib,
-                                                  "compute_mib", dv->compute_mib, "output_mib", dv->output_mib));
+                                                  "compute_mib", dv->compute_mib, "output_mib", dv->output_mib,
+                                                  "mmproj_mib", dv->mmproj_mib));
         }
         json_object_set_new(l, "devices", devs);
         if (lr->oom)

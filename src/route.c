@@ -1,5 +1,6 @@
 /*
- * route.c — the route table and the access policy (see route.h).
+ * route.c — the route table, the access policy, and what a proxied body
+ * carries (see route.h).
  */
 #include "route.h"
 
@@ -207,4 +208,48 @@ int route_check(const route_policy_t *p, route_t rt, const http_head_t *h, char 
         return 415;
     }
     return 0;
+}
+
+/* Image parts in a content array (a chat message's or a Responses item's). */
+static int content_images(const json_t *content)
+{
+    int n = 0;
+    size_t i;
+    json_t *part;
+    json_array_foreach(content, i, part)
+    {
+        const char *t = json_string_value(json_object_get(part, "type"));
+        n += t && (!strcmp(t, "image_url") || !strcmp(t, "input_image"));
+    }
+    return n;
+}
+
+/* multimodal_data entries of a llama.cpp prompt object (or of each object
+ * in a prompt array). */
+static int prompt_images(const json_t *prompt)
+{
+    if (json_is_object(prompt))
+        return (int)json_array_size(json_object_get(prompt, "multimodal_data"));
+    int n = 0;
+    size_t i;
+    json_t *p;
+    json_array_foreach(prompt, i, p) if (json_is_object(p)) n += (int)json_array_size(json_object_get(p, "multimodal_data"));
+    return n;
+}
+
+int route_count_images(const json_t *body)
+{
+    int n = 0;
+    size_t i;
+    json_t *m;
+    json_array_foreach(json_object_get(body, "messages"), i, m) n += content_images(json_object_get(m, "content"));
+    json_array_foreach(json_object_get(body, "input"), i, m)
+    {
+        const char *t = json_string_value(json_object_get(m, "type"));
+        if (t && !strcmp(t, "input_image"))
+            n++; /* an item that is itself an image part */
+        else
+            n += content_images(json_object_get(m, "content"));
+    }
+    return n + prompt_images(json_object_get(body, "prompt"));
 }

@@ -10,6 +10,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <jansson.h>
+
 #include "http.h"
 
 typedef enum {
@@ -73,5 +75,12 @@ const char *route_cors_origin(const route_policy_t *p, const http_head_t *h);
 /* Is `host` (a Host header: name or address, optional ":port") the
  * loopback? */
 bool route_host_is_loopback(const char *host);
+
+/* Images a proxied request's JSON body carries (for /metrics): OpenAI
+ * chat content parts of type "image_url" (messages[].content[]), Responses
+ * API "input_image" parts (input[].content[]), and llama.cpp's prompt
+ * objects' "multimodal_data" entries (prompt, or each object of a prompt
+ * array). Anything else counts 0. */
+int route_count_images(const json_t *body);
 
 #endif

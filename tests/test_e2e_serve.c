@@ -16,7 +16,8 @@
  * backend killed mid-stream; variet SIGKILLed (no orphan) and SIGTERMed
  * (exit 0, no backend left); load failures (out of memory, unreadable
  * vocabulary) answered with 503 and the reason; config errors at startup;
- * API key, body and header limits; /metrics; idle TTL; client disconnect
+ * API key, body and header limits; /metrics; multimodal requests (a ~1 MB
+ * base64 picture) and their image counts; idle TTL; client disconnect
  * cancelling upstream (streaming and queued); SIGHUP reload; queue size and
  * queue timeout; header_timeout; /roles/NAME/{load,unload,logs}. Under a
  * sanitizer build the teardown fails a test whose variet log holds a
@@ -45,6 +46,7 @@
 #include <unistd.h>
 
 #include "e2e_util.h"
+#include "png.h"
 #include "util.h"
 
 /* ---------- models, configs, the gateway process ---------- */
@@ -1476,6 +1478,116 @@ static void t_metrics(void **state)
     free(resp);
 }
 
+/* A chat body with the given image URIs after a question (caller frees). */
+static char *image_chat_body(const char *role, const char *const *uris, int n)
+{
+    json_t *content = json_pack("[{s:s,s:s}]", "type", "text", "text", "What is in these pictures?");
+    for (int i = 0; i < n; i++)
+        json_array_append_new(content, json_pack("{s:s,s:{s:s}}", "type", "image_url", "image_url", "url", uris[i]));
+    json_t *b = json_pack("{s:s,s:[{s:s,s:o}],s:i,s:f}", "model", role, "messages", "role", "user", "content", content,
+                          "max_tokens", 4, "temperature", 0.0);
+    char *s = json_dumps(b, JSON_COMPACT);
+    json_decref(b);
+    return s;
+}
+
+/* Multimodal requests through the gateway: a ~1 MB base64 picture passes
+ * the default max_body; /metrics and /status count the requests that carry
+ * images and their images per role (chat image_url parts, llama.cpp's
+ * multimodal_data); bench's vision scenario through the gateway reads the
+ * image tokens from /roles/NAME/logs. */
+static void t_images(void **state)
+{
+    srv_t *s = *state;
+    char *roles = xasprintf(FAST ",\n  \"vision\":{\"model_path\":\"../models/tiny-qwen35moe.gguf\",\"args\":[\"-c\","
+                            "\"4096\",\"-np\",\"1\",\"-t\",\"1\",\"--mmproj\",\"%s\"]}",
+                            model("tiny-qwen35-mmproj"));
+    srv_start(s, "images", NULL, roles);
+    free(roles);
+    /* a stored (uncompressed) 512² picture: 786 KB of PNG, 1.05 MB of base64 */
+    size_t png_n = 0;
+    char *big = png_pattern_uri(512, 512, 3, PNG_STORED, &png_n);
+    assert_non_null(big);
+    assert_true(strlen(big) > 1000000);
+    char *small1 = png_pattern_uri(640, 640, 4, PNG_DEFLATE, NULL), *small2 = png_pattern_uri(300, 200, 5, PNG_DEFLATE, NULL);
+    const char *one[] = {big}, *two[] = {small1, small2};
+    char *body = image_chat_body("vision", one, 1), *resp = NULL;
+    int code = http(s, "POST", "/v1/chat/completions", body, &resp);
+    printf("  a %zu-byte chat body with a %zu-byte PNG: %d\n", strlen(body), png_n, code);
+    if (code != 200 || !strstr(resp, "\"completion_tokens\""))
+        fail_msg("the ~1 MB picture: %d %.300s", code, resp);
+    free(resp);
+    free(body);
+    body = image_chat_body("vision", two, 2);
+    assert_int_equal(http(s, "POST", "/v1/chat/completions", body, &resp), 200);
+    free(resp);
+    free(body);
+    chat_ok(s, "vision", NULL); /* text only: not counted */
+    chat_ok(s, "fast", NULL);
+    /* llama.cpp's native prompt object: its marker is not the one this
+     * llama-server wants (it is random, in /props), so it refuses — the
+     * gateway has counted the request on its way through */
+    char *b64 = strchr(small2, ',') + 1;
+    body = xasprintf("{\"model\":\"vision\",\"prompt\":{\"prompt_string\":\"<__media__> <__media__> hi\","
+                     "\"multimodal_data\":[\"%s\",\"%s\"]},\"n_predict\":2}",
+                     b64, b64);
+    code = http(s, "POST", "/completion", body, &resp);
+    printf("  /completion with multimodal_data: %d %.120s\n", code, resp);
+    assert_true(code == 200 || code == 400);
+    free(resp);
+    free(body);
+
+    assert_int_equal(http(s, "GET", "/metrics", NULL, &resp), 200);
+    double rq = metric(resp, "variet_image_requests_total{role=\"vision\"}"),
+           im = metric(resp, "variet_images_total{role=\"vision\"}");
+    printf("  metrics: vision %.0f requests with %.0f images\n", rq, im);
+    if (rq != 3 || im != 5 || metric(resp, "variet_image_requests_total{role=\"fast\"}") != 0 ||
+        metric(resp, "variet_images_total{role=\"fast\"}") != 0 || !strstr(resp, "# TYPE variet_images_total counter"))
+        fail_msg("expected vision 3 requests with 5 images, fast none:\n%s", resp);
+    free(resp);
+    json_t *st = get_json(s, "/status");
+    json_t *v = jget(st, "roles", "vision", NULL);
+    assert_int_equal(json_integer_value(jget(v, "images", "requests", NULL)), 3);
+    assert_int_equal(json_integer_value(jget(v, "images", "images", NULL)), 5);
+    assert_string_equal(json_string_value(jget(v, "last_load", "mmproj_device", NULL)), "CPU");
+    json_t *devs = jget(v, "last_load", "devices", NULL), *d;
+    size_t i;
+    double mm = 0;
+    json_array_foreach(devs, i, d) mm += json_number_value(json_object_get(d, "mmproj_mib"));
+    assert_true(mm > 0); /* the projector's compute buffer, apart from the model's */
+    json_decref(st);
+
+    /* bench's vision scenario through this gateway */
+    char *cmd = xasprintf("'%s' bench vision --config '%s' --url http://127.0.0.1:%d --scenario vision --image-size 640 "
+                          "--runs 1 --json 2>&1",
+                          VARIET_BINARY, s->cfg, s->port);
+    char *out = NULL;
+    int rc = e2e_sh(cmd, &out);
+    free(cmd);
+    json_t *j = jparse(strchr(out, '{') ? strchr(out, '{') : out);
+    json_t *sc = jget(j, "scenarios", "vision-640", NULL);
+    if (rc != 0 || !sc || strcmp(json_string_value(json_object_get(j, "via")) ?: "", "gateway"))
+        fail_msg("bench through the gateway: rc %d\n%s", rc, out);
+    printf("  bench via the gateway: %lld image tokens (inspect %lld), encode %.1f ms, projector %s\n",
+           (long long)json_integer_value(json_object_get(sc, "image_tokens")),
+           (long long)json_integer_value(json_object_get(sc, "image_tokens_inspect")),
+           json_number_value(jget(sc, "median", "encode_ms", NULL)),
+           json_string_value(json_object_get(sc, "projector_device")));
+    assert_int_equal(json_integer_value(json_object_get(sc, "image_tokens")), 400);
+    assert_int_equal(json_integer_value(json_object_get(sc, "image_tokens_inspect")), 400);
+    assert_true(json_number_value(jget(sc, "median", "encode_ms", NULL)) > 0);
+    assert_string_equal(json_string_value(json_object_get(sc, "projector_device")), "CPU");
+    json_decref(j);
+    free(out);
+    /* its warm-up and run were counted too */
+    assert_int_equal(http(s, "GET", "/metrics", NULL, &resp), 200);
+    assert_true(metric(resp, "variet_image_requests_total{role=\"vision\"}") == 5);
+    free(resp);
+    free(big);
+    free(small1);
+    free(small2);
+}
+
 /* ---------- l. idle TTL ---------- */
 
 static void t_idle_ttl(void **state)
@@ -2634,6 +2746,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(t_backend_ports, setup, teardown),
         cmocka_unit_test_setup_teardown(t_browser_policy, setup, teardown),
         cmocka_unit_test_setup_teardown(t_metrics, setup, teardown),
+        cmocka_unit_test_setup_teardown(t_images, setup, teardown),
         cmocka_unit_test_setup_teardown(t_idle_ttl, setup, teardown),
         cmocka_unit_test_setup_teardown(t_disconnect, setup, teardown),
         cmocka_unit_test_setup_teardown(t_reload, setup, teardown),

@@ -2,7 +2,8 @@
  * test_http.c — request framing (http.c): heads parsed or refused with the
  * right status (the smuggling rules: Content-Length, Transfer-Encoding,
  * Host), the head delimiter under trickling, chunked bodies split at every
- * byte, query strings; and the route table and access policy (route.c).
+ * byte, query strings; and the route table and access policy (route.c),
+ * and the images a proxied body carries.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,6 +11,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -357,12 +359,51 @@ static void t_policy_open(void **s)
     assert_int_equal(check(&k, "OPTIONS /v1/chat/completions HTTP/1.1\r\nHost: a\r\n\r\n"), 0);
 }
 
+static int images_in(const char *body)
+{
+    json_t *j = json_loads(body, 0, NULL);
+    assert_non_null(j);
+    int n = route_count_images(j);
+    json_decref(j);
+    return n;
+}
+
+static void t_count_images(void **s)
+{
+    (void)s;
+    /* OpenAI chat: image_url parts of every message */
+    assert_int_equal(images_in("{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"a\"},"
+                               "{\"type\":\"image_url\",\"image_url\":{\"url\":\"data:x\"}}]},{\"role\":\"assistant\","
+                               "\"content\":\"b\"},{\"role\":\"user\",\"content\":[{\"type\":\"image_url\",\"image_url\":"
+                               "{\"url\":\"data:y\"}},{\"type\":\"image_url\",\"image_url\":{\"url\":\"data:z\"}}]}]}"),
+                     3);
+    assert_int_equal(images_in("{\"messages\":[{\"role\":\"user\",\"content\":\"text only\"}]}"), 0);
+    /* audio is not an image; parts without a type neither */
+    assert_int_equal(images_in("{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"input_audio\"},{\"x\":1},"
+                               "{\"type\":7}]}]}"),
+                     0);
+    /* the Responses API: input_image parts, or input items that are one */
+    assert_int_equal(images_in("{\"input\":[{\"role\":\"user\",\"content\":[{\"type\":\"input_text\",\"text\":\"a\"},"
+                               "{\"type\":\"input_image\",\"image_url\":\"data:x\"}]},{\"type\":\"input_image\"}]}"),
+                     2);
+    assert_int_equal(images_in("{\"input\":\"just text\"}"), 0);
+    /* llama.cpp's /completion: multimodal_data of the prompt object(s) */
+    assert_int_equal(images_in("{\"prompt\":{\"prompt_string\":\"<m> <m>\",\"multimodal_data\":[\"AAA\",\"BBB\"]}}"), 2);
+    assert_int_equal(images_in("{\"prompt\":[{\"prompt_string\":\"<m>\",\"multimodal_data\":[\"AAA\"]},\"text\","
+                               "{\"multimodal_data\":[\"B\",\"C\"]}]}"),
+                     3);
+    assert_int_equal(images_in("{\"prompt\":\"plain\"}"), 0);
+    /* shapes that are not these: nothing, no crash */
+    assert_int_equal(images_in("{\"messages\":{\"content\":[{\"type\":\"image_url\"}]},\"input\":5,\"prompt\":null}"), 0);
+    assert_int_equal(images_in("[]"), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(t_simple),   cmocka_unit_test(t_refused), cmocka_unit_test(t_head_end),
         cmocka_unit_test(t_chunked),  cmocka_unit_test(t_routes),  cmocka_unit_test(t_policy_key),
-        cmocka_unit_test(t_policy_open),
+        cmocka_unit_test(t_policy_open), cmocka_unit_test(t_count_images),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
