@@ -5,15 +5,19 @@
 # fuzz/corpus/registry/) for SECONDS each (default 60); srvhelp_fuzzer
 # (llama-server --help text, seeds in fuzz/corpus/srvhelp/) and http_fuzzer
 # (request framing, routes and access policy, seeds in fuzz/corpus/http/)
-# for half of it each (srvhelp's inputs are whole help texts, a few hundred
-# runs a second; http's are small and reach their depth in seconds).
+# and loadlog_fuzzer (llama-server's log: load report, a request's image
+# lines; seeds in fuzz/corpus/loadlog/) for half of it each (srvhelp's
+# inputs are whole help texts, a few hundred runs a second; http's and the
+# log lines' are simple and reach their depth in seconds).
 #
 # Works from any folder. Corpora grow in build-fuzz/corpus (gguf),
-# build-fuzz/corpus-registry, corpus-srvhelp and corpus-http across runs;
+# build-fuzz/corpus-registry, corpus-srvhelp, corpus-http and
+# corpus-loadlog across runs;
 # crash/leak reproducers land in build-fuzz/artifacts/ (registry ones
-# prefixed "registry-", srvhelp ones "srvhelp-", http ones "http-") and the
-# full logs in build-fuzz/fuzz.log, fuzz-registry.log, fuzz-srvhelp.log and
-# fuzz-http.log. Exits
+# prefixed "registry-", srvhelp ones "srvhelp-", http ones "http-", loadlog
+# ones "loadlog-") and the full logs in build-fuzz/fuzz.log,
+# fuzz-registry.log, fuzz-srvhelp.log, fuzz-http.log and fuzz-loadlog.log.
+# Exits
 # non-zero on any crash, leak or timeout. VARIET_FUZZ_BUILD names another
 # build folder (default build-fuzz).
 set -euo pipefail
@@ -28,10 +32,11 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 build=${VARIET_FUZZ_BUILD:-build-fuzz}
 
 cmake -S . -B "$build" -DCMAKE_C_COMPILER=clang -DVARIET_FUZZ=ON >/dev/null
-cmake --build "$build" --target gguf_fuzzer gguf_make_corpus registry_fuzzer srvhelp_fuzzer http_fuzzer \
+cmake --build "$build" --target gguf_fuzzer gguf_make_corpus registry_fuzzer srvhelp_fuzzer http_fuzzer loadlog_fuzzer \
   -j "$(nproc)" >/dev/null
 
-mkdir -p "$build/corpus" "$build/corpus-registry" "$build/corpus-srvhelp" "$build/corpus-http" "$build/artifacts"
+mkdir -p "$build/corpus" "$build/corpus-registry" "$build/corpus-srvhelp" "$build/corpus-http" "$build/corpus-loadlog" \
+  "$build/artifacts"
 "$build/fuzz/gguf_make_corpus" "$build/corpus"
 
 # A fixed seed by default (VARIET_FUZZ_SEED=1), so a CI run is reproducible;
@@ -67,5 +72,7 @@ run srvhelp_fuzzer "$build/fuzz-srvhelp.log" "$build/artifacts/srvhelp-" "$(( (s
   -dict=fuzz/srvhelp.dict -max_len=16384 "$build/corpus-srvhelp" fuzz/corpus/srvhelp
 run http_fuzzer "$build/fuzz-http.log" "$build/artifacts/http-" "$(( (secs + 1) / 2 ))" \
   -dict=fuzz/http.dict -max_len=8192 "$build/corpus-http" fuzz/corpus/http
+run loadlog_fuzzer "$build/fuzz-loadlog.log" "$build/artifacts/loadlog-" "$(( (secs + 1) / 2 ))" \
+  -dict=fuzz/loadlog.dict -max_len=8192 "$build/corpus-loadlog" fuzz/corpus/loadlog
 
 exit "$failed"

@@ -59,7 +59,19 @@ static double num_after(const char *p, const char *end)
     return n ? strtod(tmp, NULL) : -1;
 }
 
-static long long_after(const char *p, const char *end) { return (long)num_after(p, end); }
+/* a count: -1 when absent, negative or too large for a long (bad bytes) */
+static long long_after(const char *p, const char *end)
+{
+    double v = num_after(p, end);
+    return v >= 0 && v < 1e15 ? (long)v : -1;
+}
+
+/* the count after the "=" from p on; -1 without one */
+static long long_after_eq(const char *p, const char *end)
+{
+    const char *eq = find_n(p, (size_t)(end - p), "=");
+    return eq ? long_after(eq + 1, end) : -1;
+}
 
 /* "M.SS.mmm.uuu X " prefix → seconds; returns pointer after it or line. */
 static const char *stamp(loadlog_t *r, const char *s, size_t n)
@@ -228,13 +240,13 @@ void loadlog_line(loadlog_t *r, const char *line, size_t len)
         copy_msg(r->error, sizeof r->error, p + 7, end);
     }
     if ((p = find_n(s, n, "llama_context: n_ctx ")) || (p = find_n(s, n, "llama_context: n_ctx="))) {
-        r->n_ctx = long_after(find_n(p, (size_t)(end - p), "=") + 1, end);
+        r->n_ctx = long_after_eq(p, end);
     } else if ((p = find_n(s, n, "llama_context: n_batch "))) {
-        r->n_batch = long_after(find_n(p, (size_t)(end - p), "=") + 1, end);
+        r->n_batch = long_after_eq(p, end);
     } else if ((p = find_n(s, n, "llama_context: n_ubatch "))) {
-        r->n_ubatch = long_after(find_n(p, (size_t)(end - p), "=") + 1, end);
+        r->n_ubatch = long_after_eq(p, end);
     } else if ((p = find_n(s, n, "llama_context: n_seq_max "))) {
-        r->n_seq_max = long_after(find_n(p, (size_t)(end - p), "=") + 1, end);
+        r->n_seq_max = long_after_eq(p, end);
     } else if ((p = find_n(s, n, "llama_context: flash_attn "))) {
         const char *v = find_n(p, (size_t)(end - p), "= ");
         if (v)
@@ -274,8 +286,8 @@ void loadlog_images(const char *text, size_t len, loadlog_images_t *out)
         bool has_stamp = b != s;
         if ((p = find_n(s, n, "encoding mtmd batch from idx"))) {
             const char *c = find_n(p, (size_t)(e - p), "n_chunks = ");
-            long k = c ? long_after(c + 10, e) : 1;
-            out->n_images += k > 0 ? (int)k : 1;
+            double k = c ? num_after(c + 10, e) : 1;
+            out->n_images += k >= 1 && k <= 1024 ? (int)k : 1;
             encoding = true;
             stamped = stamped && has_stamp;
             t_enc = st.t_last;
@@ -284,11 +296,13 @@ void loadlog_images(const char *text, size_t len, loadlog_images_t *out)
             long tok = 0;
             char tmp[96];
             copy_msg(tmp, sizeof tmp, p, e);
-            if (sscanf(tmp, "decoding image batch %u/%u, n_tokens_batch = %ld", &i, &of, &tok) == 3) {
+            if (sscanf(tmp, "decoding image batch %u/%u, n_tokens_batch = %ld", &i, &of, &tok) == 3 && tok >= 0 &&
+                tok < 100000000) {
                 out->tokens += tok;
                 pending = true;
                 if (encoding) {
-                    stamped = stamped && has_stamp;
+                    /* a line without a stamp, or stamps out of order: no time */
+                    stamped = stamped && has_stamp && st.t_last >= t_enc;
                     out->encode_ms += (st.t_last - t_enc) * 1000.0;
                     encoding = false;
                 }
@@ -298,7 +312,7 @@ void loadlog_images(const char *text, size_t len, loadlog_images_t *out)
             double ms = 0;
             char tmp[96];
             copy_msg(tmp, sizeof tmp, p, e);
-            if (sscanf(tmp, "image decoded (batch %u/%u) in %lf ms", &i, &of, &ms) == 3) {
+            if (sscanf(tmp, "image decoded (batch %u/%u) in %lf ms", &i, &of, &ms) == 3 && ms >= 0 && ms < 1e9) {
                 out->decode_ms += ms;
                 pending = i < of;
                 finished += i == of;
