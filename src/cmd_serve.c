@@ -1,8 +1,10 @@
 /*
  * cmd_serve.c — `variet serve`: load the registry, check every role's args
  * against the llama-server in use (srvhelp: its --help, cached), run the
- * gateway until SIGINT/SIGTERM (then stop every backend), reload on SIGHUP
- * (with the same check), reap children on SIGCHLD.
+ * gateway until SIGINT/SIGTERM (then save the roles' context, bounded by
+ * kv_save_timeout, and stop every backend; a second signal, or SIGQUIT,
+ * stops at once), reload on SIGHUP (with the same check), reap children on
+ * SIGCHLD.
  */
 #include <errno.h>
 #include <event2/event.h>
@@ -24,7 +26,14 @@ typedef struct {
     gateway_t *g;
     const char *config;
     srvhelp_t *help; /* the options of the llama-server in use, NULL if unread */
+    bool stopping;   /* a first SIGINT/SIGTERM came: saving before the stop */
 } serve_t;
+
+static void on_stopped(void *arg)
+{
+    serve_t *s = arg;
+    event_base_loopbreak(s->base);
+}
 
 /* Print every role whose args the build h does not take; their count. */
 static int bad_roles(const srvhelp_t *h, const registry_t *reg, const char *config, const char *what)
@@ -70,8 +79,14 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
         fprintf(stderr, "variet: configuration reloaded from %s\n", s->config);
         return;
     }
+    if (sig == SIGQUIT || s->stopping) {
+        fprintf(stderr, "variet: signal %d, stopping now\n", (int)sig);
+        event_base_loopbreak(s->base);
+        return;
+    }
     fprintf(stderr, "variet: signal %d, stopping\n", (int)sig);
-    event_base_loopbreak(s->base);
+    s->stopping = true;
+    gateway_shutdown(s->g, on_stopped, s);
 }
 
 static int exec_serve(cmd_ctx_t *c)

@@ -104,7 +104,7 @@ static void retire(gw_role_t *r)
     r->stale = true;
     gw__fail_queue(r, "reloaded", "changed while this request waited (configuration reloaded); retry");
     if (!r->inflight)
-        gw__role_stop(r);
+        gw__role_stop_idle(r); /* its slots are saved first */
 }
 
 static bool same_def(const reg_role_t *a, const reg_role_t *b)
@@ -176,6 +176,59 @@ int gateway_reload(gateway_t *g, registry_t *reg, char *err, size_t errlen)
     return 0;
 }
 
+void gw__shutdown_check(gateway_t *g)
+{
+    if (!g->stopping || !g->on_stopped)
+        return;
+    for (size_t i = 0; i < g->n_roles; i++)
+        if (g->roles[i]->kv.saving)
+            return;
+    void (*done)(void *) = g->on_stopped;
+    g->on_stopped = NULL;
+    if (g->stop_timer)
+        evtimer_del(g->stop_timer);
+    done(g->on_stopped_arg);
+}
+
+/* kv_save_timeout passed: stop without the saves still in flight. */
+static void on_stop_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    gateway_t *g = arg;
+    for (size_t i = 0; i < g->n_roles; i++) {
+        gw_role_t *r = g->roles[i];
+        if (!r->kv.saving)
+            continue;
+        fprintf(stderr, "variet: role %s: saving the context did not finish within %.0f s; stopping without it\n",
+                r->name, g->reg->engine.kv_save_timeout_s);
+        gw__observe(g, &(gw_obs_t){.kind = GW_OBS_KV_SAVED, .role = r, .ok = false});
+        r->kv.saving = false; /* the call itself ends with gateway_free */
+    }
+    gw__shutdown_check(g);
+}
+
+void gateway_shutdown(gateway_t *g, void (*done)(void *arg), void *arg)
+{
+    if (g->stopping)
+        return;
+    g->stopping = true;
+    g->on_stopped = done;
+    g->on_stopped_arg = arg;
+    int saving = 0;
+    for (size_t i = 0; i < g->n_roles; i++) {
+        gw_role_t *r = g->roles[i];
+        if (!r->retired)
+            gw__fail_queue(r, "shutting_down", "was not started: variet is shutting down");
+        saving += gw__kv_save(r);
+    }
+    if (saving) {
+        fprintf(stderr, "variet: saving the context of %d role%s before stopping\n", saving, saving > 1 ? "s" : "");
+        g->stop_timer = evtimer_new(g->base, on_stop_timeout, g);
+        struct timeval tv = gw__tv(g->reg->engine.kv_save_timeout_s);
+        evtimer_add(g->stop_timer, &tv);
+    }
+    gw__shutdown_check(g);
+}
+
 void gateway_free(gateway_t **gp)
 {
     gateway_t *g = *gp;
@@ -184,6 +237,8 @@ void gateway_free(gateway_t **gp)
     backend_stop_all_sync();
     if (g->resched_timer)
         event_free(g->resched_timer);
+    if (g->stop_timer)
+        event_free(g->stop_timer);
     dash_free(&g->dash); /* its log streams read backends: before they go */
     httpd_free(&g->http);
     for (size_t i = 0; i < g->n_roles; i++)

@@ -27,6 +27,13 @@ int gateway_port(const gateway_t *g);
 /* Replace the registry (SIGHUP). Roles that vanished or changed are stopped
  * once idle; new ones are added. Ownership of `reg` moves on success. */
 int gateway_reload(gateway_t *g, registry_t *reg, char *err, size_t errlen);
+/* Begin an orderly stop (SIGINT, SIGTERM): requests waiting for a role and
+ * those that arrive get 503; every role that keeps context saves its slots
+ * (all within _engine.kv_save_timeout; a save that fails or times out is
+ * logged and counted). done(arg) is called from the loop once no save is
+ * in flight, at once when none was needed; then gateway_free. Requests in
+ * flight go on until then. A second call does nothing. */
+void gateway_shutdown(gateway_t *g, void (*done)(void *arg), void *arg);
 /* Stop every backend (synchronously) and free. */
 void gateway_free(gateway_t **g);
 

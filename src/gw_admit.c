@@ -106,10 +106,20 @@ bool gw__role_yields(const gw_role_t *r)
 
 static void on_resched(evutil_socket_t fd, short what, void *arg) { gw__schedule(arg); }
 
+/* A role replaced by a reload whose slots are being saved: its successor
+ * waits, so that its first request may restore what is saved. */
+static bool predecessor_saving(const gateway_t *g, const gw_role_t *r)
+{
+    for (size_t i = 0; i < g->n_roles; i++)
+        if (g->roles[i] != r && g->roles[i]->retired && g->roles[i]->kv.saving && !strcmp(g->roles[i]->name, r->name))
+            return true;
+    return false;
+}
+
 void gw__schedule(gateway_t *g)
 {
     size_t n = g->n_roles;
-    if (!n)
+    if (!n || g->stopping)
         return;
     sched_role_t *s = xcalloc(n, sizeof *s);
     size_t *victims = xcalloc(n, sizeof *victims);
@@ -119,7 +129,7 @@ void gw__schedule(gateway_t *g)
         size_t wi = 0;
         for (size_t i = 0; i < n; i++) {
             gw_role_t *r = g->roles[i];
-            if (backend_state(r->be) != BE_STOPPED || r->failed || r->retired)
+            if (backend_state(r->be) != BE_STOPPED || r->failed || r->retired || predecessor_saving(g, r))
                 continue;
             double now = now_s();
             bool restart = r->restart_pending && now >= r->restart_at;

@@ -68,6 +68,13 @@ struct gw_pend {
     bool requeued;  /* sent back to the queue once after its backend died */
     bool reused;    /* the upstream connection came from the pool */
     bool retried;   /* already retried on a fresh connection */
+    /* context kept across swaps (gw_kv.c): the slot a chat request runs in */
+    int kv_slot;        /* -1: not tracked */
+    unsigned kv_gen;    /* the role's load it was given the slot in */
+    bool kv_inject;     /* the upstream body gets "id_slot": kv_slot */
+    bool kv_cont;       /* it continues the conversation its slot holds */
+    bool kv_recorded;   /* its answer is now the slot's conversation */
+    json_t *kv_msgs;    /* its "messages"; owned */
     uint64_t kv_expect; /* tokens restored into its slot before it was sent (0: none) */
     int status;
     double t0;
@@ -82,27 +89,40 @@ struct gw_kv_call {
     gw_role_t *r;
     gw_kv_cb cb;
     struct evhttp_connection *conn;
-    gw_pend_t *p; /* the request waiting for a restore (NULL while saving) */
-    char *body;   /* the chat request body being tokenized; owned */
+    gw_pend_t *p;      /* the request waiting for a restore (NULL while saving) */
+    int slot;          /* the slot being saved / restored into */
+    bool then_stop;    /* a save before a stop: the backend stops after it */
+    uint64_t min_tokens; /* a restore must bring more than this (what the slot already shares) */
+    char *body;        /* the chat request body being tokenized; owned */
     size_t body_len;
+    char file[256];    /* the file being saved / restored */
+    uint64_t tokens;   /* its token count */
 };
+
+/* What Variet knows of one of a backend's slots. */
+typedef struct {
+    char *body;          /* the last chat request answered in it (NULL: unknown, nothing to save); owned */
+    size_t body_len;
+    json_t *msgs;        /* that request's "messages"; owned */
+    uint64_t tokens;     /* tokens it holds after that answer (cache_n + prompt_n + predicted_n) */
+    bool busy;           /* a chat request given this slot is in flight or restoring */
+    double last_used;
+    char restored[256];  /* the file restored into it in this load ("" none) */
+} gw_kv_slot_t;
 
 /* A role's saved-slot state (gw_kv.c writes it; others read it). */
 typedef struct {
-    bool on;          /* slots are saved before an idle stop and restored */
+    bool on;          /* slots are saved before every stop and restored */
     char off[200];    /* why not, when !on */
     char *dir;        /* <log_dir>/<role>/slots/ (with the slash llama-server needs); owned */
     uint64_t keyv;    /* key of the current load: role, model file identity, args */
-    char *body;       /* the last answered chat request's body; owned */
-    size_t body_len;
-    bool fresh;       /* loaded, no request yet: the first one may restore */
+    int n_slots;      /* the backend's slots (-np; 4 when absent, as llama-server's auto) */
+    gw_kv_slot_t *slots; /* n_slots; owned */
+    unsigned gen;     /* loads so far: a request's slot belongs to one load */
     bool saving;      /* saving before a stop: requests wait, the scheduler sees it stopping */
     bool busy;        /* restoring for a request: the queue waits */
     struct gw_kv_call *call; /* the one save/restore call in flight; owned */
-    char file[256];   /* file being saved / restored */
-    char restored[256]; /* file restored in this load ("" none) */
     uint64_t saved_tokens;
-    uint64_t expect;  /* tokens the restored request must reuse */
     uint64_t last_restore_tokens, last_cache_n;
     char error[400];  /* the last save/restore problem */
 } gw_kv_t;
@@ -184,6 +204,10 @@ struct gateway {
     size_t n_old_regs;
     struct event *resched_timer; /* gw__schedule() again when a minimum residency ends */
     uint64_t kv_bytes;   /* saved slots on disk after the last check */
+    bool stopping;       /* gateway_shutdown: saving, then done */
+    void (*on_stopped)(void *arg);
+    void *on_stopped_arg;
+    struct event *stop_timer; /* kv_save_timeout */
     gw_counters_t m;
     dash_t *dash; /* the dashboard's endpoints and open log streams (owned) */
 };
@@ -192,6 +216,11 @@ static inline struct timeval gw__tv(double s)
 {
     return (struct timeval){.tv_sec = (time_t)s, .tv_usec = (suseconds_t)((s - floor(s)) * 1e6)};
 }
+
+/* ---------- gateway.c ---------- */
+
+/* During a shutdown: calls on_stopped once no role is saving any more. */
+void gw__shutdown_check(gateway_t *g);
 
 /* ---------- gw_reply.c: answers ---------- */
 
@@ -319,6 +348,11 @@ uint64_t gw__tail_num(const char *s, size_t n, const char *key);
 
 /* Whether r's context can be kept (r->kv.on, or the reason in kv.off). */
 void gw__kv_configure(gw_role_t *r);
+/* Save r's slots, if it keeps context and holds any, without stopping it
+ * after (shutdown: gateway_free stops it). Whether a save started. */
+bool gw__kv_save(gw_role_t *r);
+/* p ends (gw__pend_done): its slot is free again. */
+void gw__kv_pend_end(gw_pend_t *p);
 /* r's args for a start: args plus --slot-save-path when it keeps context
  * (a new vector, the strings borrowed; caller frees the vector), else NULL
  * and the role's own args are used. Sets the load key. */
@@ -327,7 +361,7 @@ char **gw__kv_start_args(gw_role_t *r, size_t *n);
 void gw__kv_backend_event(gw_role_t *r, bool ready);
 /* Free r's saved-slot state (a call in flight ends; its request is freed). */
 void gw__kv_free(gw_role_t *r);
-/* Stop an idle ready role, saving its slot first when it keeps context. */
+/* Stop a ready role, saving its slots first when it keeps context. */
 void gw__role_stop_idle(gw_role_t *r);
 /* Forward p, restoring a saved slot first when one may match. */
 void gw__proxy_or_restore(gw_pend_t *p);

@@ -1,23 +1,33 @@
 /*
  * gw_kv.c — context kept across swaps: saved slot files (see gw_int.h).
  *
- * A role whose llama-server can save its slot (-np 1, no projector,
- * kv_store_max > 0) starts with --slot-save-path <log_dir>/<role>/slots/.
- * The body of its last answered chat request is kept. Before the role is
- * stopped while idle (eviction, TTL), that body goes through the backend's
- * /apply-template and /tokenize, and slot 0 is saved as
+ * A role whose llama-server can save its slots (no projector loaded,
+ * kv_store_max > 0, a log_dir) starts with --slot-save-path
+ * <log_dir>/<role>/slots/. Variet knows what each slot holds: a chat
+ * request is given a slot (the free one whose conversation shares the most
+ * leading messages with it, else the least recently used; with -np > 1 the
+ * body sent upstream names it, "id_slot"), and its answer makes that
+ * request's body the slot's conversation. Before the role's backend stops
+ * for any reason Variet controls (eviction, TTL, unload, a reload that
+ * changed or removed the role, shutdown), each slot holding a conversation
+ * is saved: its body goes through the backend's /apply-template and
+ * /tokenize, and /slots/<id>?action=save writes
  *   kv-<role>-<key>-<P>-<hash>.slot
  * where key hashes the role, the model file's identity (path, size, mtime,
- * inode) and the args, P is the number of prompt tokens and hash covers
- * them. The first chat request after the role loads again is tokenized the
- * same way; the longest file whose P tokens are a prefix of it is restored
- * into slot 0 before the request is forwarded. The restore counts as
- * verified only when that answer's timings.cache_n >= P (P - 1 when the
- * prompt is the saved one: its last token is evaluated again); otherwise (and when
- * the restore call fails) it is counted as failed, the file is removed and
- * the request is served with a normal prefill. Files are removed oldest
- * first (mtime; a restore touches its file) past kv_store_max in total.
- * At most one such upstream call runs per role (r->kv.call).
+ * inode) and the args that shape a slot's contents (not threads, batch
+ * sizes, placement or the projector: a reload that retunes those keeps the
+ * context), P is the number of prompt tokens and hash covers them. A chat
+ * request that does not continue its slot's conversation is tokenized the
+ * same way when saved files exist; the longest file whose P tokens are a
+ * prefix of it, and longer than what the slot already holds of it, is
+ * restored into that slot before the request is forwarded. The restore
+ * counts as verified only when that answer's timings.cache_n >= P (P - 1
+ * when the prompt is the saved one: its last token is evaluated again);
+ * otherwise (and when the restore call fails) it is counted as failed, the
+ * file is removed and the request is served with a normal prefill. Files
+ * are removed oldest first (mtime; a restore touches its file) past
+ * kv_store_max in total. At most one such upstream call runs per role
+ * (r->kv.call); while it runs the role's queue waits.
  */
 #include <dirent.h>
 #include <fcntl.h>
@@ -57,7 +67,8 @@ void gw__kv_configure(gw_role_t *r)
     gateway_t *g = r->g;
     const reg_role_t *d = r->def;
     long np = 4; /* llama-server's auto */
-    args_get_long(d->args, d->n_args, ARG_PARALLEL, &np);
+    if (args_get_long(d->args, d->n_args, ARG_PARALLEL, &np) && np <= 0)
+        np = 4;
     bool own_path = false;
     for (size_t i = 0; i < d->n_args; i++)
         own_path |= !strcmp(d->args[i], "--slot-save-path");
@@ -69,15 +80,16 @@ void gw__kv_configure(gw_role_t *r)
         snprintf(r->kv.off, sizeof r->kv.off, "not kept across swaps: _engine.kv_store_max is 0");
     else if (!g->reg->engine.log_dir)
         snprintf(r->kv.off, sizeof r->kv.off, "not kept across swaps: no log_dir");
-    else if (np != 1)
-        snprintf(r->kv.off, sizeof r->kv.off, "not kept across swaps: only roles with -np 1 keep their context "
-                 "(which of %ld slots holds a conversation is not known)", np);
+    else if (np > 1024)
+        snprintf(r->kv.off, sizeof r->kv.off, "not kept across swaps: -np %ld", np);
     else if (own_path)
         snprintf(r->kv.off, sizeof r->kv.off, "not kept across swaps: the role's args set --slot-save-path");
     else
         r->kv.on = true;
     if (!r->kv.on)
         return;
+    r->kv.n_slots = (int)np;
+    r->kv.slots = xcalloc((size_t)np, sizeof *r->kv.slots); /* freed by gw__kv_free */
     char *top = xasprintf("%s/%s", g->reg->engine.log_dir, r->name);
     mkdir(g->reg->engine.log_dir, 0755);
     mkdir(top, 0755);
@@ -86,6 +98,14 @@ void gw__kv_configure(gw_role_t *r)
     mkdir(r->kv.dir, 0755);
     free(top);
 }
+
+/* Options that change only speed or placement, not what a slot holds:
+ * left out of the key. */
+static const args_opt_t key_free[] = {
+    ARG_THREADS, ARG_THREADS_BATCH, ARG_BATCH, ARG_UBATCH, ARG_NGL, ARG_TENSOR_SPLIT, ARG_N_CPU_MOE,
+    ARG_CPU_MOE, ARG_SPLIT_MODE, ARG_MAIN_GPU, ARG_MLOCK, ARG_NO_MMAP, ARG_LOAD_MODE, ARG_MMPROJ,
+    ARG_NO_MMPROJ_OFFLOAD,
+};
 
 /* The key of what the backend is about to load: role, model file, args. */
 static uint64_t kv_key(const gw_role_t *r)
@@ -99,8 +119,16 @@ static uint64_t kv_key(const gw_role_t *r)
                          (int64_t)st.st_ino, (int64_t)st.st_dev};
         h = fnv1a(h, id, sizeof id);
     }
-    for (size_t i = 0; i < d->n_args; i++)
-        h = fnv1a(h, d->args[i], strlen(d->args[i]) + 1);
+    size_t n = d->n_args;
+    char **a = args_set(d->args, n, key_free[0], NULL, &n); /* freed below */
+    for (size_t k = 1; k < sizeof key_free / sizeof *key_free; k++) {
+        char **b = args_set(a, n, key_free[k], NULL, &n);
+        args_free(&a);
+        a = b;
+    }
+    for (size_t i = 0; i < n; i++)
+        h = fnv1a(h, a[i], strlen(a[i]) + 1);
+    args_free(&a);
     return h;
 }
 
@@ -269,98 +297,196 @@ void gw__kv_enforce(gateway_t *g)
     free(e);
 }
 
-/* --- save, then stop --- */
 
-static void kv_save_end(gw_role_t *r, bool saved)
+/* --- what the slots hold --- */
+
+static void slot_forget(gw_kv_slot_t *s)
 {
+    free(s->body);
+    s->body = NULL;
+    s->body_len = 0;
+    json_decref(s->msgs);
+    s->msgs = NULL;
+    s->tokens = 0;
+    s->restored[0] = 0;
+}
+
+/* How many leading messages a and b share. */
+static size_t common_msgs(const json_t *a, const json_t *b)
+{
+    size_t n = 0;
+    while (n < json_array_size(a) && n < json_array_size(b) &&
+           json_equal(json_array_get(a, n), json_array_get(b, n)))
+        n++;
+    return n;
+}
+
+/* The slot for a chat request with messages m: a free one whose
+ * conversation shares the most leading messages with it, else the free one
+ * least recently used (an empty one first), else (all busy: it waits for
+ * that slot in llama-server) the least recently used. */
+static int pick_slot(const gw_role_t *r, const json_t *m, size_t *common)
+{
+    int best = -1;
+    size_t best_c = 0;
+    for (int pass = 0; pass < 2 && best < 0; pass++)
+        for (int i = 0; i < r->kv.n_slots; i++) {
+            const gw_kv_slot_t *s = &r->kv.slots[i];
+            if (pass == 0 && s->busy)
+                continue;
+            size_t c = s->msgs ? common_msgs(s->msgs, m) : 0;
+            if (best < 0 || c > best_c || (c == best_c && s->last_used < r->kv.slots[best].last_used)) {
+                best = i;
+                best_c = c;
+            }
+        }
+    *common = best_c;
+    return best;
+}
+
+/* --- save --- */
+
+static void kv_save_next(gw_role_t *r, int from);
+
+/* The save chain is over: stop the backend if that is what it was for. */
+static void kv_save_end(gw_role_t *r)
+{
+    gateway_t *g = r->g;
+    bool stop = r->kv.call->then_stop;
     kv_call_free(r->kv.call);
     r->kv.call = NULL;
     r->kv.saving = false;
-    gw__observe(r->g, &(gw_obs_t){.kind = GW_OBS_KV_SAVED, .role = r, .ok = saved});
-    if (saved) {
-        /* the file restored in this load is a prefix of the new one */
-        if (r->kv.restored[0] && strcmp(r->kv.restored, r->kv.file)) {
-            char *old = xasprintf("%s%s", r->kv.dir, r->kv.restored);
-            unlink(old);
-            free(old);
-        }
-        r->kv.restored[0] = 0;
-        gw__kv_enforce(r->g);
+    gw__kv_enforce(g);
+    if (g->stopping) {
+        gw__shutdown_check(g);
+        return;
     }
-    if (backend_state(r->be) == BE_READY && !gw__role_busy(r)) {
+    /* requests that came while it saved keep it, unless it yields (the
+     * scheduler's own test: then it was stopped for the requests of others) */
+    if (stop && backend_state(r->be) == BE_READY && !r->inflight && (!r->n_queued || gw__role_yields(r))) {
         gw__role_stop(r);
     } else {
-        gw__drain_queue(r); /* requests came while it saved: it stays */
+        gw__drain_queue(r);
         gw__role_idle_check(r);
     }
-    gw__schedule(r->g);
+    gw__schedule(g);
+}
+
+static void kv_save_failed(gw_role_t *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void kv_save_failed(gw_role_t *r, const char *fmt, ...)
+{
+    char msg[300];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    kv_note(r, "saving the context of slot %d failed: %s", r->kv.call->slot, msg);
+    gw__observe(r->g, &(gw_obs_t){.kind = GW_OBS_KV_SAVED, .role = r, .ok = false});
+    kv_save_next(r, r->kv.call->slot + 1);
 }
 
 static void on_kv_saved(gw_role_t *r, int code, const char *body, size_t len)
 {
+    struct gw_kv_call *c = r->kv.call;
     if (code != 200) {
-        kv_note(r, "saving the context failed: HTTP %d %.200s", code, body);
-        kv_save_end(r, false);
+        kv_save_failed(r, "HTTP %d %.200s", code, body);
         return;
     }
-    fprintf(stderr, "variet: role %s: context saved (%llu tokens) to %s\n", r->name,
-            (unsigned long long)r->kv.saved_tokens, r->kv.file);
-    kv_save_end(r, true);
+    gw_kv_slot_t *s = &r->kv.slots[c->slot];
+    fprintf(stderr, "variet: role %s: context of slot %d saved (%llu tokens) to %s\n", r->name, c->slot,
+            (unsigned long long)c->tokens, c->file);
+    gw__observe(r->g, &(gw_obs_t){.kind = GW_OBS_KV_SAVED, .role = r, .ok = true});
+    r->kv.saved_tokens = c->tokens;
+    /* the file restored into this slot is a prefix of the new one */
+    if (s->restored[0] && strcmp(s->restored, c->file)) {
+        char *old = xasprintf("%s%s", r->kv.dir, s->restored);
+        unlink(old);
+        free(old);
+    }
+    snprintf(s->restored, sizeof s->restored, "%s", c->file);
+    kv_save_next(r, c->slot + 1);
 }
 
 static void on_kv_save_tokens(gw_role_t *r, int code, const char *body, size_t len)
 {
+    struct gw_kv_call *c = r->kv.call;
     size_t n = 0;
     int32_t *t = code == 200 ? kv_tokens(body, len, &n) : NULL;
     if (!t) {
-        kv_note(r, "saving the context failed: /tokenize answered %d", code);
-        kv_save_end(r, false);
+        kv_save_failed(r, "/tokenize answered %d", code);
         return;
     }
     uint64_t h = fnv1a(FNV0, t, n * sizeof *t);
     free(t);
-    snprintf(r->kv.file, sizeof r->kv.file, "kv-%s-%016llx-%zu-%016llx.slot", r->name,
-             (unsigned long long)r->kv.keyv, n, (unsigned long long)h);
-    r->kv.saved_tokens = n;
-    json_t *j = json_pack("{s:s}", "filename", r->kv.file);
+    snprintf(c->file, sizeof c->file, "kv-%s-%016llx-%zu-%016llx.slot", r->name, (unsigned long long)r->kv.keyv, n,
+             (unsigned long long)h);
+    c->tokens = n;
+    json_t *j = json_pack("{s:s}", "filename", c->file);
     char *s = json_dumps(j, JSON_COMPACT);
     json_decref(j);
-    int rc = kv_post(r, "/slots/0?action=save", s, strlen(s), on_kv_saved);
+    char path[64];
+    snprintf(path, sizeof path, "/slots/%d?action=save", c->slot);
+    int rc = kv_post(r, path, s, strlen(s), on_kv_saved);
     free(s);
-    if (rc) {
-        kv_note(r, "saving the context failed: cannot reach llama-server");
-        kv_save_end(r, false);
-    }
+    if (rc)
+        kv_save_failed(r, "cannot reach llama-server");
 }
 
 static void on_kv_save_template(gw_role_t *r, int code, const char *body, size_t len)
 {
     char *tb = code == 200 ? kv_tokenize_body(body, len) : NULL;
-    if (!tb || kv_post(r, "/tokenize", tb, strlen(tb), on_kv_save_tokens)) {
-        kv_note(r, "saving the context failed: /apply-template answered %d", code);
-        free(tb);
-        kv_save_end(r, false);
-        return;
-    }
+    if (!tb || kv_post(r, "/tokenize", tb, strlen(tb), on_kv_save_tokens))
+        kv_save_failed(r, "/apply-template answered %d", code);
     free(tb);
 }
+
+/* Save the next slot from `from` on that holds a conversation, or end. */
+static void kv_save_next(gw_role_t *r, int from)
+{
+    struct gw_kv_call *c = r->kv.call;
+    int i = from;
+    while (i < r->kv.n_slots && !r->kv.slots[i].body)
+        i++;
+    if (i >= r->kv.n_slots || backend_state(r->be) != BE_READY) {
+        kv_save_end(r);
+        return;
+    }
+    gw_kv_slot_t *s = &r->kv.slots[i];
+    c->slot = i;
+    free(c->body);
+    c->body_len = s->body_len;
+    c->body = xmalloc(s->body_len + 1); /* owned by the call: the slot's may change meanwhile */
+    memcpy(c->body, s->body, s->body_len);
+    if (kv_post(r, "/apply-template", c->body, c->body_len, on_kv_save_template))
+        kv_save_failed(r, "cannot reach llama-server");
+}
+
+static bool kv_save_start(gw_role_t *r, bool then_stop)
+{
+    if (!r->kv.on || r->kv.call || backend_state(r->be) != BE_READY)
+        return false;
+    bool any = false;
+    for (int i = 0; i < r->kv.n_slots; i++)
+        any |= r->kv.slots[i].body != NULL;
+    if (!any)
+        return false;
+    r->kv.call = xcalloc(1, sizeof *r->kv.call); /* freed by kv_save_end */
+    r->kv.call->r = r;
+    r->kv.call->then_stop = then_stop;
+    r->kv.saving = true;
+    kv_save_next(r, 0);
+    return true;
+}
+
+bool gw__kv_save(gw_role_t *r) { return r->kv.saving || kv_save_start(r, false); }
 
 void gw__role_stop_idle(gw_role_t *r)
 {
     if (r->kv.saving)
         return;
     gw__pool_clear(r);
-    if (!r->kv.on || !r->kv.body || backend_state(r->be) != BE_READY || r->kv.call) {
+    if (!kv_save_start(r, true))
         backend_stop(r->be);
-        return;
-    }
-    r->kv.call = xcalloc(1, sizeof *r->kv.call);
-    r->kv.call->r = r;
-    r->kv.saving = true;
-    if (kv_post(r, "/apply-template", r->kv.body, r->kv.body_len, on_kv_save_template)) {
-        kv_note(r, "saving the context failed: cannot reach llama-server");
-        kv_save_end(r, false);
-    }
 }
 
 /* --- restore, then forward --- */
@@ -390,16 +516,17 @@ static void kv_drop(gw_role_t *r, const char *file)
 
 static void on_kv_restored(gw_role_t *r, int code, const char *body, size_t len)
 {
-    gw_pend_t *p = r->kv.call->p;
+    struct gw_kv_call *c = r->kv.call;
+    gw_pend_t *p = c->p;
+    gw_kv_slot_t *s = &r->kv.slots[c->slot];
     if (code != 200) {
         gw__observe(r->g, &(gw_obs_t){.kind = GW_OBS_KV_RESTORED, .role = r, .ok = false});
-        kv_note(r, "restoring the context from %s failed (HTTP %d %.200s); prefilling instead", r->kv.file, code,
-                body);
-        kv_drop(r, r->kv.file);
+        kv_note(r, "restoring the context from %s failed (HTTP %d %.200s); prefilling instead", c->file, code, body);
+        kv_drop(r, c->file);
     } else {
-        p->kv_expect = r->kv.expect;
-        snprintf(r->kv.restored, sizeof r->kv.restored, "%s", r->kv.file);
-        char *path = xasprintf("%s%s", r->kv.dir, r->kv.file);
+        p->kv_expect = c->tokens;
+        snprintf(s->restored, sizeof s->restored, "%s", c->file);
+        char *path = xasprintf("%s%s", r->kv.dir, c->file);
         utimensat(AT_FDCWD, path, NULL, 0); /* most recently used */
         free(path);
     }
@@ -408,10 +535,11 @@ static void on_kv_restored(gw_role_t *r, int code, const char *body, size_t len)
 
 static void on_kv_restore_tokens(gw_role_t *r, int code, const char *body, size_t len)
 {
+    struct gw_kv_call *c = r->kv.call;
     size_t n = 0;
     int32_t *t = code == 200 ? kv_tokens(body, len, &n) : NULL;
-    /* the longest saved prefix of these tokens */
-    uint64_t best = 0;
+    /* the longest saved prefix of these tokens, longer than what the slot shares already */
+    uint64_t best = c->min_tokens;
     char best_name[256] = "";
     DIR *dir = t ? opendir(r->kv.dir) : NULL;
     struct dirent *de;
@@ -427,19 +555,20 @@ static void on_kv_restore_tokens(gw_role_t *r, int code, const char *body, size_
     if (dir)
         closedir(dir);
     free(t);
-    if (!best) {
+    if (!best_name[0]) {
         kv_restore_end(r);
         return;
     }
-    snprintf(r->kv.file, sizeof r->kv.file, "%s", best_name);
-    r->kv.saved_tokens = best;
+    snprintf(c->file, sizeof c->file, "%s", best_name);
     /* llama-server evaluates at least the prompt's last token again (its
      * logits start the answer): a prompt equal to the saved one reuses n - 1 */
-    r->kv.expect = best < n ? best : n - 1;
+    c->tokens = best < n ? best : n - 1;
     json_t *j = json_pack("{s:s}", "filename", best_name);
     char *s = json_dumps(j, JSON_COMPACT);
     json_decref(j);
-    int rc = kv_post(r, "/slots/0?action=restore", s, strlen(s), on_kv_restored);
+    char path[64];
+    snprintf(path, sizeof path, "/slots/%d?action=restore", c->slot);
+    int rc = kv_post(r, path, s, strlen(s), on_kv_restored);
     free(s);
     if (rc)
         kv_restore_end(r);
@@ -468,63 +597,120 @@ static bool kv_has_saved(gw_role_t *r)
     return any;
 }
 
-/* Forward p, first restoring a saved slot when this is the first chat
- * request since the role loaded and a saved prefix may match. */
+/* Give chat request p a slot (p->kv_slot; -1 when it names a slot of its
+ * own that Variet cannot track). */
+static void kv_assign(gw_pend_t *p, json_t *body, size_t *common)
+{
+    gw_role_t *r = p->role;
+    json_t *id = json_object_get(body, "id_slot");
+    json_t *m = json_object_get(body, "messages");
+    *common = 0;
+    p->kv_slot = -1;
+    if (!json_is_array(m))
+        return;
+    if (id) {
+        /* the client chose: followed when it is one of the slots */
+        json_int_t v = json_is_integer(id) ? json_integer_value(id) : -1;
+        if (v < 0 || v >= r->kv.n_slots)
+            return;
+        p->kv_slot = (int)v;
+        *common = r->kv.slots[v].msgs ? common_msgs(r->kv.slots[v].msgs, m) : 0;
+    } else {
+        p->kv_slot = pick_slot(r, m, common);
+        p->kv_inject = r->kv.n_slots > 1;
+    }
+    gw_kv_slot_t *s = &r->kv.slots[p->kv_slot];
+    p->kv_gen = r->kv.gen;
+    p->kv_msgs = json_incref(m);
+    p->kv_cont = s->msgs && *common == json_array_size(s->msgs);
+    s->busy = true;
+    s->last_used = now_s();
+}
+
 void gw__proxy_or_restore(gw_pend_t *p)
 {
     gw_role_t *r = p->role;
-    if (!r->kv.fresh || r->kv.call || p->load_only || !is_chat_path(httpd_head(p->req)->target)) {
-        gw__proxy_start(p);
-        return;
-    }
-    r->kv.fresh = false;
-    if (!kv_has_saved(r)) {
+    if (!r->kv.on || p->load_only || !is_chat_path(httpd_head(p->req)->target)) {
         gw__proxy_start(p);
         return;
     }
     struct evbuffer *b = httpd_body(p->req);
-    r->kv.call = xcalloc(1, sizeof *r->kv.call);
-    r->kv.call->r = r;
-    r->kv.call->p = p;
-    r->kv.call->body_len = evbuffer_get_length(b);
-    r->kv.call->body = xmalloc(r->kv.call->body_len + 1);
-    evbuffer_copyout(b, r->kv.call->body, r->kv.call->body_len);
+    size_t len = evbuffer_get_length(b);
+    json_t *body = json_loadb((const char *)evbuffer_pullup(b, -1), len, 0, NULL);
+    size_t common = 0;
+    kv_assign(p, body, &common);
+    json_decref(body);
+    if (p->kv_slot < 0 || p->kv_cont || r->kv.call || !kv_has_saved(r)) {
+        gw__proxy_start(p);
+        return;
+    }
+    r->kv.call = xcalloc(1, sizeof *r->kv.call); /* freed by kv_restore_end */
+    struct gw_kv_call *c = r->kv.call;
+    c->r = r;
+    c->p = p;
+    c->slot = p->kv_slot;
+    /* a slot that shares part of the conversation keeps that much without a restore */
+    c->min_tokens = common ? r->kv.slots[p->kv_slot].tokens : 0;
+    c->body_len = len;
+    c->body = xmalloc(len + 1);
+    evbuffer_copyout(b, c->body, len);
     r->kv.busy = true;
     r->inflight++; /* held: the role is busy while its context comes back */
     if (r->ttl_timer)
         evtimer_del(r->ttl_timer);
-    if (kv_post(r, "/apply-template", r->kv.call->body, r->kv.call->body_len, on_kv_restore_template))
+    if (kv_post(r, "/apply-template", c->body, c->body_len, on_kv_restore_template))
         kv_restore_end(r);
 }
 
-/* After an answer: keep the body of a chat request for the next save, and
- * judge a restore by the answer's timings. */
 void gw__kv_after_answer(gw_pend_t *p, httpd_req_t *rq)
 {
     gw_role_t *r = p->role;
-    if (!r->kv.on || p->status != 200 || !is_chat_path(httpd_head(rq)->target))
+    if (p->kv_slot < 0 || p->kv_gen != r->kv.gen || p->status != 200)
         return;
+    gw_kv_slot_t *s = &r->kv.slots[p->kv_slot];
     struct evbuffer *b = httpd_body(rq);
-    free(r->kv.body);
-    r->kv.body_len = evbuffer_get_length(b);
-    r->kv.body = xmalloc(r->kv.body_len + 1);
-    evbuffer_copyout(b, r->kv.body, r->kv.body_len);
+    free(s->body);
+    s->body_len = evbuffer_get_length(b);
+    s->body = xmalloc(s->body_len + 1);
+    evbuffer_copyout(b, s->body, s->body_len);
+    json_decref(s->msgs);
+    s->msgs = p->kv_msgs;
+    p->kv_msgs = NULL;
+    uint64_t cache_n = gw__tail_num(p->tail, p->tail_len, "\"cache_n\"");
+    s->tokens = cache_n + gw__tail_num(p->tail, p->tail_len, "\"prompt_n\"") +
+                gw__tail_num(p->tail, p->tail_len, "\"predicted_n\"");
+    s->last_used = now_s();
+    p->kv_recorded = true;
     if (!p->kv_expect)
         return;
-    uint64_t cache_n = gw__tail_num(p->tail, p->tail_len, "\"cache_n\"");
     r->kv.last_restore_tokens = p->kv_expect;
     r->kv.last_cache_n = cache_n;
     if (cache_n >= p->kv_expect) {
         gw__observe(r->g, &(gw_obs_t){.kind = GW_OBS_KV_RESTORED, .role = r, .ok = true});
-        fprintf(stderr, "variet: role %s: context restored: %llu of %llu saved tokens reused\n", r->name,
-                (unsigned long long)cache_n, (unsigned long long)p->kv_expect);
+        fprintf(stderr, "variet: role %s: context restored into slot %d: %llu of %llu saved tokens reused\n", r->name,
+                p->kv_slot, (unsigned long long)cache_n, (unsigned long long)p->kv_expect);
     } else {
         gw__observe(r->g, &(gw_obs_t){.kind = GW_OBS_KV_RESTORED, .role = r, .ok = false});
         kv_note(r, "restoring the context from %s did not work: the answer reused %llu tokens of %llu restored; "
-                "prefilled instead", r->kv.restored, (unsigned long long)cache_n, (unsigned long long)p->kv_expect);
-        kv_drop(r, r->kv.restored);
-        r->kv.restored[0] = 0;
+                "prefilled instead", s->restored, (unsigned long long)cache_n, (unsigned long long)p->kv_expect);
+        kv_drop(r, s->restored);
+        s->restored[0] = 0;
     }
+}
+
+void gw__kv_pend_end(gw_pend_t *p)
+{
+    gw_role_t *r = p->role;
+    if (p->kv_slot >= 0 && p->kv_gen == r->kv.gen && r->kv.slots) {
+        gw_kv_slot_t *s = &r->kv.slots[p->kv_slot];
+        s->busy = false;
+        /* it ran in the slot without an answer to show for it: what the
+         * slot holds is known no more, unless it went on from its conversation */
+        if (!p->kv_recorded && !p->kv_cont)
+            slot_forget(s);
+    }
+    json_decref(p->kv_msgs);
+    p->kv_msgs = NULL;
 }
 
 char **gw__kv_start_args(gw_role_t *r, size_t *n)
@@ -543,15 +729,12 @@ char **gw__kv_start_args(gw_role_t *r, size_t *n)
 
 void gw__kv_backend_event(gw_role_t *r, bool ready)
 {
-    if (ready) {
-        r->kv.fresh = r->kv.on;
-        r->kv.restored[0] = 0;
-        return;
+    /* a new load, or none: every slot is empty */
+    r->kv.gen++;
+    for (int i = 0; i < r->kv.n_slots; i++) {
+        slot_forget(&r->kv.slots[i]);
+        r->kv.slots[i].busy = false;
     }
-    /* its slot is gone: nothing to save until a new answer */
-    free(r->kv.body);
-    r->kv.body = NULL;
-    r->kv.fresh = false;
 }
 
 void gw__kv_free(gw_role_t *r)
@@ -559,9 +742,14 @@ void gw__kv_free(gw_role_t *r)
     if (r->kv.call) {
         gw_pend_t *p = r->kv.call->p;
         kv_call_free(r->kv.call);
+        r->kv.call = NULL;
         if (p)
             gw__pend_done(p);
     }
+    for (int i = 0; i < r->kv.n_slots; i++)
+        slot_forget(&r->kv.slots[i]);
+    free(r->kv.slots);
+    r->kv.slots = NULL;
+    r->kv.n_slots = 0;
     free(r->kv.dir);
-    free(r->kv.body);
 }

@@ -270,6 +270,28 @@ static void on_up_done(struct evhttp_request *up, void *arg)
     gw__role_idle_check(r);
 }
 
+/* The body sent upstream: the client's, with "id_slot" first when Variet
+ * chose the slot (gw_kv.c; the body is a JSON object, h_proxy checked). */
+static void upstream_body(const gw_pend_t *p, struct evbuffer *out)
+{
+    struct evbuffer *body = httpd_body(p->req);
+    size_t len = evbuffer_get_length(body);
+    const char *s = (const char *)evbuffer_pullup(body, -1);
+    size_t open = 0;
+    while (open < len && s[open] != '{')
+        open++;
+    if (!p->kv_inject || open == len) {
+        evbuffer_add(out, s, len);
+        return;
+    }
+    size_t k = open + 1;
+    while (k < len && (s[k] == ' ' || s[k] == '\t' || s[k] == '\r' || s[k] == '\n'))
+        k++;
+    evbuffer_add(out, s, open + 1);
+    evbuffer_add_printf(out, "\"id_slot\":%d%s", p->kv_slot, k < len && s[k] == '}' ? "" : ",");
+    evbuffer_add(out, s + open + 1, len - open - 1);
+}
+
 void gw__proxy_start(gw_pend_t *p)
 {
     gw_role_t *r = p->role;
@@ -303,12 +325,11 @@ void gw__proxy_start(gw_pend_t *p)
     }
     evhttp_add_header(oh, "Host", "127.0.0.1");
     evhttp_add_header(oh, "Authorization", r->g->backend_auth);
-    struct evbuffer *body = httpd_body(req);
-    size_t len = evbuffer_get_length(body);
+    struct evbuffer *out = evhttp_request_get_output_buffer(up);
+    upstream_body(p, out);
     char cl[32];
-    snprintf(cl, sizeof cl, "%zu", len);
+    snprintf(cl, sizeof cl, "%zu", evbuffer_get_length(out));
     evhttp_add_header(oh, "Content-Length", cl);
-    evbuffer_add(evhttp_request_get_output_buffer(up), evbuffer_pullup(body, -1), len);
     p->up = up;
     p->upconn = c;
     r->inflight++;

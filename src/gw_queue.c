@@ -70,6 +70,7 @@ static void on_client_close(httpd_req_t *req, void *arg)
 
 void gw__pend_done(gw_pend_t *p)
 {
+    gw__kv_pend_end(p);
     if (p->timeout)
         event_free(p->timeout);
     free(p);
@@ -112,11 +113,18 @@ void gw__dispatch(gateway_t *g, gw_role_t *r, httpd_req_t *req, bool stream, boo
     p->req = req;
     p->t0 = now_s();
     p->stream_req = stream;
+    p->kv_slot = -1;
     httpd_on_close(req, on_client_close, p);
     r->last_used = p->t0;
     if (r->failed && now_s() - r->failed_at < g->reg->engine.restart_window_s) {
         gw__obs_answered(r, 503, 0);
         gw__send_error(req, 503, "server_error", "role_failed", "role '%s' is failed: %s", r->name, r->fail_reason);
+        gw__pend_done(p);
+        return;
+    }
+    if (g->stopping) {
+        gw__obs_answered(r, 503, 0);
+        gw__send_error(req, 503, "server_error", "shutting_down", "variet is shutting down");
         gw__pend_done(p);
         return;
     }

@@ -24,7 +24,7 @@ const char *gw__role_state(const gw_role_t *r)
         return "failed";
     switch (backend_state(r->be)) {
     case BE_LOADING: return "loading";
-    case BE_READY: return "ready";
+    case BE_READY: return r->kv.saving ? "stopping" : "ready";
     case BE_STOPPING: return "stopping";
     default: return "stopped";
     }
@@ -157,7 +157,7 @@ void gw__role_idle_check(gw_role_t *r)
         return;
     }
     if (r->stale) {
-        gw__role_stop(r);
+        gw__role_stop_idle(r); /* replaced by a reload: saved, then stopped */
         return;
     }
     double ttl = role_ttl(r);

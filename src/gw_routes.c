@@ -83,7 +83,7 @@ static void h_role_unload(gateway_t *g, httpd_req_t *req, const char *name)
                        r->inflight);
         return;
     }
-    gw__role_stop(r);
+    gw__role_stop_idle(r); /* its slots are saved first */
     gw__send_json(req, 200, json_pack("{s:s,s:s}", "role", r->name, "state", gw__role_state(r)));
 }
 

@@ -91,6 +91,15 @@ static json_t *role_json(gw_role_t *r, bool full)
         json_object_set_new(kv, "reason", json_string(r->kv.off));
     else
         json_object_set_new(kv, "dir", json_string(r->kv.dir));
+    /* what each slot holds now: a conversation of so many tokens, or nothing known */
+    json_t *slots = json_array();
+    for (int i = 0; i < r->kv.n_slots; i++) {
+        const gw_kv_slot_t *sl = &r->kv.slots[i];
+        json_array_append_new(slots, json_pack("{s:i,s:b,s:I,s:s?}", "id", i, "busy", sl->busy, "tokens",
+                                               (json_int_t)(sl->body ? sl->tokens : 0), "restored",
+                                               sl->restored[0] ? sl->restored : NULL));
+    }
+    json_object_set_new(kv, "slots", slots);
     json_object_set_new(kv, "saves", json_integer((json_int_t)r->m.kv_saves));
     json_object_set_new(kv, "save_failures", json_integer((json_int_t)r->m.kv_save_failures));
     json_object_set_new(kv, "restores_verified", json_integer((json_int_t)r->m.kv_restores));

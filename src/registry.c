@@ -208,6 +208,8 @@ static const eng_field_t eng_fields[] = {
      "seconds a request may wait for room before busy roles stop taking new requests (0: never)"},
     {"kv_store_max", E_SIZE, OFF(kv_store_max), 0, 0, false, NULL, 8 * GiB,
      "bytes of saved slot KV caches under log_dir, oldest removed first (0: context not kept across swaps)"},
+    {"kv_save_timeout", E_SECS, OFF(kv_save_timeout_s), 0, 0, true, NULL, 10,
+     "seconds the slot saves at shutdown may take together (then variet stops without them)"},
 };
 
 #define N_ENG (sizeof eng_fields / sizeof eng_fields[0])
@@ -499,7 +501,7 @@ static int add_aliases(ectx_t *e, const reg_role_t *roles, size_t ri, json_t *na
 
 /* ---- the role scheduling table ----------------------------------------- */
 
-typedef enum { R_INT, R_BOOL, R_SECS } rtype_t;
+typedef enum { R_INT, R_BOOL, R_SECS, R_ENUM } rtype_t;
 
 typedef struct {
     const char *name;
@@ -508,20 +510,25 @@ typedef struct {
     double min, max;
     double def;
     const char *help;
+    const char *const *choices; /* R_ENUM: the names, NULL-terminated; the int stored is the index */
 } role_field_t;
+
+static const char *const mmproj_modes[] = {"always", "on_demand", NULL};
 
 #define ROFF(f) offsetof(reg_role_t, f)
 
 static const role_field_t role_fields[] = {
     {"priority", R_INT, ROFF(priority), -1000, 1000, 0,
-     "a role may stop roles of lower or equal priority to start, never higher ones"},
-    {"pin", R_BOOL, ROFF(pin), 0, 0, 0, "never stopped to make room for another role"},
+     "a role may stop roles of lower or equal priority to start, never higher ones", NULL},
+    {"pin", R_BOOL, ROFF(pin), 0, 0, 0, "never stopped to make room for another role", NULL},
     {"min_resident_s", R_SECS, ROFF(min_resident_s), 0, 0, 0,
-     "seconds after loading during which the role is not stopped for another"},
+     "seconds after loading during which the role is not stopped for another", NULL},
     {"max_concurrent", R_INT, ROFF(max_concurrent), 0, 4096, 0,
-     "requests in flight at once, at most the role's -np (0: -np + 1 connections)"},
+     "requests in flight at once, at most the role's -np (0: -np + 1 connections)", NULL},
     {"queue_size", R_INT, ROFF(queue_size), 0, 100000, 0,
-     "requests waiting for the role beyond that; more get 429 (0: the engine's queue_size)"},
+     "requests waiting for the role beyond that; more get 429 (0: the engine's queue_size)", NULL},
+    {"mmproj_mode", R_ENUM, ROFF(mmproj_mode), 0, 0, REG_MMPROJ_ALWAYS,
+     "when the projector (--mmproj) is loaded: always, or on_demand (text requests without it)", mmproj_modes},
 };
 
 #define N_ROLE_FIELDS (sizeof role_fields / sizeof role_fields[0])
@@ -537,6 +544,7 @@ static int parse_role_fields(ectx_t *e, const char *name, const json_t *obj, reg
         case R_INT: *(int *)dst = (int)f->def; break;
         case R_BOOL: *(bool *)dst = f->def != 0; break;
         case R_SECS: *(double *)dst = f->def; break;
+        case R_ENUM: *(int *)dst = (int)f->def; break;
         }
         if (!v || json_is_null(v))
             continue;
@@ -564,6 +572,21 @@ static int parse_role_fields(ectx_t *e, const char *name, const json_t *obj, reg
             if ((rc = check_secs(e, place, v, f->min, false, REG_MAX_SECONDS, dst)))
                 return rc;
             break;
+        case R_ENUM: {
+            if (!json_is_string(v))
+                return fail(e, "%s: expected a string, got %s", place, jtype(v));
+            int k = 0;
+            while (f->choices[k] && strcmp(f->choices[k], json_string_value(v)))
+                k++;
+            if (!f->choices[k]) {
+                char list[256] = "";
+                for (int j = 0; f->choices[j]; j++)
+                    snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", j ? ", " : "", f->choices[j]);
+                return fail(e, "%s: '%.64s' is not one of %s", place, json_string_value(v), list);
+            }
+            *(int *)dst = k;
+            break;
+        }
         }
     }
     return 0;
@@ -631,6 +654,8 @@ static int parse_role(ectx_t *e, const char *dir, const char *name, const json_t
         np = 4; /* llama-server's auto */
     if (ro->max_concurrent > np)
         return fail(e, "%s.max_concurrent: %d is more than the role's %ld slots (-np)", name, ro->max_concurrent, np);
+    if (ro->mmproj_mode == REG_MMPROJ_ON_DEMAND && args_find(ro->args, ro->n_args, ARG_MMPROJ) < 0)
+        return fail(e, "%s.mmproj_mode: \"on_demand\" needs a projector in the role's args (--mmproj FILE)", name);
 
     v = json_object_get(obj, "aliases");
     if (v)

@@ -32,6 +32,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* mmproj_mode: "always" (with its backend), or "on_demand": text requests
+ * are served by a backend started without --mmproj, the first request
+ * carrying an image (or audio) switches to one with it. */
+enum { REG_MMPROJ_ALWAYS = 0, REG_MMPROJ_ON_DEMAND = 1 };
+
 typedef struct {
     char *name;         /* the role's key */
     char *display_name; /* defaults to name */
@@ -49,6 +54,7 @@ typedef struct {
     double min_resident_s; /* not stopped for another role within this long of loading (0) */
     int max_concurrent;    /* requests in flight at once, at most -np (0: -np + 1, as connections allow) */
     int queue_size;        /* requests waiting beyond that (0: the engine's queue_size) */
+    int mmproj_mode;       /* REG_MMPROJ_*: when the projector (--mmproj) is loaded */
 } reg_role_t;
 
 typedef struct {
@@ -77,6 +83,7 @@ typedef struct {
     double health_interval_s; /* health probe while ready (5) */
     uint64_t kv_store_max;    /* bytes of saved slots (KV caches) on disk, LRU; 0: not kept (8 GiB) */
     double max_wait_s;        /* a request waiting this long for room makes loaded roles yield (30; 0: never) */
+    double kv_save_timeout_s; /* slot saves at shutdown, all together, at most (10) */
 } reg_engine_t;
 
 typedef struct {

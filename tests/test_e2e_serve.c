@@ -2366,6 +2366,8 @@ static void t_role_unload_logs(void **state)
 
 /* ---------- context kept across swaps ---------- */
 
+static json_t *kv_conversation(const char *word, int n);
+
 /* A chat turn on role a: messages so far (a JSON array, updated with the
  * answer and `next_user`); returns the answer's timings (caller decrefs). */
 static json_t *kv_turn(const srv_t *s, json_t *msgs, const char *next_user)
@@ -2446,9 +2448,9 @@ static void t_kv_swap(void **state)
     const char *why = json_string_value(json_object_get(vkv, "reason"));
     if (!why || !strstr(why, "--mmproj"))
         fail_msg("role v with a projector: want a reason naming --mmproj, got %s", why ? why : "(none)");
-    /* c runs with -np 2: it says so */
-    why = json_string_value(json_object_get(jget(st, "roles", "c", "kv"), "reason"));
-    assert_true(why && strstr(why, "-np 1"));
+    /* c runs with -np 2: kept too, two slots */
+    assert_true(json_is_true(json_object_get(jget(st, "roles", "c", "kv"), "kept")));
+    assert_int_equal(json_array_size(json_object_get(jget(st, "roles", "c", "kv"), "slots")), 2);
     json_decref(st);
 
     buf_t text;
@@ -2536,6 +2538,170 @@ static void t_kv_swap(void **state)
            json_object_get(jget(st, "roles", "a", "kv"), "last_error") : NULL));
     json_decref(st);
     json_decref(msgs);
+}
+
+/* SIGTERM variet; it must exit 0 within timeout_s. Seconds it took. */
+static double srv_term(srv_t *s, double timeout_s)
+{
+    assert_int_equal(kill(s->pid, SIGTERM), 0);
+    int st = 0;
+    double t0 = now_s();
+    pid_t r;
+    while ((r = waitpid(s->pid, &st, WNOHANG)) == 0 && now_s() - t0 < timeout_s)
+        usleep(10000);
+    if (r != s->pid)
+        fail_msg("variet did not exit within %.0f s of SIGTERM; log %s", timeout_s, s->log);
+    s->pid = 0;
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        fail_msg("variet after SIGTERM: %s %d", WIFEXITED(st) ? "exit" : "signal",
+                 WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
+    assert_int_equal(srv_stop_clean(s), 0); /* its log: no sanitizer report */
+    return now_s() - t0;
+}
+
+/* How many times `needle` stands in variet's log. */
+static int log_count(const srv_t *s, const char *needle)
+{
+    char *log = e2e_slurp(s->log, NULL);
+    int n = 0;
+    for (const char *p = log; p && (p = strstr(p, needle)); p += strlen(needle))
+        n++;
+    free(log);
+    return n;
+}
+
+#define KV_A ROLE("a", "tiny-llama", "\"-c\",\"4096\",\"-np\",\"1\",\"-t\",\"1\"", "")
+
+/* Context saved on every stop, not only idle ones: a conversation on a,
+ * SIGTERM (a's slot is saved before its backend stops), a new `variet
+ * serve`: the next turn is restored (cache_n covers the saved tokens). A
+ * SIGHUP reload that changes only a's threads replaces the role: the old
+ * backend saves before it stops, the new one restores the next turn (the
+ * saved slot's key leaves out threads). A backend that hangs (SIGSTOP)
+ * during the shutdown save does not hang the shutdown: kv_save_timeout
+ * bounds it, the failure is logged, variet exits 0 and leaves no process. */
+static void t_kv_every_stop(void **state)
+{
+    srv_t *s = *state;
+    srv_start(s, "kvstop", NULL, KV_A);
+    json_t *msgs = kv_conversation("item", 240);
+    json_t *t = kv_turn(s, msgs, "And then?");
+    json_int_t first = json_integer_value(json_object_get(t, "prompt_n"));
+    json_decref(t);
+    assert_true(first >= 1000);
+    pid_t be = role_pid(s, "a");
+    double secs = srv_term(s, 15);
+    assert_int_equal(log_count(s, "context of slot 0 saved"), 1);
+    assert_true(wait_gone(be, 1));
+    char files[8][600];
+    assert_int_equal(kv_files(s, files), 1);
+    printf("  kv every stop: SIGTERM with a save took %.2f s\n", secs);
+
+    srv_launch(s); /* a new variet on the same folder */
+    t = kv_turn(s, msgs, "Go on.");
+    json_int_t cache_n = json_integer_value(json_object_get(t, "cache_n"));
+    json_decref(t);
+    printf("  kv every stop: after a restart the next turn reused %lld tokens (first prompt %lld)\n",
+           (long long)cache_n, (long long)first);
+    if (cache_n < first)
+        fail_msg("after a restart the next turn reused %lld tokens, want >= %lld", (long long)cache_n, (long long)first);
+    assert_int_equal(kv_stat(s, "a", "restores_verified"), 1);
+    json_int_t saved_before_reload = 0;
+
+    /* reload: a's threads change, so the role is replaced; the old one saves first */
+    srv_config(s, "kvstop", NULL, ROLE("a", "tiny-llama", "\"-c\",\"4096\",\"-np\",\"1\",\"-t\",\"2\"", ""));
+    be = role_pid(s, "a");
+    assert_int_equal(kill(s->pid, SIGHUP), 0);
+    assert_true(wait_gone(be, 10));
+    assert_int_equal(log_count(s, "context of slot 0 saved"), 1);
+    assert_int_equal(kv_files(s, files), 1); /* the longer conversation replaced the restored file */
+    sscanf(strrchr(files[0], '/') + 1, "kv-a-%*16x-%lld-", (long long *)&saved_before_reload);
+    t = kv_turn(s, msgs, "Thanks.");
+    cache_n = json_integer_value(json_object_get(t, "cache_n"));
+    json_decref(t);
+    printf("  kv every stop: after a reload (-t 1 → 2) %lld tokens reused of %lld saved\n", (long long)cache_n,
+           (long long)saved_before_reload);
+    assert_true(saved_before_reload > first);
+    if (cache_n < saved_before_reload)
+        fail_msg("after a reload the next turn reused %lld tokens, want >= %lld", (long long)cache_n,
+                 (long long)saved_before_reload);
+    assert_int_equal(kv_stat(s, "a", "restores_verified"), 1); /* the new role's */
+    json_decref(msgs);
+
+    /* a backend that never answers the save: the shutdown is bounded */
+    assert_int_equal(srv_stop_clean(s), 0);
+    srv_start(s, "kvstop", ",\"kv_save_timeout\":1", KV_A);
+    msgs = kv_conversation("other", 100);
+    json_decref(kv_turn(s, msgs, "And then?"));
+    json_decref(msgs);
+    be = role_pid(s, "a");
+    assert_int_equal(kill(be, SIGSTOP), 0);
+    secs = srv_term(s, 15);
+    printf("  kv every stop: with its backend stopped (SIGSTOP) variet exited in %.2f s\n", secs);
+    assert_true(secs < 1 + 3 + 3); /* kv_save_timeout, stop_grace, slack */
+    assert_int_equal(log_count(s, "did not finish within 1 s"), 1);
+    assert_true(wait_gone(be, 2));
+}
+
+/* -np 2 keeps both conversations: x and y run in slots 0 and 1 (variet
+ * names the slot, id_slot); a swap saves both slots; back on a, x is
+ * restored into slot 0 and y into slot 1, each answer reusing what was
+ * saved; x's next turn then continues in its slot untouched by y's
+ * restore. */
+static void t_kv_np2(void **state)
+{
+    srv_t *s = *state;
+    srv_start(s, "kvnp2", ",\"max_loaded\":1",
+              ROLE("a", "tiny-llama", "\"-c\",\"8192\",\"-np\",\"2\",\"-t\",\"1\"", "") ",\n  "
+              ROLE("b", "tiny-qwen3moe", "\"-c\",\"2048\",\"-np\",\"1\",\"-t\",\"1\"", ""));
+    json_t *x = kv_conversation("item", 240), *y = kv_conversation("thing", 240);
+    json_t *t = kv_turn(s, x, "And then?");
+    json_int_t px = json_integer_value(json_object_get(t, "prompt_n"));
+    json_decref(t);
+    t = kv_turn(s, y, "And then?");
+    json_int_t py = json_integer_value(json_object_get(t, "prompt_n"));
+    json_int_t cy = json_integer_value(json_object_get(t, "cache_n"));
+    json_decref(t);
+    assert_true(px >= 1000 && py >= 1000);
+    assert_true(cy < 100); /* y did not land on x's slot */
+    json_t *st = get_json(s, "/status");
+    json_t *slots = json_object_get(jget(st, "roles", "a", "kv"), "slots");
+    assert_int_equal(json_array_size(slots), 2);
+    for (int i = 0; i < 2; i++)
+        assert_true(json_integer_value(json_object_get(json_array_get(slots, i), "tokens")) >= 1000);
+    json_decref(st);
+
+    chat_ok(s, "b", "b"); /* swap: both of a's slots are saved */
+    assert_int_equal(kv_stat(s, "a", "saves"), 2);
+    char files[8][600];
+    assert_int_equal(kv_files(s, files), 2);
+
+    t = kv_turn(s, x, "Go on.");
+    json_int_t cx = json_integer_value(json_object_get(t, "cache_n"));
+    json_decref(t);
+    t = kv_turn(s, y, "Go on.");
+    cy = json_integer_value(json_object_get(t, "cache_n"));
+    json_decref(t);
+    printf("  kv -np 2: after a swap x reused %lld (prompt %lld), y %lld (prompt %lld)\n", (long long)cx,
+           (long long)px, (long long)cy, (long long)py);
+    if (cx < px || cy < py)
+        fail_msg("after the swap x reused %lld of %lld, y %lld of %lld", (long long)cx, (long long)px, (long long)cy,
+                 (long long)py);
+    assert_int_equal(kv_stat(s, "a", "restores_verified"), 2);
+    assert_int_equal(kv_stat(s, "a", "restore_failures"), 0);
+    st = get_json(s, "/status");
+    slots = json_object_get(jget(st, "roles", "a", "kv"), "slots");
+    assert_non_null(json_string_value(json_object_get(json_array_get(slots, 0), "restored")));
+    assert_non_null(json_string_value(json_object_get(json_array_get(slots, 1), "restored")));
+    json_decref(st);
+    /* x goes on in slot 0: everything it had is still there */
+    t = kv_turn(s, x, "More.");
+    json_int_t cx2 = json_integer_value(json_object_get(t, "cache_n"));
+    json_decref(t);
+    assert_true(cx2 > cx);
+    assert_int_equal(kv_stat(s, "a", "restores_verified"), 2);
+    json_decref(x);
+    json_decref(y);
 }
 
 /* Scheduling that does not thrash: with max_loaded 2 and a pinned role,
@@ -2730,6 +2896,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(t_swap, setup, teardown),
         cmocka_unit_test_setup_teardown(t_kv_swap, setup, teardown),
         cmocka_unit_test_setup_teardown(t_kv_store_max, setup, teardown),
+        cmocka_unit_test_setup_teardown(t_kv_every_stop, setup, teardown),
+        cmocka_unit_test_setup_teardown(t_kv_np2, setup, teardown),
         cmocka_unit_test_setup_teardown(t_sched_pin, setup, teardown),
         cmocka_unit_test_setup_teardown(t_max_concurrent, setup, teardown),
         cmocka_unit_test_setup_teardown(t_max_wait, setup, teardown),

@@ -250,7 +250,7 @@ static void t_engine_errors(void **s)
               "llama_server, max_loaded, memory_budget, idle_ttl, api_key, default_role, "
               "queue_size, queue_timeout, load_timeout, stop_grace, max_body, max_header, "
               "max_connections, header_timeout, upstream_timeout, allowed_hosts, allowed_origins, log_dir, restart_max, "
-              "restart_window, health_interval, max_wait, kv_store_max)");
+              "restart_window, health_interval, max_wait, kv_store_max, kv_save_timeout)");
     char err[512];
     registry_t *r = NULL;
     const char *j = ENG("\"zzzzzzzzzz\": 1");
@@ -827,6 +827,18 @@ static void t_role_sched(void **s)
     parse_err("{\"a\": {\"model_path\": \"m\", \"pin\": 1}}", NULL, "a.pin: expected true or false, got number");
     parse_err("{\"a\": {\"model_path\": \"m\", \"min_resident_s\": -1}}", NULL,
               "a.min_resident_s: -1 is outside 0..315360000");
+    /* mmproj_mode: always (default) or on_demand, which needs a projector */
+    r = parse_ok("{\"a\": {\"model_path\": \"m\", \"args\": [\"--mmproj\", \"p.gguf\"], \"mmproj_mode\": \"on_demand\"},"
+                 " \"b\": {\"model_path\": \"m\"}}", NULL);
+    assert_int_equal(r->roles[0].mmproj_mode, REG_MMPROJ_ON_DEMAND);
+    assert_int_equal(r->roles[1].mmproj_mode, REG_MMPROJ_ALWAYS);
+    registry_free(&r);
+    parse_err("{\"a\": {\"model_path\": \"m\", \"mmproj_mode\": \"on_demand\"}}", NULL,
+              "a.mmproj_mode: \"on_demand\" needs a projector in the role's args (--mmproj FILE)");
+    parse_err("{\"a\": {\"model_path\": \"m\", \"mmproj_mode\": \"lazy\"}}", NULL,
+              "a.mmproj_mode: 'lazy' is not one of always, on_demand");
+    parse_err("{\"a\": {\"model_path\": \"m\", \"mmproj_mode\": 1}}", NULL,
+              "a.mmproj_mode: expected a string, got number");
 }
 
 int main(void)
