@@ -12,9 +12,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <event2/event.h>
 
+#include "args.h"
 #include "gguf.h"
 #include "gw_int.h"
 #include "hw.h"
@@ -22,9 +24,22 @@
 #include "modelinfo.h"
 #include "util.h"
 
-int gw__role_estimate(gw_role_t *r, char *err, size_t errlen)
+/* The planner's memory per device for args (with the projector they name). */
+static void plan_mem(gw_role_t *r, const mi_t *m, plan_opts_t *o, char *const *args, size_t n, uint64_t *out)
 {
     gateway_t *g = r->g;
+    const char *mmproj = args_get(args, n, ARG_MMPROJ);
+    struct stat st;
+    o->mmproj_bytes = mmproj && stat(mmproj, &st) == 0 ? (uint64_t)st.st_size : 0;
+    plan_t p;
+    plan_predict(m, o, g->gpus, g->n_gpu, -1, 0, &p);
+    r->ctx_len = (uint32_t)p.n_ctx;
+    for (int d = 0; d < p.n_dev && d < SCHED_MAX_DEV; d++)
+        out[d] = p.dev[d].total;
+}
+
+int gw__role_estimate(gw_role_t *r, char *err, size_t errlen)
+{
     gguf_t *f = NULL;
     mi_t *m = NULL;
     char e[512];
@@ -44,21 +59,35 @@ int gw__role_estimate(gw_role_t *r, char *err, size_t errlen)
         gguf_close(&f);
         return -EINVAL;
     }
-    plan_t p;
-    plan_predict(m, &o, g->gpus, g->n_gpu, -1, 0, &p);
-    r->ctx_len = (uint32_t)p.n_ctx;
+    const reg_role_t *d = r->def;
+    r->has_mmproj = args_find(d->args, d->n_args, ARG_MMPROJ) >= 0;
+    r->vision = r->has_mmproj && d->mmproj_mode != REG_MMPROJ_ON_DEMAND;
+    plan_mem(r, m, &o, d->args, d->n_args, r->mem_by[r->has_mmproj].plan);
+    if (r->has_mmproj && d->mmproj_mode == REG_MMPROJ_ON_DEMAND) {
+        /* its text backend: the same args without the projector */
+        size_t n = 0;
+        char **text = gw__text_args(d, &n);
+        plan_mem(r, m, &o, text, n, r->mem_by[0].plan);
+        args_free(&text);
+    }
     /* llama-server serves each connection, idle keep-alive ones included, on
      * one of a few HTTP threads: keep at most slots + 1 connections open so
      * none waits behind an idle one (the rest wait here, in order) */
     r->up_cap = (int)o.n_seq + 1;
-    r->mem_total = 0;
-    for (int d = 0; d < p.n_dev && d < SCHED_MAX_DEV; d++) {
-        r->mem[d] = r->mem_plan[d] = p.dev[d].total;
-        r->mem_total += p.dev[d].total;
-    }
+    gw__role_mem_refresh(r);
     mi_free(&m);
     gguf_close(&f);
     return 0;
+}
+
+void gw__role_mem_refresh(gw_role_t *r)
+{
+    bool v = !r->be || backend_state(r->be) == BE_STOPPED ? gw__role_vision_next(r) : r->vision;
+    const gw_mem_t *m = &r->mem_by[v];
+    memcpy(r->mem, m->measured ? m->meas : m->plan, sizeof r->mem);
+    r->mem_total = 0;
+    for (int d = 0; d < SCHED_MAX_DEV; d++)
+        r->mem_total += r->mem[d];
 }
 
 /* Could stopping r make room for w (a shared limit: the role count, or a
@@ -156,6 +185,7 @@ void gw__schedule(gateway_t *g)
         for (size_t i = 0; i < n; i++) {
             gw_role_t *r = g->roles[i];
             be_state_t st = backend_state(r->be);
+            gw__role_mem_refresh(r); /* a stopped role: the backend it would start */
             s[i].state = st == BE_LOADING ? SCHED_R_LOADING : st == BE_READY && !r->kv.saving ? SCHED_R_READY
                        : st == BE_STOPPING || st == BE_READY ? SCHED_R_STOPPING : SCHED_R_STOPPED;
             /* a yielding role's queue waits for the swap back: only in-flight requests hold it */
@@ -248,14 +278,13 @@ static bool measured_mem(const loadlog_t *lr, int n_gpu, uint64_t out[SCHED_MAX_
 
 void gw__role_measured(gw_role_t *r)
 {
-    gateway_t *g = r->g;
-    if (!measured_mem(backend_report(r->be), g->n_gpu, r->mem_meas))
-        return;
-    r->measured = true;
-    memcpy(r->mem, r->mem_meas, sizeof r->mem);
-    r->mem_total = 0;
-    for (int d = 0; d <= g->n_gpu && d < SCHED_MAX_DEV; d++)
-        r->mem_total += r->mem[d];
+    gw_mem_t *m = &r->mem_by[r->vision];
+    uint64_t meas[SCHED_MAX_DEV];
+    if (measured_mem(backend_report(r->be), r->g->n_gpu, meas)) {
+        memcpy(m->meas, meas, sizeof meas);
+        m->measured = true;
+    }
+    gw__role_mem_refresh(r);
 }
 
 void gw__admit_init(gateway_t *g)

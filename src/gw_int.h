@@ -52,6 +52,13 @@
 #define GW_MAX_CRASHES 16
 
 typedef struct gw_role gw_role_t;
+
+/* One backend configuration's memory, per device (0 = host). */
+typedef struct {
+    uint64_t plan[SCHED_MAX_DEV]; /* the planner's */
+    uint64_t meas[SCHED_MAX_DEV]; /* the last load report's buffers */
+    bool measured;
+} gw_mem_t;
 typedef struct gw_pend gw_pend_t;
 
 /* One client request for a role, from arrival to its answer. */
@@ -68,6 +75,7 @@ struct gw_pend {
     bool requeued;  /* sent back to the queue once after its backend died */
     bool reused;    /* the upstream connection came from the pool */
     bool retried;   /* already retried on a fresh connection */
+    bool media;     /* it carries an image or audio: it needs the projector */
     /* context kept across swaps (gw_kv.c): the slot a chat request runs in */
     int kv_slot;        /* -1: not tracked */
     unsigned kv_gen;    /* the role's load it was given the slot in */
@@ -152,11 +160,15 @@ struct gw_role {
     int n_queued;
     int inflight;
     double last_used;
-    uint64_t mem[SCHED_MAX_DEV]; /* bytes per device while loaded (0 = host): measured once loaded, else planned */
-    uint64_t mem_plan[SCHED_MAX_DEV]; /* the planner's */
-    uint64_t mem_meas[SCHED_MAX_DEV]; /* the last load report's buffers */
-    bool measured;                    /* mem is mem_meas */
+    uint64_t mem[SCHED_MAX_DEV]; /* what admission counts per device (0 = host): the backend running, or
+                                    the one to start next; measured once it has loaded, else planned */
     uint64_t mem_total;
+    gw_mem_t mem_by[2];  /* [0] without the projector, [1] with it (gw__role_vision_next) */
+    /* the projector (--mmproj) */
+    bool has_mmproj;     /* the role's args name one */
+    bool vision;         /* the backend running (or the last one) has it loaded */
+    bool want_vision;    /* mmproj_mode on_demand: a waiting request carries media: load it */
+    uint64_t switches;   /* on_demand: backends restarted to load it */
     int up_cap;         /* upstream connections at most (in flight + idle) */
     uint32_t ctx_len;   /* context length served */
     bool failed;
@@ -295,8 +307,21 @@ bool gw__role_busy(const gw_role_t *r);
 /* Requests in flight at once at most; queue length at most. */
 int gw__role_limit(const gw_role_t *r);
 int gw__role_queue_size(const gw_role_t *r);
-/* Start a stopped role's backend (admission already said yes). */
+/* d's args without the projector (--mmproj, --no-mmproj-offload): an
+ * on_demand role's text backend. Caller frees with args_free. */
+char **gw__text_args(const reg_role_t *d, size_t *n);
+/* Start a stopped role's backend (admission already said yes), with the
+ * projector when gw__role_vision_next says so. */
 void gw__role_start(gw_role_t *r);
+/* Whether the next backend started loads the projector: a role with one,
+ * unless it is on_demand and no waiting request carries media. */
+bool gw__role_vision_next(const gw_role_t *r);
+/* May r's running backend serve p (not: p carries media, the backend is an
+ * on_demand role's text one)? */
+bool gw__role_takes(const gw_role_t *r, const gw_pend_t *p);
+/* The head of r's queue needs the projector its backend lacks: once
+ * nothing is in flight, save and stop it (the next start loads it). */
+void gw__role_switch_check(gw_role_t *r);
 /* Stop r's backend now (no save): unload, reload, stale roles. */
 void gw__role_stop(gw_role_t *r);
 /* Called whenever a role may have become idle: TTL, stale stop, schedule. */
@@ -313,6 +338,8 @@ void gw__admit_init(gateway_t *g);
 int gw__role_estimate(gw_role_t *r, char *err, size_t errlen);
 /* After a load: the load report's buffers replace the prediction. */
 void gw__role_measured(gw_role_t *r);
+/* r->mem and mem_total for the backend running, or the one to start next. */
+void gw__role_mem_refresh(gw_role_t *r);
 /* The starvation bound: r takes no new requests now (see gw_admit.c). */
 bool gw__role_yields(const gw_role_t *r);
 /* Start every role that has waiting requests and may start (oldest wait
@@ -321,9 +348,15 @@ void gw__schedule(gateway_t *g);
 
 /* ---------- gw_queue.c: pending requests ---------- */
 
-/* Route a parsed request to its role: forward now or queue. load_only:
- * POST /roles/NAME/load, answered once the role is ready. */
-void gw__dispatch(gateway_t *g, gw_role_t *r, httpd_req_t *req, bool stream, bool load_only);
+/* What the request layer learnt of a request (gw_routes.c). */
+typedef struct {
+    bool stream;    /* "stream": true */
+    bool load_only; /* POST /roles/NAME/load: answered once the role is ready */
+    bool media;     /* an image or audio part: it needs the projector */
+} gw_req_info_t;
+
+/* Route a parsed request to its role: forward now or queue. */
+void gw__dispatch(gateway_t *g, gw_role_t *r, httpd_req_t *req, const gw_req_info_t *info);
 /* Start queued requests of a ready role while it may take them. */
 void gw__drain_queue(gw_role_t *r);
 /* Answer every request waiting for r with a 503 (code, message). */
@@ -348,15 +381,17 @@ uint64_t gw__tail_num(const char *s, size_t n, const char *key);
 
 /* Whether r's context can be kept (r->kv.on, or the reason in kv.off). */
 void gw__kv_configure(gw_role_t *r);
+/* Kept now: on, and the backend has no projector loaded. */
+bool gw__kv_active(const gw_role_t *r);
 /* Save r's slots, if it keeps context and holds any, without stopping it
  * after (shutdown: gateway_free stops it). Whether a save started. */
 bool gw__kv_save(gw_role_t *r);
 /* p ends (gw__pend_done): its slot is free again. */
 void gw__kv_pend_end(gw_pend_t *p);
-/* r's args for a start: args plus --slot-save-path when it keeps context
- * (a new vector, the strings borrowed; caller frees the vector), else NULL
- * and the role's own args are used. Sets the load key. */
-char **gw__kv_start_args(gw_role_t *r, size_t *n);
+/* The args of a start: args (n of them) plus --slot-save-path when the
+ * backend will keep context (a new vector, the strings borrowed; caller
+ * frees the vector; *n updated), else NULL. Sets the load key. */
+char **gw__kv_start_args(gw_role_t *r, char *const *args, size_t *n);
 /* The backend became ready (true) or went away (false). */
 void gw__kv_backend_event(gw_role_t *r, bool ready);
 /* Free r's saved-slot state (a call in flight ends; its request is freed). */

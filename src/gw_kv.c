@@ -21,8 +21,10 @@
  * same way when saved files exist; the longest file whose P tokens are a
  * prefix of it, and longer than what the slot already holds of it, is
  * restored into that slot before the request is forwarded. The restore
- * counts as verified only when that answer's timings.cache_n >= P (P - 1
- * when the prompt is the saved one: its last token is evaluated again);
+ * counts as verified only when that answer's timings.cache_n >= P - 4 (the
+ * last token of a prompt equal to the saved one is evaluated again, and
+ * memory that cannot be rolled back, recurrent or sliding-window, returns
+ * from llama-server's checkpoint 4 tokens before the prompt's end);
  * otherwise (and when the restore call fails) it is counted as failed, the
  * file is removed and the request is served with a normal prefill. Files
  * are removed oldest first (mtime; a restore touches its file) past
@@ -57,6 +59,10 @@ static uint64_t fnv1a(uint64_t h, const void *data, size_t n)
 }
 #define FNV0 0xcbf29ce484222325ull
 
+/* llama-server checkpoints the state it cannot truncate (recurrent, SWA)
+ * 4 tokens before a prompt's end (server-context.cpp, checkpoint_offsets) */
+#define KV_CHECKPOINT_BACK 4
+
 static bool is_chat_path(const char *target)
 {
     return !strncmp(target, "/v1/chat/completions", 20) || !strncmp(target, "/chat/completions", 17);
@@ -73,9 +79,10 @@ void gw__kv_configure(gw_role_t *r)
     for (size_t i = 0; i < d->n_args; i++)
         own_path |= !strcmp(d->args[i], "--slot-save-path");
     r->kv.on = false;
-    if (args_find(d->args, d->n_args, ARG_MMPROJ) >= 0)
+    if (args_find(d->args, d->n_args, ARG_MMPROJ) >= 0 && d->mmproj_mode != REG_MMPROJ_ON_DEMAND)
         snprintf(r->kv.off, sizeof r->kv.off, "not kept across swaps: llama-server refuses to save or restore "
-                 "slots while a projector is loaded (--mmproj)");
+                 "slots while a projector is loaded (--mmproj; mmproj_mode \"on_demand\" keeps it for text "
+                 "requests)");
     else if (!g->reg->engine.kv_store_max)
         snprintf(r->kv.off, sizeof r->kv.off, "not kept across swaps: _engine.kv_store_max is 0");
     else if (!g->reg->engine.log_dir)
@@ -259,7 +266,10 @@ void gw__kv_enforce(gateway_t *g)
     uint64_t total = 0;
     for (size_t i = 0; i < g->n_roles; i++) {
         gw_role_t *r = g->roles[i];
-        DIR *dir = r->kv.dir ? opendir(r->kv.dir) : NULL;
+        bool seen = false; /* a role replaced by a reload shares its successor's folder */
+        for (size_t k = 0; k < i && r->kv.dir; k++)
+            seen |= g->roles[k]->kv.dir && !strcmp(g->roles[k]->kv.dir, r->kv.dir);
+        DIR *dir = r->kv.dir && !seen ? opendir(r->kv.dir) : NULL;
         struct dirent *de;
         while (dir && (de = readdir(dir))) {
             if (strncmp(de->d_name, "kv-", 3) || !strstr(de->d_name, ".slot"))
@@ -362,8 +372,11 @@ static void kv_save_end(gw_role_t *r)
         return;
     }
     /* requests that came while it saved keep it, unless it yields (the
-     * scheduler's own test: then it was stopped for the requests of others) */
-    if (stop && backend_state(r->be) == BE_READY && !r->inflight && (!r->n_queued || gw__role_yields(r))) {
+     * scheduler's own test: then it was stopped for the requests of others)
+     * or the first needs the projector (it was stopped to load it) */
+    gw_pend_t *head = TAILQ_FIRST(&r->queue);
+    if (stop && backend_state(r->be) == BE_READY && !r->inflight &&
+        (!head || gw__role_yields(r) || !gw__role_takes(r, head))) {
         gw__role_stop(r);
     } else {
         gw__drain_queue(r);
@@ -463,7 +476,7 @@ static void kv_save_next(gw_role_t *r, int from)
 
 static bool kv_save_start(gw_role_t *r, bool then_stop)
 {
-    if (!r->kv.on || r->kv.call || backend_state(r->be) != BE_READY)
+    if (!gw__kv_active(r) || r->kv.call || backend_state(r->be) != BE_READY)
         return false;
     bool any = false;
     for (int i = 0; i < r->kv.n_slots; i++)
@@ -561,8 +574,12 @@ static void on_kv_restore_tokens(gw_role_t *r, int code, const char *body, size_
     }
     snprintf(c->file, sizeof c->file, "%s", best_name);
     /* llama-server evaluates at least the prompt's last token again (its
-     * logits start the answer): a prompt equal to the saved one reuses n - 1 */
-    c->tokens = best < n ? best : n - 1;
+     * logits start the answer): a prompt equal to the saved one reuses n - 1;
+     * memory it cannot roll back (recurrent layers, a sliding window) comes
+     * back from its checkpoint KV_CHECKPOINT_BACK tokens before the saved
+     * prompt's end */
+    uint64_t want = best < n ? best : n - 1;
+    c->tokens = want > KV_CHECKPOINT_BACK ? want - KV_CHECKPOINT_BACK : 1;
     json_t *j = json_pack("{s:s}", "filename", best_name);
     char *s = json_dumps(j, JSON_COMPACT);
     json_decref(j);
@@ -630,7 +647,7 @@ static void kv_assign(gw_pend_t *p, json_t *body, size_t *common)
 void gw__proxy_or_restore(gw_pend_t *p)
 {
     gw_role_t *r = p->role;
-    if (!r->kv.on || p->load_only || !is_chat_path(httpd_head(p->req)->target)) {
+    if (!gw__kv_active(r) || p->load_only || !is_chat_path(httpd_head(p->req)->target)) {
         gw__proxy_start(p);
         return;
     }
@@ -713,17 +730,21 @@ void gw__kv_pend_end(gw_pend_t *p)
     p->kv_msgs = NULL;
 }
 
-char **gw__kv_start_args(gw_role_t *r, size_t *n)
+bool gw__kv_active(const gw_role_t *r)
 {
-    if (!r->kv.on)
+    return r->kv.on && !(backend_state(r->be) == BE_STOPPED ? gw__role_vision_next(r) : r->vision);
+}
+
+char **gw__kv_start_args(gw_role_t *r, char *const *args, size_t *n)
+{
+    if (!gw__kv_active(r))
         return NULL;
-    const reg_role_t *d = r->def;
     r->kv.keyv = kv_key(r);
-    char **a = xcalloc(d->n_args + 3, sizeof *a); /* the caller frees the vector, not the strings */
-    memcpy(a, d->args, d->n_args * sizeof *a);
-    a[d->n_args] = "--slot-save-path";
-    a[d->n_args + 1] = r->kv.dir;
-    *n = d->n_args + 2;
+    char **a = xcalloc(*n + 3, sizeof *a); /* the caller frees the vector, not the strings */
+    memcpy(a, args, *n * sizeof *a);
+    a[*n] = "--slot-save-path";
+    a[*n + 1] = r->kv.dir;
+    *n += 2;
     return a;
 }
 

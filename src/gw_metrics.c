@@ -168,7 +168,7 @@ void gw__metrics_reply(gateway_t *g, httpd_req_t *req)
         for (int k = 0; k < 5; k++)
             evbuffer_add_printf(b, "variet_role_state{role=\"%s\",state=\"%s\"} %d\n", g->roles[i]->name, states[k],
                                 !strcmp(gw__role_state(g->roles[i]), states[k]));
-    evbuffer_add_printf(b, "# HELP variet_kv_saves_total Slot saves before idle stops (context kept across swaps).\n"
+    evbuffer_add_printf(b, "# HELP variet_kv_saves_total Slot saves before stops (context kept across swaps).\n"
                            "# TYPE variet_kv_saves_total counter\n");
     for (size_t i = 0; i < g->n_roles; i++)
         if (!g->roles[i]->retired)

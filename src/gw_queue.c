@@ -104,15 +104,16 @@ void gw__requeue_head(gw_pend_t *p)
     arm_timeout(p);
 }
 
-void gw__dispatch(gateway_t *g, gw_role_t *r, httpd_req_t *req, bool stream, bool load_only)
+void gw__dispatch(gateway_t *g, gw_role_t *r, httpd_req_t *req, const gw_req_info_t *info)
 {
     gw_pend_t *p = xcalloc(1, sizeof *p); /* freed by gw__pend_done */
-    p->load_only = load_only;
+    p->load_only = info->load_only;
     p->g = g;
     p->role = r;
     p->req = req;
     p->t0 = now_s();
-    p->stream_req = stream;
+    p->stream_req = info->stream;
+    p->media = info->media;
     p->kv_slot = -1;
     httpd_on_close(req, on_client_close, p);
     r->last_used = p->t0;
@@ -130,7 +131,7 @@ void gw__dispatch(gateway_t *g, gw_role_t *r, httpd_req_t *req, bool stream, boo
     }
     r->failed = false;
     if (backend_state(r->be) == BE_READY && !r->suspect && !r->kv.busy && !r->kv.saving &&
-        r->inflight < gw__role_limit(r) && !r->n_queued && !gw__role_yields(r)) {
+        r->inflight < gw__role_limit(r) && !r->n_queued && !gw__role_yields(r) && gw__role_takes(r, p)) {
         gw__proxy_or_restore(p);
         return;
     }
@@ -146,6 +147,9 @@ void gw__dispatch(gateway_t *g, gw_role_t *r, httpd_req_t *req, bool stream, boo
     r->n_queued++;
     p->queued = true;
     arm_timeout(p);
+    if (p->media && backend_state(r->be) == BE_STOPPED)
+        r->want_vision = true; /* an on_demand role starts with the projector */
+    gw__role_switch_check(r); /* a ready text backend makes way for one with the projector */
     gw__schedule(g);
 }
 
@@ -153,7 +157,8 @@ void gw__drain_queue(gw_role_t *r)
 {
     gw_pend_t *p;
     while (backend_state(r->be) == BE_READY && !r->suspect && !r->kv.busy && !r->kv.saving &&
-           r->inflight < gw__role_limit(r) && !gw__role_yields(r) && (p = TAILQ_FIRST(&r->queue))) {
+           r->inflight < gw__role_limit(r) && !gw__role_yields(r) && (p = TAILQ_FIRST(&r->queue)) &&
+           gw__role_takes(r, p)) {
         unqueue(p);
         evtimer_del(p->timeout);
         if (p->req && p->load_only) {
@@ -166,4 +171,5 @@ void gw__drain_queue(gw_role_t *r)
             gw__pend_done(p);
         }
     }
+    gw__role_switch_check(r);
 }

@@ -15,6 +15,7 @@
 
 #include <event2/event.h>
 
+#include "args.h"
 #include "gw_int.h"
 #include "util.h"
 
@@ -120,12 +121,17 @@ void gw__role_start(gw_role_t *r)
     gateway_t *g = r->g;
     if (backend_state(r->be) != BE_STOPPED)
         return;
-    /* a role that keeps its context gets a slot save path */
+    r->vision = gw__role_vision_next(r);
     size_t n_args = r->def->n_args;
-    char **kv_args = gw__kv_start_args(r, &n_args);
-    int rc = backend_start(r->be, g->exe, r->def->model_abs, kv_args ? kv_args : r->def->args, n_args, err,
-                           sizeof err);
+    char **text = NULL, **args = r->def->args;
+    if (r->has_mmproj && !r->vision)
+        args = text = gw__text_args(r->def, &n_args);
+    /* a backend that keeps its context gets a slot save path */
+    char **kv_args = gw__kv_start_args(r, args, &n_args);
+    int rc = backend_start(r->be, g->exe, r->def->model_abs, kv_args ? kv_args : args, n_args, err, sizeof err);
     free(kv_args);
+    args_free(&text);
+    gw__role_mem_refresh(r);
     if (rc) {
         r->failed = true;
         r->failed_at = now_s();
@@ -134,8 +140,37 @@ void gw__role_start(gw_role_t *r)
         gw__fail_queue(r, "role_failed", "failed to start: %s", err);
         return;
     }
-    fprintf(stderr, "variet: role %s: starting (pid %d, port %d)\n", r->name, (int)backend_pid(r->be),
-            backend_port(r->be));
+    fprintf(stderr, "variet: role %s: starting (pid %d, port %d%s)\n", r->name, (int)backend_pid(r->be),
+            backend_port(r->be),
+            !r->has_mmproj ? "" : r->vision ? ", projector loaded" : ", text only: the projector on demand");
+}
+
+char **gw__text_args(const reg_role_t *d, size_t *n)
+{
+    size_t k = d->n_args;
+    char **a = args_set(d->args, k, ARG_MMPROJ, NULL, &k);
+    char **b = args_set(a, k, ARG_NO_MMPROJ_OFFLOAD, NULL, n);
+    args_free(&a);
+    return b;
+}
+
+static bool on_demand(const gw_role_t *r) { return r->has_mmproj && r->def->mmproj_mode == REG_MMPROJ_ON_DEMAND; }
+
+bool gw__role_vision_next(const gw_role_t *r) { return r->has_mmproj && (!on_demand(r) || r->want_vision); }
+
+bool gw__role_takes(const gw_role_t *r, const gw_pend_t *p) { return !p->media || !on_demand(r) || r->vision; }
+
+void gw__role_switch_check(gw_role_t *r)
+{
+    gw_pend_t *p = TAILQ_FIRST(&r->queue);
+    if (!p || gw__role_takes(r, p) || backend_state(r->be) != BE_READY)
+        return;
+    r->want_vision = true;
+    if (r->inflight || r->kv.saving)
+        return; /* once they end: gw__drain_queue calls again */
+    r->switches++;
+    fprintf(stderr, "variet: role %s: a request carries media: restarting with the projector\n", r->name);
+    gw__role_stop_idle(r); /* its slots are saved first */
 }
 
 static void on_ttl(evutil_socket_t fd, short what, void *arg)
@@ -183,10 +218,16 @@ static void on_backend(backend_t *b, be_event_t ev, void *ud)
 {
     gw_role_t *r = ud;
     gateway_t *g = r->g;
+    gw__kv_backend_event(r, ev == BE_EV_READY);
     if (ev != BE_EV_READY) {
         r->suspect = false; /* it is gone indeed: the queue waits for the restart */
+        /* the next start loads the projector only if a waiting request needs it */
+        gw_pend_t *p;
+        r->want_vision = false;
+        TAILQ_FOREACH(p, &r->queue, q)
+            r->want_vision |= p->media;
+        gw__role_mem_refresh(r);
     }
-    gw__kv_backend_event(r, ev == BE_EV_READY);
     switch (ev) {
     case BE_EV_READY: {
         double secs = backend_ready_at(b) - backend_started_at(b);

@@ -99,7 +99,26 @@ static void h_role_load(gateway_t *g, httpd_req_t *req, const char *name)
         return;
     }
     /* gw__drain_queue answers it when the role is ready */
-    gw__dispatch(g, r, req, false, true);
+    gw__dispatch(g, r, req, &(gw_req_info_t){.load_only = true});
+}
+
+/* Does the request carry an image or audio (which needs the projector)? A
+ * chat message part of a type other than "text" (image_url, input_audio,
+ * ...), or llama-server's own multimodal_data (/completion). */
+static bool has_media(const json_t *body)
+{
+    if (json_object_get(body, "multimodal_data"))
+        return true;
+    size_t i, k;
+    json_t *m, *part;
+    json_array_foreach(json_object_get(body, "messages"), i, m) {
+        json_array_foreach(json_object_get(m, "content"), k, part) {
+            const char *type = json_string_value(json_object_get(part, "type"));
+            if (type && strcmp(type, "text"))
+                return true;
+        }
+    }
+    return false;
 }
 
 static void h_proxy(gateway_t *g, httpd_req_t *req, const char *unused)
@@ -140,11 +159,12 @@ static void h_proxy(gateway_t *g, httpd_req_t *req, const char *unused)
     }
     /* before it queues: the count is of requests that reached the role */
     int images = r ? route_count_images(j) : 0;
+    gw_req_info_t info = {.stream = stream, .media = images > 0 || has_media(j)};
     json_decref(j);
     if (images)
         gw__observe(g, &(gw_obs_t){.kind = GW_OBS_IMAGES, .role = r, .images = (uint64_t)images});
     if (r)
-        gw__dispatch(g, r, req, stream, false);
+        gw__dispatch(g, r, req, &info);
 }
 
 static void h_preflight(gateway_t *g, httpd_req_t *req, const char *name)

@@ -12,6 +12,16 @@
 #include "loadlog.h"
 #include "util.h"
 
+/* {"CPU": bytes, "CUDA0": bytes, ...} */
+static json_t *dev_json(const gateway_t *g, const uint64_t *v)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "CPU", json_integer((json_int_t)v[0]));
+    for (int k = 0; k < g->n_gpu; k++)
+        json_object_set_new(o, g->gpus[k].name, json_integer((json_int_t)v[k + 1]));
+    return o;
+}
+
 static json_t *role_json(gw_role_t *r, bool full)
 {
     const reg_role_t *d = r->def;
@@ -42,20 +52,29 @@ static json_t *role_json(gw_role_t *r, bool full)
     json_object_set_new(o, "uptime_s", json_real(backend_state(r->be) == BE_READY && ra > 0 ? now_s() - ra : 0));
     json_object_set_new(o, "inflight", json_integer(r->inflight));
     json_object_set_new(o, "queued", json_integer(r->n_queued));
+    /* the backend running, or the one that would start next */
+    gw__role_mem_refresh(r);
+    bool v = backend_state(r->be) == BE_STOPPED ? gw__role_vision_next(r) : r->vision;
+    const gw_mem_t *mem = &r->mem_by[v];
     json_object_set_new(o, "memory_estimate_bytes", json_integer((json_int_t)r->mem_total));
-    json_t *md = json_object();
-    json_object_set_new(md, "CPU", json_integer((json_int_t)r->mem_plan[0]));
-    for (int k = 0; k < r->g->n_gpu; k++)
-        json_object_set_new(md, r->g->gpus[k].name, json_integer((json_int_t)r->mem_plan[k + 1]));
-    json_object_set_new(o, "memory_plan_bytes", md);
-    if (r->measured) {
-        json_t *mm = json_object();
-        json_object_set_new(mm, "CPU", json_integer((json_int_t)r->mem_meas[0]));
-        for (int k = 0; k < r->g->n_gpu; k++)
-            json_object_set_new(mm, r->g->gpus[k].name, json_integer((json_int_t)r->mem_meas[k + 1]));
-        json_object_set_new(o, "memory_measured_bytes", mm);
-    } else {
-        json_object_set_new(o, "memory_measured_bytes", json_null());
+    json_object_set_new(o, "memory_plan_bytes", dev_json(r->g, mem->plan));
+    json_object_set_new(o, "memory_measured_bytes", mem->measured ? dev_json(r->g, mem->meas) : json_null());
+    if (r->has_mmproj) {
+        bool od = d->mmproj_mode == REG_MMPROJ_ON_DEMAND;
+        json_t *mp = json_pack("{s:s,s:b,s:s,s:I}", "mode", od ? "on_demand" : "always", "loaded",
+                               backend_state(r->be) != BE_STOPPED && r->vision, "backend",
+                               backend_state(r->be) == BE_STOPPED ? "none" : r->vision ? "projector" : "text",
+                               "switches", (json_int_t)r->switches);
+        if (od) {
+            /* what each backend takes: the projector's share is what a text backend frees */
+            for (int k = 0; k < 2; k++) {
+                const gw_mem_t *m = &r->mem_by[k];
+                json_object_set_new(mp, k ? "projector_backend" : "text_backend",
+                                    json_pack("{s:o,s:o}", "plan_bytes", dev_json(r->g, m->plan), "measured_bytes",
+                                              m->measured ? dev_json(r->g, m->meas) : json_null()));
+            }
+        }
+        json_object_set_new(o, "mmproj", mp);
     }
     json_object_set_new(o, "loads", json_integer((json_int_t)r->m.loads));
     json_object_set_new(o, "images", json_pack("{s:I,s:I}", "requests", (json_int_t)r->m.image_requests, "images",
@@ -86,9 +105,13 @@ static json_t *role_json(gw_role_t *r, bool full)
         json_object_set_new(o, "last_load", l);
     }
     json_t *kv = json_object();
-    json_object_set_new(kv, "kept", json_boolean(r->kv.on));
+    json_object_set_new(kv, "kept", json_boolean(gw__kv_active(r)));
     if (!r->kv.on)
         json_object_set_new(kv, "reason", json_string(r->kv.off));
+    else if (!gw__kv_active(r))
+        json_object_set_new(kv, "reason", json_string("not kept while the projector is loaded (llama-server "
+                                                      "refuses slot save/restore then); kept again once a text "
+                                                      "backend runs (mmproj_mode on_demand)"));
     else
         json_object_set_new(kv, "dir", json_string(r->kv.dir));
     /* what each slot holds now: a conversation of so many tokens, or nothing known */

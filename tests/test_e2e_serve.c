@@ -2368,17 +2368,17 @@ static void t_role_unload_logs(void **state)
 
 static json_t *kv_conversation(const char *word, int n);
 
-/* A chat turn on role a: messages so far (a JSON array, updated with the
+/* A chat turn on `role`: messages so far (a JSON array, updated with the
  * answer and `next_user`); returns the answer's timings (caller decrefs). */
-static json_t *kv_turn(const srv_t *s, json_t *msgs, const char *next_user)
+static json_t *kv_turn_on(const srv_t *s, const char *role, json_t *msgs, const char *next_user)
 {
-    json_t *body = json_pack("{s:s,s:O,s:i,s:f}", "model", "a", "messages", msgs, "max_tokens", 8, "temperature", 0.0);
+    json_t *body = json_pack("{s:s,s:O,s:i,s:f}", "model", role, "messages", msgs, "max_tokens", 8, "temperature", 0.0);
     char *b = json_dumps(body, JSON_COMPACT), *resp = NULL;
     json_decref(body);
     int code = http(s, "POST", "/v1/chat/completions", b, &resp);
     free(b);
     if (code != 200)
-        fail_msg("chat turn on a: %d %.400s", code, resp);
+        fail_msg("chat turn on %s: %d %.400s", role, code, resp);
     json_t *j = jparse(resp);
     free(resp);
     json_t *msg = json_object_get(json_array_get(json_object_get(j, "choices"), 0), "message");
@@ -2390,6 +2390,8 @@ static json_t *kv_turn(const srv_t *s, json_t *msgs, const char *next_user)
     assert_non_null(t);
     return t;
 }
+
+static json_t *kv_turn(const srv_t *s, json_t *msgs, const char *next_user) { return kv_turn_on(s, "a", msgs, next_user); }
 
 static json_int_t kv_stat(const srv_t *s, const char *role, const char *field)
 {
@@ -2704,6 +2706,130 @@ static void t_kv_np2(void **state)
     json_decref(y);
 }
 
+/* Whether process pid was started with the argument `arg`. */
+static bool pid_has_arg(pid_t pid, const char *arg)
+{
+    char path[64];
+    size_t len = 0;
+    snprintf(path, sizeof path, "/proc/%d/cmdline", (int)pid);
+    char *c = e2e_slurp(path, &len);
+    bool found = false;
+    for (size_t i = 0; c && i < len; i += strlen(c + i) + 1)
+        found |= !strcmp(c + i, arg);
+    if (!c)
+        fail_msg("no %s", path);
+    free(c);
+    return found;
+}
+
+/* The projector on demand: role v (mmproj_mode on_demand) serves a text
+ * conversation from a backend without --mmproj (its context kept); the
+ * first request with an image saves that slot and restarts v with the
+ * projector, which then serves text too (nothing kept meanwhile, /status
+ * says so); after an unload, text brings a text backend back and the
+ * conversation is restored. Role w, the same with the projector always
+ * loaded, says it keeps nothing and why. */
+static void t_mmproj_on_demand(void **state)
+{
+    srv_t *s = *state;
+    const char *proj = model("tiny-qwen35-mmproj");
+    char *roles = xasprintf(
+        ROLE("v", "tiny-qwen35moe", "\"-c\",\"4096\",\"-np\",\"1\",\"-t\",\"1\",\"--mmproj\",\"%s\"",
+             ",\"mmproj_mode\":\"on_demand\"") ",\n  "
+        ROLE("w", "tiny-qwen35moe", "\"-c\",\"4096\",\"-np\",\"1\",\"-t\",\"1\",\"--mmproj\",\"%s\"", ""),
+        proj, proj);
+    srv_start(s, "mmproj", NULL, roles);
+    free(roles);
+    json_t *st = get_json(s, "/status");
+    assert_string_equal(json_string_value(jget(st, "roles", "v", "mmproj") ?
+                        json_object_get(jget(st, "roles", "v", "mmproj"), "mode") : NULL), "on_demand");
+    assert_true(json_is_true(json_object_get(jget(st, "roles", "v", "kv"), "kept")));
+    const char *why = json_string_value(json_object_get(jget(st, "roles", "w", "kv"), "reason"));
+    assert_true(json_is_false(json_object_get(jget(st, "roles", "w", "kv"), "kept")));
+    if (!why || !strstr(why, "projector") || !strstr(why, "on_demand"))
+        fail_msg("role w (projector always loaded): want a reason naming the projector and on_demand, got %s",
+                 why ? why : "(none)");
+    json_decref(st);
+
+    /* text: a backend without the projector */
+    json_t *msgs = kv_conversation("item", 200);
+    json_t *t = kv_turn_on(s, "v", msgs, "And then?");
+    json_int_t first = json_integer_value(json_object_get(t, "prompt_n"));
+    json_decref(t);
+    pid_t text_pid = role_pid(s, "v");
+    assert_false(pid_has_arg(text_pid, "--mmproj"));
+    st = get_json(s, "/status");
+    json_t *mp = jget(st, "roles", "v", "mmproj");
+    assert_string_equal(json_string_value(json_object_get(mp, "backend")), "text");
+    assert_true(json_is_false(json_object_get(mp, "loaded")));
+    json_decref(st);
+
+    /* an image: v's slot is saved, v restarts with the projector, the image is answered */
+    char *uri = png_pattern_uri(64, 64, 1, PNG_DEFLATE, NULL);
+    assert_non_null(uri);
+    json_t *body = json_pack("{s:s,s:[{s:s,s:[{s:s,s:s},{s:s,s:{s:s}}]}],s:i}", "model", "v", "messages", "role",
+                             "user", "content", "type", "text", "text", "What is in this picture?", "type",
+                             "image_url", "image_url", "url", uri, "max_tokens", 4);
+    free(uri);
+    char *b = json_dumps(body, JSON_COMPACT), *resp = NULL;
+    json_decref(body);
+    int code = http(s, "POST", "/v1/chat/completions", b, &resp);
+    free(b);
+    if (code != 200)
+        fail_msg("image request on v: %d %.400s", code, resp);
+    free(resp);
+    assert_true(wait_gone(text_pid, 5));
+    pid_t vision_pid = role_pid(s, "v");
+    assert_true(vision_pid != text_pid);
+    assert_true(pid_has_arg(vision_pid, "--mmproj"));
+    st = get_json(s, "/status");
+    mp = jget(st, "roles", "v", "mmproj");
+    assert_string_equal(json_string_value(json_object_get(mp, "backend")), "projector");
+    assert_true(json_is_true(json_object_get(mp, "loaded")));
+    assert_int_equal(json_integer_value(json_object_get(mp, "switches")), 1);
+    json_t *kv = jget(st, "roles", "v", "kv");
+    assert_true(json_is_false(json_object_get(kv, "kept")));
+    why = json_string_value(json_object_get(kv, "reason"));
+    assert_true(why && strstr(why, "projector is loaded"));
+    assert_int_equal(json_integer_value(json_object_get(kv, "saves")), 1);
+    /* what the projector costs: the text backend's plan is smaller */
+    json_int_t text_plan = json_integer_value(json_object_get(jget(mp, "text_backend", "plan_bytes", NULL), "CPU"));
+    json_int_t proj_plan =
+        json_integer_value(json_object_get(jget(mp, "projector_backend", "plan_bytes", NULL), "CPU"));
+    json_int_t text_meas =
+        json_integer_value(json_object_get(jget(mp, "text_backend", "measured_bytes", NULL), "CPU"));
+    json_int_t proj_meas =
+        json_integer_value(json_object_get(jget(mp, "projector_backend", "measured_bytes", NULL), "CPU"));
+    printf("  mmproj on demand: host memory planned %lld (text) vs %lld (projector), measured %lld vs %lld\n",
+           (long long)text_plan, (long long)proj_plan, (long long)text_meas, (long long)proj_meas);
+    assert_true(text_plan > 0 && text_plan < proj_plan);
+    assert_true(text_meas > 0 && proj_meas > 0);
+    json_decref(st);
+
+    /* text on the projector backend: served by it, no restart */
+    chat_ok(s, "v", "v");
+    assert_int_equal(role_pid(s, "v"), vision_pid);
+
+    /* unloaded, then text again: a text backend, the conversation restored */
+    char *out = NULL;
+    assert_int_equal(http(s, "POST", "/roles/v/unload", "{}", &out), 200);
+    free(out);
+    assert_true(wait_gone(vision_pid, 10));
+    t = kv_turn_on(s, "v", msgs, "Go on.");
+    json_int_t cache_n = json_integer_value(json_object_get(t, "cache_n"));
+    json_decref(t);
+    assert_false(pid_has_arg(role_pid(s, "v"), "--mmproj"));
+    printf("  mmproj on demand: back on a text backend the conversation reused %lld tokens (first prompt %lld)\n",
+           (long long)cache_n, (long long)first);
+    /* qwen35moe is hybrid: its recurrent state returns from llama-server's
+     * checkpoint 4 tokens before the saved prompt's end */
+    if (cache_n < first - 4)
+        fail_msg("back on a text backend the next turn reused %lld tokens, want >= %lld", (long long)cache_n,
+                 (long long)first - 4);
+    assert_int_equal(kv_stat(s, "v", "restores_verified"), 1);
+    json_decref(msgs);
+}
+
 /* Scheduling that does not thrash: with max_loaded 2 and a pinned role,
  * b c b c swaps b and c and never the pinned a (LRU alone would stop a
  * first); min_resident_s keeps a just-loaded role: c waits for b's
@@ -2898,6 +3024,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(t_kv_store_max, setup, teardown),
         cmocka_unit_test_setup_teardown(t_kv_every_stop, setup, teardown),
         cmocka_unit_test_setup_teardown(t_kv_np2, setup, teardown),
+        cmocka_unit_test_setup_teardown(t_mmproj_on_demand, setup, teardown),
         cmocka_unit_test_setup_teardown(t_sched_pin, setup, teardown),
         cmocka_unit_test_setup_teardown(t_max_concurrent, setup, teardown),
         cmocka_unit_test_setup_teardown(t_max_wait, setup, teardown),
