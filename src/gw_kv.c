@@ -651,6 +651,7 @@ void gw__proxy_or_restore(gw_pend_t *p)
         gw__proxy_start(p);
         return;
     }
+    gw__kv_pend_end(p); /* sent again (its backend died before answering): a new slot */
     struct evbuffer *b = httpd_body(p->req);
     size_t len = evbuffer_get_length(b);
     json_t *body = json_loadb((const char *)evbuffer_pullup(b, -1), len, 0, NULL);
@@ -728,6 +729,9 @@ void gw__kv_pend_end(gw_pend_t *p)
     }
     json_decref(p->kv_msgs);
     p->kv_msgs = NULL;
+    p->kv_slot = -1;
+    p->kv_inject = p->kv_cont = p->kv_recorded = false;
+    p->kv_expect = 0;
 }
 
 bool gw__kv_active(const gw_role_t *r)
