@@ -72,6 +72,22 @@ static const opt_def_t opts[] = {
     {ARG_NO_MMAP, "--no-mmap", {"--no-mmap"}, V_FLAG, false},
     {ARG_ALIAS, "--alias", {"-a", "--alias"}, V_STR, false},
     {ARG_LOAD_MODE, "--load-mode", {"-lm", "--load-mode"}, V_LOAD_MODE, false},
+    {ARG_DEVICE, "--device", {"-dev", "--device"}, V_STR, false},
+    /* drafts: the short spellings are the ones every build since the draft
+     * options exist takes, so they are what gets appended; the draft length
+     * went from --draft / --draft-max to --spec-draft-n-max in b11669 and
+     * the context of its own (-cd) was removed there */
+    {ARG_DRAFT_MODEL, "-md", {"-md", "--spec-draft-model", "--model-draft"}, V_STR, false},
+    {ARG_NGL_DRAFT, "-ngld", {"-ngld", "--spec-draft-ngl", "--gpu-layers-draft", "--n-gpu-layers-draft"}, V_NGL, false},
+    {ARG_DEVICE_DRAFT, "-devd", {"-devd", "--spec-draft-device", "--device-draft"}, V_STR, false},
+    {ARG_CACHE_K_DRAFT, "-ctkd", {"-ctkd", "--spec-draft-type-k", "--cache-type-k-draft"}, V_CACHE, false},
+    {ARG_CACHE_V_DRAFT, "-ctvd", {"-ctvd", "--spec-draft-type-v", "--cache-type-v-draft"}, V_CACHE, false},
+    {ARG_UBATCH_DRAFT, "--spec-draft-n-ubatch", {"--spec-draft-n-ubatch"}, V_INT, false},
+    {ARG_CTX_DRAFT, "-cd", {"-cd", "--ctx-size-draft"}, V_INT, false},
+    {ARG_N_CPU_MOE_DRAFT, "-ncmoed", {"-ncmoed", "--spec-draft-n-cpu-moe", "--spec-draft-ncmoe", "--n-cpu-moe-draft"}, V_INT, false},
+    {ARG_CPU_MOE_DRAFT, "-cmoed", {"-cmoed", "--spec-draft-cpu-moe", "--cpu-moe-draft"}, V_FLAG, false},
+    {ARG_SPEC_TYPE, "--spec-type", {"--spec-type"}, V_STR, false},
+    {ARG_DRAFT_MAX, "--spec-draft-n-max", {"--spec-draft-n-max", "--draft-max", "--draft-n", "--draft"}, V_INT, false},
     {ARG_MODEL, "--model", {"-m", "--model"}, V_STR, true},
     {ARG_HOST, "--host", {"--host"}, V_STR, true},
     {ARG_PORT, "--port", {"--port"}, V_STR, true},

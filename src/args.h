@@ -17,7 +17,11 @@ typedef enum {
     ARG_CTX_SIZE, ARG_BATCH, ARG_UBATCH, ARG_PARALLEL, ARG_NGL, ARG_TENSOR_SPLIT,
     ARG_CACHE_K, ARG_CACHE_V, ARG_FLASH_ATTN, ARG_N_CPU_MOE, ARG_CPU_MOE, ARG_THREADS,
     ARG_THREADS_BATCH, ARG_MMPROJ, ARG_NO_MMPROJ_OFFLOAD, ARG_FIT, ARG_SPLIT_MODE,
-    ARG_MAIN_GPU, ARG_MLOCK, ARG_NO_MMAP, ARG_ALIAS, ARG_LOAD_MODE,
+    ARG_MAIN_GPU, ARG_MLOCK, ARG_NO_MMAP, ARG_ALIAS, ARG_LOAD_MODE, ARG_DEVICE,
+    /* the draft model for speculative decoding and its own settings */
+    ARG_DRAFT_MODEL, ARG_NGL_DRAFT, ARG_DEVICE_DRAFT, ARG_CACHE_K_DRAFT, ARG_CACHE_V_DRAFT,
+    ARG_UBATCH_DRAFT, ARG_CTX_DRAFT, ARG_N_CPU_MOE_DRAFT, ARG_CPU_MOE_DRAFT, ARG_SPEC_TYPE,
+    ARG_DRAFT_MAX,
     /* owned by Variet: refused in role args */
     ARG_MODEL, ARG_HOST, ARG_PORT, ARG_MODELS_DIR, ARG_MODELS_PRESET, ARG_API_KEY,
     ARG_COUNT
@@ -39,8 +43,10 @@ bool args_get_long(char *const *argv, size_t n, args_opt_t opt, long *v);
  * host, port, models-dir, api-key) are refused; an option missing its value
  * is refused. On error returns the bad index (>= 0) and a message in err;
  * returns -1 when fine. Values are checked where the option has a known
- * domain: integers (-c, -b, -ub, -np, -t, -tb, -ncmoe, -mg; -ngl also
- * auto/all), cache types, -fa on/off/auto, -fit on/off, -sm, -ts, -lm.
+ * domain: integers (-c, -b, -ub, -np, -t, -tb, -ncmoe, -mg, the draft's
+ * -cd, -ncmoed, --spec-draft-n-ubatch, --spec-draft-n-max; -ngl and -ngld
+ * also auto/all), cache types (-ctk/-ctv and the draft's -ctkd/-ctvd),
+ * -fa on/off/auto, -fit on/off, -sm, -ts, -lm.
  * A value is the next token unless that token is itself a known option, so
  * "-c -1" is a value and "-c --port 1" is "-c needs a value". */
 long args_check(char *const *argv, size_t n, char *err, size_t errlen);

@@ -680,6 +680,35 @@ bool gguf_arr_str(const gguf_t *g, const gguf_kv_t *kv, uint64_t i, gguf_str_t *
     return true;
 }
 
+bool gguf_arr_iter(const gguf_t *g, const gguf_kv_t *kv, gguf_arr_it_t *it)
+{
+    memset(it, 0, sizeof *it);
+    if (kv->type != GGUF_VT_ARRAY || kv->v.arr.type != GGUF_VT_STRING)
+        return false;
+    it->data = g->data;
+    it->pos = kv->v.arr.off;
+    it->end = kv->v.arr.off + kv->v.arr.nbytes;
+    it->n = kv->v.arr.n;
+    return true;
+}
+
+bool gguf_arr_next_str(gguf_arr_it_t *it, gguf_str_t *v)
+{
+    /* the parse validated every length; the checks keep a bad iterator inside the array */
+    if (!it->data || it->i >= it->n || it->end - it->pos < 8)
+        return false;
+    uint64_t len = rd_le(it->data + it->pos, 8);
+    if (len > it->end - it->pos - 8)
+        return false;
+    v->len = len;
+    v->ptr = (const char *)it->data + it->pos + 8;
+    it->pos += 8 + len;
+    it->i++;
+    return true;
+}
+
+const gguf_kv_t *gguf_find_kv(const gguf_t *g, const char *key) { return find(g, key); }
+
 /* ---- tensor types (ggml's type_traits: block size, bytes per block) ---- */
 typedef struct {
     const char *name;
