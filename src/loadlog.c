@@ -16,6 +16,7 @@ void loadlog_init(loadlog_t *r)
     r->pipeline_parallel = -1;
     r->fit_projected_mib = r->fit_free_mib = -1;
     r->n_ctx = r->n_batch = r->n_ubatch = r->n_seq_max = -1;
+    r->draft_n_ctx = -1;
     r->t_ready = -1;
     r->mmproj_model_mib = -1;
 }
@@ -29,20 +30,62 @@ static const char *find_n(const char *s, size_t n, const char *pat)
     return NULL;
 }
 
-static loadlog_dev_t *dev(loadlog_t *r, const char *name, size_t len)
+static loadlog_dev_t *dev_in(loadlog_dev_t *tab, int *n, const char *name, size_t len)
 {
-    if (len >= sizeof r->dev[0].name)
-        len = sizeof r->dev[0].name - 1;
-    for (int i = 0; i < r->n_dev; i++)
-        if (strlen(r->dev[i].name) == len && !memcmp(r->dev[i].name, name, len))
-            return &r->dev[i];
-    if (r->n_dev == LOADLOG_MAX_DEV)
+    if (len >= sizeof tab[0].name)
+        len = sizeof tab[0].name - 1;
+    for (int i = 0; i < *n; i++)
+        if (strlen(tab[i].name) == len && !memcmp(tab[i].name, name, len))
+            return &tab[i];
+    if (*n == LOADLOG_MAX_DEV)
         return NULL;
-    loadlog_dev_t *d = &r->dev[r->n_dev++];
+    loadlog_dev_t *d = &tab[(*n)++];
     memcpy(d->name, name, len);
     d->name[len] = 0;
     d->total_mib = d->free_mib = -1;
     return d;
+}
+
+static loadlog_dev_t *dev(loadlog_t *r, const char *name, size_t len) { return dev_in(r->dev, &r->n_dev, name, len); }
+
+/* One buffer of `kind` on device `name`: into the device's totals, and for
+ * the draft into its own table too. A context's compute buffer is its last
+ * reserve (a retry without pipeline parallelism replaces the first); the
+ * device's compute is the sum of its contexts'. */
+static void add_buffer(loadlog_t *r, const char *name, size_t len, const char *kind, size_t kind_len, double v)
+{
+    loadlog_dev_t *d = dev(r, name, len);
+    if (!d)
+        return;
+    loadlog_dev_t *x = r->phase == 1 ? dev_in(r->draft, &r->n_draft, name, len) : NULL;
+    double *f = NULL, *fx = NULL;
+    if (kind_len == 5 && !memcmp(kind, "model", 5))
+        f = &d->model_mib, fx = x ? &x->model_mib : NULL;
+    else if (kind_len == 2 && !memcmp(kind, "KV", 2))
+        f = &d->kv_mib, fx = x ? &x->kv_mib : NULL;
+    else if (kind_len == 2 && !memcmp(kind, "RS", 2))
+        f = &d->rs_mib, fx = x ? &x->rs_mib : NULL;
+    else if (kind_len == 6 && !memcmp(kind, "output", 6))
+        f = &d->output_mib, fx = x ? &x->output_mib : NULL;
+    else if (kind_len == 7 && !memcmp(kind, "compute", 7)) {
+        int ph = r->phase == 1;
+        double old = d->own_compute_mib[ph];
+        d->own_compute_mib[ph] = v;
+        d->compute_mib += v - old;
+        if (ph) {
+            d->draft_mib += v - old;
+            if (x)
+                x->compute_mib = v;
+        }
+        return;
+    }
+    if (!f)
+        return;
+    *f += v;
+    if (fx)
+        *fx += v;
+    if (r->phase == 1)
+        d->draft_mib += v;
 }
 
 /* number after "= " up to " MiB" */
@@ -120,19 +163,14 @@ void loadlog_line(loadlog_t *r, const char *line, size_t len)
         while (q > s && q[-1] != ' ')
             q--;
         if (dend > q) {
-            loadlog_dev_t *d = dev(r, q, (size_t)(dend - q));
             double v = num_after(p + 14, end);
             /* the projector reserves its own graph after the model's */
             bool clip = find_n(s, n, "reserve_compute_meta:") || (n > 4 && !memcmp(s, "clip", 4));
-            if (d && v >= 0 && clip && kind_len == 7 && !memcmp(kind, "compute", 7))
+            loadlog_dev_t *d = clip ? dev(r, q, (size_t)(dend - q)) : NULL;
+            if (d && v >= 0 && kind_len == 7 && !memcmp(kind, "compute", 7))
                 d->mmproj_mib += v;
-            else if (d && v >= 0) {
-                if (kind_len == 5 && !memcmp(kind, "model", 5)) d->model_mib += v;
-                else if (kind_len == 2 && !memcmp(kind, "KV", 2)) d->kv_mib += v;
-                else if (kind_len == 2 && !memcmp(kind, "RS", 2)) d->rs_mib += v;
-                else if (kind_len == 7 && !memcmp(kind, "compute", 7)) d->compute_mib = v; /* last reserve wins */
-                else if (kind_len == 6 && !memcmp(kind, "output", 6)) d->output_mib += v;
-            }
+            else if (!clip && v >= 0)
+                add_buffer(r, q, (size_t)(dend - q), kind, kind_len, v);
         }
         return;
     }
@@ -147,12 +185,32 @@ void loadlog_line(loadlog_t *r, const char *line, size_t len)
     if ((p = find_n(s, n, "CLIP using ")) && find_n(s, n, " backend")) {
         const char *e = find_n(p + 11, (size_t)(end - p - 11), " backend");
         copy_msg(r->mmproj_device, sizeof r->mmproj_device, p + 11, e);
+        r->phase = 2;
         return;
     }
     if ((p = find_n(s, n, "load_hparams: model size:"))) {
         r->mmproj_model_mib = num_after(p + 25, end);
         return;
     }
+    /* the draft loads after the model (and before the projector): its buffers
+     * are the device's too, and its own table's */
+    if (find_n(s, n, "loading draft model")) {
+        r->phase = 1;
+        r->has_draft = true;
+        return;
+    }
+    if (find_n(s, n, "clip_model_loader: ")) { /* the projector next: the draft is done */
+        r->phase = 2;
+        return;
+    }
+    if (r->phase == 1 && (p = find_n(s, n, "llama_context: n_ctx "))) {
+        const char *eq = find_n(p, (size_t)(end - p), "=");
+        if (eq)
+            r->draft_n_ctx = long_after(eq + 1, end);
+        return;
+    }
+    if (r->phase == 1 && find_n(s, n, "llama_context: ")) /* the draft's context: not the model's settings */
+        return;
     if (find_n(s, n, "pipeline parallelism enabled")) {
         r->pipeline_parallel = 1;
         return;
@@ -338,6 +396,20 @@ double loadlog_sum(const loadlog_t *r, const char *prefix, const char *what)
         else if (!strcmp(what, "rs")) t += d->rs_mib;
         else if (!strcmp(what, "compute")) t += d->compute_mib;
         else if (!strcmp(what, "output")) t += d->output_mib;
+        else if (!strcmp(what, "draft")) t += d->draft_mib;
+        else if (!strcmp(what, "mmproj")) t += d->mmproj_mib;
     }
+    if (!strncmp(what, "draft_", 6))
+        for (int i = 0; i < r->n_draft; i++) {
+            const loadlog_dev_t *d = &r->draft[i];
+            if (strncmp(d->name, prefix, pl))
+                continue;
+            const char *k = what + 6;
+            if (!strcmp(k, "model")) t += d->model_mib;
+            else if (!strcmp(k, "kv")) t += d->kv_mib;
+            else if (!strcmp(k, "rs")) t += d->rs_mib;
+            else if (!strcmp(k, "compute")) t += d->compute_mib;
+            else if (!strcmp(k, "output")) t += d->output_mib;
+        }
     return t;
 }

@@ -20,6 +20,10 @@
  *   load_hparams: model size:         1.26 MiB  (the projector's weights)
  *   reserve_compute_meta:        CPU compute buffer size =    39.39 MiB
  *                                               (the projector's, not the model's)
+ * and a draft model's buffers after
+ *   common_speculative_init_result: loading draft model 'FILE'
+ * (the same buffer lines, its own context; llama-server loads the model,
+ * then the draft, then the projector).
  * Each line may carry llama.cpp's "M.SS.mmm.uuu L " prefix (minutes,
  * seconds, ms, µs since start), which gives the load time.
  */
@@ -33,14 +37,23 @@
 
 typedef struct {
     char name[32]; /* "CPU", "CUDA0", "CPU_Mapped", "CUDA_Host" as printed */
+    /* the model's and its draft's buffers by kind (compute: each context's
+     * last reserve, summed) */
     double model_mib, kv_mib, rs_mib, compute_mib, output_mib;
     double mmproj_mib; /* the projector's compute buffer on this device */
     double total_mib, free_mib; /* device list at start (after the backend's own context); -1 absent */
+    double draft_mib;  /* of the buffers above, the draft model's (all kinds; by kind: loadlog_t.draft) */
+    double own_compute_mib[2]; /* internal: last reserve of the model, of the draft */
 } loadlog_dev_t;
 
 typedef struct {
     loadlog_dev_t dev[LOADLOG_MAX_DEV];
     int n_dev;
+    loadlog_dev_t draft[LOADLOG_MAX_DEV]; /* the draft model's buffers alone, by kind */
+    int n_draft;
+    bool has_draft;                       /* its loading was seen */
+    long draft_n_ctx;                     /* the draft's context (-1 absent) */
+    int phase;                            /* internal: 0 model, 1 draft, 2 projector */
     int pipeline_parallel; /* -1 not mentioned, 1 enabled, 0 fell back */
     double fit_projected_mib, fit_free_mib; /* -1 when absent */
     char fit_abort[160]; /* why --fit gave up ("n_gpu_layers already set by user to 999"), "" if it did not */
@@ -84,7 +97,11 @@ typedef struct {
 /* Parse text (from a request's start) into *out. Pure. */
 void loadlog_images(const char *text, size_t len, loadlog_images_t *out);
 
-/* Totals over devices whose name starts with `prefix` ("" = all). */
+/* Totals over devices whose name starts with `prefix` ("" = all); what:
+ * "model", "kv", "rs", "compute", "output" (the model's and its draft's),
+ * "mmproj" (the projector's compute buffer), "draft" (the draft's buffers,
+ * all kinds), or "draft_model", "draft_kv", "draft_rs", "draft_compute",
+ * "draft_output" (the draft's alone, by kind). */
 double loadlog_sum(const loadlog_t *r, const char *prefix, const char *what);
 
 #endif

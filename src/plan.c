@@ -96,6 +96,8 @@ void plan_opts_default(plan_opts_t *o)
     o->flash_attn = -1;
     o->mmproj_offload = true;
     o->fit = true;
+    o->draft_ngl = -1;
+    o->draft_type_k = o->draft_type_v = GGUF_TT_F16;
     o->fit_ctx_min = 4096;
     for (int g = 0; g < PLAN_MAX_GPU; g++)
         o->fit_target_mib[g] = 1024;
@@ -133,6 +135,33 @@ static bool raw_flag(char *const *argv, size_t n, const char *const *names)
             if (!strcmp(argv[i], *nm))
                 on = true;
     return on;
+}
+
+/* "CUDA0,CUDA1" → bits 0 and 1; "none" → *none. Names of other backends
+ * (Vulkan0, ...) are not GPUs the planner knows: -EINVAL. */
+static int dev_list(const char *opt, const char *v, uint32_t *mask, bool *none, char *err, size_t errlen)
+{
+    *mask = 0;
+    if (none)
+        *none = false;
+    if (!strcmp(v, "none")) {
+        if (none)
+            *none = true;
+        return 0;
+    }
+    char *copy = xstrdup(v), *save = NULL;
+    int rc = 0;
+    for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        int64_t g;
+        if (strncmp(t, "CUDA", 4) || !parse_i64(t + 4, 0, PLAN_MAX_GPU - 1, &g)) {
+            snprintf(err, errlen, "%s: '%s' is not a device the planner knows (CUDA0, CUDA1, ... or none)", opt, t);
+            rc = -EINVAL;
+            break;
+        }
+        *mask |= 1u << g;
+    }
+    free(copy);
+    return rc;
 }
 
 /* "-ot A=CPU,B=CUDA0" (several -ot accumulate). */
@@ -296,6 +325,48 @@ int plan_opts_from_args(char *const *argv, size_t n, plan_opts_t *o, char *err, 
             o->no_kv_offload = true;
     if (args_find(argv, n, ARG_NO_MMPROJ_OFFLOAD) >= 0)
         o->mmproj_offload = false;
+    static const char *const imin[] = {"--image-min-tokens", NULL}, *const imax[] = {"--image-max-tokens", NULL};
+    const char *const *lim[2] = {imin, imax};
+    uint32_t *lim_out[2] = {&o->image_min_tokens, &o->image_max_tokens};
+    for (int k = 0; k < 2; k++)
+        if ((s = raw_opt(argv, n, lim[k]))) {
+            if (!parse_i64(s, 0, UINT32_MAX, &iv)) {
+                snprintf(err, errlen, "%s: '%s' is not a token count", lim[k][0], s);
+                return -EINVAL;
+            }
+            *lim_out[k] = (uint32_t)iv;
+        }
+
+    /* the draft model's own settings */
+    o->draft = args_get(argv, n, ARG_DRAFT_MODEL) != NULL;
+    if ((s = args_get(argv, n, ARG_NGL_DRAFT))) {
+        if (!strcmp(s, "auto") || !strcmp(s, "all"))
+            o->draft_ngl = -1;
+        else if (args_get_long(argv, n, ARG_NGL_DRAFT, &v))
+            o->draft_ngl = v < 0 ? -1 : v;
+    }
+    if ((s = args_get(argv, n, ARG_CACHE_K_DRAFT)) && cache_type(s, &o->draft_type_k)) {
+        snprintf(err, errlen, "-ctkd: '%s' is not a cache type", s);
+        return -EINVAL;
+    }
+    if ((s = args_get(argv, n, ARG_CACHE_V_DRAFT)) && cache_type(s, &o->draft_type_v)) {
+        snprintf(err, errlen, "-ctvd: '%s' is not a cache type", s);
+        return -EINVAL;
+    }
+    if (args_get_long(argv, n, ARG_UBATCH_DRAFT, &v) && v > 0)
+        o->draft_ubatch = (uint32_t)v;
+    if (args_get_long(argv, n, ARG_CTX_DRAFT, &v) && v > 0)
+        o->draft_ctx = (uint64_t)v;
+    if (args_get_long(argv, n, ARG_N_CPU_MOE_DRAFT, &v))
+        o->draft_ncmoe = v > 0 ? v : 0;
+    if (args_find(argv, n, ARG_CPU_MOE_DRAFT) >= 0)
+        o->draft_cpu_moe = true;
+    if ((s = args_get(argv, n, ARG_DEVICE)) && strcmp(s, "none") &&
+        dev_list("-dev", s, &o->dev_mask, NULL, err, errlen))
+        return -EINVAL;
+    if ((s = args_get(argv, n, ARG_DEVICE_DRAFT)) &&
+        dev_list("-devd", s, &o->draft_dev_mask, &o->draft_dev_none, err, errlen))
+        return -EINVAL;
     return 0;
 }
 
@@ -331,6 +402,133 @@ uint64_t plan_compute_bytes(const mi_t *m, const plan_opts_t *o, uint64_t n_ctx,
 
     uint64_t kq = (!fa && attn) ? kv_cells(o, n_ctx) * ub * m->n_head * 4ull : 0;
     return mask + act + kq;
+}
+
+/* The projector's compute buffer: ggml-alloc's peak over the encoder graph
+ * of the warmup image. With P the encoder positions (patches before
+ * merging), I = P·patch²·3·4 the image as f32, Pe = 4·P·n_embd (one hidden
+ * state), Pf = 4·P·n_ff and KQ = 4·P²·n_head (the attention matrix without
+ * flash attention), the peak is the largest of the stages:
+ *   qwen-VL mergers and others  image + patch embedding  1.5·I + Pe
+ *                               FFN                      I + Pf
+ *                               attention (FA)           6.5·Pe
+ *                               attention (no FA)        KQ + max(I + Pe, 7.5·Pe)
+ *   gemma4v (gated FFN)         image                    1.5·I
+ *                               FFN                      3·Pf + max(I, 3.5·Pe)
+ *                               attention (FA)           5.5·Pe
+ *                               attention (no FA)        KQ + max(I, 5.5·Pe)
+ * fitted on llama-server's own worst-case figures ("[mtmd] estimated
+ * worst-case memory usage", its no-alloc reserve) on the CPU backend for 18
+ * encoder shapes per projector type (n_embd 64-2048, n_ff 128-4304, 2-16
+ * heads, 1-27 blocks, three warmup sizes), flash attention on and off:
+ * within 6% but for two small gemma4v shapes (+10%, +30%: 1 and 5 MiB).
+ * The number of blocks does not enter: the allocator reuses one layer's
+ * buffers for the next. */
+void plan_mmproj(const mi_t *proj, const plan_opts_t *o, plan_mmproj_t *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!proj || !proj->is_mmproj)
+        return;
+    out->weights = proj->weight_bytes;
+    uint64_t patch = proj->v_patch_size ? proj->v_patch_size : 14;
+    uint64_t merge = proj->v_merge ? proj->v_merge : 1;
+    bool gemma = strstr(proj->projector, "gemma4") != NULL;
+    uint64_t P;
+    if (proj->v_dynamic) {
+        /* clip's warmup: a fixed token budget per type, no larger than the
+         * most tokens an image may take (--image-max-tokens, or the ubatch
+         * for projectors decoded in one ubatch) */
+        uint64_t per_side = gemma ? 16 : 46;
+        uint64_t side = per_side * patch * merge;
+        uint64_t tmax = o->image_max_tokens; /* 0: the projector's own */
+        uint64_t ub = o->n_ubatch ? o->n_ubatch : 512;
+        if (proj->v_non_causal && (tmax ? tmax : proj->v_max_tokens) > ub)
+            tmax = ub; /* llama-server caps it: "cap image_max_tokens ... to n_ubatch" */
+        if (tmax) {
+            uint64_t lim = (uint64_t)sqrt((double)tmax * (double)(patch * merge * patch * merge));
+            if (lim < side)
+                side = lim;
+        }
+        mi_image_opts_t io = {.n_ubatch = o->n_ubatch, .max_tokens = o->image_max_tokens};
+        out->warmup_px = (uint32_t)side;
+        P = (uint64_t)mi_image_tokens_wh(proj, (uint32_t)side, (uint32_t)side, &io) * merge * merge;
+    } else {
+        uint64_t n = proj->v_image_size / patch;
+        out->warmup_px = proj->v_image_size;
+        P = n * n;
+    }
+    out->patches = P;
+    double I = (double)P * (double)(patch * patch) * 12.0, Pe = 4.0 * (double)P * proj->v_n_embd,
+           Pf = 4.0 * (double)P * proj->v_n_ff, KQ = 4.0 * (double)P * (double)P * proj->v_n_head;
+    bool fa = o->flash_attn != 0;
+    double c;
+    if (gemma) {
+        double ffn = 3 * Pf + fmax(I, 3.5 * Pe);
+        c = fa ? fmax(fmax(1.5 * I, ffn), 5.5 * Pe) : fmax(KQ + fmax(I, 5.5 * Pe), ffn);
+    } else {
+        double ffn = I + Pf;
+        c = fa ? fmax(fmax(1.5 * I + Pe, ffn), 6.5 * Pe) : fmax(KQ + fmax(I + Pe, 7.5 * Pe), ffn);
+    }
+    out->compute = (uint64_t)c;
+}
+
+static void predict_core(const mi_t *m, const plan_opts_t *o, const ovr_t *ovr_in, const plan_gpu_t *gpus, int n_gpu,
+                         int64_t host_free_mib, uint64_t margin, plan_t *out);
+
+void plan_draft(const plan_opts_t *o, const plan_gpu_t *gpus, int n_gpu, plan_t *out)
+{
+    memset(out, 0, sizeof *out);
+    out->n_dev = 1 + n_gpu;
+    if (!o->draft_mi)
+        return;
+    /* the draft's devices: -devd, else the model's -dev, else every GPU */
+    uint32_t mask = o->draft_dev_mask ? o->draft_dev_mask : o->dev_mask;
+    plan_gpu_t sub[PLAN_MAX_GPU];
+    int idx[PLAN_MAX_GPU], n_sub = 0;
+    for (int g = 0; g < n_gpu && !o->draft_dev_none; g++)
+        if (!mask || (mask & (1u << g))) {
+            sub[n_sub] = gpus[g];
+            idx[n_sub++] = g;
+        }
+    plan_opts_t d;
+    plan_opts_default(&d);
+    d.fit = false; /* fit places the model, not its draft */
+    d.ngl = o->draft_ngl;
+    d.ngl_set = true;
+    d.n_ctx = o->draft_ctx ? o->draft_ctx : o->n_ctx; /* 0: the draft's own trained context */
+    d.ctx_full = o->ctx_full;
+    d.n_seq = o->n_seq;
+    d.kv_unified = o->kv_unified;
+    d.n_batch = o->n_batch;
+    d.n_ubatch = o->draft_ubatch ? o->draft_ubatch : o->n_ubatch;
+    if (d.n_ubatch > d.n_batch)
+        d.n_ubatch = d.n_batch;
+    d.type_k = o->draft_type_k;
+    d.type_v = o->draft_type_v;
+    d.flash_attn = o->flash_attn;
+    d.no_kv_offload = o->no_kv_offload;
+    d.ncmoe = o->draft_ncmoe;
+    d.cpu_moe = o->draft_cpu_moe;
+    d.split_none = o->split_none;
+    d.split_row = o->split_row;
+    d.main_gpu = 0;
+    for (int k = 0; k < n_sub; k++)
+        if (idx[k] == o->main_gpu)
+            d.main_gpu = k;
+    if (n_sub == n_gpu) { /* the model's -ts is copied into the draft's params */
+        d.n_ts = o->n_ts;
+        memcpy(d.ts, o->ts, sizeof d.ts);
+    }
+    plan_t dp;
+    predict_core(o->draft_mi, &d, NULL, sub, n_sub, -1, 0, &dp);
+    out->n_ctx = dp.n_ctx;
+    out->ngl = dp.ngl;
+    out->dev[0] = dp.dev[0];
+    for (int k = 0; k < n_sub; k++)
+        out->dev[1 + idx[k]] = dp.dev[1 + k];
+    for (int dv = 0; dv < out->n_dev; dv++)
+        out->dev[dv].total = out->dev[dv].weights + out->dev[dv].kv + out->dev[dv].rs + out->dev[dv].compute +
+                             out->dev[dv].output;
 }
 
 const char *plan_verdict_name(plan_verdict_t v)
@@ -650,10 +848,21 @@ static void predict_core(const mi_t *m, const plan_opts_t *o, const ovr_t *ovr_i
     if (out->pp) /* 4 copies of the graph inputs (GGML_SCHED_MAX_COPIES); estimate */
         out->pp_extra = 3ull * (mask + (uint64_t)m->n_embd * ubatch(o) * 4ull);
 
-    /* mmproj: first GPU unless --no-mmproj-offload */
-    if (o->mmproj_bytes) {
+    /* the projector: weights and compute buffer on the first GPU unless
+     * --no-mmproj-offload */
+    if (o->mmproj_mi || o->mmproj_bytes) {
         int d = (o->mmproj_offload && n_gpu) ? 1 : 0;
-        out->dev[d].mmproj = o->mmproj_bytes + o->mmproj_bytes / 3; /* weights + compute (estimate) */
+        plan_mmproj_t mp = {.weights = o->mmproj_bytes};
+        if (o->mmproj_mi)
+            plan_mmproj(o->mmproj_mi, o, &mp);
+        out->dev[d].mmproj = mp.weights + mp.compute;
+    }
+    /* the draft model beside this one */
+    if (o->draft_mi) {
+        plan_t dp;
+        plan_draft(o, gpus, n_gpu, &dp);
+        for (int d = 0; d < out->n_dev; d++)
+            out->dev[d].draft = dp.dev[d].total;
     }
 
     /* verdict */
@@ -661,7 +870,7 @@ static void predict_core(const mi_t *m, const plan_opts_t *o, const ovr_t *ovr_i
     bool unknown = false;
     for (int d = 0; d < out->n_dev; d++) {
         plan_dev_t *D = &out->dev[d];
-        D->total = D->weights + D->kv + D->rs + D->compute + D->output + D->mmproj;
+        D->total = D->weights + D->kv + D->rs + D->compute + D->output + D->mmproj + D->draft;
         if (D->free_mib < 0) {
             unknown = true;
             continue;
@@ -672,11 +881,11 @@ static void predict_core(const mi_t *m, const plan_opts_t *o, const ovr_t *ovr_i
             out->verdict = PLAN_NO_FIT;
             if (out->over_dev < 0) {
                 out->over_dev = d;
-                uint64_t parts[6] = {D->weights, D->kv, D->rs, D->compute, D->output, D->mmproj};
-                static const char *const names[6] = {"weights", "KV cache", "recurrent state",
-                                                     "compute buffer", "output buffer", "mmproj"};
+                uint64_t parts[7] = {D->weights, D->kv, D->rs, D->compute, D->output, D->mmproj, D->draft};
+                static const char *const names[7] = {"weights", "KV cache", "recurrent state", "compute buffer",
+                                                     "output buffer", "mmproj", "draft model"};
                 int best = 0;
-                for (int k = 1; k < 6; k++)
+                for (int k = 1; k < 7; k++)
                     if (parts[k] > parts[best])
                         best = k;
                 out->over_what = names[best];
@@ -872,7 +1081,11 @@ void plan_fit(const mi_t *m, const plan_opts_t *o, const plan_gpu_t *gpus, int n
         free_b[id] = (gd[id].free_mib - PLAN_CUDA_CTX_MIB) * (int64_t)MIB - (int64_t)full.dev[1 + id].rs -
                      (int64_t)(MIB * 5 / 2);
         out->free_mib[id] = free_b[id] / (int64_t)MIB;
-        margin[id] = o->fit_target_mib[id < PLAN_MAX_GPU ? id : 0] * (int64_t)MIB;
+        /* llama-server adds the projector's and the draft's memory on each
+         * GPU to fit's target before fitting the model (server-context.cpp:
+         * mtmd_get_memory_usage, and the draft's model + context + compute) */
+        margin[id] = o->fit_target_mib[id < PLAN_MAX_GPU ? id : 0] * (int64_t)MIB +
+                     (int64_t)(full.dev[1 + id].mmproj + full.dev[1 + id].draft);
         used[id] = dev_mem(&full, id);
         sum_free += free_b[id];
         sum_used += used[id];

@@ -87,8 +87,9 @@ typedef struct {
     bool no_kv_offload;
     int main_gpu;
     bool split_none;  /* -sm none: everything on main_gpu */
-    uint64_t mmproj_bytes; /* 0: none */
-    bool mmproj_offload;
+    uint64_t mmproj_bytes; /* projector weights without mmproj_mi (0: none) */
+    bool mmproj_offload;   /* off: --no-mmproj-offload */
+    uint32_t image_min_tokens, image_max_tokens; /* --image-min/max-tokens (0: the projector's) */
     /* --- since the fit model --- */
     bool ngl_set;      /* -ngl N or all (not auto): --fit leaves placement alone */
     bool kv_unified;   /* -kvu, or -np left at auto (4 slots, one shared cache) */
@@ -99,12 +100,27 @@ typedef struct {
     int64_t fit_target_mib[PLAN_MAX_GPU]; /* -fitt per GPU (1024 each) */
     plan_ot_t ot[PLAN_MAX_OT];            /* -ot, in order */
     int n_ot;
+    /* --- the companions loaded beside the model (see plan_draft_opts) --- */
+    const mi_t *mmproj_mi; /* the projector (--mmproj), borrowed; NULL: none or mmproj_bytes only */
+    const mi_t *draft_mi;  /* the draft model (-md), borrowed; NULL: none */
+    bool draft;            /* -md given (draft_mi says what it is) */
+    int64_t draft_ngl;     /* -ngld (-1: auto / all, llama-server's default: every layer) */
+    uint32_t draft_type_k, draft_type_v; /* -ctkd / -ctvd (f16) */
+    uint32_t draft_ubatch; /* --spec-draft-n-ubatch (0: the model's -ub) */
+    uint64_t draft_ctx;    /* -cd of builds before b11669 (0: the model's -c) */
+    int64_t draft_ncmoe;   /* -ncmoed */
+    bool draft_cpu_moe;    /* -cmoed */
+    uint32_t dev_mask;     /* -dev: bit g for CUDAg (0: every GPU) */
+    uint32_t draft_dev_mask; /* -devd: bit g for CUDAg (0: as -dev) */
+    bool draft_dev_none;   /* -devd none: the draft stays on the host */
 } plan_opts_t;
 
 typedef struct {
     char name[32];     /* "CPU" (host) or "CUDA0".. */
     int64_t free_mib;  /* -1 unknown */
-    uint64_t weights, kv, rs, compute, output, mmproj;
+    uint64_t weights, kv, rs, compute, output; /* the model's own */
+    uint64_t mmproj; /* the projector's weights and compute buffer */
+    uint64_t draft;  /* the draft model's weights, KV, state, compute and output */
     uint64_t total;
     int layers;        /* repeating layers placed here (the output layer not counted) */
     bool output_layer;
@@ -190,6 +206,31 @@ int64_t plan_min_ncmoe(const mi_t *m, const plan_opts_t *o, const plan_gpu_t *gp
 /* The largest -ngl (0..n_layer+1) that keeps `margin` free on every GPU
  * (fit not replayed), -1 when not even -ngl 0 fits. */
 int64_t plan_max_ngl(const mi_t *m, const plan_opts_t *o, const plan_gpu_t *gpus, int n_gpu, uint64_t margin);
+
+/* The projector's memory on the device it runs on: its weights (the
+ * tensors' bytes, exact) and the compute buffer clip reserves for its
+ * warmup image (a fitted estimate: see plan.c). The warmup image is the
+ * largest clip prepares for: qwen-VL mergers 46 x 46 merged tokens,
+ * gemma4v 16 x 16, others image_size squared, each no larger than
+ * --image-max-tokens allows; its patches are what mi_image_tokens_wh
+ * counts. Flash attention as the model's (-fa; auto is on). */
+typedef struct {
+    uint64_t weights, compute;
+    uint32_t warmup_px; /* side of the warmup image */
+    uint64_t patches;   /* encoder positions it becomes (before merging) */
+} plan_mmproj_t;
+void plan_mmproj(const mi_t *proj, const plan_opts_t *o, plan_mmproj_t *out);
+
+/* The draft model's memory per device (what plan_t.dev[].draft holds), as
+ * llama-server builds its params (common_base_params_to_speculative): the
+ * model's context (-c as given: 0 or unset is the draft's own trained
+ * context, fit does not cut it; -cd where a build has it), sequences,
+ * batch sizes (-ub unless --spec-draft-n-ubatch), flash attention, KV
+ * offload, -ts and -sm; its own -ngld, -ctkd/-ctvd, -ncmoed/-cmoed and
+ * devices (-devd, else -dev, else every GPU; none: the host). Not
+ * modelled: -otd. out->dev[] follows plan_predict's devices; fit is off
+ * for the draft. Needs o->draft_mi. */
+void plan_draft(const plan_opts_t *o, const plan_gpu_t *gpus, int n_gpu, plan_t *out);
 
 /* Compute-buffer estimates alone (bytes), exposed for the accuracy harness:
  * without host-expert copies. */

@@ -447,6 +447,8 @@ static void role_free(reg_role_t *ro)
     free(ro->display_name);
     free(ro->model_path);
     free(ro->model_abs);
+    free(ro->draft_path);
+    free(ro->draft_abs);
     for (size_t i = 0; i < ro->n_args; i++)
         free(ro->args[i]);
     free(ro->args);
@@ -592,8 +594,30 @@ static int parse_role_fields(ectx_t *e, const char *name, const json_t *obj, reg
     return 0;
 }
 
+/* The launched args: the file's n_args_own, then -md DRAFT and, when they
+ * choose no speculative type, --spec-type draft-simple (spec_type). */
+static void derive_args(reg_role_t *ro, bool spec_type)
+{
+    for (size_t i = ro->n_args_own; i < ro->n_args; i++)
+        free(ro->args[i]);
+    ro->n_args = ro->n_args_own;
+    if (!ro->draft_abs) {
+        ro->args[ro->n_args] = NULL;
+        return;
+    }
+    bool add_type = spec_type && !args_get(ro->args, ro->n_args_own, ARG_SPEC_TYPE);
+    ro->args = xrealloc(ro->args, (ro->n_args_own + 5) * sizeof *ro->args);
+    ro->args[ro->n_args++] = xstrdup("-md");
+    ro->args[ro->n_args++] = xstrdup(ro->draft_abs);
+    if (add_type) {
+        ro->args[ro->n_args++] = xstrdup("--spec-type");
+        ro->args[ro->n_args++] = xstrdup("draft-simple");
+    }
+    ro->args[ro->n_args] = NULL;
+}
+
 static int parse_role(ectx_t *e, const char *dir, const char *name, const json_t *obj,
-                      reg_role_t *ro)
+                      reg_role_t *ro, bool spec_type)
 {
     const json_t *v;
     char aerr[256];
@@ -648,6 +672,21 @@ static int parse_role(ectx_t *e, const char *dir, const char *name, const json_t
     } else {
         ro->args = xcalloc(1, sizeof *ro->args);
     }
+    ro->n_args_own = ro->n_args;
+
+    v = json_object_get(obj, "draft_model_path");
+    if (v && !json_is_null(v)) {
+        if (!json_is_string(v))
+            return fail(e, "%s.draft_model_path: expected a string, got %s", name, jtype(v));
+        if (!json_string_length(v))
+            return fail(e, "%s.draft_model_path: must not be empty", name);
+        long md = args_find(ro->args, ro->n_args, ARG_DRAFT_MODEL);
+        if (md >= 0)
+            return fail(e, "%s.draft_model_path: args[%ld] names a draft too (-md); give it once", name, md - 1);
+        ro->draft_path = xstrdup(json_string_value(v));
+        ro->draft_abs = resolve(dir, ro->draft_path);
+    }
+    derive_args(ro, spec_type);
     long np = -1;
     args_get_long(ro->args, ro->n_args, ARG_PARALLEL, &np);
     if (np <= 0)
@@ -733,6 +772,7 @@ int registry_parse(const char *text, size_t len, const char *path, registry_t **
 
     r = xcalloc(1, sizeof *r);
     r->doc = doc;
+    r->spec_type = true;
     r->path = path ? xstrdup(path) : NULL;
     r->dir = dir_of(path);
     engine_defaults(&r->engine);
@@ -776,7 +816,7 @@ int registry_parse(const char *text, size_t len, const char *path, registry_t **
         if (key[0] == '_')
             continue;
         reg_role_t *ro = &r->roles[r->n_roles++];
-        if ((rc = parse_role(&e, r->dir, key, v, ro)))
+        if ((rc = parse_role(&e, r->dir, key, v, ro, r->spec_type)))
             goto fail;
         if ((rc = add_aliases(&e, r->roles, r->n_roles - 1, names, is_alias)))
             goto fail;
@@ -896,8 +936,19 @@ int registry_set_args(registry_t *r, const char *role, char *const *args, size_t
     reg_role_t *ro = role_mut(r, role, &obj);
     if (!ro)
         return -ENOENT;
+    /* the launched args given back: without what draft_model_path adds */
+    size_t tail = ro->n_args - ro->n_args_own;
+    if (tail && n >= tail) {
+        bool same = true;
+        for (size_t i = 0; i < tail && same; i++)
+            same = !strcmp(args[n - tail + i], ro->args[ro->n_args_own + i]);
+        if (same)
+            n -= tail;
+    }
     if (n > REG_MAX_ARGS || args_check(args, n, aerr, sizeof aerr) >= 0)
         return -EINVAL;
+    if (ro->draft_abs && args_find(args, n, ARG_DRAFT_MODEL) >= 0)
+        return -EINVAL; /* a draft named both ways */
     json_t *arr = json_array();
     for (size_t i = 0; i < n; i++) {
         json_t *s = json_string(args[i]); /* NULL for invalid UTF-8 */
@@ -915,8 +966,40 @@ int registry_set_args(registry_t *r, const char *role, char *const *args, size_t
         free(ro->args[i]);
     free(ro->args);
     ro->args = copy;
-    ro->n_args = n;
+    ro->n_args = ro->n_args_own = n;
+    derive_args(ro, r->spec_type);
     return 0;
+}
+
+int registry_set_draft(registry_t *r, const char *role, const char *path)
+{
+    json_t *obj;
+    reg_role_t *ro = role_mut(r, role, &obj);
+    if (!ro)
+        return -ENOENT;
+    if (path && (!*path || args_find(ro->args, ro->n_args_own, ARG_DRAFT_MODEL) >= 0))
+        return -EINVAL;
+    free(ro->draft_path);
+    free(ro->draft_abs);
+    ro->draft_path = ro->draft_abs = NULL;
+    if (path) {
+        json_t *s = json_string(path);
+        if (!s || json_object_set_new(obj, "draft_model_path", s))
+            return -EINVAL;
+        ro->draft_path = xstrdup(path);
+        ro->draft_abs = resolve(r->dir, path);
+    } else {
+        json_object_del(obj, "draft_model_path");
+    }
+    derive_args(ro, r->spec_type);
+    return 0;
+}
+
+void registry_set_spec_type(registry_t *r, bool on)
+{
+    r->spec_type = on;
+    for (size_t i = 0; i < r->n_roles; i++)
+        derive_args(&r->roles[i], on);
 }
 
 /* The fewest significant digits (15..17) with which every real in v reads

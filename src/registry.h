@@ -5,14 +5,20 @@
  * Shape (top-level object):
  *   "_engine": { settings, see the table in registry.c and README },   optional
  *   "<role>":  { "display_name": str, "model_path": str, "measured_tps": num,
- *                "args": [str...], "aliases": [str...], "ttl": num,
+ *                "args": [str...], "draft_model_path": str, "aliases": [str...], "ttl": num,
  *                "priority": int, "pin": bool, "min_resident_s": num,
  *                "max_concurrent": int, "queue_size": int, ... }
  * Every top-level key that does not start with '_' is a role (name and
  * aliases: 1..64 of A-Za-z0-9._-, unique across all roles); other '_' keys
  * are ignored and kept; unknown "_engine" fields are errors. "ttl" absent
  * or null: the engine's idle_ttl. args pass args_check (args.h). Relative
- * model_path/log_dir resolve against the config file's folder. Unknown
+ * model_path/draft_model_path/log_dir resolve against the config file's
+ * folder. A role's draft_model_path becomes part of its args as Variet
+ * launches them (reg_role_t.args): "-md <resolved path>", and
+ * "--spec-type draft-simple" when the args choose no --spec-type (b11669
+ * loads a draft without drafting otherwise; registry_set_spec_type turns
+ * that off for builds without the option); naming a draft both ways is an
+ * error. Unknown
  * fields are kept: the parsed document (doc) is what registry_save writes
  * back, with only the fields Variet changed replaced.
  *
@@ -43,8 +49,12 @@ typedef struct {
     char *model_path;   /* as written in the file */
     char *model_abs;    /* resolved against the config folder */
     double measured_tps; /* 0 when absent */
-    char **args;        /* llama-server arguments (NULL-terminated too) */
+    char **args;        /* llama-server arguments as launched (NULL-terminated too): the
+                         * file's "args" (the first n_args_own), then what draft_model_path adds */
     size_t n_args;
+    size_t n_args_own;  /* of args, those written in the file */
+    char *draft_path;   /* draft_model_path as written, NULL: none */
+    char *draft_abs;    /* resolved against the config folder (the -md in args), NULL: none */
     char **aliases;
     size_t n_aliases;
     double ttl_s;       /* idle TTL; <0: engine default; 0: never */
@@ -93,6 +103,7 @@ typedef struct {
     reg_role_t *roles;
     size_t n_roles;
     json_t *doc;    /* the document as read; owned */
+    bool spec_type; /* a draft_model_path adds --spec-type draft-simple (true) */
 } registry_t;
 
 /* Parse and validate `text`; `path` names the file in messages and gives the
@@ -114,7 +125,18 @@ const reg_role_t *registry_find(const registry_t *r, const char *name);
  * tps is rounded to 2 decimals. args are copied and must pass args_check.
  * 0, -ENOENT (no such role) or -EINVAL (tps < 0 or not finite; bad args). */
 int registry_set_tps(registry_t *r, const char *role, double tps);
+/* args are the role's as written in the file; a vector that ends with what
+ * draft_model_path adds (the launched args, e.g. a tuning result) is taken
+ * without that tail. */
 int registry_set_args(registry_t *r, const char *role, char *const *args, size_t n);
+/* Set (a path as it is to be written, relative to the config folder) or,
+ * with path NULL, remove a role's draft_model_path; the launched args
+ * follow. 0, -ENOENT, -EINVAL (empty path, or the args name a draft). */
+int registry_set_draft(registry_t *r, const char *role, const char *path);
+/* Whether a draft_model_path adds --spec-type draft-simple (builds before
+ * b11669 have no --spec-type and draft with -md alone): the launched args
+ * of every role follow. */
+void registry_set_spec_type(registry_t *r, bool on);
 
 /* The text registry_save writes (see there); caller frees. */
 char *registry_dump(const registry_t *r);

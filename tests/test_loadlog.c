@@ -71,6 +71,40 @@ static void t_cpu_tiny(void **s)
     assert_string_equal(r.error, "");
 }
 
+/* tiny-qwen35moe with -md tiny-draft and --mmproj tiny-qwen35-mmproj: the
+ * draft's and the projector's buffers are the device's too, and told apart;
+ * the draft's context does not overwrite the model's settings */
+static void t_cpu_draft_mmproj(void **s)
+{
+    (void)s;
+    loadlog_t r;
+    parse_fixture("cpu-tiny-qwen35moe-draft-mmproj-b11669-lv4.log", &r);
+    assert_true(r.has_draft);
+    assert_true(r.has_mmproj);
+    assert_string_equal(r.mmproj_dev, "CPU");
+    NEAR(dev(&r, "CPU_Mapped")->model_mib, 0.29 + 0.56 + 0.56 + 1.01 + 0.24);
+    NEAR(dev(&r, "CPU")->model_mib, 1.26);     /* the projector's weights */
+    NEAR(dev(&r, "CPU")->kv_mib, 1.00 + 1.00); /* model + draft */
+    NEAR(dev(&r, "CPU")->rs_mib, 0.06);
+    NEAR(dev(&r, "CPU")->compute_mib, 6.28 + 5.14 + 39.39);
+    NEAR(dev(&r, "CPU")->draft_mib, 1.00 + 5.14);
+    NEAR(dev(&r, "CPU_Mapped")->draft_mib, 0.24);
+    NEAR(dev(&r, "CPU")->mmproj_model_mib, 1.26);
+    NEAR(dev(&r, "CPU")->mmproj_compute_mib, 39.39);
+    NEAR(loadlog_sum(&r, "", "draft"), 6.38);
+    NEAR(loadlog_sum(&r, "", "draft_model"), 0.24);
+    NEAR(loadlog_sum(&r, "", "draft_kv"), 1.00);
+    NEAR(loadlog_sum(&r, "", "draft_compute"), 5.14);
+    NEAR(loadlog_sum(&r, "", "mmproj"), 1.26 + 39.39);
+    NEAR(loadlog_sum(&r, "", "compute") - loadlog_sum(&r, "", "draft_compute") - loadlog_sum(&r, "", "mmproj_compute"),
+         6.28);
+    assert_int_equal(r.n_ctx, 4096);
+    assert_int_equal(r.draft_n_ctx, 4096);
+    assert_int_equal(r.n_ubatch, 512);
+    assert_int_equal(r.n_seq_max, 1);
+    assert_true(r.ready);
+}
+
 static void t_cuda_seedargs(void **s)
 {
     (void)s;
@@ -259,6 +293,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(t_mmproj),
         cmocka_unit_test(t_cpu_tiny),
+        cmocka_unit_test(t_cpu_draft_mmproj),
         cmocka_unit_test(t_cuda_seedargs),
         cmocka_unit_test(t_cuda_oom),
         cmocka_unit_test(t_fit_projection),

@@ -841,6 +841,78 @@ static void t_role_sched(void **s)
               "a.mmproj_mode: expected a string, got number");
 }
 
+/* draft_model_path: resolved against the config's folder, launched as -md
+ * (with --spec-type draft-simple unless the args choose one), kept apart
+ * from the file's args on every rewrite, removable. */
+static void t_draft(void **s)
+{
+    (void)s;
+    registry_t *r = parse_ok("{\"a\": {\"model_path\": \"m.gguf\", \"args\": [\"-c\", \"512\"],"
+                             " \"draft_model_path\": \"d.gguf\", \"x_note\": 1},"
+                             " \"b\": {\"model_path\": \"m.gguf\", \"draft_model_path\": \"/abs/d.gguf\","
+                             " \"args\": [\"--spec-type\", \"ngram-simple,draft-simple\"]}}",
+                             "/cfg/e.json");
+    const reg_role_t *a = registry_find(r, "a"), *b = registry_find(r, "b");
+    assert_string_equal(a->draft_path, "d.gguf");
+    assert_string_equal(a->draft_abs, "/cfg/d.gguf");
+    assert_int_equal(a->n_args_own, 2);
+    assert_int_equal(a->n_args, 6);
+    const char *want_a[] = {"-c", "512", "-md", "/cfg/d.gguf", "--spec-type", "draft-simple"};
+    for (int i = 0; i < 6; i++)
+        assert_string_equal(a->args[i], want_a[i]);
+    assert_null(a->args[6]);
+    /* the args' own speculative type stays the only one */
+    assert_int_equal(b->n_args, 4);
+    assert_string_equal(b->args[2], "-md");
+    assert_string_equal(b->args[3], "/abs/d.gguf");
+
+    /* the launched args given back (a tuning result): the tail is not written */
+    char *tuned[] = {"-c", "1024", "-md", "/cfg/d.gguf", "--spec-type", "draft-simple"};
+    assert_int_equal(registry_set_args(r, "a", tuned, 6), 0);
+    a = registry_find(r, "a");
+    assert_int_equal(a->n_args_own, 2);
+    assert_int_equal(a->n_args, 6);
+    assert_string_equal(a->args[1], "1024");
+    char *dump = registry_dump(r);
+    assert_non_null(strstr(dump, "\"args\": [\n      \"-c\",\n      \"1024\"\n    ]"));
+    assert_null(strstr(dump, "-md"));
+    assert_non_null(strstr(dump, "\"draft_model_path\": \"d.gguf\""));
+    assert_non_null(strstr(dump, "\"x_note\": 1"));
+    free(dump);
+    /* a draft named both ways is refused */
+    char *both[] = {"-md", "other.gguf"};
+    assert_int_equal(registry_set_args(r, "a", both, 2), -EINVAL);
+
+    /* builds without --spec-type: -md alone */
+    registry_set_spec_type(r, false);
+    a = registry_find(r, "a");
+    assert_int_equal(a->n_args, 4);
+    registry_set_spec_type(r, true);
+
+    /* removed: the launched args are the file's again, and so is the file */
+    assert_int_equal(registry_set_draft(r, "a", NULL), 0);
+    a = registry_find(r, "a");
+    assert_null(a->draft_abs);
+    assert_int_equal(a->n_args, 2);
+    assert_null(a->args[2]);
+    dump = registry_dump(r);
+    assert_non_null(strstr(dump, "\"draft_model_path\": \"/abs/d.gguf\"")); /* b's stays */
+    assert_null(strstr(dump, "\"draft_model_path\": \"d.gguf\""));
+    free(dump);
+    assert_int_equal(registry_set_draft(r, "a", "d2.gguf"), 0);
+    assert_string_equal(registry_find(r, "a")->args[3], "/cfg/d2.gguf");
+    assert_int_equal(registry_set_draft(r, "nope", NULL), -ENOENT);
+    registry_free(&r);
+
+    parse_err("{\"a\": {\"model_path\": \"m.gguf\", \"draft_model_path\": 3}}", NULL,
+              "a.draft_model_path: expected a string, got number");
+    parse_err("{\"a\": {\"model_path\": \"m.gguf\", \"draft_model_path\": \"\"}}", NULL,
+              "a.draft_model_path: must not be empty");
+    parse_err("{\"a\": {\"model_path\": \"m.gguf\", \"draft_model_path\": \"d.gguf\","
+              " \"args\": [\"-t\", \"2\", \"-md\", \"e.gguf\"]}}",
+              NULL, "a.draft_model_path: args[2] names a draft too (-md); give it once");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -850,6 +922,7 @@ int main(void)
         cmocka_unit_test(t_save_roundtrip), cmocka_unit_test(t_exact_reals),
         cmocka_unit_test(t_load_errors),   cmocka_unit_test(t_odd_files),
         cmocka_unit_test(t_killed_saves),   cmocka_unit_test(t_role_sched),
+        cmocka_unit_test(t_draft),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
