@@ -18,6 +18,7 @@
 #include "modelinfo.h"
 #include "plan.h"
 #include "registry.h"
+#include "roleplan.h"
 #include "srvhelp.h"
 #include "util.h"
 
@@ -27,9 +28,9 @@ static double mib(uint64_t b) { return (double)b / MIB; }
 
 static json_t *dev_json(const plan_dev_t *d, uint64_t margin, bool gpu)
 {
-    json_t *o = json_pack("{s:s,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:i,s:b}", "device", d->name, "weights_mib", mib(d->weights),
+    json_t *o = json_pack("{s:s,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:i,s:b}", "device", d->name, "weights_mib", mib(d->weights),
                           "kv_mib", mib(d->kv), "rs_mib", mib(d->rs), "compute_mib", mib(d->compute), "output_mib",
-                          mib(d->output), "mmproj_mib", mib(d->mmproj), "total_mib", mib(d->total), "layers", d->layers,
+                          mib(d->output), "mmproj_mib", mib(d->mmproj), "draft_mib", mib(d->draft), "total_mib", mib(d->total), "layers", d->layers,
                           "output_layer", d->output_layer);
     if (d->free_mib >= 0) {
         json_object_set_new(o, "free_mib", json_integer(d->free_mib));
@@ -72,8 +73,7 @@ static int exec_plan(cmd_ctx_t *c)
         args[n_args++] = extra[k];
 
     int rc = CMD_USAGE;
-    gguf_t *g = NULL;
-    mi_t *m = NULL;
+    roleplan_t *rp = NULL;
     plan_opts_t o;
     /* the args against the options of the llama-server that would run them;
      * without one, a warning */
@@ -98,23 +98,28 @@ static int exec_plan(cmd_ctx_t *c)
         fprintf(stderr, "variet plan: %s\n", err);
         goto out;
     }
-    if (gguf_open(path, &g, err, sizeof err) || mi_from_gguf(g, &m, err, sizeof err)) {
+    /* the model and what the args load beside it: the draft, the projector */
+    if ((c->role && !n_extra ? roleplan_open_role(c->role, &rp, err, sizeof err)
+                             : roleplan_open(path, args, n_args, &rp, err, sizeof err))) {
         fprintf(stderr, "variet plan: %s\n", err);
         goto out;
     }
-    const char *mmproj = args_get(args, n_args, ARG_MMPROJ);
-    if (mmproj) {
-        struct stat st;
-        if (stat(mmproj, &st) != 0) {
-            fprintf(stderr, "variet plan: --mmproj %s: no such file\n", mmproj);
-            goto out;
-        }
-        o.mmproj_bytes = (uint64_t)st.st_size;
-    }
+    const mi_t *m = rp->mi;
 
     plan_t p;
     uint64_t margin = (uint64_t)margin_mib << 20;
-    plan_predict(m, &o, hw.hw.gpus, hw.hw.n_gpu, hw.hw.host_free_mib, margin, &p);
+    if (roleplan_predict(rp, args, n_args, hw.hw.gpus, hw.hw.n_gpu, hw.hw.host_free_mib, margin, &o, &p, err,
+                         sizeof err)) {
+        fprintf(stderr, "variet plan: %s\n", err);
+        goto out;
+    }
+    int n_gpu = hw.hw.n_gpu;
+    plan_mmproj_t mp = {0};
+    plan_t dp = {0};
+    if (o.mmproj_mi)
+        plan_mmproj(o.mmproj_mi, &o, &mp);
+    if (o.draft_mi)
+        plan_draft(&o, hw.hw.gpus, n_gpu, &dp);
 
     if (json) {
         json_t *j = json_object();
@@ -131,6 +136,19 @@ static int exec_plan(cmd_ctx_t *c)
         json_object_set_new(j, "cache_type_k", json_string(gguf_type_name(o.type_k)));
         json_object_set_new(j, "cache_type_v", json_string(gguf_type_name(o.type_v)));
         json_object_set_new(j, "margin_mib", json_integer(margin_mib));
+        if (o.mmproj_mi)
+            json_object_set_new(j, "mmproj", json_pack("{s:s,s:s,s:f,s:f,s:i,s:I,s:s}", "path", rp->mmproj_path,
+                                                       "projector", o.mmproj_mi->projector, "weights_mib",
+                                                       mib(mp.weights), "compute_mib", mib(mp.compute),
+                                                       "warmup_px", (int)mp.warmup_px, "patches",
+                                                       (json_int_t)mp.patches, "device",
+                                                       o.mmproj_offload && n_gpu ? p.dev[1].name : "CPU"));
+        if (o.draft_mi)
+            json_object_set_new(j, "draft", json_pack("{s:s,s:s,s:I,s:I,s:s,s:s}", "path", rp->draft_path, "arch",
+                                                      o.draft_mi->arch, "n_ctx", (json_int_t)dp.n_ctx, "ngl",
+                                                      (json_int_t)dp.ngl, "cache_type_k",
+                                                      gguf_type_name(o.draft_type_k), "cache_type_v",
+                                                      gguf_type_name(o.draft_type_v)));
         json_object_set_new(j, "fit", json_pack("{s:s,s:s,s:I,s:s}", "status", plan_fit_status_name(p.fit.status),
                                                 "reason", p.fit.reason, "n_ctx", (json_int_t)p.fit.n_ctx, "args",
                                                 p.fit.args));
@@ -168,8 +186,7 @@ static int exec_plan(cmd_ctx_t *c)
     }
     rc = (p.verdict == PLAN_NO_FIT) ? 4 : CMD_OK;
 out:
-    mi_free(&m);
-    gguf_close(&g);
+    roleplan_free(&rp);
     free(args);
     return rc;
 }

@@ -26,12 +26,33 @@ void plan_format(buf_t *b, const mi_t *m, const plan_opts_t *o, const plan_t *p,
                gguf_type_name(o->type_v), o->flash_attn == 1 ? "on" : o->flash_attn == 0 ? "off" : "auto");
     if (m->warn[0])
         buf_printf(b, "  warning: %s\n", m->warn);
+    /* the companions the prediction counts */
+    if (o->mmproj_mi) {
+        plan_mmproj_t mp;
+        plan_mmproj(o->mmproj_mi, o, &mp);
+        buf_printf(b, "  projector: %s, %.2f MiB weights + %.2f MiB compute (warmup image %u px, %llu patches), on %s\n",
+                   o->mmproj_mi->projector, mib(mp.weights), mib(mp.compute), mp.warmup_px,
+                   (unsigned long long)mp.patches, o->mmproj_offload && p->n_dev > 1 ? p->dev[1].name : "CPU");
+    }
+    if (o->draft_mi) {
+        plan_gpu_t gpus[PLAN_MAX_GPU];
+        int n_gpu = 0;
+        for (int d = 1; d < p->n_dev && n_gpu < PLAN_MAX_GPU; d++, n_gpu++) {
+            snprintf(gpus[n_gpu].name, sizeof gpus[n_gpu].name, "%s", p->dev[d].name);
+            gpus[n_gpu].free_mib = p->dev[d].free_mib;
+        }
+        plan_t dp;
+        plan_draft(o, gpus, n_gpu, &dp);
+        buf_printf(b, "  draft: %s, %u layers, context %llu, KV %s/%s, %lld of %u layers on GPUs\n", o->draft_mi->arch,
+                   o->draft_mi->n_layer, (unsigned long long)dp.n_ctx, gguf_type_name(o->draft_type_k),
+                   gguf_type_name(o->draft_type_v), (long long)dp.ngl, o->draft_mi->n_layer + 1);
+    }
     if (p->fit.status != PLAN_FIT_OFF)
         buf_printf(b, "  llama-server --fit: %s%s%s%s%s%s\n", plan_fit_status_name(p->fit.status),
                    p->fit.reason[0] ? " (" : "", p->fit.reason, p->fit.reason[0] ? ")" : "",
                    p->fit.args[0] ? ", loads as: " : "", p->fit.args);
     buf_printf(b, "  %-8s %6s %10s %10s %9s %9s %9s %8s %8s %10s %10s %10s\n", "device", "layers", "weights", "KV",
-               "RS", "compute", "output", "mmproj", "", "total", "free", "headroom");
+               "RS", "compute", "output", "mmproj", "draft", "total", "free", "headroom");
     for (int d = 0; d < p->n_dev; d++) {
         const plan_dev_t *D = &p->dev[d];
         char fr[32] = "?", hr[32] = "?";
@@ -39,9 +60,9 @@ void plan_format(buf_t *b, const mi_t *m, const plan_opts_t *o, const plan_t *p,
             snprintf(fr, sizeof fr, "%lld", (long long)D->free_mib);
             snprintf(hr, sizeof hr, "%.0f", (double)D->free_mib - mib(D->total) - (d ? mib(margin) : 0));
         }
-        buf_printf(b, "  %-8s %4d%s %10.2f %10.2f %9.2f %9.2f %9.2f %8.2f %8s %10.2f %10s %10s\n", D->name,
+        buf_printf(b, "  %-8s %4d%s %10.2f %10.2f %9.2f %9.2f %9.2f %8.2f %8.2f %10.2f %10s %10s\n", D->name,
                    D->layers, D->output_layer ? "+o" : "  ", mib(D->weights), mib(D->kv), mib(D->rs),
-                   mib(D->compute), mib(D->output), mib(D->mmproj), "", mib(D->total), fr, hr);
+                   mib(D->compute), mib(D->output), mib(D->mmproj), mib(D->draft), mib(D->total), fr, hr);
     }
     buf_printf(b, "  (MiB; +o: holds the output layer; GPU headroom after a %lld MiB margin)\n",
                (long long)margin_mib);

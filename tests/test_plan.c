@@ -18,6 +18,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -858,10 +859,154 @@ static void t_bad_args(void **s)
     assert_int_equal(o.fit_ctx_min, 16384);
 }
 
+/* ---- the companions ---- */
+
+static const char *tmp_dir(void)
+{
+    static char dir[64];
+    if (!dir[0]) {
+        snprintf(dir, sizeof dir, "/tmp/variet-plan-XXXXXX");
+        assert_non_null(mkdtemp(dir));
+    }
+    return dir;
+}
+
+/* A preset (possibly with other encoder dims), written sparse, its facts. */
+static mi_t *preset_mi(const synth_preset_t *p, const char *name)
+{
+    char path[256], err[256];
+    snprintf(path, sizeof path, "%s/%s.gguf", tmp_dir(), name);
+    synth_opts_t so = {.wtype = -1, .sparse = true};
+    assert_int_equal(synth_write(p, &so, path, err, sizeof err), 0);
+    gguf_t *g = NULL;
+    mi_t *m = NULL;
+    assert_int_equal(gguf_open(path, &g, err, sizeof err), 0);
+    assert_int_equal(mi_from_gguf(g, &m, err, sizeof err), 0);
+    gguf_close(&g);
+    unlink(path);
+    return m;
+}
+
+/* plan_mmproj against llama-server's own reserve for 35 projector shapes
+ * (tests/fixtures/llama-server/mmproj-reserve-b11669.txt): within 7% or
+ * 6 MiB each, the weights to the byte of the tensor table. */
+static void t_mmproj_reserve(void **s)
+{
+    (void)s;
+    char *path = xasprintf("%s/llama-server/mmproj-reserve-b11669.txt", VARIET_FIXTURES), *text = NULL, err[256];
+    size_t len;
+    assert_int_equal(file_read_all(path, 1u << 20, &text, &len, err, sizeof err), 0);
+    int rows = 0, bad = 0;
+    double worst = 0;
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+        if (line[0] == '#')
+            continue;
+        char base[64], fa[8];
+        unsigned e, ff, h, blocks, itmax;
+        double real;
+        assert_int_equal(sscanf(line, "%63s %u %u %u %u %7s %u %lf", base, &e, &ff, &h, &blocks, fa, &itmax, &real), 8);
+        synth_preset_t p = *synth_find(base);
+        p.n_embd = e;
+        p.n_ff = ff;
+        p.n_head = h;
+        p.n_layer = blocks;
+        mi_t *m = preset_mi(&p, "proj");
+        plan_opts_t o;
+        plan_opts_default(&o);
+        o.flash_attn = !strcmp(fa, "on");
+        o.image_max_tokens = itmax;
+        plan_mmproj_t mp;
+        plan_mmproj(m, &o, &mp);
+        assert_int_equal(mp.weights, m->weight_bytes);
+        double pred = (double)mp.compute / 1048576.0, err_rel = (pred - real) / real;
+        if (fabs(err_rel) > fabs(worst))
+            worst = err_rel;
+        if (fabs(pred - real) > 6.0 && fabs(err_rel) > 0.07) {
+            bad++;
+            fprintf(stderr, "%s", line);
+            fprintf(stderr, ": predicted %.2f MiB (%+.1f%%)\n", pred, err_rel * 100);
+        }
+        rows++;
+        mi_free(&m);
+    }
+    printf("projector compute: %d shapes, %d outside 7%% / 6 MiB, worst %+.1f%%\n", rows, bad, worst * 100);
+    assert_true(rows >= 60);
+    assert_int_equal(bad, 0);
+    free(text);
+    free(path);
+}
+
+/* The draft model per device: where -devd, -ngld and the split put it, its
+ * context and KV types, and the totals it adds. */
+static void t_draft_devices(void **s)
+{
+    (void)s;
+    mi_t *tgt = preset_mi(synth_find("tiny-qwen35moe"), "t"), *dm = preset_mi(synth_find("tiny-draft"), "d");
+    plan_gpu_t gpus[2] = {{"CUDA0", 8000}, {"CUDA1", 8000}};
+    char err[256];
+    struct {
+        const char *args[12];
+        uint64_t on_host_min; /* bytes of the draft on the host at least */
+        int gpus_with;        /* GPUs holding draft bytes */
+        uint64_t n_ctx;
+    } cases[] = {
+        {{"-c", "4096", "-np", "1", "-md", "d.gguf"}, 0, 2, 4096},
+        {{"-c", "4096", "-np", "1", "-md", "d.gguf", "-devd", "CUDA1"}, 0, 1, 4096},
+        {{"-c", "4096", "-np", "1", "-md", "d.gguf", "-devd", "none"}, 1, 0, 4096},
+        /* no draft layer on a GPU, but the first GPU's compute buffer still
+         * takes the copies of its host weights for prompt batches */
+        {{"-c", "4096", "-np", "1", "-md", "d.gguf", "-ngld", "0"}, 0, 0, 4096},
+        {{"-np", "1", "-md", "d.gguf", "-fit", "off"}, 0, 2, 32768}, /* no -c: the draft's own trained context */
+        {{"-c", "4096", "-np", "1", "-md", "d.gguf", "-cd", "1024"}, 0, 2, 1024},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        size_t n = 0;
+        while (n < 12 && cases[i].args[n])
+            n++;
+        plan_opts_t o;
+        assert_int_equal(plan_opts_from_args((char *const *)cases[i].args, n, &o, err, sizeof err), 0);
+        assert_true(o.draft);
+        plan_t without, with, dp;
+        plan_predict(tgt, &o, gpus, 2, -1, 0, &without);
+        o.draft_mi = dm;
+        plan_predict(tgt, &o, gpus, 2, -1, 0, &with);
+        plan_draft(&o, gpus, 2, &dp);
+        assert_int_equal(dp.n_ctx, cases[i].n_ctx);
+        uint64_t sum = 0;
+        int holding = 0;
+        for (int d = 0; d < 3; d++) {
+            assert_int_equal(with.dev[d].draft, dp.dev[d].total);
+            assert_int_equal(with.dev[d].total, without.dev[d].total + with.dev[d].draft);
+            sum += dp.dev[d].total;
+            holding += d > 0 && dp.dev[d].weights > 0;
+        }
+        assert_int_equal(holding, cases[i].gpus_with);
+        if (cases[i].on_host_min)
+            assert_int_equal(dp.dev[0].total, sum); /* everything on the host */
+        /* the draft's KV at its context, f16 */
+        assert_int_equal(dp.dev[0].kv + dp.dev[1].kv + dp.dev[2].kv, mi_kv_bytes(dm, cases[i].n_ctx, GGUF_TT_F16, GGUF_TT_F16));
+    }
+    /* its own KV types */
+    char *q[] = {"-c", "8192", "-np", "1", "-md", "d.gguf", "-ctkd", "q8_0", "-ctvd", "q4_0"};
+    plan_opts_t o;
+    assert_int_equal(plan_opts_from_args(q, 10, &o, err, sizeof err), 0);
+    o.draft_mi = dm;
+    plan_t dp;
+    plan_draft(&o, NULL, 0, &dp);
+    assert_int_equal(dp.dev[0].kv, mi_kv_bytes(dm, 8192, GGUF_TT_Q8_0, GGUF_TT_Q4_0));
+    char *bad[] = {"-md", "d.gguf", "-devd", "Vulkan0"};
+    assert_int_equal(plan_opts_from_args(bad, 4, &o, err, sizeof err), -EINVAL);
+    assert_string_equal(err, "-devd: 'Vulkan0' is not a device the planner knows (CUDA0, CUDA1, ... or none)");
+    mi_free(&tgt);
+    mi_free(&dm);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(t_h100_variant),
+        cmocka_unit_test(t_mmproj_reserve),
+        cmocka_unit_test(t_draft_devices),
         cmocka_unit_test(t_gpu_fixtures),
         cmocka_unit_test(t_fixture_full_gpu),
         cmocka_unit_test(t_placement),
