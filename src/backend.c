@@ -9,6 +9,7 @@
  */
 #include "backend.h"
 #include "proc.h"
+#include "roleplan.h"
 
 #include <errno.h>
 #include <event2/event.h>
@@ -341,6 +342,11 @@ int backend_start(backend_t *b, const char *exe, const char *model, char *const 
         snprintf(err, errlen, "llama-server '%s' is not executable: %s", exe, strerror(errno));
         return -ENOENT;
     }
+    /* llama-server drops a draft of another vocabulary only after loading
+     * both, and serves without it: refuse before spawning anything */
+    int vr = roleplan_check_draft(model, args, n_args, err, errlen);
+    if (vr)
+        return vr;
     b->port = proc_free_port();
     if (b->port < 0) {
         snprintf(err, errlen, "no free port on 127.0.0.1");

@@ -57,7 +57,9 @@ char **backend_argv(const char *exe, const char *model, const char *port, char *
 
 /* Start `exe -m model --host 127.0.0.1 --port P args... [-lv 4] [--alias A]`
  * on a free port, with LLAMA_API_KEY in its environment when opts say so.
- * 0 or -errno (err says why: exe missing, fork failed). Events follow. */
+ * 0 or -errno (err says why: exe missing, fork failed; -EINVAL: a draft in
+ * args whose vocabulary is not the model's, refused before spawning, err
+ * naming the first difference). Events follow. */
 int backend_start(backend_t *b, const char *exe, const char *model, char *const *args, size_t n_args,
                   char *err, size_t errlen);
 /* Ask it to stop (SIGTERM, SIGKILL after grace). No-op unless loading/ready. */

@@ -25,6 +25,7 @@
 #include "args.h"
 #include "backend.h"
 #include "proc.h"
+#include "roleplan.h"
 #include "util.h"
 
 const bench_scenario_t bench_short = {"short", 170, 300};
@@ -718,13 +719,17 @@ int bench_spawn(const char *exe, const char *model, char *const *args, size_t n_
                 double timeout_s, pid_t *pid, char **base, double *cold_s, loadlog_t *rep, char *err,
                 size_t errlen)
 {
+    *pid = 0;
+    *base = NULL;
+    loadlog_init(rep);
+    /* a draft llama-server would drop for its vocabulary: not launched */
+    int vr = roleplan_check_draft(model, args, n_args, err, errlen);
+    if (vr)
+        return vr;
     int port = proc_free_port();
     char ps[16];
     snprintf(ps, sizeof ps, "%d", port);
     char **argv = backend_argv(exe, model, ps, args, n_args);
-    *pid = 0;
-    *base = NULL;
-    loadlog_init(rep);
     FILE *lf = fopen(log_path, "w");
     if (!lf) {
         snprintf(err, errlen, "%s: cannot write the backend log", log_path);

@@ -133,7 +133,10 @@ int bench_fit(const bench_scenario_t *sc, long n_ctx, bench_scenario_t *out);
  * On success: *pid, *base ("http://127.0.0.1:P", caller frees), *cold_s
  * (spawn → ready) and the parsed load report in *rep. On failure the child
  * is gone, err says why (out of memory on a device, llama-server's error
- * line, timeout) and *rep holds what the log said. Stop with proc_stop. */
+ * line, timeout) and *rep holds what the log said. A draft (-md in args)
+ * whose vocabulary is not the model's is refused before anything is spawned
+ * (-EINVAL, err names the first difference: roleplan_check_draft). Stop
+ * with proc_stop. */
 int bench_spawn(const char *exe, const char *model, char *const *args, size_t n_args, const char *log_path,
                 double timeout_s, pid_t *pid, char **base, double *cold_s, loadlog_t *rep, char *err,
                 size_t errlen);

@@ -530,6 +530,8 @@ static int exec_bench(cmd_ctx_t *c)
         free(exe);
         if (r) {
             fprintf(stderr, "variet bench: role %s: %s\n", role->name, err);
+            if (r == -EINVAL) /* a draft of another vocabulary: refused before launch */
+                rc = CMD_USAGE;
             goto out;
         }
         via = "llama-server started by bench";

@@ -18,6 +18,7 @@
 #include "cmd.h"
 #include "gateway.h"
 #include "registry.h"
+#include "roleplan.h"
 #include "srvhelp.h"
 #include "util.h"
 
@@ -35,16 +36,27 @@ static void on_stopped(void *arg)
     event_base_loopbreak(s->base);
 }
 
-/* Print every role whose args the build h does not take; their count. */
-static int bad_roles(const srvhelp_t *h, const registry_t *reg, const char *config, const char *what)
+/* Print every role whose args the build h does not take, or whose draft
+ * does not share its model's vocabulary; their count. A build without
+ * --spec-type drafts with -md alone: draft_model_path adds no type then. */
+static int bad_roles(const srvhelp_t *h, registry_t *reg, const char *config, const char *what)
 {
     int bad = 0;
     char err[1024];
-    for (size_t i = 0; h && i < reg->n_roles; i++) {
+    if (h)
+        registry_set_spec_type(reg, srvhelp_find(h, "--spec-type", 11) != NULL);
+    for (size_t i = 0; i < reg->n_roles; i++) {
         const reg_role_t *ro = &reg->roles[i];
-        long at = srvhelp_check(h, ro->args, ro->n_args, err, sizeof err);
-        if (at >= 0) {
+        long at = h ? srvhelp_check(h, ro->args, ro->n_args, err, sizeof err) : -1;
+        if (at >= (long)ro->n_args_own) { /* what draft_model_path adds */
+            fprintf(stderr, "variet%s: %s: %s.draft_model_path: %s\n", what, config, ro->name, err);
+            bad++;
+        } else if (at >= 0) {
             fprintf(stderr, "variet%s: %s: %s.args[%ld]: %s\n", what, config, ro->name, at, err);
+            bad++;
+        } else if (roleplan_check_draft(ro->model_abs, ro->args, ro->n_args, err, sizeof err)) {
+            fprintf(stderr, "variet%s: %s: %s.%s: %s\n", what, config, ro->name,
+                    ro->draft_abs ? "draft_model_path" : "args", err);
             bad++;
         }
     }
@@ -67,7 +79,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
         }
         if (bad_roles(s->help, reg, s->config, "")) {
             fprintf(stderr, "variet: reload refused, keeping the running configuration: the llama-server in use "
-                            "does not take those args\n");
+                            "does not take those args, or a draft does not share its model's vocabulary\n");
             registry_free(&reg);
             return;
         }

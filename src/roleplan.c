@@ -178,7 +178,7 @@ int roleplan_check_draft(const char *model_path, char *const *args, size_t n, ch
     char e[512], diff[320];
     int rc;
     if ((rc = gguf_open(model_path, &a, e, sizeof e))) {
-        snprintf(err, errlen, "%s", e);
+        snprintf(err, errlen, "the model: %s", e);
         return rc;
     }
     if ((rc = gguf_open(draft, &b, e, sizeof e))) {
