@@ -936,29 +936,40 @@ int registry_set_args(registry_t *r, const char *role, char *const *args, size_t
     reg_role_t *ro = role_mut(r, role, &obj);
     if (!ro)
         return -ENOENT;
-    /* the launched args given back: without what draft_model_path adds */
-    size_t tail = ro->n_args - ro->n_args_own;
-    if (tail && n >= tail) {
-        bool same = true;
-        for (size_t i = 0; i < tail && same; i++)
-            same = !strcmp(args[n - tail + i], ro->args[ro->n_args_own + i]);
-        if (same)
-            n -= tail;
+    /* launched args given back (a tuning result, where later options may
+     * follow them): without the pairs draft_model_path adds */
+    char **own = xcalloc(n + 1, sizeof *own); /* borrowed strings */
+    size_t k = 0;
+    bool md = false, ty = false;
+    for (size_t i = 0; i < n; i++) {
+        for (size_t j = ro->n_args_own; j + 1 < ro->n_args && i + 1 < n; j += 2)
+            if (!strcmp(args[i], ro->args[j]) && !strcmp(args[i + 1], ro->args[j + 1]) &&
+                !(j == ro->n_args_own ? md : ty)) {
+                *(j == ro->n_args_own ? &md : &ty) = true;
+                i++;
+                goto next;
+            }
+        own[k++] = args[i];
+    next:;
     }
+    args = own;
+    n = k;
+    int rc = -EINVAL;
     if (n > REG_MAX_ARGS || args_check(args, n, aerr, sizeof aerr) >= 0)
-        return -EINVAL;
+        goto out;
     if (ro->draft_abs && args_find(args, n, ARG_DRAFT_MODEL) >= 0)
-        return -EINVAL; /* a draft named both ways */
+        goto out; /* a draft named both ways */
     json_t *arr = json_array();
     for (size_t i = 0; i < n; i++) {
         json_t *s = json_string(args[i]); /* NULL for invalid UTF-8 */
         if (!s || json_array_append_new(arr, s)) {
             json_decref(arr);
-            return -EINVAL;
+            goto out;
         }
     }
+    rc = -ENOMEM;
     if (json_object_set_new(obj, "args", arr))
-        return -ENOMEM;
+        goto out;
     char **copy = xcalloc(n + 1, sizeof *copy);
     for (size_t i = 0; i < n; i++)
         copy[i] = xstrdup(args[i]);
@@ -968,7 +979,10 @@ int registry_set_args(registry_t *r, const char *role, char *const *args, size_t
     ro->args = copy;
     ro->n_args = ro->n_args_own = n;
     derive_args(ro, r->spec_type);
-    return 0;
+    rc = 0;
+out:
+    free(own);
+    return rc;
 }
 
 int registry_set_draft(registry_t *r, const char *role, const char *path)

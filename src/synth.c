@@ -93,6 +93,19 @@ const synth_preset_t synth_presets[] = {
      .n_expert_used = 8, .n_ff_exp = 512, .n_ff_shexp = 512, .full_attn_interval = 4,
      .ssm_d_conv = 4, .ssm_d_state = 128, .ssm_n_group = 16, .ssm_dt_rank = 32,
      .ssm_d_inner = 4096, .wtype = GGUF_TT_Q4_K},
+    /* its draft: Qwen3.5-0.8B as published (the Qwen/Qwen3.5-0.8B model card
+     * and configuration: 24 layers as 6 x (3 Gated DeltaNet + 1 gated
+     * attention), hidden_size 1024, intermediate_size 3584, 8 query and 2 KV
+     * heads of head_dim 256, linear attention with 16 key and 16 value heads
+     * of 128 and a conv kernel of 4, vocab_size 248320,
+     * max_position_embeddings 262144, tied word embeddings), which llama.cpp
+     * loads as the dense qwen35 architecture; the vocabulary is
+     * qwen35-35b-a3b's, as the Qwen3.5 family shares one tokenizer */
+    {.name = "qwen35-0.8b-draft", .desc = "Qwen3.5-0.8B shape: dense qwen35, 24 layers (6 full attention), vocabulary of qwen35-35b-a3b, q8_0",
+     .arch = SYNTH_QWEN35, .n_layer = 24, .n_embd = 1024, .n_head = 8, .n_head_kv = 2,
+     .head_dim = 256, .n_ff = 3584, .n_vocab = 248320, .n_ctx_train = 262144, .full_attn_interval = 4,
+     .ssm_d_conv = 4, .ssm_d_state = 128, .ssm_n_group = 16, .ssm_dt_rank = 16, .ssm_d_inner = 2048,
+     .tied_output = true, .wtype = GGUF_TT_Q8_0, .pairs_with = "qwen35-35b-a3b"},
     /* Gemma 4 26B-A4B, text_config of google/gemma-4-26B-A4B-it as published
      * (the config.json the Ollama library serves with gemma4:26b, model
      * gemma4:26b-nvfp4, blob ed0c1eb3633d, and the metadata of its llama.cpp
@@ -144,6 +157,7 @@ const char *synth_arch_name(synth_arch_t a)
     case SYNTH_LLAMA: return "llama";
     case SYNTH_QWEN3MOE: return "qwen3moe";
     case SYNTH_QWEN35MOE: return "qwen35moe";
+    case SYNTH_QWEN35: return "qwen35";
     case SYNTH_GEMMA4: return "gemma4";
     case SYNTH_CLIP: return "clip";
     }
@@ -409,7 +423,7 @@ static void build_tensors(build_t *b, const synth_preset_t *p)
          * global layers: a quarter of the head rotates (proportional rope) */
         add_fill(b, "rope_freqs.weight", (fill_t){FILL_ROPE, p->head_dim / 8}, GGUF_TT_F32, 1,
                  (const uint64_t[4]){p->head_dim / 2, 1, 1, 1});
-    } else {
+    } else if (!p->tied_output) {
         mat(b, "output.weight", e, p->n_vocab);
     }
     for (uint32_t i = 0; i < p->n_layer; i++) {
@@ -428,12 +442,19 @@ static void build_tensors(build_t *b, const synth_preset_t *p)
             moe_block(b, p, i);
             break;
         case SYNTH_QWEN35MOE:
+        case SYNTH_QWEN35:
             if ((i + 1) % p->full_attn_interval == 0)
                 attn_block(b, p, i, true, true);
             else
                 gdn_block(b, p, i);
             vec(b, BLK(n, i, "post_attention_norm.weight"), FILL_ONES, e);
-            moe_block(b, p, i);
+            if (p->arch == SYNTH_QWEN35MOE) {
+                moe_block(b, p, i);
+            } else { /* the dense sibling: one gated FFN */
+                mat(b, BLK(n, i, "ffn_gate.weight"), e, p->n_ff);
+                mat(b, BLK(n, i, "ffn_down.weight"), p->n_ff, e);
+                mat(b, BLK(n, i, "ffn_up.weight"), e, p->n_ff);
+            }
             break;
         case SYNTH_GEMMA4:
             gemma4_block(b, p, i);
@@ -535,7 +556,7 @@ static void kv_arch(ggufw_t *w, const synth_preset_t *p)
     ggufw_u32(w, K("attention.value_length"), p->head_dim);
     ggufw_f32(w, K("attention.layer_norm_rms_epsilon"), 1e-6f);
     ggufw_f32(w, K("rope.freq_base"), p->arch == SYNTH_LLAMA ? 10000.0f : 1000000.0f);
-    if (p->arch == SYNTH_QWEN35MOE) {
+    if (p->arch == SYNTH_QWEN35MOE || p->arch == SYNTH_QWEN35) {
         /* partial rotary (a quarter of the head) and multi-section rope */
         uint32_t rot = p->head_dim / 4;
         int32_t sec[4] = {(int32_t)(rot / 2 * 11 / 32), (int32_t)(rot / 2 * 11 / 32), 0, 0};
@@ -552,7 +573,7 @@ static void kv_arch(ggufw_t *w, const synth_preset_t *p)
     }
     if (p->n_ff_shexp)
         ggufw_u32(w, K("expert_shared_feed_forward_length"), p->n_ff_shexp);
-    if (p->arch == SYNTH_QWEN35MOE) {
+    if (p->arch == SYNTH_QWEN35MOE || p->arch == SYNTH_QWEN35) {
         ggufw_u32(w, K("ssm.conv_kernel"), p->ssm_d_conv);
         ggufw_u32(w, K("ssm.state_size"), p->ssm_d_state);
         ggufw_u32(w, K("ssm.group_count"), p->ssm_n_group);

@@ -2,7 +2,8 @@
  * synth.h — synthetic random-weight GGUF models with real shapes.
  *
  * Each preset names an architecture llama.cpp knows (llama, qwen3moe,
- * qwen35moe, gemma4, and `clip` for multimodal projectors) and a shape. A
+ * qwen35moe, its dense sibling qwen35, gemma4, and `clip` for multimodal
+ * projectors) and a shape. A
  * text model carries the architecture's real tensor names, shapes and
  * metadata keys, a byte-fallback SentencePiece vocabulary padded to the
  * preset's vocab size and a chat template, so the real llama-server loads it
@@ -21,7 +22,7 @@
 
 #include "gguf.h"
 
-typedef enum { SYNTH_LLAMA, SYNTH_QWEN3MOE, SYNTH_QWEN35MOE, SYNTH_GEMMA4, SYNTH_CLIP } synth_arch_t;
+typedef enum { SYNTH_LLAMA, SYNTH_QWEN3MOE, SYNTH_QWEN35MOE, SYNTH_GEMMA4, SYNTH_CLIP, SYNTH_QWEN35 } synth_arch_t;
 
 /* Projector types (SYNTH_CLIP), named as llama.cpp's tools/mtmd names them. */
 typedef enum { SYNTH_PROJ_NONE, SYNTH_PROJ_GEMMA4V, SYNTH_PROJ_QWEN3VL } synth_proj_t;
@@ -35,12 +36,13 @@ typedef struct {
      * (full-attention) layers. */
     uint32_t n_layer, n_embd, n_head, n_head_kv, head_dim, n_ff, n_vocab, n_ctx_train;
     uint32_t n_expert, n_expert_used, n_ff_exp, n_ff_shexp;
-    /* qwen35moe: gated delta net layers, full attention every `interval` */
+    /* qwen35moe / qwen35 (dense): gated delta net layers, full attention every `interval` */
     uint32_t full_attn_interval, ssm_d_conv, ssm_d_state, ssm_n_group, ssm_dt_rank, ssm_d_inner;
     /* gemma4: sliding-window layers of n_swa tokens with their own head
      * geometry; layer i is global when (i + 1) % swa_period == 0 */
     uint32_t n_swa, swa_period, head_dim_swa, n_head_kv_swa;
     bool k_eq_v;         /* gemma4: global layers have no attn_v (V is K) */
+    bool tied_output;    /* no output.weight: the output is token_embd (gemma4 always) */
     float final_softcap; /* gemma4: final logit soft-capping, 0 = none */
     /* vocabulary: 0 the shared synthetic one; 1 same specials and size
      * rules but other word pieces (a draft that does not match its target) */

@@ -879,6 +879,15 @@ static void t_draft(void **s)
     assert_non_null(strstr(dump, "\"draft_model_path\": \"d.gguf\""));
     assert_non_null(strstr(dump, "\"x_note\": 1"));
     free(dump);
+    /* ... also with options after them, as the tuner appends */
+    char *tuned2[] = {"-c", "2048", "-md", "/cfg/d.gguf", "--spec-type", "draft-simple", "--ubatch-size", "128"};
+    assert_int_equal(registry_set_args(r, "a", tuned2, 8), 0);
+    a = registry_find(r, "a");
+    assert_int_equal(a->n_args_own, 4);
+    assert_string_equal(a->args[3], "128");
+    assert_string_equal(a->args[4], "-md");
+    assert_int_equal(a->n_args, 8);
+    assert_int_equal(registry_set_args(r, "a", tuned, 6), 0);
     /* a draft named both ways is refused */
     char *both[] = {"-md", "other.gguf"};
     assert_int_equal(registry_set_args(r, "a", both, 2), -EINVAL);

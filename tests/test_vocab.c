@@ -1,7 +1,8 @@
 /*
  * test_vocab.c — vocabulary comparison of a target and a draft: the tiny
  * synthetic models (the draft that shares tiny-qwen35moe's vocabulary, the
- * one that does not, a 512-token vocabulary 128 tokens larger), and small
+ * one that does not, a 512-token vocabulary 128 tokens larger; the
+ * full-size Qwen3.5 draft and its target, Gemma 4 against it), and small
  * GGUFs written with one difference each (pre-tokenizer, tokenizer model,
  * an EOT id, a BOS flag, a token type, a size beyond llama-server's
  * tolerance, a token text with control bytes), each named in the message.
@@ -31,7 +32,7 @@ static gguf_t *open_preset(const char *name)
 {
     char path[256], err[256];
     snprintf(path, sizeof path, "%s/%s.gguf", dir, name);
-    synth_opts_t o = {.wtype = -1};
+    synth_opts_t o = {.wtype = -1, .sparse = !synth_find(name)->tiny}; /* full-size: shapes only */
     assert_int_equal(synth_write(synth_find(name), &o, path, err, sizeof err), 0);
     gguf_t *g = NULL;
     assert_int_equal(gguf_open(path, &g, err, sizeof err), 0);
@@ -133,6 +134,25 @@ static void t_synth_presets(void **s)
     gguf_close(&proj);
 }
 
+/* The full-size draft shares the full-size Qwen3.5 target's 248,320
+ * tokens; Gemma 4's 262,144 are another vocabulary. */
+static void t_full_size(void **s)
+{
+    (void)s;
+    gguf_t *target = open_preset("qwen35-35b-a3b"), *draft = open_preset("qwen35-0.8b-draft"),
+           *gemma = open_preset("gemma4-26b-a4b");
+    char diff[256];
+    assert_int_equal(vocab_compare(target, draft, diff, sizeof diff), 0);
+    assert_int_equal(vocab_compare(gemma, draft, diff, sizeof diff), 1);
+    assert_string_equal(diff, "token count: 262144 vs 248320 (llama-server allows at most 128 apart)");
+    gguf_close(&target);
+    gguf_close(&draft);
+    gguf_close(&gemma);
+    char *cmd = xasprintf("rm -f '%s'/qwen35-35b-a3b.gguf '%s'/gemma4-26b-a4b.gguf", dir, dir);
+    assert_int_equal(system(cmd), 0);
+    free(cmd);
+}
+
 static void t_one_difference_each(void **s)
 {
     (void)s;
@@ -202,6 +222,7 @@ int main(void)
         return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(t_synth_presets),
+        cmocka_unit_test(t_full_size),
         cmocka_unit_test(t_one_difference_each),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
