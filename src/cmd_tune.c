@@ -24,6 +24,7 @@
 #include "hw.h"
 #include "modelinfo.h"
 #include "registry.h"
+#include "roleplan.h"
 #include "srvhelp.h"
 #include "tune.h"
 #include "util.h"
@@ -310,18 +311,41 @@ static int exec_tune(cmd_ctx_t *c)
     bool dry = cmd_flag(c, "--dry-run"), resume = cmd_flag(c, "--resume");
 
     char err[1024];
-    gguf_t *g = NULL;
-    mi_t *mi = NULL;
+    roleplan_t *rp = NULL;
     int rc = CMD_USAGE;
     char *exe = NULL, *cdir = NULL, *hist_path = NULL, *hwm = NULL;
     json_t *history = NULL;
+    srvhelp_t *help = NULL;
     tune_trial_t trial;
     memset(&trial, 0, sizeof trial);
-    if (gguf_open(role->model_abs, &g, err, sizeof err) || mi_from_gguf(g, &mi, err, sizeof err)) {
+    /* the llama-server in use, read once: its option spellings (the draft
+     * length, whether a draft needs --spec-type), then its arg rules */
+    exe = backend_find_exe(reg->engine.llama_server);
+    char herr[512] = "no llama-server found";
+    if (exe && srvhelp_load(exe, NULL, &help, herr, sizeof herr) == 0) {
+        registry_set_spec_type(reg, srvhelp_find(help, "--spec-type", 11) != NULL);
+        static const char *const dmax[] = {"--spec-draft-n-max", "--draft-max", "--draft-n", "--draft", NULL};
+        for (int k = 0; dmax[k] && !s.draft_max_opt[0]; k++) {
+            const srvhelp_opt_t *o = srvhelp_find(help, dmax[k], strlen(dmax[k]));
+            if (o && !o->removed)
+                snprintf(s.draft_max_opt, sizeof s.draft_max_opt, "%s", dmax[k]);
+        }
+    } else if (sim || rep || dry) {
+        snprintf(s.draft_max_opt, sizeof s.draft_max_opt, "--spec-draft-n-max"); /* b11669's */
+    }
+    /* the model with what it loads beside it (a draft, a projector): the
+     * planner's gate counts them */
+    if (roleplan_open_role(role, &rp, err, sizeof err)) {
         fprintf(stderr, "variet tune: %s\n", err);
         goto out;
     }
-    s.mi = mi;
+    if (!sim && !rep && roleplan_check_draft(role->model_abs, role->args, role->n_args, err, sizeof err)) {
+        fprintf(stderr, "variet tune: %s: %s.%s: %s\n", c->config, role->name,
+                role->draft_abs ? "draft_model_path" : "args", err);
+        goto out;
+    }
+    s.mi = rp->mi;
+    s.rp = rp;
     s.role = role->name;
     s.args = role->args;
     s.n_args = role->n_args;
@@ -408,7 +432,6 @@ static int exec_tune(cmd_ctx_t *c)
     }
 
     rc = CMD_FAIL;
-    exe = backend_find_exe(reg->engine.llama_server);
     if (!exe) {
         fprintf(stderr, "variet tune: no llama-server found (set _engine.llama_server or $VARIET_LLAMA_SERVER)\n");
         goto out_base;
@@ -416,9 +439,7 @@ static int exec_tune(cmd_ctx_t *c)
     /* the role's args as this build reads them: a removed flag with a known
      * replacement is migrated (the pruning pass then tests it), one without
      * is an error */
-    srvhelp_t *help = NULL;
-    char herr[512];
-    if (srvhelp_load(exe, NULL, &help, herr, sizeof herr) == 0) {
+    if (help) {
         char **mig = NULL;
         size_t nm = 0;
         srvhelp_change_t *ch = NULL;
@@ -428,7 +449,6 @@ static int exec_tune(cmd_ctx_t *c)
                     ch[k].from, ch[k].to[0] ? ch[k].to : "(removed)");
         srvhelp_changes_free(&ch, nc);
         long bad = srvhelp_check(help, mig, nm, herr, sizeof herr);
-        srvhelp_free(&help);
         if (bad >= 0) {
             fprintf(stderr, "variet tune: role %s: %s\n", role->name, herr);
             args_free(&mig);
@@ -523,17 +543,25 @@ static int exec_tune(cmd_ctx_t *c)
     double old_tps = role->measured_tps;
     char rname[128];
     snprintf(rname, sizeof rname, "%s", role->name);
-    if (registry_set_args(reg, rname, res.args, res.n_args) || registry_set_tps(reg, rname, res.measured_tps) ||
-        registry_save(reg, c->config, true, err, sizeof err)) {
+    /* the winner without the role's draft: its draft_model_path goes too */
+    char *dropped = role->draft_path && !args_get(res.args, res.n_args, ARG_DRAFT_MODEL) ? xstrdup(role->draft_path)
+                                                                                         : NULL;
+    snprintf(err, sizeof err, "invalid arguments");
+    if ((dropped && registry_set_draft(reg, rname, NULL)) || registry_set_args(reg, rname, res.args, res.n_args) ||
+        registry_set_tps(reg, rname, res.measured_tps) || registry_save(reg, c->config, true, err, sizeof err)) {
         fprintf(stderr, "variet tune: cannot update %s: %s\n", c->config, err);
     } else {
-        printf("%s: %s\n  args: %s\n    → %s\n  measured_tps: %.2f → %.2f", c->config, rname, old_args, new_args, old_tps,
-               res.measured_tps);
+        printf("%s: %s\n  args: %s\n    → %s\n", c->config, rname, old_args, new_args);
+        if (dropped)
+            printf("  draft_model_path: %s → (removed: the role is better without its draft by this objective)\n",
+                   dropped);
+        printf("  measured_tps: %.2f → %.2f", old_tps, res.measured_tps);
         if (!isnan(res.long_prompt_tps))
             printf(" (long prompt %.0f t/s)", res.long_prompt_tps);
         printf("\n  log: %s\n  history: %s\n", md_path, hist_path);
         rc = CMD_OK;
     }
+    free(dropped);
     free(old_args);
     free(new_args);
     free(md_path);
@@ -547,8 +575,8 @@ out:
     free(hist_path);
     free(cdir);
     free(exe);
-    mi_free(&mi);
-    gguf_close(&g);
+    srvhelp_free(&help);
+    roleplan_free(&rp);
     return rc;
 }
 

@@ -4,7 +4,8 @@
  * that survives between-trial drift, and say why.
  *
  * A *space* is a few dimensions (threads, experts on the host, ubatch, KV
- * type, context, flash attention, tensor split, projector placement), each
+ * type, context, flash attention, tensor split, projector placement, the
+ * draft model on or off and, with it on, the draft length), each
  * a short list of values; a *point* picks one value per dimension and,
  * applied to the base args, gives one llama-server command line. The
  * value "default" leaves the option unset (llama-server's own default is
@@ -49,8 +50,9 @@
 
 #include "modelinfo.h"
 #include "plan.h"
+#include "roleplan.h"
 
-#define TUNE_MAX_DIMS 8
+#define TUNE_MAX_DIMS 10
 #define TUNE_MAX_VALUES 12
 
 typedef enum {
@@ -62,6 +64,8 @@ typedef enum {
     TUNE_DIM_NCMOE,   /* -ncmoe, absolute ("16") or relative ("min", "min+2") */
     TUNE_DIM_MMPROJ,  /* --no-mmproj-offload or not */
     TUNE_DIM_CTX,     /* -c N */
+    TUNE_DIM_DRAFT,   /* the role's draft model: on (as the role has it) or off (-md and --spec-type removed) */
+    TUNE_DIM_DRAFT_MAX, /* the draft length, in the spelling of the llama-server in use; only with the draft on */
 } tune_dim_kind_t;
 
 typedef struct {
@@ -124,6 +128,9 @@ typedef struct {
 /* Everything a tuning run needs; the caller owns every pointer. */
 typedef struct {
     const mi_t *mi;
+    const roleplan_t *rp;  /* the role's model with its draft and projector (NULL: mi alone) */
+    char draft_max_opt[48]; /* the draft-length option of the llama-server in use
+                             * ("--spec-draft-n-max" in b11669), "": not a dimension */
     char *const *args;     /* the role's args as they are (the baseline) */
     size_t n_args;
     const char *role;      /* for labels and the history */
@@ -167,9 +174,10 @@ typedef struct {
  * screen visits them. */
 void tune_space_default(tune_setup_t *s);
 
-/* "ub=128,512;kv=f16,q8_0;fa=on,off;t=1,2;ts=1,1|3,1;ncmoe=min,min+2;ctx=32768,65536"
+/* "ub=128,512;kv=f16,q8_0;fa=on,off;t=1,2;ts=1,1|3,1;ncmoe=min,min+2;ctx=32768,65536;draft=on,off;dn=4,8"
  * (one dimension per ';' or line). Values are checked with llama-server's
- * argument rules. 0 or -EINVAL with err. */
+ * argument rules; draft and dn need a role with a draft model, dn the
+ * llama-server's draft-length option (draft_max_opt). 0 or -EINVAL with err. */
 int tune_space_parse(tune_setup_t *s, const char *spec, char *err, size_t errlen);
 
 /* Situation of the role's args on this hardware (which order to search in). */

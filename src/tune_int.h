@@ -13,6 +13,10 @@ char **tune__copy_args(char *const *a, size_t n);
 /* argv with opt set (value NULL removes it); frees the old vector. */
 char **tune__set(char **argv, size_t *n, int opt, const char *value);
 
+/* The planner's options for args with the role's companions attached
+ * (roleplan_opts when s->rp is set). 0 or -EINVAL with err. */
+int tune__opts(const tune_setup_t *s, char *const *args, size_t n, plan_opts_t *po, char *err, size_t errlen);
+
 /* The smallest -ncmoe with which args fit on the GPUs by the planner
  * (no margin), or -1 when none does. */
 int64_t tune__min_ncmoe(const tune_setup_t *s, char *const *args, size_t n);

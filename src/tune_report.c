@@ -2,8 +2,9 @@
  * tune_report.c — the Markdown retuning log of a tuning run, from its
  * history: motivation and baseline, hardware, model, the search (space and
  * order), every trial with both scenarios, the context frontier, the
- * interleaved decisions, removed flags, and the result; tune_report_write
- * stores it with its two plots (tune_plot.h) beside it.
+ * draft model's trade-off (generation against cold start, with and
+ * without it), the interleaved decisions, removed flags, and the result;
+ * tune_report_write stores it with its two plots (tune_plot.h) beside it.
  */
 #include <math.h>
 #include <stdio.h>
@@ -184,6 +185,165 @@ static void md_frontier(const tune_setup_t *s, const json_t *history, buf_t *md)
     buf_printf(md, "\n");
 }
 
+/* A label without its draft= and dn= words: what two configurations that
+ * differ only in the draft share. */
+static void strip_draft(const char *lab, char *out, size_t cap)
+{
+    size_t k = 0;
+    for (const char *p = lab; *p;) {
+        const char *e = strchr(p, ' ');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        if (strncmp(p, "draft=", 6) && strncmp(p, "dn=", 3) && k + len + 2 < cap) {
+            if (k)
+                out[k++] = ' ';
+            memcpy(out + k, p, len);
+            k += len;
+        }
+        p += len;
+        while (*p == ' ')
+            p++;
+    }
+    out[k < cap ? k : cap - 1] = 0;
+}
+
+/* One configuration's loads, by label (at most 16). */
+typedef struct {
+    const char *label;
+    double gen[16], lp[16], cold[16];
+    int n;
+    tune_meas_t est; /* medians */
+    bool draft;
+} dcfg_t;
+
+static void dcfg_estimate(dcfg_t *c)
+{
+    tune_meas_t *m = &c->est;
+    memset(m, 0, sizeof *m);
+    m->status = TUNE_OK;
+    double v[16];
+    int k = 0;
+    memcpy(v, c->gen, sizeof v);
+    m->gen = c->n ? tune__median(v, c->n) : NAN;
+    for (int i = 0; i < c->n; i++)
+        if (!isnan(c->lp[i]))
+            v[k++] = c->lp[i];
+    m->lprompt = k ? tune__median(v, k) : NAN;
+    memcpy(v, c->cold, sizeof v);
+    m->cold_s = c->n ? tune__median(v, c->n) : NAN;
+}
+
+/* The draft model's trade-off: every configuration measured both with and
+ * without it, side by side (generation, long prompt, cold start, the
+ * objective's score), and the best of each side, so that a faster
+ * generation bought with a slower start is decided by the stated
+ * objective and can be read off here. */
+static void md_draft(const tune_setup_t *s, const json_t *history, buf_t *md)
+{
+    bool dim = false;
+    for (int d = 0; d < s->space.n_dims; d++)
+        dim |= s->space.dims[d].kind == TUNE_DIM_DRAFT;
+    if (!dim)
+        return;
+    json_t *tr = json_object_get(history, "trials"), *e;
+    size_t i;
+    tune_meas_t base;
+    bool have_base = false;
+    dcfg_t *cs = xcalloc(json_array_size(tr) + 1, sizeof *cs); /* freed below */
+    int nc = 0;
+    json_array_foreach(tr, i, e)
+    {
+        const char *lab = json_string_value(json_object_get(e, "label")) ?: "";
+        const char *st = json_string_value(json_object_get(e, "status")) ?: "";
+        if (strcmp(st, "ok"))
+            continue;
+        tune_meas_t m;
+        tune__meas_from_record(e, &m);
+        if (!have_base && !strcmp(json_string_value(json_object_get(e, "phase")) ?: "", "baseline")) {
+            base = m;
+            have_base = true;
+        }
+        bool on = strstr(lab, "draft=on") != NULL, off = strstr(lab, "draft=off") != NULL;
+        if (!on && !off)
+            continue;
+        int k = 0;
+        while (k < nc && strcmp(cs[k].label, lab))
+            k++;
+        if (k == nc) {
+            cs[nc].label = lab;
+            cs[nc++].draft = on;
+        }
+        if (cs[k].n < 16) {
+            cs[k].gen[cs[k].n] = m.gen;
+            cs[k].lp[cs[k].n] = m.lprompt;
+            cs[k].cold[cs[k].n++] = m.cold_s;
+        }
+    }
+    buf_printf(md, "## Draft model\n\nThe role's draft model (`draft=on`) against none (`draft=off`): it drafts "
+                   "tokens the model then verifies (generation), and it is loaded too (memory, cold start). Scores by "
+                   "the objective (gen=%.2g, prompt=%.2g, cold=%.2g), against the baseline; medians of each "
+                   "configuration's loads.\n\n",
+               s->obj.gen, s->obj.prompt, s->obj.cold);
+    for (int k = 0; k < nc; k++)
+        dcfg_estimate(&cs[k]);
+    if (!have_base || !nc) {
+        buf_printf(md, "No configuration with and without it ran.\n\n");
+        free(cs);
+        return;
+    }
+    buf_printf(md, "| configuration | gen t/s on / off | on ÷ off | long prompt t/s on / off | cold s on / off | "
+                   "on ÷ off | score on / off |\n|---|---|---|---|---|---|---|\n");
+    int pairs = 0;
+    for (int a = 0; a < nc; a++) {
+        if (!cs[a].draft)
+            continue;
+        char sa[256], sb[256];
+        strip_draft(cs[a].label, sa, sizeof sa);
+        const char *dn = strstr(cs[a].label, "dn=");
+        for (int b = 0; b < nc; b++) {
+            if (cs[b].draft)
+                continue;
+            strip_draft(cs[b].label, sb, sizeof sb);
+            if (strcmp(sa, sb))
+                continue;
+            const tune_meas_t *A = &cs[a].est, *B = &cs[b].est;
+            char la[24] = "–", lb[24] = "–"; /* the long prompt is not measured on every load */
+            if (!isnan(A->lprompt))
+                snprintf(la, sizeof la, "%.0f", A->lprompt);
+            if (!isnan(B->lprompt))
+                snprintf(lb, sizeof lb, "%.0f", B->lprompt);
+            buf_printf(md, "| %s%s%.*s%s | %.2f / %.2f | %+.1f%% | %s / %s | %.2f / %.2f | %+.1f%% | %.3f / %.3f |\n",
+                       sa[0] ? sa : "as the role", dn ? " (" : "", dn ? (int)strcspn(dn, " ") : 0, dn ? dn : "",
+                       dn ? ")" : "", A->gen, B->gen, (A->gen / B->gen - 1) * 100, la, lb, A->cold_s, B->cold_s,
+                       (A->cold_s / B->cold_s - 1) * 100, tune_score(&s->obj, &base, A), tune_score(&s->obj, &base, B));
+            pairs++;
+        }
+    }
+    if (!pairs)
+        buf_printf(md, "| (no configuration ran both ways) | | | | | | |\n");
+    int bon = -1, boff = -1;
+    for (int k = 0; k < nc; k++) {
+        double sc = tune_score(&s->obj, &base, &cs[k].est);
+        int *b = cs[k].draft ? &bon : &boff;
+        if (*b < 0 || sc > tune_score(&s->obj, &base, &cs[*b].est))
+            *b = k;
+    }
+    buf_printf(md, "\n");
+    if (bon >= 0 && boff >= 0) {
+        const tune_meas_t *A = &cs[bon].est, *B = &cs[boff].est;
+        double sa = tune_score(&s->obj, &base, A), sb = tune_score(&s->obj, &base, B);
+        buf_printf(md, "Best with the draft: `%s`, gen %.2f t/s, cold start %.2f s, score %.3f. Best without: `%s`, "
+                       "gen %.2f t/s, cold start %.2f s, score %.3f. The draft changes generation by %+.1f%% and the "
+                       "cold start by %+.1f%% (its cold-start score by %+.1f%%); by this objective the draft %s.\n\n",
+                   cs[bon].label, A->gen, A->cold_s, sa, cs[boff].label, B->gen, B->cold_s, sb,
+                   (A->gen / B->gen - 1) * 100, (A->cold_s / B->cold_s - 1) * 100, (B->cold_s / A->cold_s - 1) * 100,
+                   sa > sb ? "pays (on)" : "does not pay (off)");
+    }
+    if (s->obj.cold <= 0)
+        buf_printf(md, "Cold start is not in this objective: the draft's longer load does not count against it "
+                       "(`--objective gen=1,cold=W` weighs it).\n\n");
+    free(cs);
+}
+
 /* The log; with plots (the file name stem of the SVGs beside it) a Plots
  * section links them. */
 static char *report_md(const tune_setup_t *s, const json_t *history, const tune_result_t *res, const char *model_path,
@@ -236,6 +396,7 @@ static char *report_md(const tune_setup_t *s, const json_t *history, const tune_
     md_trials(history, &md);
     md_vision(history, &md);
     md_frontier(s, history, &md);
+    md_draft(s, history, &md);
     if (plots)
         buf_printf(&md,
                    "## Plots\n\n![t/s per trial](%s-trials.svg)\n\n"

@@ -715,7 +715,8 @@ static bool essential(const char *tok)
                                        "-fa", "--flash-attn", "-t", "--threads", "-tb", "--threads-batch", "-ts",
                                        "--tensor-split", "-ncmoe", "--n-cpu-moe", "--cpu-moe", "-cmoe",
                                        "--no-mmproj-offload", "--chat-template", "--jinja", "-a", "--alias",
-                                       "-md", "--model-draft", "-ot", "--override-tensor", NULL};
+                                       "-md", "--model-draft", "--spec-draft-model", "--spec-type", "-ot",
+                                       "--override-tensor", NULL};
     for (int i = 0; keep[i]; i++)
         if (!strcmp(tok, keep[i]) || (!strncmp(tok, keep[i], strlen(keep[i])) && tok[strlen(keep[i])] == '='))
             return true;

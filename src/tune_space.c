@@ -3,7 +3,11 @@
  * situation (CPU only, everything on the GPUs, experts on the host), their
  * values, and a point's llama-server command line. Relative -ncmoe values
  * are resolved here with the planner, so "min" follows the ubatch, KV type
- * and context of the same point.
+ * and context of the same point. The planner sees the role's draft and
+ * projector (tune_setup_t.rp): a point that keeps the draft pays for its
+ * memory, one that drops it does not. The draft length is set only while
+ * the draft is on, so points that differ in it alone with the draft off
+ * are one command line (one configuration, measured once).
  */
 #include <errno.h>
 #include <math.h>
@@ -44,10 +48,16 @@ double tune__median(double *v, int n)
 
 /* ---------- planner helpers ---------- */
 
+int tune__opts(const tune_setup_t *s, char *const *args, size_t n, plan_opts_t *po, char *err, size_t errlen)
+{
+    /* with the role's draft and projector: the gate counts what loads */
+    return s->rp ? roleplan_opts(s->rp, args, n, po, err, errlen) : plan_opts_from_args(args, n, po, err, errlen);
+}
+
 static bool plan_of(const tune_setup_t *s, char *const *args, size_t n, plan_t *pl, char *err, size_t errlen)
 {
     plan_opts_t po;
-    if (plan_opts_from_args(args, n, &po, err, errlen))
+    if (tune__opts(s, args, n, &po, err, errlen))
         return false;
     plan_predict(s->mi, &po, s->gpus, s->n_gpu, s->n_gpu ? -1 : s->host_free_mib, 0, pl);
     return true;
@@ -88,7 +98,7 @@ int64_t tune__min_ncmoe(const tune_setup_t *s, char *const *args, size_t n)
 {
     plan_opts_t po;
     char err[256];
-    if (plan_opts_from_args(args, n, &po, err, sizeof err))
+    if (tune__opts(s, args, n, &po, err, sizeof err))
         return -1;
     return plan_min_ncmoe(s->mi, &po, s->gpus, s->n_gpu, (uint64_t)PLAN_CUDA_CTX_MIB << 20);
 }
@@ -177,6 +187,7 @@ static const struct {
     {"fa", TUNE_DIM_FA, ARG_FLASH_ATTN},  {"t", TUNE_DIM_THREADS, ARG_THREADS},
     {"ts", TUNE_DIM_TS, ARG_TENSOR_SPLIT}, {"ncmoe", TUNE_DIM_NCMOE, ARG_N_CPU_MOE},
     {"mmproj", TUNE_DIM_MMPROJ, -1},      {"ctx", TUNE_DIM_CTX, ARG_CTX_SIZE},
+    {"draft", TUNE_DIM_DRAFT, -1},        {"dn", TUNE_DIM_DRAFT_MAX, ARG_DRAFT_MAX},
 };
 
 static bool relative_ncmoe(const char *v)
@@ -219,7 +230,8 @@ int tune_space_parse(tune_setup_t *s, const char *spec, char *err, size_t errlen
         while (k < sizeof dim_names / sizeof dim_names[0] && strcmp(dim_names[k].name, item))
             k++;
         if (k == sizeof dim_names / sizeof dim_names[0]) {
-            snprintf(err, errlen, "--space: unknown dimension '%s' (ub, kv, fa, t, ts, ncmoe, mmproj, ctx)", item);
+            snprintf(err, errlen, "--space: unknown dimension '%s' (ub, kv, fa, t, ts, ncmoe, mmproj, ctx, draft, dn)",
+                     item);
             rc = -EINVAL;
             break;
         }
@@ -234,17 +246,35 @@ int tune_space_parse(tune_setup_t *s, const char *spec, char *err, size_t errlen
             cur = args_get(s->args, s->n_args, (args_opt_t)dim_names[k].opt);
         if (dim_names[k].kind == TUNE_DIM_MMPROJ)
             cur = args_find(s->args, s->n_args, ARG_NO_MMPROJ_OFFLOAD) >= 0 ? "host" : "gpu";
+        bool has_draft = args_get(s->args, s->n_args, ARG_DRAFT_MODEL) != NULL;
+        if ((d->kind == TUNE_DIM_DRAFT || d->kind == TUNE_DIM_DRAFT_MAX) && !has_draft) {
+            snprintf(err, errlen, "--space %s: the role names no draft model (draft_model_path or -md)", item);
+            rc = -EINVAL;
+            break;
+        }
+        if (d->kind == TUNE_DIM_DRAFT_MAX && !s->draft_max_opt[0]) {
+            snprintf(err, errlen, "--space dn: the llama-server in use lists no draft-length option");
+            rc = -EINVAL;
+            break;
+        }
+        if (d->kind == TUNE_DIM_DRAFT)
+            cur = "on";
         /* the search starts at the role's value; where the role leaves an
          * option to llama-server, at "default", so only what was varied and
          * found better is ever written */
         if (cur)
             dim_value(d, cur);
-        else if (d->kind != TUNE_DIM_NCMOE && d->kind != TUNE_DIM_MMPROJ)
+        else if (d->kind != TUNE_DIM_NCMOE && d->kind != TUNE_DIM_MMPROJ && d->kind != TUNE_DIM_DRAFT)
             dim_value(d, "default");
         char *s2 = NULL;
         const char *sep = !strcmp(item, "ts") ? "|" : ",";
         for (char *v = strtok_r(eq + 1, sep, &s2); v; v = strtok_r(NULL, sep, &s2)) {
             int off;
+            if (d->kind == TUNE_DIM_DRAFT && strcmp(v, "on") && strcmp(v, "off")) {
+                snprintf(err, errlen, "--space draft=%s: the values are on and off", v);
+                rc = -EINVAL;
+                break;
+            }
             if (d->kind == TUNE_DIM_NCMOE && relative_ncmoe(v) && !ncmoe_offset(v, &off)) {
                 snprintf(err, errlen, "--space ncmoe=%s: relative values are min, min+N, min-N", v);
                 rc = -EINVAL;
@@ -345,7 +375,7 @@ static void add_ts(tune_setup_t *s)
         plan_t pl;
         char err[256];
         double h = -INFINITY, band = 0;
-        if (plan_opts_from_args(x, nx, &po, err, sizeof err) == 0) {
+        if (tune__opts(s, x, nx, &po, err, sizeof err) == 0) {
             plan_predict(s->mi, &po, s->gpus, s->n_gpu, -1, 0, &pl);
             tune_headroom(s, x, nx, &h, &band, NULL, err, sizeof err);
             int l0 = pl.n_dev > 1 ? pl.dev[1].layers : -1;
@@ -430,6 +460,17 @@ void tune_space_default(tune_setup_t *s)
         const char *mv[] = {"gpu", "host"};
         dim_add(sp, TUNE_DIM_MMPROJ, "mmproj", args_find(a, n, ARG_NO_MMPROJ_OFFLOAD) >= 0 ? "host" : "gpu", mv, 2);
     }
+    /* the role's draft model: worth its memory and its load time? (last:
+     * the rest of the configuration first decides what the draft has to
+     * beat) and, with it on, how many tokens it drafts */
+    if (args_get(a, n, ARG_DRAFT_MODEL)) {
+        const char *dv[] = {"off"};
+        dim_add(sp, TUNE_DIM_DRAFT, "draft", "on", dv, 1);
+        if (s->draft_max_opt[0]) {
+            static const char *const dn[] = {"4", "8", "16"};
+            dim_add(sp, TUNE_DIM_DRAFT_MAX, "dn", args_get(a, n, ARG_DRAFT_MAX), dn, 3);
+        }
+    }
 }
 
 long tune_grid_size(const tune_space_t *sp)
@@ -456,7 +497,7 @@ char **tune_point_args(const tune_setup_t *s, char *const *base, size_t n_base, 
     const tune_space_t *sp = &s->space;
     *n = n_base;
     char **a = tune__copy_args(base, n_base);
-    int ncmoe_dim = -1;
+    int ncmoe_dim = -1, draft_max_dim = -1;
     for (int d = 0; d < sp->n_dims; d++) {
         const tune_dim_t *D = &sp->dims[d];
         const char *v = D->values[p->idx[d]];
@@ -497,6 +538,26 @@ char **tune_point_args(const tune_setup_t *s, char *const *base, size_t n_base, 
         case TUNE_DIM_CTX:
             a = tune__set(a, n, ARG_CTX_SIZE, dflt ? NULL : v);
             break;
+        case TUNE_DIM_DRAFT:
+            if (!strcmp(v, "off")) { /* no draft loaded, nothing drafted */
+                a = tune__set(a, n, ARG_DRAFT_MODEL, NULL);
+                a = tune__set(a, n, ARG_SPEC_TYPE, NULL);
+            }
+            break;
+        case TUNE_DIM_DRAFT_MAX:
+            draft_max_dim = d; /* after the draft's own dimension: only with the draft on */
+            break;
+        }
+    }
+    if (draft_max_dim >= 0 && args_get(a, *n, ARG_DRAFT_MODEL)) {
+        const char *v = sp->dims[draft_max_dim].values[p->idx[draft_max_dim]];
+        /* every spelling out, then the build's own */
+        a = tune__set(a, n, ARG_DRAFT_MAX, NULL);
+        if (strcmp(v, "default") && s->draft_max_opt[0]) {
+            a = xrealloc(a, (*n + 3) * sizeof *a);
+            a[(*n)++] = xstrdup(s->draft_max_opt);
+            a[(*n)++] = xstrdup(v);
+            a[*n] = NULL;
         }
     }
     if (ncmoe_dim >= 0) {

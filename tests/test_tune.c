@@ -10,7 +10,11 @@
  *   - a flag that only costs (--poll 50) is pruned, one that changes
  *     nothing is pruned, decisions are interleaved;
  *   - budgets end phases and say so; an interrupt stops at once;
- *   - resume reuses recorded loads; measured_tps has two decimals.
+ *   - resume reuses recorded loads; measured_tps has two decimals;
+ *   - a role's draft model is a dimension (on/off) with its length (only
+ *     with it on, in the build's spelling); the planner's gate pays for it;
+ *     the seed's +14% generation / +45% cold start is decided by the stated
+ *     objective and shown both ways in the log.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -18,6 +22,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -459,6 +464,194 @@ static void t_objective(void **st)
     json_decref(rec);
 }
 
+/* ---- the draft dimension ---- */
+
+/* A tiny preset or a sparse full-size one in TMPDIR; path in out. */
+static void write_preset(const char *name, char *out, size_t cap)
+{
+    char err[256];
+    snprintf(out, cap, "%s/variet-test-tune-%d-%s.gguf", getenv("TMPDIR") ?: "/tmp", (int)getpid(), name);
+    synth_opts_t o = {.wtype = -1, .seed = 1, .sparse = !synth_find(name)->tiny};
+    assert_int_equal(synth_write(synth_find(name), &o, out, err, sizeof err), 0);
+}
+
+/* draft on/off and the draft length as dimensions; the length only with
+ * the draft on; the planner's gate pays for the draft's memory */
+static void t_draft_space(void **st)
+{
+    (void)st;
+    char tp[256], dp[256], err[512];
+    write_preset("tiny-qwen35moe", tp, sizeof tp);
+    write_preset("tiny-draft", dp, sizeof dp);
+    char *args[] = {"-c", "4096", "-np", "1", "-md", dp, "--spec-type", "draft-simple", NULL};
+    roleplan_t *rp = NULL;
+    assert_int_equal(roleplan_open(tp, args, 8, &rp, err, sizeof err), 0);
+    tune_setup_t s;
+    setup_gpu(&s, 0, args, 8);
+    s.n_gpu = 0;
+    s.mi = rp->mi;
+    s.rp = rp;
+    snprintf(s.draft_max_opt, sizeof s.draft_max_opt, "--spec-draft-n-max");
+    tune_space_default(&s);
+    int dd = -1, dn = -1;
+    for (int d = 0; d < s.space.n_dims; d++) {
+        if (s.space.dims[d].kind == TUNE_DIM_DRAFT)
+            dd = d;
+        if (s.space.dims[d].kind == TUNE_DIM_DRAFT_MAX)
+            dn = d;
+    }
+    assert_true(dd >= 0 && dn == dd + 1); /* last, the length after the draft */
+    assert_string_equal(s.space.dims[dd].values[0], "on");
+    assert_string_equal(s.space.dims[dd].values[1], "off");
+    assert_string_equal(s.space.dims[dn].values[0], "default");
+    assert_int_equal(tune_value_index(&s.space.dims[dn], "8"), 2);
+    tune_point_t p = {{0}};
+    size_t n;
+    p.idx[dn] = 2;
+    char **on8 = tune_point_args(&s, s.args, s.n_args, &p, &n);
+    char *j_on8 = tune_join_args(on8, n);
+    assert_non_null(strstr(j_on8, "-md"));
+    assert_non_null(strstr(j_on8, "--spec-draft-n-max 8"));
+    p.idx[dd] = 1; /* off: no draft, no type, no length */
+    char **off8 = tune_point_args(&s, s.args, s.n_args, &p, &n);
+    char *j_off8 = tune_join_args(off8, n);
+    assert_null(strstr(j_off8, "-md"));
+    assert_null(strstr(j_off8, "--spec-type"));
+    assert_null(strstr(j_off8, "--spec-draft-n-max"));
+    p.idx[dn] = 3; /* another length with the draft off: the same command line */
+    char **off16 = tune_point_args(&s, s.args, s.n_args, &p, &n);
+    char *j_off16 = tune_join_args(off16, n);
+    assert_string_equal(j_off8, j_off16);
+    /* the old spelling of a build before b11669 is replaced by the build's */
+    char *old[] = {"-c", "4096", "-md", dp, "--draft-max", "5", NULL};
+    tune_point_t q = {{0}};
+    q.idx[dn] = 1;
+    char **o4 = tune_point_args(&s, old, 6, &q, &n);
+    char *j_o4 = tune_join_args(o4, n);
+    assert_null(strstr(j_o4, "--draft-max"));
+    assert_non_null(strstr(j_o4, "--spec-draft-n-max 4"));
+    /* --space */
+    tune_setup_t s2 = s;
+    s2.space.n_dims = 0;
+    assert_int_equal(tune_space_parse(&s2, "draft=off;dn=4,8", err, sizeof err), 0);
+    assert_int_equal(s2.space.dims[0].n_values, 2);
+    assert_int_equal(tune_space_parse(&s2, "draft=maybe", err, sizeof err), -EINVAL);
+    assert_string_equal(err, "--space draft=maybe: the values are on and off");
+    tune_setup_t s3 = s;
+    s3.space.n_dims = 0;
+    char *nodraft[] = {"-c", "4096", NULL};
+    s3.args = nodraft;
+    s3.n_args = 2;
+    assert_int_equal(tune_space_parse(&s3, "draft=on,off", err, sizeof err), -EINVAL);
+    assert_string_equal(err, "--space draft: the role names no draft model (draft_model_path or -md)");
+    free(j_on8);
+    free(j_off8);
+    free(j_off16);
+    free(j_o4);
+    args_free(&on8);
+    args_free(&off8);
+    args_free(&off16);
+    args_free(&o4);
+    roleplan_free(&rp);
+
+    /* on a GPU the gate counts the full-size draft: the Qwen3.5-0.8B shape
+     * beside the 35B-A3B takes its weights, KV and compute from the card */
+    char fp[256];
+    write_preset("qwen35-0.8b-draft", fp, sizeof fp);
+    char *gargs[] = {"-ngl", "999", "-c", "32768", "-np", "1", "-fa", "on", "-md", fp, "--spec-type", "draft-simple",
+                     NULL};
+    assert_int_equal(roleplan_open(path35, gargs, 12, &rp, err, sizeof err), 0);
+    setup_gpu(&s, 21500, gargs, 12);
+    s.mi = rp->mi;
+    s.rp = rp;
+    double h_on, h_off, band;
+    assert_int_equal(tune_headroom(&s, gargs, 12, &h_on, &band, NULL, err, sizeof err), 0);
+    assert_int_equal(tune_headroom(&s, gargs, 8, &h_off, &band, NULL, err, sizeof err), 0);
+    plan_opts_t po;
+    assert_int_equal(roleplan_opts(rp, gargs, 12, &po, err, sizeof err), 0);
+    plan_t dpl;
+    plan_draft(&po, s.gpus, 1, &dpl);
+    printf("draft on the GPU: %.0f MiB (headroom %.0f → %.0f MiB)\n", dpl.dev[1].total / 1048576.0, h_off, h_on);
+    assert_true(dpl.dev[1].total > 700ull << 20); /* q8_0 weights of ~0.75 B parameters, its KV and compute */
+    assert_true(fabs((h_off - h_on) - dpl.dev[1].total / 1048576.0) < 1);
+    roleplan_free(&rp);
+    unlink(tp);
+    unlink(dp);
+    unlink(fp);
+}
+
+/* The seed's trade-off on a simulated landscape: the draft buys +14%
+ * generation with a 45% longer cold start. The stated objective decides:
+ * with generation alone the draft stays, with cold start weighed as much
+ * it goes; the log shows both sides of it. */
+static void t_draft_objective(void **st)
+{
+    (void)st;
+    char tp[256], dp[256], err[512];
+    write_preset("tiny-qwen35moe", tp, sizeof tp);
+    write_preset("tiny-draft", dp, sizeof dp);
+    char *args[] = {"-c", "4096", "-np", "1", "-t", "2", "-md", dp, "--spec-type", "draft-simple", NULL};
+    roleplan_t *rp = NULL;
+    assert_int_equal(roleplan_open(tp, args, 10, &rp, err, sizeof err), 0);
+    const char *objs[] = {"gen", "gen=1,cold=1"};
+    for (int k = 0; k < 2; k++) {
+        tune_setup_t s;
+        setup_gpu(&s, 0, args, 10);
+        s.n_gpu = 0;
+        s.host_cpus = 2;
+        s.mi = rp->mi;
+        s.rp = rp;
+        snprintf(s.draft_max_opt, sizeof s.draft_max_opt, "--spec-draft-n-max");
+        assert_int_equal(tune_objective_parse(objs[k], &s.obj), 0);
+        tune_space_default(&s);
+        tune_sim_t *sim = tune_sim_new("cpu-tiny", &s, 3, err, sizeof err);
+        assert_non_null(sim);
+        wrap_t w = {.sim = sim};
+        s.measure = wrapped;
+        s.ud = &w;
+        s.clock = tune_sim_clock;
+        s.cud = sim;
+        s.budget_s = 900;
+        json_t *h = json_pack("{s:[]}", "trials");
+        tune_result_t res;
+        assert_int_equal(tune_run(&s, h, NULL, NULL, &res), 0);
+        bool drafted = args_get(res.args, res.n_args, ARG_DRAFT_MODEL) != NULL;
+        char *won = tune_join_args(res.args, res.n_args);
+        printf("objective %s: %s in %d loads → %s\n", objs[k], drafted ? "draft on" : "draft off", res.trials, won);
+        assert_true(drafted == (k == 0));
+        if (drafted) /* a short length (4 and 8 are within 2% of each other), not 16 */
+            assert_string_not_equal(args_get(res.args, res.n_args, ARG_DRAFT_MAX) ?: "", "16");
+        char *md = tune_report_md(&s, h, &res, "tiny-qwen35moe.gguf", NULL, 0, "{}");
+        const char *sec = strstr(md, "## Draft model");
+        assert_non_null(sec);
+        if (getenv("VARIET_TUNE_LOG")) /* the log's draft section, to read */
+            printf("%.*s", (int)(strstr(sec, "## Decisions") ? strstr(sec, "## Decisions") - sec : (long)strlen(sec)),
+                   sec);
+        assert_non_null(strstr(sec, "| configuration | gen t/s on / off |"));
+        assert_non_null(strstr(sec, k == 0 ? "the draft pays (on)" : "the draft does not pay (off)"));
+        if (k == 0)
+            assert_non_null(strstr(sec, "Cold start is not in this objective"));
+        else
+            assert_null(strstr(sec, "Cold start is not in this objective"));
+        /* the trade-off read off the log: about +14% generation, +45% cold start */
+        const char *ch = strstr(sec, "The draft changes generation by ");
+        assert_non_null(ch);
+        double dg, dc;
+        assert_int_equal(sscanf(ch, "The draft changes generation by %lf%% and the cold start by %lf%%", &dg, &dc), 2);
+        printf("  log: generation %+.1f%%, cold start %+.1f%%\n", dg, dc);
+        assert_true(dg > 5 && dg < 25);
+        assert_true(dc > 35 && dc < 55);
+        free(md);
+        free(won);
+        tune_result_free(&res);
+        json_decref(h);
+        tune_sim_free(&sim);
+    }
+    roleplan_free(&rp);
+    unlink(tp);
+    unlink(dp);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -471,6 +664,8 @@ int main(void)
         cmocka_unit_test(t_pairs_find_what_pays_together),
         cmocka_unit_test(t_budget_and_interrupt),
         cmocka_unit_test(t_resume_reuses),
+        cmocka_unit_test(t_draft_space),
+        cmocka_unit_test(t_draft_objective),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
