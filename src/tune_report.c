@@ -185,15 +185,27 @@ static void md_frontier(const tune_setup_t *s, const json_t *history, buf_t *md)
     buf_printf(md, "\n");
 }
 
-/* A label without its draft= and dn= words: what two configurations that
- * differ only in the draft share. */
-static void strip_draft(const char *lab, char *out, size_t cap)
+/* A command line without the draft (-md, --spec-type, the draft length)
+ * and without -fit off (what pins a varied point): what two configurations
+ * that differ only in the draft share. */
+static void strip_draft(const tune_setup_t *s, const char *key, char *out, size_t cap)
 {
+    static const char *const pairs[] = {"-md", "--spec-draft-model", "--model-draft", "--spec-type", "-fit", "--fit",
+                                        "--spec-draft-n-max", "--draft-max", "--draft-n", "--draft", NULL};
     size_t k = 0;
-    for (const char *p = lab; *p;) {
+    bool skip_next = false;
+    for (const char *p = key; *p;) {
         const char *e = strchr(p, ' ');
         size_t len = e ? (size_t)(e - p) : strlen(p);
-        if (strncmp(p, "draft=", 6) && strncmp(p, "dn=", 3) && k + len + 2 < cap) {
+        bool drop = skip_next;
+        skip_next = false;
+        if (!drop)
+            for (int i = 0; pairs[i]; i++)
+                if (strlen(pairs[i]) == len && !memcmp(p, pairs[i], len))
+                    drop = skip_next = true;
+        if (!drop && s->draft_max_opt[0] && strlen(s->draft_max_opt) == len && !memcmp(p, s->draft_max_opt, len))
+            drop = skip_next = true;
+        if (!drop && k + len + 2 < cap) {
             if (k)
                 out[k++] = ' ';
             memcpy(out + k, p, len);
@@ -206,9 +218,9 @@ static void strip_draft(const char *lab, char *out, size_t cap)
     out[k < cap ? k : cap - 1] = 0;
 }
 
-/* One configuration's loads, by label (at most 16). */
+/* One configuration's loads, by command line (at most 16). */
 typedef struct {
-    const char *label;
+    const char *key, *label;
     double gen[16], lp[16], cold[16];
     int n;
     tune_meas_t est; /* medians */
@@ -262,13 +274,13 @@ static void md_draft(const tune_setup_t *s, const json_t *history, buf_t *md)
             base = m;
             have_base = true;
         }
-        bool on = strstr(lab, "draft=on") != NULL, off = strstr(lab, "draft=off") != NULL;
-        if (!on && !off)
-            continue;
+        const char *key = json_string_value(json_object_get(e, "key")) ?: "";
+        bool on = strstr(key, "-md ") != NULL || strstr(key, "--spec-draft-model ") || strstr(key, "--model-draft ");
         int k = 0;
-        while (k < nc && strcmp(cs[k].label, lab))
+        while (k < nc && strcmp(cs[k].key, key))
             k++;
         if (k == nc) {
+            cs[nc].key = key;
             cs[nc].label = lab;
             cs[nc++].draft = on;
         }
@@ -278,10 +290,10 @@ static void md_draft(const tune_setup_t *s, const json_t *history, buf_t *md)
             cs[k].cold[cs[k].n++] = m.cold_s;
         }
     }
-    buf_printf(md, "## Draft model\n\nThe role's draft model (`draft=on`) against none (`draft=off`): it drafts "
-                   "tokens the model then verifies (generation), and it is loaded too (memory, cold start). Scores by "
-                   "the objective (gen=%.2g, prompt=%.2g, cold=%.2g), against the baseline; medians of each "
-                   "configuration's loads.\n\n",
+    buf_printf(md, "## Draft model\n\nThe role's draft model against none: it drafts tokens the model then "
+                   "verifies (generation), and it is loaded too (memory, cold start). Scores by the objective "
+                   "(gen=%.2g, prompt=%.2g, cold=%.2g), against the baseline; medians of each configuration's "
+                   "loads.\n\n",
                s->obj.gen, s->obj.prompt, s->obj.cold);
     for (int k = 0; k < nc; k++)
         dcfg_estimate(&cs[k]);
@@ -290,19 +302,19 @@ static void md_draft(const tune_setup_t *s, const json_t *history, buf_t *md)
         free(cs);
         return;
     }
-    buf_printf(md, "| configuration | gen t/s on / off | on ÷ off | long prompt t/s on / off | cold s on / off | "
-                   "on ÷ off | score on / off |\n|---|---|---|---|---|---|---|\n");
+    buf_printf(md, "Configurations that differ only in the draft (and the draft length), side by side:\n\n"
+                   "| with / without the draft | gen t/s on / off | on ÷ off | long prompt t/s on / off | cold s on / "
+                   "off | on ÷ off | score on / off |\n|---|---|---|---|---|---|---|\n");
     int pairs = 0;
     for (int a = 0; a < nc; a++) {
         if (!cs[a].draft)
             continue;
-        char sa[256], sb[256];
-        strip_draft(cs[a].label, sa, sizeof sa);
-        const char *dn = strstr(cs[a].label, "dn=");
+        char sa[1024], sb[1024];
+        strip_draft(s, cs[a].key, sa, sizeof sa);
         for (int b = 0; b < nc; b++) {
             if (cs[b].draft)
                 continue;
-            strip_draft(cs[b].label, sb, sizeof sb);
+            strip_draft(s, cs[b].key, sb, sizeof sb);
             if (strcmp(sa, sb))
                 continue;
             const tune_meas_t *A = &cs[a].est, *B = &cs[b].est;
@@ -311,10 +323,10 @@ static void md_draft(const tune_setup_t *s, const json_t *history, buf_t *md)
                 snprintf(la, sizeof la, "%.0f", A->lprompt);
             if (!isnan(B->lprompt))
                 snprintf(lb, sizeof lb, "%.0f", B->lprompt);
-            buf_printf(md, "| %s%s%.*s%s | %.2f / %.2f | %+.1f%% | %s / %s | %.2f / %.2f | %+.1f%% | %.3f / %.3f |\n",
-                       sa[0] ? sa : "as the role", dn ? " (" : "", dn ? (int)strcspn(dn, " ") : 0, dn ? dn : "",
-                       dn ? ")" : "", A->gen, B->gen, (A->gen / B->gen - 1) * 100, la, lb, A->cold_s, B->cold_s,
-                       (A->cold_s / B->cold_s - 1) * 100, tune_score(&s->obj, &base, A), tune_score(&s->obj, &base, B));
+            buf_printf(md, "| %s / %s | %.2f / %.2f | %+.1f%% | %s / %s | %.2f / %.2f | %+.1f%% | %.3f / %.3f |\n",
+                       cs[a].label, cs[b].label, A->gen, B->gen, (A->gen / B->gen - 1) * 100, la, lb, A->cold_s,
+                       B->cold_s, (A->cold_s / B->cold_s - 1) * 100, tune_score(&s->obj, &base, A),
+                       tune_score(&s->obj, &base, B));
             pairs++;
         }
     }

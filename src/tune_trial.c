@@ -112,8 +112,15 @@ int tune_trial_measure(void *ud, char *const *args, size_t n, const tune_req_t *
     bench_sample_t l[16];
     if (scenario_runs(t, base, t->short_prompt, bench_short.n_predict, req->short_runs, s, &ns, err, sizeof err))
         goto failed;
-    for (int k = 0; k < ns; k++)
+    long drafted = 0, accepted = 0;
+    for (int k = 0; k < ns; k++) {
         out->gen_runs[k] = s[k].gen_tps;
+        drafted += s[k].draft_n;
+        accepted += s[k].draft_accepted;
+    }
+    if (drafted) /* a draft model at work: what it proposed and what was kept */
+        json_object_set_new(rec, "draft", json_pack("{s:I,s:I}", "drafted", (json_int_t)drafted, "accepted",
+                                                    (json_int_t)accepted));
     if (ns) {
         bench_stats_t st;
         bench_stats(s, ns, &st);

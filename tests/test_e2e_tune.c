@@ -10,7 +10,9 @@
  * still loading stops the tune at once (fault injection: a wrapper named
  * slow-load-llama-server answers --help/--version through the real binary
  * and otherwise never becomes ready, a load longer than any test can wait
- * for on the tiny models, which load in 0.2 s).
+ * for on the tiny models, which load in 0.2 s); a role's draft model is
+ * tuned on and off (a trial with it drafts), and a draft of another
+ * vocabulary is refused before any trial.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -237,6 +239,108 @@ static void t_tune_vision(void **s)
     free(dir);
 }
 
+/* A role with a draft model (draft_model_path, tiny-draft beside
+ * tiny-qwen35moe): the draft is a dimension, a trial with it loads and
+ * drafts, one without it runs too, and the log puts both side by side; a
+ * draft of another vocabulary is refused before any trial. */
+static void t_tune_draft(void **s)
+{
+    (void)s;
+    const char *srv = e2e_llama_server();
+    assert_non_null(srv);
+    char *dir = xasprintf("%s/tune-draft", e2e_tmpdir());
+    char *cmd = xasprintf("mkdir -p '%s' && cd '%s' && '%s' synth tiny-qwen35moe -o m.gguf >/dev/null && '%s' synth "
+                          "tiny-draft -o d.gguf >/dev/null && '%s' synth tiny-draft-othervocab -o o.gguf >/dev/null",
+                          dir, dir, VARIET_BINARY, VARIET_BINARY, VARIET_BINARY);
+    char *out = NULL;
+    assert_int_equal(e2e_sh(cmd, &out), 0);
+    free(out);
+    free(cmd);
+    char *cfg = xasprintf("%s/engine_models.json", dir);
+    char *text = xasprintf("{\"_engine\": {\"llama_server\": \"%s\"},\n"
+                           " \"spec\": {\"model_path\": \"m.gguf\", \"draft_model_path\": \"d.gguf\", \"args\": [\"-c\", "
+                           "\"2048\", \"-np\", \"1\", \"-t\", \"2\"]},\n"
+                           " \"bad\": {\"model_path\": \"m.gguf\", \"draft_model_path\": \"o.gguf\", \"args\": [\"-c\", "
+                           "\"2048\", \"-np\", \"1\"]}}\n",
+                           srv);
+    char err[256];
+    assert_int_equal(file_write_atomic(cfg, text, strlen(text), err, sizeof err), 0);
+    free(text);
+
+    cmd = xasprintf("cd '%s' && '%s' tune bad --runs 1 --budget 2 2>&1", dir, VARIET_BINARY);
+    int rc = e2e_sh(cmd, &out);
+    free(cmd);
+    printf("%s", out);
+    assert_int_equal(rc, 2);
+    assert_non_null(strstr(out, "bad.draft_model_path: draft o.gguf does not share the vocabulary of m.gguf (token 261:"));
+    assert_null(strstr(out, "trial 1"));
+    free(out);
+    char *bad_hist = xasprintf("%s/tune-bad.json", dir);
+    assert_int_not_equal(access(bad_hist, F_OK), 0); /* nothing launched, nothing recorded */
+    free(bad_hist);
+
+    cmd = xasprintf("cd '%s' && '%s' tune spec --space 'draft=on,off;dn=4' --runs 1 --budget 5 "
+                    "--objective gen=1,cold=0.5 2>&1",
+                    dir, VARIET_BINARY);
+    rc = e2e_sh(cmd, &out);
+    free(cmd);
+    if (rc != 0)
+        fail_msg("tune exited %d:\n%s", rc, out);
+    printf("%s", out);
+    assert_non_null(strstr(out, "2 dimensions (draft:on,off; dn:default,4)"));
+    free(out);
+    char *hist = xasprintf("%s/tune-spec.json", dir);
+    json_t *h = json_load_file(hist, 0, NULL);
+    assert_non_null(h);
+    json_t *tr = json_object_get(h, "trials"), *e;
+    size_t i;
+    int on = 0, off = 0, drafted = 0;
+    json_array_foreach(tr, i, e)
+    {
+        const char *lab = json_string_value(json_object_get(e, "label")) ?: "";
+        const char *key = json_string_value(json_object_get(e, "key")) ?: "";
+        const char *st = json_string_value(json_object_get(e, "status")) ?: "";
+        if (strcmp(st, "ok"))
+            continue;
+        if (strstr(key, "-md ")) {
+            on++;
+            assert_non_null(strstr(key, "--spec-type draft-simple")); /* added for the build that needs it */
+            json_t *d = json_object_get(e, "draft");
+            if (json_integer_value(json_object_get(d, "drafted")) > 0)
+                drafted++;
+        } else {
+            off++;
+            assert_non_null(strstr(lab, "draft=off"));
+            assert_null(json_object_get(e, "draft"));
+        }
+    }
+    printf("draft trials: %d with the draft (%d drafted), %d without\n", on, drafted, off);
+    assert_true(on >= 1 && off >= 1);
+    assert_int_equal(drafted, on); /* every load with the draft drafted */
+    json_decref(h);
+    char *md = NULL;
+    cmd = xasprintf("cat '%s'/tune-spec-*.md", dir);
+    assert_int_equal(e2e_sh(cmd, &md), 0);
+    free(cmd);
+    const char *sec = strstr(md, "## Draft model");
+    assert_non_null(sec);
+    assert_non_null(strstr(sec, "| with / without the draft | gen t/s on / off |"));
+    assert_non_null(strstr(sec, "The draft changes generation by "));
+    free(md);
+    /* the registry keeps the draft as draft_model_path, or drops it with a line saying so */
+    json_t *c = json_load_file(cfg, 0, NULL);
+    json_t *role = json_object_get(c, "spec"), *a;
+    json_array_foreach(json_object_get(role, "args"), i, a)
+    {
+        assert_string_not_equal(json_string_value(a), "-md");
+        assert_string_not_equal(json_string_value(a), "--spec-type");
+    }
+    json_decref(c);
+    free(hist);
+    free(cfg);
+    free(dir);
+}
+
 static void t_resume_after_kill(void **s)
 {
     (void)s;
@@ -387,6 +491,7 @@ int main(void)
         cmocka_unit_test(t_resume_after_kill),
         cmocka_unit_test(t_interrupt_during_load),
         cmocka_unit_test(t_tune_vision),
+        cmocka_unit_test(t_tune_draft),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

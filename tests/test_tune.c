@@ -627,7 +627,7 @@ static void t_draft_objective(void **st)
         if (getenv("VARIET_TUNE_LOG")) /* the log's draft section, to read */
             printf("%.*s", (int)(strstr(sec, "## Decisions") ? strstr(sec, "## Decisions") - sec : (long)strlen(sec)),
                    sec);
-        assert_non_null(strstr(sec, "| configuration | gen t/s on / off |"));
+        assert_non_null(strstr(sec, "| with / without the draft | gen t/s on / off |"));
         assert_non_null(strstr(sec, k == 0 ? "the draft pays (on)" : "the draft does not pay (off)"));
         if (k == 0)
             assert_non_null(strstr(sec, "Cold start is not in this objective"));
