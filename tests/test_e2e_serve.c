@@ -33,6 +33,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <jansson.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -3009,6 +3010,90 @@ static void t_max_wait(void **state)
     free(cmd);
 }
 
+/* ---------- a draft model ---------- */
+
+/* A role with draft_model_path: it is launched with -md (and --spec-type
+ * draft-simple), drafts, and its admission estimate counts the draft (the
+ * load report's buffers land within 10% of it). A draft of another
+ * vocabulary is refused before a llama-server is spawned: at start (exit
+ * 2), and when the file changed under a running gateway (the request gets
+ * 503 naming the first difference, no process appears). */
+static void t_draft(void **state)
+{
+    srv_t *s = *state;
+    char *dir = xasprintf("%s/draft", e2e_tmpdir());
+    mkdir(dir, 0755);
+    char *dpath = xasprintf("%s/d.gguf", dir), *cmd = xasprintf("cp '%s' '%s'", model("tiny-draft"), dpath), *out = NULL;
+    assert_int_equal(e2e_sh(cmd, &out), 0);
+    free(out);
+    free(cmd);
+    srv_start(s, "draft", NULL,
+              ROLE("spec", "tiny-qwen35moe", "\"-c\",\"2048\",\"-np\",\"1\",\"-t\",\"1\"", ",\"draft_model_path\":\"d.gguf\"")
+              ",\n  " ROLE("plain", "tiny-qwen35moe", "\"-c\",\"2048\",\"-np\",\"1\",\"-t\",\"1\"", ""));
+    /* random weights write any bytes, NUL included */
+    char *body = chat_body("spec", 24, NULL), *resp0 = NULL;
+    int code = http(s, "POST", "/v1/chat/completions", body, &resp0);
+    free(body);
+    assert_int_equal(code, 200);
+    json_t *j = json_loads(resp0, JSON_ALLOW_NUL, NULL);
+    free(resp0);
+    assert_non_null(j);
+    json_int_t drafted = json_integer_value(jget(j, "timings", "draft_n", NULL));
+    printf("  draft: 24 tokens, %lld drafted\n", (long long)drafted);
+    assert_true(drafted > 0);
+    json_decref(j);
+    chat_ok(s, "plain", "plain");
+    json_t *st = get_json(s, "/status");
+    double plan_spec = (double)json_integer_value(jget(st, "roles", "spec", "memory_plan_bytes")) / 1048576.0;
+    double plan_plain = (double)json_integer_value(jget(st, "roles", "plain", "memory_plan_bytes")) / 1048576.0;
+    double meas_spec = (double)json_integer_value(jget(st, "roles", "spec", "memory_measured_bytes")) / 1048576.0;
+    json_t *mp = jget(st, "roles", "spec", "memory_plan_bytes");
+    if (json_is_object(mp)) { /* per device: the host's */
+        plan_spec = (double)json_integer_value(json_object_get(mp, "CPU")) / 1048576.0;
+        plan_plain = (double)json_integer_value(json_object_get(jget(st, "roles", "plain", "memory_plan_bytes"), "CPU")) /
+                     1048576.0;
+        meas_spec = (double)json_integer_value(json_object_get(jget(st, "roles", "spec", "memory_measured_bytes"), "CPU")) /
+                    1048576.0;
+    }
+    printf("  draft: admission estimate %.2f MiB (without the draft %.2f), measured after the load %.2f MiB\n",
+           plan_spec, plan_plain, meas_spec);
+    assert_true(plan_spec > plan_plain + 2); /* the draft's KV and compute at least */
+    assert_true(fabs(plan_spec - meas_spec) <= 0.10 * meas_spec);
+    json_decref(st);
+
+    /* the draft file replaced by one of another vocabulary: the next start is refused */
+    char *resp = NULL;
+    assert_int_equal(http(s, "POST", "/roles/spec/unload", NULL, &resp), 200);
+    free(resp);
+    assert_true(wait_state(s, "spec", "stopped", 20));
+    cmd = xasprintf("cp '%s' '%s.tmp' && mv '%s.tmp' '%s'", model("tiny-draft-othervocab"), dpath, dpath, dpath);
+    assert_int_equal(e2e_sh(cmd, &out), 0);
+    free(out);
+    free(cmd);
+    j = chat(s, "spec", 4, &code);
+    const char *msg = json_string_value(jget(j, "error", "message", NULL));
+    printf("  draft replaced: %d %s\n", code, msg ? msg : "(none)");
+    assert_int_equal(code, 503);
+    assert_non_null(msg);
+    assert_non_null(strstr(msg, "draft d.gguf does not share the vocabulary of tiny-qwen35moe.gguf (token 261:"));
+    json_decref(j);
+    assert_int_equal(role_pid(s, "spec"), 0); /* nothing was spawned */
+
+    /* and at start: exit 2, naming the role's field and the difference */
+    char *cfg = NULL;
+    char *text = xasprintf("{\"spec\": {\"model_path\": \"%s\", \"draft_model_path\": \"%s\"}}\n",
+                           model("tiny-qwen35moe"), model("tiny-draft-othervocab"));
+    int rc = serve_bad("draftbad", text, &cfg, &out);
+    assert_int_equal(rc, 2);
+    assert_non_null(strstr(out, "spec.draft_model_path: draft tiny-draft-othervocab.gguf does not share the "
+                                "vocabulary of tiny-qwen35moe.gguf (token 261: "));
+    free(out);
+    free(cfg);
+    free(text);
+    free(dpath);
+    free(dir);
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_ALL);
@@ -3055,6 +3140,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(t_fd_exhaustion, setup, teardown),
         cmocka_unit_test_setup_teardown(t_role_load, setup, teardown),
         cmocka_unit_test_setup_teardown(t_role_unload_logs, setup, teardown),
+        cmocka_unit_test_setup_teardown(t_draft, setup, teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();
