@@ -22,61 +22,52 @@
 #include "hw.h"
 #include "loadlog.h"
 #include "modelinfo.h"
+#include "roleplan.h"
 #include "util.h"
 
-/* The planner's memory per device for args (with the projector they name). */
-static void plan_mem(gw_role_t *r, const mi_t *m, plan_opts_t *o, char *const *args, size_t n, uint64_t *out)
+/* The planner's memory per device for args (with the draft and the
+ * projector they name: roleplan). 0 or -EINVAL with err. */
+static int plan_mem(gw_role_t *r, const roleplan_t *rp, plan_opts_t *o, char *const *args, size_t n, uint64_t *out,
+                    char *err, size_t errlen)
 {
     gateway_t *g = r->g;
-    const char *mmproj = args_get(args, n, ARG_MMPROJ);
-    struct stat st;
-    o->mmproj_bytes = mmproj && stat(mmproj, &st) == 0 ? (uint64_t)st.st_size : 0;
+    char e[512];
     plan_t p;
-    plan_predict(m, o, g->gpus, g->n_gpu, -1, 0, &p);
+    if (roleplan_predict(rp, args, n, g->gpus, g->n_gpu, -1, 0, o, &p, e, sizeof e)) {
+        snprintf(err, errlen, "%s.%s", r->name, e);
+        return -EINVAL;
+    }
     r->ctx_len = (uint32_t)p.n_ctx;
     for (int d = 0; d < p.n_dev && d < SCHED_MAX_DEV; d++)
         out[d] = p.dev[d].total;
+    return 0;
 }
 
 int gw__role_estimate(gw_role_t *r, char *err, size_t errlen)
 {
-    gguf_t *f = NULL;
-    mi_t *m = NULL;
-    char e[512];
-    if (gguf_open(r->def->model_abs, &f, e, sizeof e)) {
-        snprintf(err, errlen, "%s.model_path: %s", r->name, e);
+    roleplan_t *rp = NULL;
+    if (roleplan_open_role(r->def, &rp, err, errlen)) /* the model, its draft, its projector */
         return -EINVAL;
-    }
-    if (mi_from_gguf(f, &m, e, sizeof e)) {
-        snprintf(err, errlen, "%s.model_path: %s", r->name, e);
-        gguf_close(&f);
-        return -EINVAL;
-    }
     plan_opts_t o;
-    if (plan_opts_from_args(r->def->args, r->def->n_args, &o, e, sizeof e)) {
-        snprintf(err, errlen, "%s.%s", r->name, e);
-        mi_free(&m);
-        gguf_close(&f);
-        return -EINVAL;
-    }
     const reg_role_t *d = r->def;
     r->has_mmproj = args_find(d->args, d->n_args, ARG_MMPROJ) >= 0;
     r->vision = r->has_mmproj && d->mmproj_mode != REG_MMPROJ_ON_DEMAND;
-    plan_mem(r, m, &o, d->args, d->n_args, r->mem_by[r->has_mmproj].plan);
-    if (r->has_mmproj && d->mmproj_mode == REG_MMPROJ_ON_DEMAND) {
+    int rc = plan_mem(r, rp, &o, d->args, d->n_args, r->mem_by[r->has_mmproj].plan, err, errlen);
+    if (!rc && r->has_mmproj && d->mmproj_mode == REG_MMPROJ_ON_DEMAND) {
         /* its text backend: the same args without the projector */
         size_t n = 0;
         char **text = gw__text_args(d, &n);
-        plan_mem(r, m, &o, text, n, r->mem_by[0].plan);
+        rc = plan_mem(r, rp, &o, text, n, r->mem_by[0].plan, err, errlen);
         args_free(&text);
     }
+    roleplan_free(&rp);
+    if (rc)
+        return rc;
     /* llama-server serves each connection, idle keep-alive ones included, on
      * one of a few HTTP threads: keep at most slots + 1 connections open so
      * none waits behind an idle one (the rest wait here, in order) */
     r->up_cap = (int)o.n_seq + 1;
     gw__role_mem_refresh(r);
-    mi_free(&m);
-    gguf_close(&f);
     return 0;
 }
 
