@@ -617,6 +617,18 @@ static int exec_bench(cmd_ctx_t *c)
         if (draft_silent)
             json_object_set_new(o, "draft_note", json_string("a draft model is in the role's args but llama-server "
                                                              "reported no drafted tokens"));
+        if (rep.n_dev) { /* the buffers of the llama-server bench started, the draft's apart */
+            json_t *dv = json_array();
+            for (int d = 0; d < rep.n_dev; d++) {
+                const loadlog_dev_t *D = &rep.dev[d];
+                json_array_append_new(dv, json_pack("{s:s,s:f,s:f,s:f,s:f,s:f,s:f,s:f}", "device", D->name,
+                                                    "model_mib", D->model_mib, "kv_mib", D->kv_mib, "rs_mib",
+                                                    D->rs_mib, "compute_mib", D->compute_mib, "output_mib",
+                                                    D->output_mib, "draft_mib", D->draft_mib, "mmproj_mib",
+                                                    D->mmproj_mib));
+            }
+            json_object_set_new(o, "load", json_pack("{s:o}", "devices", dv));
+        }
         if (failed)
             json_object_set_new(o, "error", json_string(err));
         json_dumpf(o, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
@@ -630,6 +642,8 @@ static int exec_bench(cmd_ctx_t *c)
         for (int d = 0; d < rep.n_dev; d++) {
             printf("  %-12s model %.2f MiB, KV %.2f MiB, RS %.2f MiB, compute %.2f MiB", rep.dev[d].name,
                    rep.dev[d].model_mib, rep.dev[d].kv_mib, rep.dev[d].rs_mib, rep.dev[d].compute_mib);
+            if (rep.dev[d].draft_mib > 0)
+                printf(" (of which the draft's %.2f MiB)", rep.dev[d].draft_mib);
             if (rep.dev[d].mmproj_mib > 0)
                 printf(", projector compute %.2f MiB", rep.dev[d].mmproj_mib);
             printf("\n");

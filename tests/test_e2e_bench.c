@@ -408,6 +408,60 @@ static void t_bench_draft(void **s)
 }
 
 /* Scenario sizing and the context named in llama-server's refusal (pure). */
+/* bench --direct with a role's draft_model_path: the load report's buffers
+ * include the draft's; a draft of another vocabulary is refused (exit 2)
+ * before a llama-server is started. */
+static void t_bench_draft_model_path(void **s)
+{
+    (void)s;
+    const char *srv = e2e_llama_server();
+    assert_non_null(srv);
+    char *dir = xasprintf("%s/bench-draft", e2e_tmpdir());
+    char *cmd = xasprintf("mkdir -p '%s' && cd '%s' && '%s' synth tiny-qwen35moe -o m.gguf >/dev/null && '%s' synth "
+                          "tiny-draft -o d.gguf >/dev/null && '%s' synth tiny-draft-othervocab -o o.gguf >/dev/null",
+                          dir, dir, VARIET_BINARY, VARIET_BINARY, VARIET_BINARY);
+    char *out = NULL;
+    assert_int_equal(e2e_sh(cmd, &out), 0);
+    free(out);
+    free(cmd);
+    char *cfg = xasprintf("%s/engine_models.json", dir);
+    char *text = xasprintf("{\"_engine\": {\"llama_server\": \"%s\", \"port\": %d},\n"
+                           " \"spec\": {\"model_path\": \"m.gguf\", \"draft_model_path\": \"d.gguf\", \"args\": [\"-c\", "
+                           "\"4096\", \"-np\", \"1\", \"-t\", \"2\"]},\n"
+                           " \"bad\": {\"model_path\": \"m.gguf\", \"draft_model_path\": \"o.gguf\", \"args\": [\"-c\", "
+                           "\"4096\", \"-np\", \"1\"]}}\n",
+                           srv, e2e_free_port());
+    char err[256];
+    assert_int_equal(file_write_atomic(cfg, text, strlen(text), err, sizeof err), 0);
+    free(text);
+    cmd = xasprintf("cd '%s' && '%s' bench bad --direct --runs 1 --scenario short 2>&1", dir, VARIET_BINARY);
+    int rc = e2e_sh(cmd, &out);
+    free(cmd);
+    printf("%s", out);
+    assert_int_equal(rc, 2);
+    assert_non_null(strstr(out, "draft o.gguf does not share the vocabulary of m.gguf (token 261: "));
+    assert_null(strstr(out, "cold start")); /* nothing was started */
+    free(out);
+    cmd = xasprintf("cd '%s' && '%s' bench spec --direct --runs 1 --scenario short --json", dir, VARIET_BINARY);
+    rc = e2e_sh(cmd, &out);
+    free(cmd);
+    if (rc != 0)
+        fail_msg("bench spec exited %d: %s", rc, out);
+    json_t *j = json_loads(out, 0, NULL);
+    assert_non_null(j);
+    free(out);
+    /* the load report: the model's and the draft's KV (1 MiB each at 4096) */
+    double kv = 0;
+    json_t *devs = json_object_get(json_object_get(j, "load"), "devices"), *d;
+    size_t i;
+    json_array_foreach(devs, i, d) kv += json_number_value(json_object_get(d, "kv_mib"));
+    printf("bench with the draft: KV %.2f MiB in the load report\n", kv);
+    assert_true(kv > 1.99 && kv < 2.01);
+    json_decref(j);
+    free(cfg);
+    free(dir);
+}
+
 static void t_fit(void **s)
 {
     (void)s;
@@ -499,6 +553,7 @@ int main(void)
         cmocka_unit_test(t_bench_keyed_gateway),
         cmocka_unit_test(t_bench_vision),
         cmocka_unit_test(t_bench_draft),
+        cmocka_unit_test(t_bench_draft_model_path),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
