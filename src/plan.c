@@ -1046,6 +1046,15 @@ done:
         a[--l] = 0;
 }
 
+/* llama-server builds the draft's params from the ones fit did not touch
+ * (fit changes its own copies): the draft keeps the context the args gave,
+ * whatever fit cuts the model's to. */
+static void pin_draft_ctx(plan_opts_t *x)
+{
+    if (x->draft_mi && !x->draft_ctx)
+        x->draft_ctx = x->n_ctx ? x->n_ctx : x->draft_mi->n_ctx_train;
+}
+
 /* common_params_fit_impl, step by step, on predicted memory. */
 void plan_fit(const mi_t *m, const plan_opts_t *o, const plan_gpu_t *gpus, int n_gpu, plan_fit_t *out)
 {
@@ -1065,6 +1074,7 @@ void plan_fit(const mi_t *m, const plan_opts_t *o, const plan_gpu_t *gpus, int n
     out->n_dev = nd;
     fit_ctx_t f = {.m = m, .x = *o, .gpus = gd, .nd = nd};
     f.x.split_none = false;
+    pin_draft_ctx(&f.x);
     f.ovr = xcalloc(m->n_layer ? m->n_layer : 1, sizeof *f.ovr);
     uint32_t hp_ngl = m->n_layer, hp_nct = m->n_ctx_train ? m->n_ctx_train : 4096;
     bool moe = m->n_expert > 0;
@@ -1329,6 +1339,7 @@ static void predict_fitted(const mi_t *m, const plan_opts_t *o, const plan_fit_t
                            int n_gpu, int64_t host_free_mib, uint64_t margin, plan_t *out)
 {
     plan_opts_t x = *o;
+    pin_draft_ctx(&x);
     if (fit->ctx_cut)
         x.n_ctx = fit->n_ctx;
     if (fit->status != PLAN_FIT_PLACED) {

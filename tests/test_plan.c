@@ -994,6 +994,30 @@ static void t_draft_devices(void **s)
     plan_t dp;
     plan_draft(&o, NULL, 0, &dp);
     assert_int_equal(dp.dev[0].kv, mi_kv_bytes(dm, 8192, GGUF_TT_Q8_0, GGUF_TT_Q4_0));
+    /* fit reserves the draft's memory before it fits the model, and the
+     * draft keeps the context the args gave (no -c: its own trained one)
+     * however far fit cuts the model's: the full-size pair on a 24 GB card */
+    mi_t *big = preset_mi(synth_find("qwen35-35b-a3b"), "big"), *bd = preset_mi(synth_find("qwen35-0.8b-draft"), "bd");
+    plan_gpu_t card[1] = {{"CUDA0", 24000}};
+    char *fa[] = {"-np", "1", "-md", "bd.gguf"};
+    assert_int_equal(plan_opts_from_args(fa, 4, &o, err, sizeof err), 0);
+    plan_t alone, paired;
+    plan_predict(big, &o, card, 1, -1, 0, &alone);
+    o.draft_mi = bd;
+    plan_predict(big, &o, card, 1, -1, 0, &paired);
+    plan_draft(&o, card, 1, &dp);
+    printf("fit with the full-size draft: context %llu (alone %llu), the draft %.0f MiB on the card at context %llu\n",
+           (unsigned long long)paired.n_ctx, (unsigned long long)alone.n_ctx, paired.dev[1].draft / 1048576.0,
+           (unsigned long long)dp.n_ctx);
+    assert_int_equal(dp.n_ctx, 262144);
+    assert_int_equal(paired.dev[1].draft, dp.dev[1].total);
+    assert_true(paired.dev[1].draft > 4000ull << 20); /* 3 GiB of it the draft's KV at 262144 */
+    assert_true(paired.n_ctx < alone.n_ctx);           /* fit made room for it */
+    assert_true(paired.fit.status == PLAN_FIT_PLACED || paired.fit.status == PLAN_FIT_CTX);
+    /* within fit's target on the card, as llama-server's own reservation makes it */
+    assert_true((double)paired.dev[1].total / 1048576.0 < 24000 - PLAN_CUDA_CTX_MIB);
+    mi_free(&big);
+    mi_free(&bd);
     char *bad[] = {"-md", "d.gguf", "-devd", "Vulkan0"};
     assert_int_equal(plan_opts_from_args(bad, 4, &o, err, sizeof err), -EINVAL);
     assert_string_equal(err, "-devd: 'Vulkan0' is not a device the planner knows (CUDA0, CUDA1, ... or none)");
