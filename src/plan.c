@@ -853,7 +853,9 @@ static void predict_core(const mi_t *m, const plan_opts_t *o, const ovr_t *ovr_i
      * --no-mmproj-offload */
     if (o->mmproj_mi || o->mmproj_bytes) {
         int d = (o->mmproj_offload && n_gpu) ? 1 : 0;
-        plan_mmproj_t mp = {.weights = o->mmproj_bytes};
+        /* without the projector's facts, its file size and a third of it
+         * for the compute buffer (a rough estimate; plan_mmproj is the model) */
+        plan_mmproj_t mp = {.weights = o->mmproj_bytes, .compute = o->mmproj_bytes / 3};
         if (o->mmproj_mi)
             plan_mmproj(o->mmproj_mi, o, &mp);
         out->dev[d].mmproj = mp.weights + mp.compute;

@@ -43,10 +43,18 @@
  * attention the KQ matrix; one layer's K and V as f16 with a quantized cache
  * on a GPU): within 2% on the GPU fixtures, 10% on CPU
  * (tests/test_e2e_plan.c).
+ * Fitted: the projector's compute buffer at clip's warmup image
+ * (plan_mmproj: within 7% or 6 MiB of llama-server's own reserve for 69
+ * recorded encoder shapes, tests/test_plan.c).
+ * The companions (roleplan.h attaches them): the projector's weights and
+ * compute on the first GPU (the host with --no-mmproj-offload); the draft
+ * model (-md) placed, cached and sized as llama-server builds its params
+ * (plan_draft), its context the one the args give whatever fit does; both
+ * added to fit's target before the model is fitted, as llama-server does.
  * Estimated: the GPU compute buffer when whole layers stay on the host
  * (-ngl below N+1: ±12% against llama.cpp's own allocator), other MoE
- * architectures' activation widths, pipeline-parallel copies, the mmproj
- * compute buffer. Not modelled: -sm row, -ot to a GPU, the mmap'ed span
+ * architectures' activation widths, pipeline-parallel copies. Not
+ * modelled: -sm row, -ot to a GPU, -otd (the draft's), the mmap'ed span
  * llama-server reports as CPU_Mapped (the host tensors are counted).
  */
 #ifndef VARIET_PLAN_H
@@ -87,7 +95,8 @@ typedef struct {
     bool no_kv_offload;
     int main_gpu;
     bool split_none;  /* -sm none: everything on main_gpu */
-    uint64_t mmproj_bytes; /* projector weights without mmproj_mi (0: none) */
+    uint64_t mmproj_bytes; /* without mmproj_mi: the projector's file size (weights + a third for
+                            * its compute, a rough estimate); 0: none */
     bool mmproj_offload;   /* off: --no-mmproj-offload */
     uint32_t image_min_tokens, image_max_tokens; /* --image-min/max-tokens (0: the projector's) */
     /* --- since the fit model --- */
