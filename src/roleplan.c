@@ -89,15 +89,27 @@ fail:
     return rc ? rc : -EINVAL;
 }
 
+/* "OPT PATH: why", without the path twice when the reason starts with it
+ * (gguf's own messages do). */
+static void name_file(char *err, size_t errlen, const char *prefix, const char *opt, const char *path,
+                      const char *why)
+{
+    size_t pl = strlen(path);
+    if (!strncmp(why, path, pl) && why[pl] == ':')
+        snprintf(err, errlen, "%s%s %s", prefix, opt, why);
+    else
+        snprintf(err, errlen, "%s%s %s: %s", prefix, opt, path, why);
+}
+
 int roleplan_open(const char *model_path, char *const *args, size_t n, roleplan_t **out, char *err, size_t errlen)
 {
     char e[512];
     int which;
     int rc = open_impl(model_path, args, n, out, &which, e, sizeof e);
     if (rc && which == 1)
-        snprintf(err, errlen, "-md %s: %s", args_get(args, n, ARG_DRAFT_MODEL), e);
+        name_file(err, errlen, "", "-md", args_get(args, n, ARG_DRAFT_MODEL), e);
     else if (rc && which == 2)
-        snprintf(err, errlen, "--mmproj %s: %s", args_get(args, n, ARG_MMPROJ), e);
+        name_file(err, errlen, "", "--mmproj", args_get(args, n, ARG_MMPROJ), e);
     else if (rc)
         snprintf(err, errlen, "%s", e);
     return rc;
@@ -111,13 +123,16 @@ int roleplan_open_role(const reg_role_t *r, roleplan_t **out, char *err, size_t 
     if (!rc)
         return 0;
     /* the field of the role that names the file that failed */
-    if (which == 1 && r->draft_abs)
-        snprintf(err, errlen, "%s.draft_model_path: %s", r->name, e);
-    else if (which == 1)
-        snprintf(err, errlen, "%s.args: -md %s: %s", r->name, args_get(r->args, r->n_args, ARG_DRAFT_MODEL), e);
-    else if (which == 2)
-        snprintf(err, errlen, "%s.args: --mmproj %s: %s", r->name, args_get(r->args, r->n_args, ARG_MMPROJ), e);
-    else
+    char place[200];
+    snprintf(place, sizeof place, "%s.args: ", r->name);
+    if (which == 1 && r->draft_abs) {
+        snprintf(place, sizeof place, "%s.draft_model_path:", r->name);
+        name_file(err, errlen, "", place, r->draft_abs, e);
+    } else if (which == 1) {
+        name_file(err, errlen, place, "-md", args_get(r->args, r->n_args, ARG_DRAFT_MODEL), e);
+    } else if (which == 2) {
+        name_file(err, errlen, place, "--mmproj", args_get(r->args, r->n_args, ARG_MMPROJ), e);
+    } else
         snprintf(err, errlen, "%s.model_path: %s", r->name, e);
     return rc;
 }
@@ -182,7 +197,7 @@ int roleplan_check_draft(const char *model_path, char *const *args, size_t n, ch
         return rc;
     }
     if ((rc = gguf_open(draft, &b, e, sizeof e))) {
-        snprintf(err, errlen, "-md %s: %s", draft, e);
+        name_file(err, errlen, "", "the draft", draft, e);
         gguf_close(&a);
         return rc;
     }

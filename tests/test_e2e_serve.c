@@ -2438,12 +2438,15 @@ static int kv_files(const srv_t *s, char names[][600]) { return kv_files_of(s, "
 static void t_kv_swap(void **state)
 {
     srv_t *s = *state;
-    model("tiny-qwen35-mmproj");
-    srv_start(s, "kvswap", ",\"max_loaded\":1",
-              ROLE("a", "tiny-llama", "\"-c\",\"4096\",\"-np\",\"1\",\"-t\",\"1\"", "") ",\n  "
-              ROLE("b", "tiny-qwen3moe", "\"-c\",\"2048\",\"-np\",\"1\",\"-t\",\"1\"", "") ",\n  "
-              ROLE("c", "tiny-llama", SMALL_ARGS, "") ",\n  "
-              ROLE("v", "tiny-qwen35moe", "\"-c\",\"2048\",\"-np\",\"1\",\"--mmproj\",\"../models/tiny-qwen35-mmproj.gguf\"", ""));
+    /* --mmproj as llama-server opens it: from the folder variet runs in, so absolute here (the
+     * planner opens it too, for the role's estimate) */
+    char *roles = xasprintf(ROLE("a", "tiny-llama", "\"-c\",\"4096\",\"-np\",\"1\",\"-t\",\"1\"", "") ",\n  "
+                            ROLE("b", "tiny-qwen3moe", "\"-c\",\"2048\",\"-np\",\"1\",\"-t\",\"1\"", "") ",\n  "
+                            ROLE("c", "tiny-llama", SMALL_ARGS, "") ",\n  "
+                            ROLE("v", "tiny-qwen35moe", "\"-c\",\"2048\",\"-np\",\"1\",\"--mmproj\",\"%s\"", ""),
+                            model("tiny-qwen35-mmproj"));
+    srv_start(s, "kvswap", ",\"max_loaded\":1", roles);
+    free(roles);
     json_t *st = get_json(s, "/status");
     assert_true(json_is_true(json_object_get(jget(st, "roles", "a", "kv"), "kept")));
     json_t *vkv = jget(st, "roles", "v", "kv");
@@ -3087,6 +3090,16 @@ static void t_draft(void **state)
     assert_int_equal(rc, 2);
     assert_non_null(strstr(out, "spec.draft_model_path: draft tiny-draft-othervocab.gguf does not share the "
                                 "vocabulary of tiny-qwen35moe.gguf (token 261: "));
+    free(out);
+    free(cfg);
+    free(text);
+    /* a draft that is not there: bad input too, naming the field */
+    text = xasprintf("{\"spec\": {\"model_path\": \"%s\", \"draft_model_path\": \"nothere.gguf\"}}\n",
+                     model("tiny-qwen35moe"));
+    rc = serve_bad("draftmissing", text, &cfg, &out);
+    assert_int_equal(rc, 2);
+    assert_non_null(strstr(out, "spec.draft_model_path: "));
+    assert_non_null(strstr(out, "nothere.gguf"));
     free(out);
     free(cfg);
     free(text);
