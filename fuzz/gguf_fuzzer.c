@@ -4,7 +4,9 @@
  * Parses the input with gguf_parse and, when it is accepted, walks all of it
  * the way a consumer would: every key through the typed getters, every array
  * element through gguf_arr_int / gguf_arr_str (capped, since string access
- * is O(i)), nested arrays one level down, and every tensor's first and last
+ * is O(i)) and string arrays through the sequential iterator, nested arrays
+ * one level down, the vocabulary compared with itself (vocab.c), and every
+ * tensor's first and last
  * data byte. libFuzzer hands over an exact-size heap copy, so ASan catches
  * any read past the end; the checks below abort when a pointer the reader
  * hands out lies outside the input, which it promises never to do.
@@ -14,7 +16,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <errno.h>
+
 #include "gguf.h"
+#include "vocab.h"
 
 #define MAX_INT_ELEMS 4096
 #define MAX_STR_ELEMS 1024
@@ -54,6 +59,19 @@ static void walk_array(const gguf_t *g, const gguf_kv_t *kv, const uint8_t *data
         if (gguf_arr_str(g, kv, i, &s))
             touch_str(data, size, s);
     must(!gguf_arr_int(g, kv, n, &v) && !gguf_arr_str(g, kv, n, &s), "index n is out of range");
+    /* the sequential iterator gives the same strings, all of them */
+    gguf_arr_it_t it;
+    if (gguf_arr_iter(g, kv, &it)) {
+        uint64_t k = 0;
+        while (gguf_arr_next_str(&it, &s)) {
+            touch_str(data, size, s);
+            gguf_str_t t;
+            if (k < MAX_STR_ELEMS)
+                must(gguf_arr_str(g, kv, k, &t) && t.ptr == s.ptr && t.len == s.len, "iterator agrees with index");
+            k++;
+        }
+        must(k == n, "iterator walks every element");
+    }
 
     /* nested: walk the first inner arrays through descriptors of their own,
      * using the element headers the parse validated */
@@ -182,6 +200,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
     }
     must(gguf_tensor(g, gguf_n_tensors(g)) == NULL, "tensor past the end is NULL");
+
+    /* a file compared with itself as a draft: the same vocabulary, or no vocabulary */
+    char diff[256];
+    int vr = vocab_compare(g, g, diff, sizeof diff);
+    must(vr == 0 || vr == -EINVAL, "a vocabulary is its own");
 
     gguf_close(&g);
     must(g == NULL, "close NULLs");

@@ -514,16 +514,24 @@ static int exec_bench(cmd_ctx_t *c)
             goto out;
         }
         /* the role's args against the options this llama-server has */
-        long bad;
-        int hr = srvhelp_check_role(exe, role->args, role->n_args, NULL, &bad, err, sizeof err);
-        if (hr == -EINVAL) {
-            fprintf(stderr, "variet bench: %s: %s.args[%ld]: %s\n", config, role->name, bad, err);
-            free(exe);
-            rc = CMD_USAGE;
-            goto out;
-        }
-        if (hr)
+        srvhelp_t *help = NULL;
+        if (srvhelp_load(exe, NULL, &help, err, sizeof err) == 0) {
+            /* a draft_model_path drafts with --spec-type where the build has it */
+            registry_set_spec_type(reg, srvhelp_find(help, "--spec-type", 11) != NULL);
+            long bad = srvhelp_check(help, role->args, role->n_args, err, sizeof err);
+            srvhelp_free(&help);
+            if (bad >= 0) {
+                if (bad >= (long)role->n_args_own)
+                    fprintf(stderr, "variet bench: %s: %s.draft_model_path: %s\n", config, role->name, err);
+                else
+                    fprintf(stderr, "variet bench: %s: %s.args[%ld]: %s\n", config, role->name, bad, err);
+                free(exe);
+                rc = CMD_USAGE;
+                goto out;
+            }
+        } else {
             fprintf(stderr, "variet bench: warning: %s; role args not checked against this llama-server\n", err);
+        }
         log_path = xasprintf("/tmp/variet-bench-%s-%ld.log", role->name, (long)getpid());
         int r = bench_spawn(exe, role->model_abs, role->args, role->n_args, log_path, reg->engine.load_timeout_s, &pid,
                             &base, &cold_s, &rep, err, sizeof err);

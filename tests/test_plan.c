@@ -1016,6 +1016,29 @@ static void t_draft_devices(void **s)
     assert_true(paired.fit.status == PLAN_FIT_PLACED || paired.fit.status == PLAN_FIT_CTX);
     /* within fit's target on the card, as llama-server's own reservation makes it */
     assert_true((double)paired.dev[1].total / 1048576.0 < 24000 - PLAN_CUDA_CTX_MIB);
+    /* the projector: on the first GPU, or the host with --no-mmproj-offload;
+     * fit reserves it on the GPU it uses, not when it stays on the host */
+    mi_t *bp = preset_mi(synth_find("qwen35-35b-a3b-mmproj"), "bp");
+    char *pa[] = {"-np", "1", "--mmproj", "bp.gguf"}, *ph[] = {"-np", "1", "--mmproj", "bp.gguf", "--no-mmproj-offload"};
+    plan_t on_gpu, on_host;
+    assert_int_equal(plan_opts_from_args(pa, 4, &o, err, sizeof err), 0);
+    o.mmproj_mi = bp;
+    plan_predict(big, &o, card, 1, -1, 0, &on_gpu);
+    assert_int_equal(plan_opts_from_args(ph, 5, &o, err, sizeof err), 0);
+    o.mmproj_mi = bp;
+    plan_predict(big, &o, card, 1, -1, 0, &on_host);
+    plan_mmproj_t mp;
+    plan_mmproj(bp, &o, &mp);
+    printf("projector on the card: context %llu, on the host: %llu (alone %llu); %.0f + %.0f MiB\n",
+           (unsigned long long)on_gpu.n_ctx, (unsigned long long)on_host.n_ctx, (unsigned long long)alone.n_ctx,
+           mp.weights / 1048576.0, mp.compute / 1048576.0);
+    assert_int_equal(on_gpu.dev[1].mmproj, mp.weights + mp.compute);
+    assert_int_equal(on_gpu.dev[0].mmproj, 0);
+    assert_int_equal(on_host.dev[0].mmproj, mp.weights + mp.compute);
+    assert_int_equal(on_host.dev[1].mmproj, 0);
+    assert_int_equal(on_host.n_ctx, alone.n_ctx); /* nothing of it on the card: fit's context unchanged */
+    assert_true(on_gpu.n_ctx < alone.n_ctx);
+    mi_free(&bp);
     mi_free(&big);
     mi_free(&bd);
     char *bad[] = {"-md", "d.gguf", "-devd", "Vulkan0"};
