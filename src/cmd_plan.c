@@ -144,7 +144,7 @@ static int exec_plan(cmd_ctx_t *c)
                                                        mib(mp.weights), "compute_mib", mib(mp.compute),
                                                        "warmup_px", (int)mp.warmup_px, "patches",
                                                        (json_int_t)mp.patches, "device",
-                                                       o.mmproj_offload && n_gpu ? p.dev[1].name : "CPU"));
+                                                       p.dev[plan_mmproj_device(&o, n_gpu)].name));
         if (o.draft_mi)
             json_object_set_new(j, "draft", json_pack("{s:s,s:s,s:I,s:I,s:s,s:s}", "path", rp->draft_path, "arch",
                                                       o.draft_mi->arch, "n_ctx", (json_int_t)dp.n_ctx, "ngl",

@@ -97,6 +97,7 @@ void plan_opts_default(plan_opts_t *o)
     o->mmproj_offload = true;
     o->fit = true;
     o->draft_ngl = -1;
+    o->mmproj_dev = -1;
     o->draft_type_k = o->draft_type_v = GGUF_TT_F16;
     o->fit_ctx_min = 4096;
     for (int g = 0; g < PLAN_MAX_GPU; g++)
@@ -367,6 +368,18 @@ int plan_opts_from_args(char *const *argv, size_t n, plan_opts_t *o, char *err, 
     if ((s = args_get(argv, n, ARG_DEVICE_DRAFT)) &&
         dev_list("-devd", s, &o->draft_dev_mask, &o->draft_dev_none, err, errlen))
         return -EINVAL;
+    if ((s = args_get(argv, n, ARG_MMPROJ_DEVICE))) {
+        uint32_t mask;
+        bool none;
+        if (dev_list("-mmdev", s, &mask, &none, err, errlen))
+            return -EINVAL;
+        o->mmproj_dev = 0;
+        for (int g = 0; g < PLAN_MAX_GPU && !none; g++)
+            if (mask & (1u << g)) {
+                o->mmproj_dev = 1 + g;
+                break;
+            }
+    }
     return 0;
 }
 
@@ -475,6 +488,19 @@ void plan_mmproj(const mi_t *proj, const plan_opts_t *o, plan_mmproj_t *out)
 
 static void predict_core(const mi_t *m, const plan_opts_t *o, const ovr_t *ovr_in, const plan_gpu_t *gpus, int n_gpu,
                          int64_t host_free_mib, uint64_t margin, plan_t *out);
+
+int plan_mmproj_device(const plan_opts_t *o, int n_gpu)
+{
+    if (!o->mmproj_offload || n_gpu <= 0)
+        return 0;
+    int d = o->mmproj_dev >= 0 ? o->mmproj_dev : 1;
+    for (int g = 0; o->mmproj_dev < 0 && o->dev_mask && g < n_gpu; g++)
+        if (o->dev_mask & (1u << g)) {
+            d = 1 + g;
+            break;
+        }
+    return d <= n_gpu ? d : 1;
+}
 
 void plan_draft(const plan_opts_t *o, const plan_gpu_t *gpus, int n_gpu, plan_t *out)
 {
@@ -849,10 +875,10 @@ static void predict_core(const mi_t *m, const plan_opts_t *o, const ovr_t *ovr_i
     if (out->pp) /* 4 copies of the graph inputs (GGML_SCHED_MAX_COPIES); estimate */
         out->pp_extra = 3ull * (mask + (uint64_t)m->n_embd * ubatch(o) * 4ull);
 
-    /* the projector: weights and compute buffer on the first GPU unless
-     * --no-mmproj-offload */
+    /* the projector: weights and compute buffer on its device (-mmdev, else
+     * the first of -dev's GPUs), the host with --no-mmproj-offload */
     if (o->mmproj_mi || o->mmproj_bytes) {
-        int d = (o->mmproj_offload && n_gpu) ? 1 : 0;
+        int d = plan_mmproj_device(o, n_gpu);
         /* without the projector's facts, its file size and a third of it
          * for the compute buffer (a rough estimate; plan_mmproj is the model) */
         plan_mmproj_t mp = {.weights = o->mmproj_bytes, .compute = o->mmproj_bytes / 3};

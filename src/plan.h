@@ -47,14 +47,16 @@
  * (plan_mmproj: within 7% or 6 MiB of llama-server's own reserve for 69
  * recorded encoder shapes, tests/test_plan.c).
  * The companions (roleplan.h attaches them): the projector's weights and
- * compute on the first GPU (the host with --no-mmproj-offload); the draft
+ * compute on the first GPU (-mmdev's, else -dev's first; the host with
+ * --no-mmproj-offload or -mmdev none); the draft
  * model (-md) placed, cached and sized as llama-server builds its params
  * (plan_draft), its context the one the args give whatever fit does; both
  * added to fit's target before the model is fitted, as llama-server does.
  * Estimated: the GPU compute buffer when whole layers stay on the host
  * (-ngl below N+1: ±12% against llama.cpp's own allocator), other MoE
  * architectures' activation widths, pipeline-parallel copies. Not
- * modelled: -sm row, -ot to a GPU, -otd (the draft's), the mmap'ed span
+ * modelled: -sm row, -ot to a GPU, -otd (the draft's), -dev for the
+ * model itself (read for its draft's and projector's devices), the mmap'ed span
  * llama-server reports as CPU_Mapped (the host tensors are counted).
  */
 #ifndef VARIET_PLAN_H
@@ -98,6 +100,7 @@ typedef struct {
     uint64_t mmproj_bytes; /* without mmproj_mi: the projector's file size (weights + a third for
                             * its compute, a rough estimate); 0: none */
     bool mmproj_offload;   /* off: --no-mmproj-offload */
+    int mmproj_dev;        /* -mmdev: 0 none (the host), 1 + g for CUDAg; -1 unset (the first of -dev's GPUs) */
     uint32_t image_min_tokens, image_max_tokens; /* --image-min/max-tokens (0: the projector's) */
     /* --- since the fit model --- */
     bool ngl_set;      /* -ngl N or all (not auto): --fit leaves placement alone */
@@ -229,6 +232,10 @@ typedef struct {
     uint64_t patches;   /* encoder positions it becomes (before merging) */
 } plan_mmproj_t;
 void plan_mmproj(const mi_t *proj, const plan_opts_t *o, plan_mmproj_t *out);
+/* The device (plan_t.dev index: 0 the host, 1 + g CUDAg) the projector
+ * lands on with n_gpu GPUs: -mmdev, else the first of -dev's GPUs, else
+ * the first GPU; the host with --no-mmproj-offload, -mmdev none or no GPU. */
+int plan_mmproj_device(const plan_opts_t *o, int n_gpu);
 
 /* The draft model's memory per device (what plan_t.dev[].draft holds), as
  * llama-server builds its params (common_base_params_to_speculative): the

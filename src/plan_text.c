@@ -32,7 +32,7 @@ void plan_format(buf_t *b, const mi_t *m, const plan_opts_t *o, const plan_t *p,
         plan_mmproj(o->mmproj_mi, o, &mp);
         buf_printf(b, "  projector: %s, %.2f MiB weights + %.2f MiB compute (warmup image %u px, %llu patches), on %s\n",
                    o->mmproj_mi->projector, mib(mp.weights), mib(mp.compute), mp.warmup_px,
-                   (unsigned long long)mp.patches, o->mmproj_offload && p->n_dev > 1 ? p->dev[1].name : "CPU");
+                   (unsigned long long)mp.patches, p->dev[plan_mmproj_device(o, p->n_dev - 1)].name);
     }
     if (o->draft_mi) {
         plan_gpu_t gpus[PLAN_MAX_GPU];

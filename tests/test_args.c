@@ -73,6 +73,8 @@ static const struct {
     {ARG_LOAD_MODE, "--load-mode", "none"},
     {ARG_DEVICE, "-dev", "CUDA0"},
     {ARG_DEVICE, "--device", "CUDA0,CUDA1"},
+    {ARG_MMPROJ_DEVICE, "-mmdev", "CUDA1"},
+    {ARG_MMPROJ_DEVICE, "--mmproj-device", "none"},
     {ARG_DRAFT_MODEL, "-md", "draft.gguf"},
     {ARG_DRAFT_MODEL, "--spec-draft-model", "draft.gguf"},
     {ARG_DRAFT_MODEL, "--model-draft", "draft.gguf"},

@@ -1037,6 +1037,24 @@ static void t_draft_devices(void **s)
     assert_int_equal(on_host.dev[0].mmproj, mp.weights + mp.compute);
     assert_int_equal(on_host.dev[1].mmproj, 0);
     assert_int_equal(on_host.n_ctx, alone.n_ctx); /* nothing of it on the card: fit's context unchanged */
+    /* -mmdev picks the GPU (none: the host), else -dev's first, else the first */
+    static const struct {
+        const char *args[4];
+        int dev;
+    } where[] = {{{"-mmdev", "CUDA1"}, 2}, {{"-mmdev", "none"}, 0}, {{"-dev", "CUDA1"}, 2},
+                 {{"-dev", "CUDA0,CUDA1"}, 1}, {{"--no-mmproj-offload", "-mmdev", "CUDA1"}, 0}, {{NULL}, 1}};
+    plan_gpu_t two[2] = {{"CUDA0", 24000}, {"CUDA1", 24000}};
+    for (size_t k = 0; k < sizeof where / sizeof where[0]; k++) {
+        size_t na = 0;
+        while (na < 4 && where[k].args[na])
+            na++;
+        assert_int_equal(plan_opts_from_args((char *const *)where[k].args, na, &o, err, sizeof err), 0);
+        o.mmproj_mi = bp;
+        assert_int_equal(plan_mmproj_device(&o, 2), where[k].dev);
+        plan_t t;
+        plan_predict(big, &o, two, 2, -1, 0, &t);
+        assert_int_equal(t.dev[where[k].dev].mmproj, mp.weights + mp.compute);
+    }
     assert_true(on_gpu.n_ctx < alone.n_ctx);
     mi_free(&bp);
     mi_free(&big);
