@@ -273,10 +273,25 @@ static int replay(tune_setup_t *s, const char *path)
 /* The role's JSON as the log shows it (caller frees). */
 static char *role_json(const reg_role_t *role, char *const *args, size_t n, double tps)
 {
+    /* as the registry will write it: what draft_model_path adds is not in args */
     json_t *fa = json_array();
-    for (size_t i = 0; i < n; i++)
+    bool drafted = false, own_type = args_get(role->args, role->n_args_own, ARG_SPEC_TYPE) != NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (role->draft_abs && i + 1 < n && !strcmp(args[i], "-md") && !strcmp(args[i + 1], role->draft_abs)) {
+            drafted = true;
+            i++;
+            continue;
+        }
+        if (role->draft_abs && !own_type && i + 1 < n && !strcmp(args[i], "--spec-type") &&
+            !strcmp(args[i + 1], "draft-simple")) {
+            i++;
+            continue;
+        }
         json_array_append_new(fa, json_string(args[i]));
+    }
     json_t *o = json_pack("{s:s,s:s}", "display_name", role->display_name, "model_path", role->model_path);
+    if (drafted)
+        json_object_set_new(o, "draft_model_path", json_string(role->draft_path));
     if (role->n_aliases) {
         json_t *al = json_array();
         for (size_t i = 0; i < role->n_aliases; i++)
