@@ -420,8 +420,6 @@ static int chat_run(const char *base_url, const char *body, bench_sample_t *out,
         out->prompt_tps = json_number_value(json_object_get(t, "prompt_per_second"));
         out->gen_tps = json_number_value(json_object_get(t, "predicted_per_second"));
         out->prefill_s = json_number_value(json_object_get(t, "prompt_ms")) / 1000.0;
-        out->draft_n = (long)json_integer_value(json_object_get(t, "draft_n"));
-        out->draft_accepted = (long)json_integer_value(json_object_get(t, "draft_n_accepted"));
         out->ttft_ms = s.t_first > 0 ? (s.t_first - s.t0) * 1000.0 : 0;
         out->wall_s = t_end - s.t0;
         /* present only when the slot drafted (server-context.cpp: n_draft_total > 0) */

@@ -239,9 +239,10 @@ void gw__schedule(gateway_t *g)
     free(victims);
 }
 
-/* The load report's buffers (model, KV, recurrent state, compute, output)
- * per device in the scheduler's order: CUDAk → k + 1, every host buffer
- * (CPU, CPU_Mapped, CUDA_Host) → 0. false when the report names none. */
+/* The load report's buffers (model, KV, recurrent state, compute, output;
+ * the draft's among them; the projector's compute and weights) per device
+ * in the scheduler's order: CUDAk → k + 1, every host buffer (CPU,
+ * CPU_Mapped, CUDA_Host) → 0. false when the report names none. */
 static bool measured_mem(const loadlog_t *lr, int n_gpu, uint64_t out[SCHED_MAX_DEV])
 {
     double mib[SCHED_MAX_DEV] = {0};
@@ -261,6 +262,13 @@ static bool measured_mem(const loadlog_t *lr, int n_gpu, uint64_t out[SCHED_MAX_
             mib[k] += m;
             any = true;
         }
+    }
+    /* the projector's weights have no buffer line: on the device it runs on */
+    if (any && lr->mmproj_model_mib > 0) {
+        long v = -1;
+        if (!strncmp(lr->mmproj_device, "CUDA", 4))
+            v = strtol(lr->mmproj_device + 4, NULL, 10);
+        mib[v >= 0 && v < n_gpu && v + 1 < SCHED_MAX_DEV ? v + 1 : 0] += lr->mmproj_model_mib;
     }
     for (int k = 0; k < SCHED_MAX_DEV; k++)
         out[k] = (uint64_t)(mib[k] * 1048576.0);

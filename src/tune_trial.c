@@ -115,8 +115,8 @@ int tune_trial_measure(void *ud, char *const *args, size_t n, const tune_req_t *
     long drafted = 0, accepted = 0;
     for (int k = 0; k < ns; k++) {
         out->gen_runs[k] = s[k].gen_tps;
-        drafted += s[k].draft_n;
-        accepted += s[k].draft_accepted;
+        drafted += s[k].draft_n > 0 ? s[k].draft_n : 0; /* -1: not reported (no draft) */
+        accepted += s[k].draft_accepted > 0 ? s[k].draft_accepted : 0;
     }
     if (drafted) /* a draft model at work: what it proposed and what was kept */
         json_object_set_new(rec, "draft", json_pack("{s:I,s:I}", "drafted", (json_int_t)drafted, "accepted",

@@ -232,15 +232,16 @@ static void t_companions(void **s)
         loadlog_t r;
         if (!load_report(srv, c->model, (char **)c->args, na, c->tag, &r))
             fail_msg("%s: llama-server did not start", c->tag);
-        double mw = mp.weights / MIB, mc = mp.compute / MIB, mw_r = loadlog_sum(&r, "", "mmproj_model"),
-               mc_r = loadlog_sum(&r, "", "mmproj_compute");
+        bool has_mmproj = r.mmproj_device[0] != 0;
+        double mw = mp.weights / MIB, mc = mp.compute / MIB, mw_r = has_mmproj ? r.mmproj_model_mib : 0,
+               mc_r = loadlog_sum(&r, "", "mmproj");
         double dw = dp.dev[0].weights / MIB, dk = dp.dev[0].kv / MIB, dc = dp.dev[0].compute / MIB,
                dw_r = loadlog_sum(&r, "", "draft_model"), dk_r = loadlog_sum(&r, "", "draft_kv"),
                dc_r = loadlog_sum(&r, "", "draft_compute");
         double tot = p.dev[0].total / MIB,
                tot_r = loadlog_sum(&r, "", "model") + loadlog_sum(&r, "", "kv") + loadlog_sum(&r, "", "rs") +
-                       loadlog_sum(&r, "", "compute") + loadlog_sum(&r, "", "output");
-        bool ok = r.has_mmproj == (o.mmproj_mi != NULL) && r.has_draft == (o.draft_mi != NULL);
+                       loadlog_sum(&r, "", "compute") + loadlog_sum(&r, "", "output") + mc_r + mw_r;
+        bool ok = has_mmproj == (o.mmproj_mi != NULL) && r.has_draft == (o.draft_mi != NULL);
         /* weights and KV to llama-server's rounding; compute buffers as the
          * model's (10% or 8 MiB); the projector's as fitted (10% or 2 MiB) */
         ok &= fabs(mw - mw_r) <= 0.01 && (fabs(mc - mc_r) <= 2.0 || fabs(mc - mc_r) <= 0.10 * mc_r);
@@ -259,7 +260,7 @@ static void t_companions(void **s)
             fprintf(stderr,
                     "%s: mmproj %.2f/%.2f + %.2f/%.2f, draft %.2f/%.2f KV %.2f/%.2f compute %.2f/%.2f, total "
                     "%.2f/%.2f (seen: draft %d, mmproj %d)\n",
-                    c->tag, mw, mw_r, mc, mc_r, dw, dw_r, dk, dk_r, dc, dc_r, tot, tot_r, r.has_draft, r.has_mmproj);
+                    c->tag, mw, mw_r, mc, mc_r, dw, dw_r, dk, dk_r, dc, dc_r, tot, tot_r, r.has_draft, has_mmproj);
         }
         roleplan_free(&rp);
     }
