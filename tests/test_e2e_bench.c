@@ -407,7 +407,6 @@ static void t_bench_draft(void **s)
     free(dir);
 }
 
-/* Scenario sizing and the context named in llama-server's refusal (pure). */
 /* bench --direct with a role's draft_model_path: the load report's buffers
  * include the draft's; a draft of another vocabulary is refused (exit 2)
  * before a llama-server is started. */
@@ -462,6 +461,7 @@ static void t_bench_draft_model_path(void **s)
     free(dir);
 }
 
+/* Scenario sizing and the context named in llama-server's refusal (pure). */
 static void t_fit(void **s)
 {
     (void)s;
