@@ -574,6 +574,18 @@ bool srvhelp_parse_version(const char *text, size_t len, char *ver, size_t cap, 
         i = end + 1;
         if (ll && line[ll - 1] == '\r')
             ll--;
+        /* a log prefix the logger sometimes puts first: "0.00.001.224 " and
+         * a level letter ("I ") */
+        size_t skip = 0;
+        while (skip < ll && (isdigit((unsigned char)line[skip]) || line[skip] == '.'))
+            skip++;
+        if (skip && skip < ll && line[skip] == ' ') {
+            skip++;
+            if (skip + 1 < ll && isupper((unsigned char)line[skip]) && line[skip + 1] == ' ')
+                skip += 2;
+            line += skip;
+            ll -= skip;
+        }
         if (ll <= strlen(pre) || memcmp(line, pre, strlen(pre)))
             continue;
         const char *v = line + strlen(pre);

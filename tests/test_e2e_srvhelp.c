@@ -59,7 +59,9 @@ static bool binary_accepts(char *const *argv, size_t n, char **out)
     char *o = NULL;
     e2e_sh(cmd.data, &o);
     buf_free(&cmd);
-    bool ok = o && (!strncmp(o, "version: ", 9) || strstr(o, "\nversion: "));
+    /* the version line, sometimes behind a log timestamp ("0.00.001.224 version: ..."):
+     * llama-server's logger adds the prefix when its worker thread is up first */
+    bool ok = o && strstr(o, "version: ") && strstr(o, "(build ");
     if (out)
         *out = o;
     else

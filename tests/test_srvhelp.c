@@ -337,6 +337,14 @@ static void t_version(void **s)
     assert_true(srvhelp_parse_version(v2, strlen(v2), ver, sizeof ver, &build));
     assert_string_equal(ver, "4589 (2e2f8f09)");
     assert_int_equal(build, 4589);
+    /* behind the logger's timestamp, as b11669 prints it at times */
+    const char *v2b = "0.00.001.224 version: 0.7.0 (build 11669, commit Debian)\nW built with GNU 16.2.0\n";
+    assert_true(srvhelp_parse_version(v2b, strlen(v2b), ver, sizeof ver, &build));
+    assert_string_equal(ver, "0.7.0 (build 11669, commit Debian)");
+    assert_int_equal(build, 11669);
+    const char *v2c = "0.00.001.224 I version: 12 (x)\n";
+    assert_true(srvhelp_parse_version(v2c, strlen(v2c), ver, sizeof ver, &build));
+    assert_int_equal(build, 12);
     const char *v3 = "version: 1.2.3\n";
     assert_true(srvhelp_parse_version(v3, strlen(v3), ver, sizeof ver, &build));
     assert_int_equal(build, -1);
