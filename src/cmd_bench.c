@@ -154,6 +154,15 @@ static bool fit(result_t *r, long n_ctx)
     return true;
 }
 
+/* After a failure: how many of the runs were measured, added to r's note. */
+static void note_partial(result_t *r, int runs)
+{
+    if (!r->runs)
+        return;
+    size_t l = strlen(r->note);
+    snprintf(r->note + l, sizeof r->note - l, "%s%d of %d runs measured before a failure", l ? "; " : "", r->runs, runs);
+}
+
 /* One scenario: prompt, warm-up, runs. 0 (r filled; skipped or measured)
  * or -1 with err (r holds the runs measured before the failure). */
 static int measure(const char *base, const char *model, long n_ctx, int runs, bool quiet, result_t *r, char *err,
@@ -194,9 +203,7 @@ static int measure(const char *base, const char *model, long n_ctx, int runs, bo
          * server's refusal names it; size to that once */
         long named = bench_context_from_error(err);
         if (attempt || named <= 0 || n_ctx > 0) {
-            char *e2 = xstrdup(err);
-            snprintf(err, errlen, "%s warm-up: %s", r->key, e2);
-            free(e2);
+            err_prefix(err, errlen, "%s warm-up", r->key);
             goto out;
         }
         n_ctx = named;
@@ -207,9 +214,7 @@ static int measure(const char *base, const char *model, long n_ctx, int runs, bo
     }
     for (int i = 0; i < runs; i++) {
         if (bench_run(base, model, prompt, r->sc.n_predict, &samples[i], err, errlen)) {
-            char *e2 = xstrdup(err);
-            snprintf(err, errlen, "%s run %d: %s", r->key, i + 1, e2);
-            free(e2);
+            err_prefix(err, errlen, "%s run %d", r->key, i + 1);
             goto out;
         }
         r->runs = i + 1;
@@ -220,11 +225,8 @@ static int measure(const char *base, const char *model, long n_ctx, int runs, bo
     }
     rc = 0;
 out:
-    if (rc && r->runs) {
-        size_t l = strlen(r->note);
-        snprintf(r->note + l, sizeof r->note - l, "%s%d of %d runs measured before a failure", l ? "; " : "", r->runs,
-                 runs);
-    }
+    if (rc)
+        note_partial(r, runs);
     free(prompt);
     free(samples);
     return rc;
@@ -253,16 +255,12 @@ static int measure_vision(const char *base, const char *model, long n_ctx, int r
     int rc = -1;
     /* the first image also allocates the projector's graph */
     if (bench_run_image(base, model, bench_vision_question, uri, r->sc.n_predict, log, &warm, err, errlen)) {
-        char *e2 = xstrdup(err);
-        snprintf(err, errlen, "%s warm-up: %s", r->key, e2);
-        free(e2);
+        err_prefix(err, errlen, "%s warm-up", r->key);
         goto out;
     }
     for (int i = 0; i < runs; i++) {
         if (bench_run_image(base, model, bench_vision_question, uri, r->sc.n_predict, log, &samples[i], err, errlen)) {
-            char *e2 = xstrdup(err);
-            snprintf(err, errlen, "%s run %d: %s", r->key, i + 1, e2);
-            free(e2);
+            err_prefix(err, errlen, "%s run %d", r->key, i + 1);
             goto out;
         }
         r->runs = i + 1;
@@ -285,11 +283,8 @@ static int measure_vision(const char *base, const char *model, long n_ctx, int r
                  "args",
                  got, r->inspect_tokens);
 out:
-    if (rc && r->runs) {
-        size_t l = strlen(r->note);
-        snprintf(r->note + l, sizeof r->note - l, "%s%d of %d runs measured before a failure", l ? "; " : "", r->runs,
-                 runs);
-    }
+    if (rc)
+        note_partial(r, runs);
     free(uri);
     free(samples);
     return rc;

@@ -151,9 +151,7 @@ int tune_trial_measure(void *ud, char *const *args, size_t n, const tune_req_t *
         bench_sample_t v;
         bench_logsrc_t src = {.path = log};
         if (bench_run_image(base, NULL, bench_vision_question, t->image_uri, 16, &src, &v, err, sizeof err)) {
-            char *e2 = xstrdup(err);
-            snprintf(err, sizeof err, "the request with a picture: %s", e2);
-            free(e2);
+            err_prefix(err, sizeof err, "the request with a picture");
             goto failed;
         }
         out->encode_ms = v.encode_ms > 0 ? v.encode_ms : NAN;

@@ -59,6 +59,20 @@ char *xstrndup(const char *s, size_t n)
     return p;
 }
 
+void err_prefix(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (!errlen)
+        return;
+    char *was = xstrdup(err);
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    if (n >= 0 && (size_t)n < errlen)
+        snprintf(err + n, errlen - (size_t)n, ": %s", was);
+    free(was);
+}
+
 char *xasprintf(const char *fmt, ...)
 {
     va_list ap;

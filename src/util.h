@@ -18,6 +18,9 @@ char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
 /* asprintf that aborts on OOM; caller frees. */
 char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Put a formatted context before the message already in err ("PREFIX: err"),
+ * truncated to errlen. */
+void err_prefix(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* Growable buffer. `max` (0 = unlimited) caps len; appends past it fail
  * with -E2BIG and leave the buffer unchanged. Data is always NUL-terminated. */

@@ -392,10 +392,22 @@ static void test_misc(void **state)
     free(p);
 }
 
+static void test_err_prefix(void **state)
+{
+    (void)state;
+    char err[32] = "connection refused";
+    err_prefix(err, sizeof err, "%s run %d", "short", 2);
+    assert_string_equal(err, "short run 2: connection refused");
+    char small[12] = "refused";
+    err_prefix(small, sizeof small, "long warm-up");
+    assert_string_equal(small, "long warm-u"); /* truncated, terminated */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_buf_basic),
+        cmocka_unit_test(test_err_prefix),
         cmocka_unit_test(test_buf_ceiling),
         cmocka_unit_test(test_buf_printf),
         cmocka_unit_test(test_parse_i64),
