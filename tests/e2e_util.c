@@ -233,15 +233,8 @@ bool e2e_proc_running(const char *a, const char *b)
         for (size_t i = 0; i + 1 < len; i++)
             if (!c[i])
                 c[i] = ' ';
-        if (strstr(c, a) && (!b || strstr(c, b))) {
-            char *st = xasprintf("/proc/%s/stat", e->d_name);
-            char *s = e2e_slurp(st, NULL);
-            free(st);
-            const char *rp = s ? strrchr(s, ')') : NULL;
-            if (!rp || rp[2] != 'Z') /* zombies are not running */
-                found = true;
-            free(s);
-        }
+        if (strstr(c, a) && (!b || strstr(c, b)) && e2e_pid_alive((pid_t)atoi(e->d_name)))
+            found = true; /* zombies are not running */
         free(c);
     }
     if (d)
