@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "args.h"
 #include "gguf.h"
 #include "tune_int.h"
 #include "tune_plot.h"
@@ -29,6 +30,29 @@ static void cell(buf_t *md, double v, int decimals)
         buf_printf(md, " – |");
     else
         buf_printf(md, " %.*f |", decimals, v);
+}
+
+/* A recurrent or sliding-window model makes llama-server take context
+ * checkpoints near the end of every prompt: they cost prefill (1.29× with
+ * -ctxcp 0 on the H200, tests/fixtures/gpu/h200-tune-4) and buy prompt
+ * reuse when a later request diverges inside a cached one, which fresh
+ * benchmark prompts cannot show; so the tuner says so rather than
+ * deciding it. */
+static void md_checkpoints(const tune_setup_t *s, buf_t *md)
+{
+    if (!s->mi->n_layer_recurrent && !s->mi->n_layer_swa)
+        return;
+    const char *cp = args_get(s->args, s->n_args, ARG_CTX_CHECKPOINTS);
+    buf_printf(md, "Context checkpoints: with %s layers, llama-server takes context checkpoints near the end of "
+                   "every prompt (`-ctxcp`). They let it reuse a cached prompt when a later request diverges "
+                   "inside it (a chat turn that re-renders the previous answer) and cost prefill: on an H200, a "
+                   "~3,100-token prompt on Qwen3.5-35B-A3B's shape prefilled 1.29× faster with `-ctxcp 0`. The "
+                   "scenarios here are fresh prompts, which cannot show what checkpoints save, so the search "
+                   "leaves them as the role has them; for a role that serves single-shot prompts, add "
+                   "`-ctxcp 0` to its args and retune (the prune phase keeps it only if it pays).\n\n",
+               s->mi->n_layer_recurrent ? "recurrent" : "sliding-window");
+    if (cp)
+        buf_printf(md, "This role sets `-ctxcp %s`.\n\n", cp);
 }
 
 static void md_model(const tune_setup_t *s, const char *model_path, buf_t *md)
@@ -56,6 +80,7 @@ static void md_model(const tune_setup_t *s, const char *model_path, buf_t *md)
     if (m->n_layer_recurrent)
         buf_printf(md, "\nRecurrent state: %s per sequence.\n", fmt_bytes(mi_rs_bytes(m, 1), a, sizeof a));
     buf_printf(md, "\n");
+    md_checkpoints(s, md);
 }
 
 static const char *sit_name(tune_situation_t s)

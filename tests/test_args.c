@@ -106,6 +106,9 @@ static const struct {
     {ARG_DRAFT_MAX, "--draft-max", "8"},
     {ARG_DRAFT_MAX, "--draft-n", "8"},
     {ARG_DRAFT_MAX, "--draft", "8"},
+    {ARG_CTX_CHECKPOINTS, "-ctxcp", "0"},
+    {ARG_CTX_CHECKPOINTS, "--ctx-checkpoints", "0"},
+    {ARG_CTX_CHECKPOINTS, "--swa-checkpoints", "8"},
 };
 
 static void t_every_spelling(void **s)

@@ -425,6 +425,119 @@ static void t_resume_reuses(void **st)
     tune_sim_free(&sim);
 }
 
+/* ---- decisions replayed from recorded loads ----
+ * At 21,500 MiB on the H200 (tests/fixtures/gpu/h200-tune-4), -ub 4096
+ * with f16 KV against q8_0 KV: f16 generated 6-11% faster in every
+ * interleaved pair, while the long prefill (±4% between loads) went either
+ * way; the weighted sum called it a tie, and the tie went to q8_0, the
+ * runner-up, though neither was simpler. The replay feeds those loads back
+ * in order, each configuration its own sequence. */
+typedef struct {
+    double gen, gmin, gmax, lp;
+} rec_load_t;
+
+typedef struct {
+    const rec_load_t *seq[3]; /* q4_0, q8_0, f16 */
+    int len[3], next[3];
+} replay_t;
+
+static int replayed(void *ud, char *const *a, size_t n, const tune_req_t *req, tune_meas_t *out, json_t *rec)
+{
+    (void)rec;
+    replay_t *rp = ud;
+    const char *kv = args_get(a, n, ARG_CACHE_K);
+    int k = !strcmp(kv, "q4_0") ? 0 : !strcmp(kv, "q8_0") ? 1 : 2;
+    assert_true(rp->len[k] > 0);
+    const rec_load_t *l = &rp->seq[k][rp->next[k]++ % rp->len[k]];
+    memset(out, 0, sizeof *out);
+    out->status = TUNE_OK;
+    out->n_short = req->short_runs;
+    out->gen = l->gen;
+    out->gen_min = req->short_runs > 1 ? l->gmin : l->gen;
+    out->gen_max = req->short_runs > 1 ? l->gmax : l->gen;
+    for (int i = 0; i < req->short_runs && i < 16; i++)
+        out->gen_runs[i] = l->gen;
+    out->n_long = req->long_tokens ? req->long_runs : 0;
+    out->lprompt = out->n_long ? l->lp : NAN;
+    out->lp_min = l->lp * 0.985;
+    out->lp_max = l->lp * 1.015;
+    out->sprompt = 1400;
+    out->cold_s = 4.5;
+    out->free_mib = 900;
+    out->pp = -1;
+    out->encode_ms = NAN;
+    return 0;
+}
+
+/* Run a one-dimension KV search on replayed loads; the confirmation's
+ * record in *conf_a / *conf_pick (labels, caller frees). */
+static void replay_kv(replay_t *rp, const char *kv_now, const char *spec, char **pick_kv, char **conf_a,
+                      char **conf_pick)
+{
+    char *args[] = {"-ngl", "999", "-c", "47872", "-np", "1", "-fa", "on", "-ctk", (char *)kv_now,
+                    "-ctv", (char *)kv_now, "-ub", "4096", "-b", "4096", NULL};
+    tune_setup_t s;
+    setup_gpu(&s, 21500, args, 16);
+    char err[256];
+    assert_int_equal(tune_space_parse(&s, spec, err, sizeof err), 0);
+    s.measure = replayed;
+    s.ud = rp;
+    json_t *h = json_pack("{s:[]}", "trials");
+    tune_result_t res;
+    assert_int_equal(tune_run(&s, h, NULL, NULL, &res), 0);
+    *pick_kv = xstrdup(args_get(res.args, res.n_args, ARG_CACHE_K));
+    json_t *t, *conf = NULL;
+    size_t i;
+    json_array_foreach(json_object_get(h, "decisions"), i, t)
+        if (!strcmp(json_string_value(json_object_get(t, "what")) ?: "", "confirm"))
+            conf = t;
+    assert_non_null(conf);
+    *conf_a = xstrdup(json_string_value(json_object_get(conf, "a")));
+    *conf_pick = xstrdup(json_string_value(json_object_get(conf, "pick")));
+    tune_result_free(&res);
+    json_decref(h);
+}
+
+static void t_replayed_decisions(void **st)
+{
+    (void)st;
+    char *kv, *a, *pick;
+    /* the H200 loads: a tie between two equally simple configurations
+     * keeps the better-ranked one (f16), not the runner-up */
+    static const rec_load_t q4[] = {{212.35, 211.2, 213.5, 5257}};
+    static const rec_load_t q8[] = {{216.31, 216.31, 216.31, 8011}, {211.97, 205.66, 212.46, 7913},
+                                    {207.53, 205.75, 209.31, 8110}, {211.75, 211.06, 212.44, 7508}};
+    static const rec_load_t f16[] = {{228.26, 228.26, 228.26, 8110}, {229.28, 228.19, 229.76, 8250},
+                                     {219.97, 211.91, 228.04, 7554}, {229.59, 229.56, 229.63, 7889}};
+    replay_t h200 = {{q4, q8, f16}, {1, 4, 4}, {0}};
+    replay_kv(&h200, "q4_0", "kv=q8_0,f16", &kv, &a, &pick);
+    assert_string_equal(kv, "f16");
+    assert_string_equal(pick, a);
+    free(kv), free(a), free(pick);
+
+    /* the role's own KV (q8_0) is the simpler one; the sum of a steady
+     * +8% generation and a prefill swinging ±5% is within its threshold:
+     * generation, beyond its noise in every pair, decides */
+    static const rec_load_t q8b[] = {{200, 198, 202, 8000}, {200, 198, 202, 8400}, {200, 198, 202, 7600}};
+    static const rec_load_t f16b[] = {{216, 216, 216, 8000}, {216, 214, 218, 8000}, {216, 214, 218, 7700},
+                                      {216, 214, 218, 8300}};
+    replay_t steady = {{NULL, q8b, f16b}, {0, 3, 4}, {0}};
+    replay_kv(&steady, "q8_0", "kv=q8_0,f16", &kv, &a, &pick);
+    assert_string_equal(kv, "f16");
+    assert_string_equal(pick, a);
+    assert_non_null(strstr(a, "kv=f16"));
+    free(kv), free(a), free(pick);
+
+    /* nothing beyond noise, neither simpler: the better-ranked stays */
+    static const rec_load_t q8c[] = {{210, 208, 212, 8000}};
+    static const rec_load_t f16c[] = {{214, 212, 216, 8000}, {214, 212, 216, 8000}, {212, 210, 214, 8000}};
+    replay_t flat = {{q4, q8c, f16c}, {1, 1, 3}, {0}};
+    replay_kv(&flat, "q4_0", "kv=q8_0,f16", &kv, &a, &pick);
+    assert_string_equal(kv, "f16");
+    assert_string_equal(pick, a);
+    free(kv), free(a), free(pick);
+}
+
 static void t_objective(void **st)
 {
     (void)st;
@@ -662,6 +775,7 @@ int main(void)
         cmocka_unit_test(t_host_experts_finds_threads_and_placement),
         cmocka_unit_test(t_other_landscapes),
         cmocka_unit_test(t_pairs_find_what_pays_together),
+        cmocka_unit_test(t_replayed_decisions),
         cmocka_unit_test(t_budget_and_interrupt),
         cmocka_unit_test(t_resume_reuses),
         cmocka_unit_test(t_draft_space),
