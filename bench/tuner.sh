@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # bench/tuner.sh — the tuner against the exhaustive grid, on the CPU.
 #
-# For each tiny synthetic model: measure every configuration of a small grid
-# (ubatch × KV type × flash attention × threads) with `variet tune
-# --strategy grid`, then replay the default search (coordinate descent) on
-# that recorded landscape with `variet tune --replay`: how many trials it
-# needs and how close its pick is to the grid's best. Then the same on the
+# For each tiny synthetic model: measure every configuration of the space
+# `variet tune` searches by default on a CPU (threads × ubatch × KV type ×
+# flash attention, 72 configurations; `--space` for another) with `variet
+# tune --strategy grid`, then replay the default search on that recorded
+# landscape with `variet tune --replay`: how many trials it needs and how
+# close its pick is to the grid's best. (A grid of 8 or 27 points measures
+# mostly the search's fixed cost: baseline, measure, the interleaved
+# confirmation, pruning.) Then the same on the
 # simulated GPU-like landscapes (`variet tune --simulate`, shaped after the
 # H200 histories in tests/fixtures/gpu/, with run noise and between-load
 # drift), four seeds each, against the landscape's noise-free grid. Target:
@@ -14,7 +17,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 runs=2
-space='ub=128,1024;kv=q8_0,q4_0;t=1,2'
+space=''
 models="tiny-llama tiny-llama-q tiny-qwen3moe tiny-qwen35moe"
 while [ $# -gt 0 ]; do
     case $1 in
@@ -43,10 +46,10 @@ for m in $models; do
  "fast": {"display_name": "$m", "model_path": "m.gguf", "measured_tps": 0, "args": ["-c", "2048", "-np", "1"]}}
 JSON
     cp "$d/engine_models.json" "$d/start.json"
-    build/variet tune fast --config "$d/engine_models.json" --space "$space" --strategy grid --runs "$runs" \
+    build/variet tune fast --config "$d/engine_models.json" ${space:+--space "$space"} --strategy grid --runs "$runs" \
         >"$d/grid.out" 2>"$d/grid.err" || { echo "grid run failed for $m:" >&2; tail -5 "$d/grid.err" >&2; exit 1; }
     # replay from the starting configuration (the grid run rewrote the registry)
-    line=$(build/variet tune fast --config "$d/start.json" --space "$space" --replay "$d/tune-fast.json" 2>/dev/null)
+    line=$(build/variet tune fast --config "$d/start.json" ${space:+--space "$space"} --replay "$d/tune-fast.json" 2>/dev/null)
     # replay: grid G trials, best B t/s; search S trials (P% of the grid), found F t/s (R% of the grid's best)
     read -r G B S P F R < <(sed -E 's/replay: grid ([0-9]+) trials, best ([0-9.]+) t\/s; search ([0-9]+) trials \(([0-9.]+)% of the grid\), found ([0-9.]+) t\/s \(([0-9.]+)% of the grid.s best score\)/\1 \2 \3 \4 \5 \6/' <<<"$line")
     printf '| %s | %s | %s | %s | %s%% | %s | %s%% |\n' "$m" "$G" "$B" "$S" "$P" "$F" "$R"

@@ -252,3 +252,46 @@ bool e2e_pid_alive(pid_t pid)
     free(s);
     return alive;
 }
+
+char *e2e_dir_with(const char *name, const char *models, const char *config)
+{
+    char *dir = xasprintf("%s/%s", e2e_tmpdir(), name), err[256];
+    buf_t sh;
+    buf_init(&sh, 0);
+    buf_printf(&sh, "mkdir -p '%s'", dir);
+    char *list = xstrdup(models), *save = NULL;
+    for (char *m = strtok_r(list, " ", &save); m; m = strtok_r(NULL, " ", &save)) {
+        char *eq = strchr(m, '=');
+        if (!eq)
+            abort();
+        *eq = '\0';
+        buf_printf(&sh, " && '%s' synth %s -o '%s/%s' >/dev/null", VARIET_BINARY, m, dir, eq + 1);
+    }
+    free(list);
+    char *out = NULL, *cfg = xasprintf("%s/engine_models.json", dir);
+    int rc = e2e_sh(sh.data, &out);
+    free(out);
+    if (rc != 0 || file_write_atomic(cfg, config, strlen(config), err, sizeof err) != 0) {
+        fprintf(stderr, "e2e_dir_with %s: %s\n", name, rc ? sh.data : err);
+        abort();
+    }
+    buf_free(&sh);
+    free(cfg);
+    return dir;
+}
+
+char *e2e_draft_dir(const char *name, int ctx, const char *engine_extra)
+{
+    const char *srv = e2e_llama_server();
+    if (!srv)
+        abort();
+    char *text = xasprintf("{\"_engine\": {\"llama_server\": \"%s\"%s},\n"
+                           " \"spec\": {\"model_path\": \"m.gguf\", \"draft_model_path\": \"d.gguf\", \"args\": [\"-c\", "
+                           "\"%d\", \"-np\", \"1\", \"-t\", \"2\"]},\n"
+                           " \"bad\": {\"model_path\": \"m.gguf\", \"draft_model_path\": \"o.gguf\", \"args\": [\"-c\", "
+                           "\"%d\", \"-np\", \"1\"]}}\n",
+                           srv, engine_extra, ctx, ctx);
+    char *dir = e2e_dir_with(name, "tiny-qwen35moe=m.gguf tiny-draft=d.gguf tiny-draft-othervocab=o.gguf", text);
+    free(text);
+    return dir;
+}

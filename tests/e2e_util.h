@@ -37,4 +37,14 @@ bool e2e_proc_running(const char *a, const char *b);
 /* Is pid a live process (not a zombie)? */
 bool e2e_pid_alive(pid_t pid);
 
+/* A folder `name` under e2e_tmpdir() with the models `models` ("PRESET=FILE
+ * ...", each written by variet synth) and `config` as its
+ * engine_models.json. Returns the folder (caller frees); aborts on error. */
+char *e2e_dir_with(const char *name, const char *models, const char *config);
+/* e2e_dir_with tiny-qwen35moe (m.gguf), its draft tiny-draft (d.gguf), a
+ * draft of another vocabulary (o.gguf), role "spec" (m + d, -c ctx -np 1
+ * -t 2) and role "bad" (m + o, -c ctx -np 1); engine_extra goes inside
+ * "_engine" after the llama_server (", \"port\": 1234", or ""). */
+char *e2e_draft_dir(const char *name, int ctx, const char *engine_extra);
+
 #endif

@@ -32,22 +32,15 @@ static char *setup_dir_with(const char *ctx, const char *engine, int port)
 {
     const char *srv = e2e_llama_server();
     assert_non_null(srv);
-    char *dir = xasprintf("%s/bench-%s%s", e2e_tmpdir(), ctx, engine[0] ? "-key" : "");
-    char *cmd = xasprintf("mkdir -p '%s' && '%s' synth tiny-llama -o '%s/m.gguf' >/dev/null", dir, VARIET_BINARY, dir);
-    char *out = NULL;
-    assert_int_equal(e2e_sh(cmd, &out), 0);
-    free(out);
-    free(cmd);
-    char *cfg = xasprintf("%s/engine_models.json", dir);
+    char *name = xasprintf("bench-%s%s", ctx, engine[0] ? "-key" : "");
     char *text = xasprintf("{\"_engine\": {\"llama_server\": \"%s\", \"port\": %d%s},\n"
                            " \"_comment\": \"kept\",\n"
                            " \"fast\": {\"display_name\": \"F\", \"model_path\": \"m.gguf\", \"measured_tps\": 1.5,"
                            " \"args\": [\"-c\", \"%s\", \"-np\", \"1\", \"-t\", \"2\"], \"x-note\": {\"a\": [1, 2]}}}\n",
                            srv, port, engine, ctx);
-    char err[256];
-    assert_int_equal(file_write_atomic(cfg, text, strlen(text), err, sizeof err), 0);
+    char *dir = e2e_dir_with(name, "tiny-llama=m.gguf", text);
     free(text);
-    free(cfg);
+    free(name);
     return dir;
 }
 
@@ -413,26 +406,9 @@ static void t_bench_draft(void **s)
 static void t_bench_draft_model_path(void **s)
 {
     (void)s;
-    const char *srv = e2e_llama_server();
-    assert_non_null(srv);
-    char *dir = xasprintf("%s/bench-draft", e2e_tmpdir());
-    char *cmd = xasprintf("mkdir -p '%s' && cd '%s' && '%s' synth tiny-qwen35moe -o m.gguf >/dev/null && '%s' synth "
-                          "tiny-draft -o d.gguf >/dev/null && '%s' synth tiny-draft-othervocab -o o.gguf >/dev/null",
-                          dir, dir, VARIET_BINARY, VARIET_BINARY, VARIET_BINARY);
-    char *out = NULL;
-    assert_int_equal(e2e_sh(cmd, &out), 0);
-    free(out);
-    free(cmd);
-    char *cfg = xasprintf("%s/engine_models.json", dir);
-    char *text = xasprintf("{\"_engine\": {\"llama_server\": \"%s\", \"port\": %d},\n"
-                           " \"spec\": {\"model_path\": \"m.gguf\", \"draft_model_path\": \"d.gguf\", \"args\": [\"-c\", "
-                           "\"4096\", \"-np\", \"1\", \"-t\", \"2\"]},\n"
-                           " \"bad\": {\"model_path\": \"m.gguf\", \"draft_model_path\": \"o.gguf\", \"args\": [\"-c\", "
-                           "\"4096\", \"-np\", \"1\"]}}\n",
-                           srv, e2e_free_port());
-    char err[256];
-    assert_int_equal(file_write_atomic(cfg, text, strlen(text), err, sizeof err), 0);
-    free(text);
+    char *port = xasprintf(", \"port\": %d", e2e_free_port());
+    char *dir = e2e_draft_dir("bench-draft", 4096, port), *out = NULL, *cmd;
+    free(port);
     cmd = xasprintf("cd '%s' && '%s' bench bad --direct --runs 1 --scenario short 2>&1", dir, VARIET_BINARY);
     int rc = e2e_sh(cmd, &out);
     free(cmd);
@@ -457,7 +433,6 @@ static void t_bench_draft_model_path(void **s)
     printf("bench with the draft: KV %.2f MiB in the load report\n", kv);
     assert_true(kv > 1.99 && kv < 2.01);
     json_decref(j);
-    free(cfg);
     free(dir);
 }
 

@@ -160,6 +160,7 @@ static void t_tune_writes_registry_and_log(void **s)
     assert_non_null(strstr(ls, "measured_tps: 1.25 →"));
     assert_non_null(strstr(ls, "flash_attn"));
     assert_non_null(strstr(ls, "## Plots"));
+    assert_null(strstr(ls, "Context checkpoints")); /* a dense model without recurrent or SWA layers */
     free(ls);
     /* the two plots beside it, the ones it links: each an SVG file */
     cmd = xasprintf("cd '%s' && for f in $(sed -n 's/^!\\[[^]]*\\](\\(tune-fast-.*\\.svg\\))$/\\1/p' tune-fast-*.md); do "
@@ -186,20 +187,10 @@ static void t_tune_vision(void **s)
     (void)s;
     const char *srv = e2e_llama_server();
     assert_non_null(srv);
-    char *dir = xasprintf("%s/tune-vision", e2e_tmpdir());
-    char *cmd = xasprintf("mkdir -p '%s' && cd '%s' && '%s' synth tiny-qwen35moe -o m.gguf >/dev/null && '%s' synth "
-                          "tiny-qwen35-mmproj -o p.gguf >/dev/null",
-                          dir, dir, VARIET_BINARY, VARIET_BINARY);
-    char *out = NULL;
-    assert_int_equal(e2e_sh(cmd, &out), 0);
-    free(out);
-    free(cmd);
-    char *cfg = xasprintf("%s/engine_models.json", dir);
     char *text = xasprintf("{\"_engine\": {\"llama_server\": \"%s\"},\n \"vq\": {\"model_path\": \"m.gguf\", \"args\": "
                            "[\"-c\", \"4096\", \"-np\", \"1\", \"--mmproj\", \"p.gguf\"]}}\n",
                            srv);
-    char err[256];
-    assert_int_equal(file_write_atomic(cfg, text, strlen(text), err, sizeof err), 0);
+    char *dir = e2e_dir_with("tune-vision", "tiny-qwen35moe=m.gguf tiny-qwen35-mmproj=p.gguf", text), *out = NULL, *cmd;
     free(text);
     cmd = xasprintf("cd '%s' && '%s' tune vq --space 't=1,2' --runs 1 --objective gen=1,vision=0.05 --budget 4 2>&1", dir,
                     VARIET_BINARY);
@@ -235,7 +226,6 @@ static void t_tune_vision(void **s)
         fail_msg("the retuning log lacks the vision part:\n%s", out);
     free(out);
     free(hist);
-    free(cfg);
     free(dir);
 }
 
@@ -246,27 +236,8 @@ static void t_tune_vision(void **s)
 static void t_tune_draft(void **s)
 {
     (void)s;
-    const char *srv = e2e_llama_server();
-    assert_non_null(srv);
-    char *dir = xasprintf("%s/tune-draft", e2e_tmpdir());
-    char *cmd = xasprintf("mkdir -p '%s' && cd '%s' && '%s' synth tiny-qwen35moe -o m.gguf >/dev/null && '%s' synth "
-                          "tiny-draft -o d.gguf >/dev/null && '%s' synth tiny-draft-othervocab -o o.gguf >/dev/null",
-                          dir, dir, VARIET_BINARY, VARIET_BINARY, VARIET_BINARY);
-    char *out = NULL;
-    assert_int_equal(e2e_sh(cmd, &out), 0);
-    free(out);
-    free(cmd);
+    char *dir = e2e_draft_dir("tune-draft", 2048, ""), *out = NULL, *cmd;
     char *cfg = xasprintf("%s/engine_models.json", dir);
-    char *text = xasprintf("{\"_engine\": {\"llama_server\": \"%s\"},\n"
-                           " \"spec\": {\"model_path\": \"m.gguf\", \"draft_model_path\": \"d.gguf\", \"args\": [\"-c\", "
-                           "\"2048\", \"-np\", \"1\", \"-t\", \"2\"]},\n"
-                           " \"bad\": {\"model_path\": \"m.gguf\", \"draft_model_path\": \"o.gguf\", \"args\": [\"-c\", "
-                           "\"2048\", \"-np\", \"1\"]}}\n",
-                           srv);
-    char err[256];
-    assert_int_equal(file_write_atomic(cfg, text, strlen(text), err, sizeof err), 0);
-    free(text);
-
     cmd = xasprintf("cd '%s' && '%s' tune bad --runs 1 --budget 2 2>&1", dir, VARIET_BINARY);
     int rc = e2e_sh(cmd, &out);
     free(cmd);

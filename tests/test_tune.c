@@ -486,6 +486,11 @@ static void replay_kv(replay_t *rp, const char *kv_now, const char *spec, char *
     tune_result_t res;
     assert_int_equal(tune_run(&s, h, NULL, NULL, &res), 0);
     *pick_kv = xstrdup(args_get(res.args, res.n_args, ARG_CACHE_K));
+    /* a hybrid model: the log explains llama-server's context checkpoints */
+    char *md = tune_report_md(&s, h, &res, "qwen35.gguf", NULL, 0, "{}");
+    assert_non_null(strstr(md, "Context checkpoints: with recurrent layers, llama-server takes"));
+    assert_null(strstr(md, "This role sets `-ctxcp"));
+    free(md);
     json_t *t, *conf = NULL;
     size_t i;
     json_array_foreach(json_object_get(h, "decisions"), i, t)
