@@ -516,10 +516,9 @@ static int exec_bench(cmd_ctx_t *c)
             long bad = srvhelp_check(help, role->args, role->n_args, err, sizeof err);
             srvhelp_free(&help);
             if (bad >= 0) {
-                if (bad >= (long)role->n_args_own)
-                    fprintf(stderr, "variet bench: %s: %s.draft_model_path: %s\n", config, role->name, err);
-                else
-                    fprintf(stderr, "variet bench: %s: %s.args[%ld]: %s\n", config, role->name, bad, err);
+                char where[128];
+                fprintf(stderr, "variet bench: %s: %s: %s\n", config, registry_arg_where(role, bad, where, sizeof where),
+                        err);
                 free(exe);
                 rc = CMD_USAGE;
                 goto out;

@@ -85,10 +85,10 @@ static int exec_plan(cmd_ctx_t *c)
         int hr = srvhelp_check_role(exe, args, n_args, NULL, &bad, err, sizeof err);
         free(exe);
         if (hr == -EINVAL) {
-            if (c->role && bad >= (long)c->role->n_args_own && bad < (long)c->role->n_args)
-                fprintf(stderr, "variet plan: %s: %s.draft_model_path: %s\n", c->config, c->role->name, err);
-            else if (c->role && bad < (long)c->role->n_args)
-                fprintf(stderr, "variet plan: %s: %s.args[%ld]: %s\n", c->config, c->role->name, bad, err);
+            char where[128];
+            if (c->role && bad < (long)c->role->n_args)
+                fprintf(stderr, "variet plan: %s: %s: %s\n", c->config,
+                        registry_arg_where(c->role, bad, where, sizeof where), err);
             else
                 fprintf(stderr, "variet plan: %s\n", err);
             goto out;

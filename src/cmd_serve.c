@@ -48,11 +48,10 @@ static int bad_roles(const srvhelp_t *h, registry_t *reg, const char *config, co
     for (size_t i = 0; i < reg->n_roles; i++) {
         const reg_role_t *ro = &reg->roles[i];
         long at = h ? srvhelp_check(h, ro->args, ro->n_args, err, sizeof err) : -1;
-        if (at >= (long)ro->n_args_own) { /* what draft_model_path adds */
-            fprintf(stderr, "variet%s: %s: %s.draft_model_path: %s\n", what, config, ro->name, err);
-            bad++;
-        } else if (at >= 0) {
-            fprintf(stderr, "variet%s: %s: %s.args[%ld]: %s\n", what, config, ro->name, at, err);
+        char where[128];
+        if (at >= 0) {
+            fprintf(stderr, "variet%s: %s: %s: %s\n", what, config, registry_arg_where(ro, at, where, sizeof where),
+                    err);
             bad++;
         } else if (roleplan_check_draft(ro->model_abs, ro->args, ro->n_args, err, sizeof err)) {
             fprintf(stderr, "variet%s: %s: %s.%s: %s\n", what, config, ro->name,

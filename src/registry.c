@@ -1009,6 +1009,15 @@ int registry_set_draft(registry_t *r, const char *role, const char *path)
     return 0;
 }
 
+const char *registry_arg_where(const reg_role_t *ro, long at, char *buf, size_t cap)
+{
+    if (at >= (long)ro->n_args_own)
+        snprintf(buf, cap, "%s.draft_model_path", ro->name);
+    else
+        snprintf(buf, cap, "%s.args[%ld]", ro->name, at);
+    return buf;
+}
+
 void registry_set_spec_type(registry_t *r, bool on)
 {
     r->spec_type = on;

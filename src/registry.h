@@ -137,6 +137,10 @@ int registry_set_draft(registry_t *r, const char *role, const char *path);
  * b11669 have no --spec-type and draft with -md alone): the launched args
  * of every role follow. */
 void registry_set_spec_type(registry_t *r, bool on);
+/* Where args[at] of a role's launched args comes from, for an error:
+ * "NAME.args[AT]" (written in the file) or "NAME.draft_model_path" (what
+ * that adds), into buf; returns buf. */
+const char *registry_arg_where(const reg_role_t *ro, long at, char *buf, size_t cap);
 
 /* The text registry_save writes (see there); caller frees. */
 char *registry_dump(const registry_t *r);
