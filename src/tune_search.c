@@ -679,35 +679,55 @@ static double metric_weight(const tune_objective_t *o, int k)
     return k == M_GEN ? o->gen : k == M_LONG ? o->prompt : o->cold;
 }
 
+/* The adjacent pairs of an interleaved A B A B whose loads both ran:
+ * B_{k-1} and B_k sit next to A_k. Into p (at most 3: two rounds); their
+ * count. */
+static int adjacent_pairs(const tune_meas_t *A, int na, const tune_meas_t *B, int nb, int p[3][2])
+{
+    int np = 0;
+    for (int k = 0; k < na; k++)
+        for (int j = k - 1; j <= k; j++)
+            if (j >= 0 && j < nb && A[k].status == TUNE_OK && B[j].status == TUNE_OK && np < 3) {
+                p[np][0] = k;
+                p[np++][1] = j;
+            }
+    return np;
+}
+
+/* thr, raised to the largest own noise in metric k of any load of A and B. */
+static double noisiest(const tune_meas_t *A, int na, const tune_meas_t *B, int nb, int k, double thr)
+{
+    double nz;
+    for (int i = 0; i < na; i++)
+        if (!isnan(nz = metric_noise(&A[i], k)) && nz > thr)
+            thr = nz;
+    for (int i = 0; i < nb; i++)
+        if (!isnan(nz = metric_noise(&B[i], k)) && nz > thr)
+            thr = nz;
+    return thr;
+}
+
 /* When the weighted score calls a tie, a metric can still decide: one
  * whose paired ratios all lie beyond its own noise on the same side, with
  * no other weighted metric consistently on the other. (A noisy prefill in
  * the sum hid a 6–11% generation difference seen in every pair.) */
-static int metric_verdict(const run_t *r, const tune_meas_t *A, int na, const tune_meas_t *B, int nb)
+static int metric_verdict(const run_t *r, const tune_meas_t *A, int na, const tune_meas_t *B, int nb,
+                          int p[3][2], int np)
 {
     int up = 0, down = 0;
     for (int k = 0; k < N_METRICS; k++) {
         if (metric_weight(&r->s->obj, k) <= 0)
             continue;
-        double thr = 0.01, nz;
-        for (int i = 0; i < na; i++)
-            if (!isnan(nz = metric_noise(&A[i], k)) && nz > thr)
-                thr = nz;
-        for (int i = 0; i < nb; i++)
-            if (!isnan(nz = metric_noise(&B[i], k)) && nz > thr)
-                thr = nz;
+        double thr = noisiest(A, na, B, nb, k, 0.01);
         int n = 0, above = 0, below = 0;
-        for (int i = 0; i < na; i++)
-            for (int j = i - 1; j <= i; j++) {
-                if (j < 0 || j >= nb || A[i].status != TUNE_OK || B[j].status != TUNE_OK)
-                    continue;
-                double a = metric(&A[i], k), b = metric(&B[j], k);
-                if (isnan(a) || isnan(b) || b <= 0)
-                    continue;
-                n++;
-                above += a / b > 1 + thr;
-                below += a / b < 1 - thr;
-            }
+        for (int i = 0; i < np; i++) {
+            double a = metric(&A[p[i][0]], k), b = metric(&B[p[i][1]], k);
+            if (isnan(a) || isnan(b) || b <= 0)
+                continue;
+            n++;
+            above += a / b > 1 + thr;
+            below += a / b < 1 - thr;
+        }
         if (n >= 2 && above == n)
             up++;
         else if (n >= 2 && below == n)
@@ -734,16 +754,13 @@ static int compare(run_t *r, cfg_t *a, cfg_t *b, int rounds, int runs, double *r
         B[nb++] = *m;
     }
     *ratio = NAN;
+    int p[3][2], np = adjacent_pairs(A, na, B, nb, p);
     double q[3];
     int nq = 0;
-    for (int k = 0; k < na; k++) {
-        for (int j = k - 1; j <= k; j++) { /* B_{k-1} and B_k sit next to A_k */
-            if (j < 0 || j >= nb || A[k].status != TUNE_OK || B[j].status != TUNE_OK)
-                continue;
-            double sb = tune_score(&r->s->obj, &r->base, &B[j]);
-            if (sb > 0 && nq < 3)
-                q[nq++] = tune_score(&r->s->obj, &r->base, &A[k]) / sb;
-        }
+    for (int i = 0; i < np; i++) {
+        double sb = tune_score(&r->s->obj, &r->base, &B[p[i][1]]);
+        if (sb > 0)
+            q[nq++] = tune_score(&r->s->obj, &r->base, &A[p[i][0]]) / sb;
     }
     if (nb < rounds || na < rounds) /* the budget ended it: no decision */
         return 2;
@@ -756,23 +773,15 @@ static int compare(run_t *r, cfg_t *a, cfg_t *b, int rounds, int runs, double *r
         hi = q[k] > hi ? q[k] : hi;
     }
     *ratio = tune__median(q, nq);
-    /* threshold: 1%, or the spread of the paired ratios, or the loads' own noise */
-    double thr = 0.01, nz;
-    if ((hi - lo) / 2 > thr)
-        thr = (hi - lo) / 2;
-    for (int k = 0; k < na; k++)
-        if (!isnan(nz = gen_noise(&A[k])) && nz > thr)
-            thr = nz;
-    for (int k = 0; k < nb; k++)
-        if (!isnan(nz = gen_noise(&B[k])) && nz > thr)
-            thr = nz;
+    /* threshold: 1%, or the spread of the paired ratios, or the loads' own generation noise */
+    double thr = noisiest(A, na, B, nb, M_GEN, (hi - lo) / 2 > 0.01 ? (hi - lo) / 2 : 0.01);
     if (thr > 0.05)
         thr = 0.05;
     if (*ratio > 1 + thr)
         return 1;
     if (*ratio < 1 - thr)
         return -1;
-    return metric_verdict(r, A, na, B, nb);
+    return metric_verdict(r, A, na, B, nb, p, np);
 }
 
 typedef struct {
