@@ -209,6 +209,15 @@ static int parse_ot(char *const *argv, size_t n, plan_opts_t *o, char *err, size
     return 0;
 }
 
+/* 1 + g for the lowest GPU g < n in mask (a plan_t.dev index), 0 none. */
+static int first_gpu(uint32_t mask, int n)
+{
+    for (int g = 0; g < n && g < 32; g++)
+        if (mask & (1u << g))
+            return 1 + g;
+    return 0;
+}
+
 int plan_opts_from_args(char *const *argv, size_t n, plan_opts_t *o, char *err, size_t errlen)
 {
     plan_opts_default(o);
@@ -373,12 +382,7 @@ int plan_opts_from_args(char *const *argv, size_t n, plan_opts_t *o, char *err, 
         bool none;
         if (dev_list("-mmdev", s, &mask, &none, err, errlen))
             return -EINVAL;
-        o->mmproj_dev = 0;
-        for (int g = 0; g < PLAN_MAX_GPU && !none; g++)
-            if (mask & (1u << g)) {
-                o->mmproj_dev = 1 + g;
-                break;
-            }
+        o->mmproj_dev = none ? 0 : first_gpu(mask, PLAN_MAX_GPU);
     }
     return 0;
 }
@@ -493,12 +497,9 @@ int plan_mmproj_device(const plan_opts_t *o, int n_gpu)
 {
     if (!o->mmproj_offload || n_gpu <= 0)
         return 0;
-    int d = o->mmproj_dev >= 0 ? o->mmproj_dev : 1;
-    for (int g = 0; o->mmproj_dev < 0 && o->dev_mask && g < n_gpu; g++)
-        if (o->dev_mask & (1u << g)) {
-            d = 1 + g;
-            break;
-        }
+    int d = o->mmproj_dev >= 0 ? o->mmproj_dev : first_gpu(o->dev_mask, n_gpu);
+    if (o->mmproj_dev < 0 && !d) /* no -dev (or none of its GPUs here): the first GPU */
+        d = 1;
     return d <= n_gpu ? d : 1;
 }
 
