@@ -327,36 +327,35 @@ static void t_crafted(void **s)
 static void t_version(void **s)
 {
     (void)s;
+    static const struct {
+        const char *text;
+        bool ok;
+        const char *ver; /* NULL: not checked */
+        long build;
+    } cases[] = {
+        {"version: 0.7.0 (build 11669, commit Debian)\nbuilt with GNU 16.2.0 for Linux x86_64\n", true,
+         "0.7.0 (build 11669, commit Debian)", 11669},
+        {"ggml_cuda_init: found 1 CUDA devices:\r\nversion: 4589 (2e2f8f09)\r\nbuilt with cc\r\n", true,
+         "4589 (2e2f8f09)", 4589},
+        /* behind the logger's timestamp, as b11669 prints it at times */
+        {"0.00.001.224 version: 0.7.0 (build 11669, commit Debian)\nW built with GNU 16.2.0\n", true,
+         "0.7.0 (build 11669, commit Debian)", 11669},
+        {"0.00.001.224 I version: 12 (x)\n", true, NULL, 12},
+        {"version: 1.2.3\n", true, NULL, -1},
+        {"version: 99999999999999 (x)\n", true, NULL, -1},
+        {"no version here\nversion:\n", false, "", -1},
+    };
     char ver[128];
     long build;
-    const char *v1 = "version: 0.7.0 (build 11669, commit Debian)\nbuilt with GNU 16.2.0 for Linux x86_64\n";
-    assert_true(srvhelp_parse_version(v1, strlen(v1), ver, sizeof ver, &build));
-    assert_string_equal(ver, "0.7.0 (build 11669, commit Debian)");
-    assert_int_equal(build, 11669);
-    const char *v2 = "ggml_cuda_init: found 1 CUDA devices:\r\nversion: 4589 (2e2f8f09)\r\nbuilt with cc\r\n";
-    assert_true(srvhelp_parse_version(v2, strlen(v2), ver, sizeof ver, &build));
-    assert_string_equal(ver, "4589 (2e2f8f09)");
-    assert_int_equal(build, 4589);
-    /* behind the logger's timestamp, as b11669 prints it at times */
-    const char *v2b = "0.00.001.224 version: 0.7.0 (build 11669, commit Debian)\nW built with GNU 16.2.0\n";
-    assert_true(srvhelp_parse_version(v2b, strlen(v2b), ver, sizeof ver, &build));
-    assert_string_equal(ver, "0.7.0 (build 11669, commit Debian)");
-    assert_int_equal(build, 11669);
-    const char *v2c = "0.00.001.224 I version: 12 (x)\n";
-    assert_true(srvhelp_parse_version(v2c, strlen(v2c), ver, sizeof ver, &build));
-    assert_int_equal(build, 12);
-    const char *v3 = "version: 1.2.3\n";
-    assert_true(srvhelp_parse_version(v3, strlen(v3), ver, sizeof ver, &build));
-    assert_int_equal(build, -1);
-    const char *v4 = "version: 99999999999999 (x)\n";
-    assert_true(srvhelp_parse_version(v4, strlen(v4), ver, sizeof ver, &build));
-    assert_int_equal(build, -1);
-    const char *v5 = "no version here\nversion:\n";
-    assert_false(srvhelp_parse_version(v5, strlen(v5), ver, sizeof ver, &build));
-    assert_string_equal(ver, "");
-    assert_int_equal(build, -1);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        assert_int_equal(srvhelp_parse_version(cases[i].text, strlen(cases[i].text), ver, sizeof ver, &build),
+                         cases[i].ok);
+        if (cases[i].ver)
+            assert_string_equal(ver, cases[i].ver);
+        assert_int_equal(build, cases[i].build);
+    }
     char tiny[4];
-    assert_true(srvhelp_parse_version(v1, strlen(v1), tiny, sizeof tiny, &build));
+    assert_true(srvhelp_parse_version(cases[0].text, strlen(cases[0].text), tiny, sizeof tiny, &build));
     assert_string_equal(tiny, "0.7");
 }
 
