@@ -425,7 +425,9 @@ static void t_serve_reload(void **s)
     assert_int_equal(file_write_atomic(cfg, good, strlen(good), err, sizeof err), 0);
     char *xdg = xasprintf("%s/xdg", e2e_tmpdir());
     setenv("XDG_CACHE_HOME", xdg, 1);
-    char *argv[] = {(char *)VARIET_BINARY, "serve", "--config", cfg, "--port", "0", NULL};
+    const char *srv = e2e_llama_server(); /* the one every e2e test finds, also without $VARIET_LLAMA_SERVER */
+    assert_non_null(srv);
+    char *argv[] = {(char *)VARIET_BINARY, "serve", "--config", cfg, "--port", "0", "--llama-server", (char *)srv, NULL};
     pid_t pid = e2e_spawn(argv, log);
     assert_true(pid > 0);
     double t0 = now_s();
