@@ -275,20 +275,12 @@ static char *role_json(const reg_role_t *role, char *const *args, size_t n, doub
 {
     /* as the registry will write it: what draft_model_path adds is not in args */
     json_t *fa = json_array();
-    bool drafted = false, own_type = args_get(role->args, role->n_args_own, ARG_SPEC_TYPE) != NULL;
-    for (size_t i = 0; i < n; i++) {
-        if (role->draft_abs && i + 1 < n && !strcmp(args[i], "-md") && !strcmp(args[i + 1], role->draft_abs)) {
-            drafted = true;
-            i++;
-            continue;
-        }
-        if (role->draft_abs && !own_type && i + 1 < n && !strcmp(args[i], "--spec-type") &&
-            !strcmp(args[i + 1], "draft-simple")) {
-            i++;
-            continue;
-        }
-        json_array_append_new(fa, json_string(args[i]));
-    }
+    char **own = xcalloc(n + 1, sizeof *own); /* borrowed strings */
+    bool drafted;
+    size_t k = registry_own_args(role, args, n, own, &drafted);
+    for (size_t i = 0; i < k; i++)
+        json_array_append_new(fa, json_string(own[i]));
+    free(own);
     json_t *o = json_pack("{s:s,s:s}", "display_name", role->display_name, "model_path", role->model_path);
     if (drafted)
         json_object_set_new(o, "draft_model_path", json_string(role->draft_path));

@@ -929,16 +929,8 @@ int registry_set_tps(registry_t *r, const char *role, double tps)
     return 0;
 }
 
-int registry_set_args(registry_t *r, const char *role, char *const *args, size_t n)
+size_t registry_own_args(const reg_role_t *ro, char *const *args, size_t n, char **own, bool *drafted)
 {
-    json_t *obj;
-    char aerr[256];
-    reg_role_t *ro = role_mut(r, role, &obj);
-    if (!ro)
-        return -ENOENT;
-    /* launched args given back (a tuning result, where later options may
-     * follow them): without the pairs draft_model_path adds */
-    char **own = xcalloc(n + 1, sizeof *own); /* borrowed strings */
     size_t k = 0;
     bool md = false, ty = false;
     for (size_t i = 0; i < n; i++) {
@@ -952,8 +944,23 @@ int registry_set_args(registry_t *r, const char *role, char *const *args, size_t
         own[k++] = args[i];
     next:;
     }
+    if (drafted)
+        *drafted = md;
+    return k;
+}
+
+int registry_set_args(registry_t *r, const char *role, char *const *args, size_t n)
+{
+    json_t *obj;
+    char aerr[256];
+    reg_role_t *ro = role_mut(r, role, &obj);
+    if (!ro)
+        return -ENOENT;
+    /* launched args given back (a tuning result, where later options may
+     * follow them): without the pairs draft_model_path adds */
+    char **own = xcalloc(n + 1, sizeof *own); /* borrowed strings */
+    n = registry_own_args(ro, args, n, own, NULL);
     args = own;
-    n = k;
     int rc = -EINVAL;
     if (n > REG_MAX_ARGS || args_check(args, n, aerr, sizeof aerr) >= 0)
         goto out;

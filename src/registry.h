@@ -129,6 +129,11 @@ int registry_set_tps(registry_t *r, const char *role, double tps);
  * draft_model_path adds (the launched args, e.g. a tuning result) is taken
  * without that tail. */
 int registry_set_args(registry_t *r, const char *role, char *const *args, size_t n);
+/* args (n of them) without the pairs draft_model_path adds to ro's launched
+ * args (each at most once), into own (room for n; the strings borrowed);
+ * their count. *drafted (may be NULL): the draft's own pair (-md PATH) was
+ * among them. */
+size_t registry_own_args(const reg_role_t *ro, char *const *args, size_t n, char **own, bool *drafted);
 /* Set (a path as it is to be written, relative to the config folder) or,
  * with path NULL, remove a role's draft_model_path; the launched args
  * follow. 0, -ENOENT, -EINVAL (empty path, or the args name a draft). */
