@@ -197,12 +197,28 @@ static int simulate(tune_setup_t *s, const char *landscape, int64_t seed)
         }
         args_free(&a);
     }
+    /* the grid's trials: the grid strategy run on the same landscape, the
+     * loads it makes (the planner's rejections are not loads) */
+    tune_sim_t *gsim = tune_sim_new(landscape, s, (unsigned)seed, err, sizeof err);
+    tune_setup_t gs = *s;
+    gs.ud = gs.cud = gsim;
+    gs.budget_s = 0;
+    gs.budget_trials = 0;
+    gs.progress = NULL;
+    json_t *gh = json_pack("{s:s,s:[]}", "role", s->role, "trials");
+    tune_result_t gres;
+    tune_grid(&gs, gh, NULL, NULL, &gres);
+    int grid_loads = gres.trials;
+    tune_result_free(&gres);
+    json_decref(gh);
+    tune_sim_free(&gsim);
     double found = r == 0 ? sim_score(sim, &s->obj, res.args, res.n_args, g0, l0) : 0;
     char *won = r == 0 ? tune_join_args(res.args, res.n_args) : xstrdup("-");
-    printf("simulate %s: grid %ld configurations (%ld run), best %s; search %d loads (%.0f%% of the grid), %.1f "
-           "simulated min; found %.1f%% of the grid's best; measured_tps %.2f\n  winner: %s\n",
-           landscape, grid, feasible, best_label ? best_label : "-", res.trials, grid ? 100.0 * res.trials / grid : 0,
-           res.elapsed_s / 60, best > 0 ? 100 * found / best : 0, res.measured_tps, won);
+    printf("simulate %s: grid %ld configurations (%ld run), %d loads, best %s; search %d loads (%.0f%% of the "
+           "grid's loads), %.1f simulated min; found %.1f%% of the grid's best; measured_tps %.2f\n  winner: %s\n",
+           landscape, grid, feasible, grid_loads, best_label ? best_label : "-", res.trials,
+           grid_loads ? 100.0 * res.trials / grid_loads : 0, res.elapsed_s / 60, best > 0 ? 100 * found / best : 0,
+           res.measured_tps, won);
     if (res.stop_reason[0])
         printf("  stopped: %s\n", res.stop_reason);
     free(won);
@@ -225,13 +241,15 @@ static int replay(tune_setup_t *s, const char *path)
     json_t *tr = json_object_get(rec, "trials"), *e;
     size_t i;
     double g0 = 0, l0 = 0, best = -1, bgen = 0;
-    int n_grid = 0;
+    int n_grid = 0; /* the grid's loads: failed ones too, not the planner's rejections */
     json_array_foreach(tr, i, e)
     {
-        if (strcmp(json_string_value(json_object_get(e, "phase")) ?: "", "grid") ||
-            strcmp(json_string_value(json_object_get(e, "status")) ?: "", "ok"))
+        const char *st = json_string_value(json_object_get(e, "status")) ?: "";
+        if (strcmp(json_string_value(json_object_get(e, "phase")) ?: "", "grid") || !strcmp(st, "infeasible"))
             continue;
         n_grid++;
+        if (strcmp(st, "ok"))
+            continue;
         double g = json_number_value(json_object_get(e, "gen_tps")), l = json_number_value(json_object_get(e, "long_prompt_tps"));
         if (!g0) {
             g0 = g;
@@ -261,7 +279,7 @@ static int replay(tune_setup_t *s, const char *path)
         }
         free(key);
     }
-    printf("replay: grid %d trials, best %.2f t/s; search %d trials (%.0f%% of the grid), found %.2f t/s (%.1f%% of "
+    printf("replay: grid %d loads, best %.2f t/s; search %d loads (%.0f%% of the grid's), found %.2f t/s (%.1f%% of "
            "the grid's best score)\n",
            n_grid, bgen, res.trials, n_grid ? 100.0 * res.trials / n_grid : 0, fgen, best > 0 ? 100 * found / best : 0);
     tune_result_free(&res);

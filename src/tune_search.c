@@ -30,6 +30,7 @@ typedef struct {
     tune_point_t p;
     bool has_p;
     tune_meas_t loads[MAX_LOADS];
+    int seq[MAX_LOADS]; /* each load's trial number in this run (0: from a resumed history) */
     int n_loads;
     tune_status_t status; /* of the last load (or the planner's verdict) */
     bool planned;         /* the planner verdict is known */
@@ -445,7 +446,7 @@ static const tune_meas_t *load(run_t *r, cfg_t *c, int short_runs, int long_runs
     if (req.long_tokens && req.long_tokens < 3100)
         json_object_set_new(rec, "long_prompt_tokens", json_integer(req.long_tokens));
     c->status = m->status;
-    c->n_loads++;
+    c->seq[c->n_loads++] = r->trials;
     record_meas(rec, m);
     append(r, rec);
     char res[400];
@@ -537,8 +538,10 @@ static void pairs(run_t *r, char *const *base, size_t n_base, const tune_point_t
     const tune_space_t *sp = &r->s->space;
     pair_t ps[TUNE_MAX_DIMS * TUNE_MAX_DIMS * 4];
     int np = 0, ru[TUNE_MAX_DIMS][2], nru[TUNE_MAX_DIMS];
+    /* context is capacity, not speed: a larger one costs memory and is
+     * kept only for its own score, so it is not combined */
     for (int d = 0; d < sp->n_dims; d++)
-        nru[d] = runners_up(sp, d, cur->idx[d], rel, ru[d]);
+        nru[d] = sp->dims[d].kind == TUNE_DIM_CTX ? 0 : runners_up(sp, d, cur->idx[d], rel, ru[d]);
     for (int d1 = 0; d1 < sp->n_dims; d1++)
         for (int d2 = d1 + 1; d2 < sp->n_dims; d2++)
             for (int i = 0; i < nru[d1]; i++)
@@ -679,19 +682,49 @@ static double metric_weight(const tune_objective_t *o, int k)
     return k == M_GEN ? o->gen : k == M_LONG ? o->prompt : o->cold;
 }
 
-/* The adjacent pairs of an interleaved A B A B whose loads both ran:
- * B_{k-1} and B_k sit next to A_k. Into p (at most 3: two rounds); their
- * count. */
-static int adjacent_pairs(const tune_meas_t *A, int na, const tune_meas_t *B, int nb, int p[3][2])
+/* Loads at most this many trials apart are paired: in A B A B the pairs
+ * are A1 B1, B1 A2 and A2 B2; a load of a third configuration may sit
+ * between two (the measure phase's S1 S2 S3, then the confirmation). */
+#define PAIR_GAP 2
+#define MAX_CMP 12
+
+/* The loads of c made in this run after trial `since`, copied into m (at
+ * most MAX_CMP), their trial numbers into seq; their count. */
+static int window(const cfg_t *c, int since, tune_meas_t *m, int *seq)
+{
+    int n = 0;
+    for (int i = 0; i < c->n_loads && n < MAX_CMP; i++)
+        if (c->seq[i] > since) {
+            m[n] = c->loads[i];
+            seq[n++] = c->seq[i];
+        }
+    return n;
+}
+
+/* The pairs (A_k, B_j) of loads that both ran, at most PAIR_GAP trials
+ * apart, into p; their count. */
+static int near_pairs(const tune_meas_t *A, const int *sa, int na, const tune_meas_t *B, const int *sb, int nb,
+                      int p[][2])
 {
     int np = 0;
     for (int k = 0; k < na; k++)
-        for (int j = k - 1; j <= k; j++)
-            if (j >= 0 && j < nb && A[k].status == TUNE_OK && B[j].status == TUNE_OK && np < 3) {
+        for (int j = 0; j < nb; j++)
+            if (abs(sa[k] - sb[j]) <= PAIR_GAP && A[k].status == TUNE_OK && B[j].status == TUNE_OK &&
+                np < MAX_CMP) {
                 p[np][0] = k;
                 p[np++][1] = j;
             }
     return np;
+}
+
+/* How many pairs a load of the configuration other than `of` would make
+ * if it were the next trial: of's loads that ran within PAIR_GAP of it. */
+static int pairs_gained(const cfg_t *of, int since, int next)
+{
+    int g = 0;
+    for (int i = 0; i < of->n_loads; i++)
+        g += of->seq[i] > since && of->seq[i] >= next - PAIR_GAP && of->loads[i].status == TUNE_OK;
+    return g;
 }
 
 /* thr, raised to the largest own noise in metric k of any load of A and B. */
@@ -712,7 +745,7 @@ static double noisiest(const tune_meas_t *A, int na, const tune_meas_t *B, int n
  * no other weighted metric consistently on the other. (A noisy prefill in
  * the sum hid a 6–11% generation difference seen in every pair.) */
 static int metric_verdict(const run_t *r, const tune_meas_t *A, int na, const tune_meas_t *B, int nb,
-                          int p[3][2], int np)
+                          int p[][2], int np)
 {
     int up = 0, down = 0;
     for (int k = 0; k < N_METRICS; k++) {
@@ -738,34 +771,46 @@ static int metric_verdict(const run_t *r, const tune_meas_t *A, int na, const tu
 
 /* Interleaved A B A B: +1 when a is better, -1 when b is, 0 a tie, 2 when
  * the budget ended the comparison; *ratio the median paired ratio of
- * scores. rounds = 1 gives A B. */
-static int compare(run_t *r, cfg_t *a, cfg_t *b, int rounds, int runs, double *ratio)
+ * scores. The loads of a and b made after trial `since` count: a
+ * comparison goes on from the measure phase's loads or from the last
+ * decision's, and adds loads, each of whichever configuration makes a new
+ * pair, until there are `want` pairs (3 is A B A B; 1 is A B). */
+static int compare(run_t *r, cfg_t *a, cfg_t *b, int want, int runs, int since, double *ratio)
 {
-    tune_meas_t A[2], B[2];
-    int na = 0, nb = 0;
-    for (int k = 0; k < rounds; k++) {
-        const tune_meas_t *m = load(r, a, runs, runs);
-        if (!m)
+    tune_meas_t A[MAX_CMP], B[MAX_CMP];
+    int sa[MAX_CMP], sb[MAX_CMP], p[MAX_CMP][2];
+    int na, nb, np, added = 0;
+    bool ended = false, failed = false;
+    for (;;) {
+        na = window(a, since, A, sa);
+        nb = window(b, since, B, sb);
+        np = near_pairs(A, sa, na, B, sb, nb, p);
+        if (np >= want || failed || added > want)
             break;
-        A[na++] = *m;
-        m = load(r, b, runs, runs);
-        if (!m)
+        /* the load that makes more pairs; else the one loaded longer ago (A B A B, not A B B A) */
+        int ga = pairs_gained(b, since, r->trials + 1), gb = pairs_gained(a, since, r->trials + 1);
+        int la = na ? sa[na - 1] : 0, lb = nb ? sb[nb - 1] : 0;
+        cfg_t *next = ga > gb || (ga == gb && la <= lb) ? a : b;
+        const tune_meas_t *m = load(r, next, runs, runs);
+        if (!m) { /* the budget, or the planner ruled next out */
+            ended = next->status != TUNE_INFEASIBLE;
             break;
-        B[nb++] = *m;
+        }
+        added++;
+        failed = m->status != TUNE_OK;
     }
     *ratio = NAN;
-    int p[3][2], np = adjacent_pairs(A, na, B, nb, p);
-    double q[3];
+    double q[MAX_CMP];
     int nq = 0;
     for (int i = 0; i < np; i++) {
-        double sb = tune_score(&r->s->obj, &r->base, &B[p[i][1]]);
-        if (sb > 0)
-            q[nq++] = tune_score(&r->s->obj, &r->base, &A[p[i][0]]) / sb;
+        double sbq = tune_score(&r->s->obj, &r->base, &B[p[i][1]]);
+        if (sbq > 0)
+            q[nq++] = tune_score(&r->s->obj, &r->base, &A[p[i][0]]) / sbq;
     }
-    if (nb < rounds || na < rounds) /* the budget ended it: no decision */
+    if (ended && np < want) /* the budget ended it: no decision */
         return 2;
-    bool a_ok = A[na - 1].status == TUNE_OK, b_ok = B[nb - 1].status == TUNE_OK;
-    if (!nq)
+    bool a_ok = a->status == TUNE_OK, b_ok = b->status == TUNE_OK;
+    if (!nq || !a_ok || !b_ok)
         return a_ok && !b_ok ? 1 : b_ok && !a_ok ? -1 : 0;
     double lo = q[0], hi = q[0];
     for (int k = 1; k < nq; k++) {
@@ -946,6 +991,7 @@ int tune_run(const tune_setup_t *s, json_t *history, void (*save)(void *), void 
 
     /* the best few screened, measured properly */
     phase(&r, "measure", 0.6);
+    int since = r.trials; /* the interleaved decisions below go on from the loads made from here */
     cfg_t *top[N_SURVIVORS + 1];
     int nt = 0;
     for (int k = 0; k < N_SURVIVORS; k++) {
@@ -988,8 +1034,8 @@ int tune_run(const tune_setup_t *s, json_t *history, void (*save)(void *), void 
     phase(&r, "confirm", 0.78);
     if (nt >= 2 && can_load(&r)) {
         double ratio;
-        int rounds = s->budget_trials > 0 && s->budget_trials - r.trials < 4 ? 1 : 2;
-        int v = compare(&r, top[0], top[1], rounds, cruns, &ratio);
+        int want = s->budget_trials > 0 && s->budget_trials - r.trials < 2 ? 1 : 3;
+        int v = compare(&r, top[0], top[1], want, cruns, since, &ratio);
         cfg_t *pick = v == 2 || v > 0 ? top[0] : v < 0 ? top[1] : simpler(top[1], top[0]) ? top[1] : top[0];
         say(&r, "confirm: %s vs %s: paired ratio %.3f → %s", top[0]->label, top[1]->label, ratio,
             v == 2  ? "not finished (budget): the better estimate stays"
@@ -1018,7 +1064,7 @@ int tune_run(const tune_setup_t *s, json_t *history, void (*save)(void *), void 
         snprintf(label, sizeof label, "without all %zu extra flags", ni);
         cfg_t *x = cfg_of_args(&r, all, nn, label);
         double ratio;
-        int v = compare(&r, win, x, 2, cruns, &ratio);
+        int v = compare(&r, win, x, 3, cruns, since, &ratio);
         if (v == 2) {
             for (size_t i = 0; i < ni; i++)
                 json_array_append_new(pruned, json_pack("{s:s,s:s}", "flag", wargs[items[i].at], "decision",
@@ -1041,7 +1087,7 @@ int tune_run(const tune_setup_t *s, json_t *history, void (*save)(void *), void 
                          items[j].len > 1 ? wargs[items[j].at + 1] : "");
                 cfg_t *y = cfg_of_args(&r, a1, nn, label);
                 double q;
-                int w = compare(&r, win, y, 2, cruns, &q);
+                int w = compare(&r, win, y, 3, cruns, since, &q);
                 keep_all[j] = w == 2 || !(w <= 0 && ok(y));
                 json_array_append_new(pruned, json_pack("{s:s,s:o,s:s}", "flag", wargs[items[j].at], "ratio",
                                                         jnum(q), "decision",
