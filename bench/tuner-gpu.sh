@@ -16,7 +16,9 @@
 #   21,500 MiB, one slot ≥ the defaults' context: ≥ 1.25× long prompt, gen ≥ 1×
 #
 #   VARIET_LLAMA_SERVER=/path/to/cuda/llama-server bench/tuner-gpu.sh \
-#       [--free "12800 21500"] [--budget 10m] [--rounds 3] [--model FILE] [--work DIR]
+#       [--free "12800 21500"] [--budget 10m] [--rounds 3] [--model FILE] [--work DIR] [--stage all|tune|bench]
+# --stage tune stops after the tuning and --stage bench (same --work) goes on
+# from there, for machines that limit how long one command runs.
 # It never builds llama-server. Needs python3 with torch for the memory
 # holder (bench/gpu-hold.py) and nvidia-smi/NVML. VARIET=path picks the
 # variet binary (default build/variet, built when missing).
@@ -28,6 +30,7 @@ budget=10m
 rounds=3
 model=""
 work=""
+stage=all
 while [ $# -gt 0 ]; do
     case $1 in
         --free) free_list=$2; shift 2 ;;
@@ -35,9 +38,12 @@ while [ $# -gt 0 ]; do
         --rounds) rounds=$2; shift 2 ;;
         --model) model=$2; shift 2 ;;
         --work) work=$2; shift 2 ;;
-        *) echo "usage: $0 [--free 'MiB ...'] [--budget 10m] [--rounds 3] [--model FILE] [--work DIR]" >&2; exit 2 ;;
+        --stage) stage=$2; shift 2 ;;
+        *) echo "usage: $0 [--free 'MiB ...'] [--budget 10m] [--rounds 3] [--model FILE] [--work DIR] [--stage all|tune|bench]" >&2; exit 2 ;;
     esac
 done
+case $stage in all | tune | bench) ;; *) echo "$0: --stage is all, tune or bench" >&2; exit 2 ;; esac
+[ "$stage" != bench ] || [ -n "$work" ] || { echo "$0: --stage bench needs the --work DIR of --stage tune" >&2; exit 2; }
 : "${VARIET_LLAMA_SERVER:?set VARIET_LLAMA_SERVER to a CUDA llama-server (this script never builds one)}"
 variet=${VARIET:-$root/build/variet}
 [ -x "$variet" ] || { "$root/scripts/build.sh" "$root/build"; variet=$root/build/variet; }
@@ -92,16 +98,22 @@ for free in $free_list; do
     echo "== $free MiB free: $(cat "$work/hold-$free.log")" >&2
     if [ "$free" -le 16000 ]; then ctx=32768; else ctx=47872; fi
     d=$work/$free
-    config "$d/defaults" ""
-    read -r g0 l0 < <(bench_role "$d/defaults" defaults 0)
-    echo "defaults (before tuning): gen $g0, long prompt $l0" >&2
-    config "$d/fit" "\"-c\",\"$ctx\",\"-np\",\"1\""
-    if [ "$free" -le 16000 ]; then config "$d/tune" "$seed_args"
-    else config "$d/tune" "${seed_args/\"32768\"/\"262144\"}"; fi
-    t0=$(date +%s)
-    (cd "$d/tune" && "$variet" tune balanced --config engine_models.json --ctx "$ctx" --budget "$budget" \
-        --objective gen=1,prompt=1 >"$d/tune.out" 2>"$d/tune.err") || { echo "tune failed:" >&2; tail -20 "$d/tune.err" >&2; }
-    t1=$(date +%s)
+    if [ "$stage" != bench ]; then
+        config "$d/defaults" ""
+        read -r g0 l0 < <(bench_role "$d/defaults" defaults 0)
+        echo "defaults (before tuning): gen $g0, long prompt $l0" >&2
+        config "$d/fit" "\"-c\",\"$ctx\",\"-np\",\"1\""
+        if [ "$free" -le 16000 ]; then config "$d/tune" "$seed_args"
+        else config "$d/tune" "${seed_args/\"32768\"/\"262144\"}"; fi
+        t0=$(date +%s)
+        (cd "$d/tune" && "$variet" tune balanced --config engine_models.json --ctx "$ctx" --budget "$budget" \
+            --objective gen=1,prompt=1 >"$d/tune.out" 2>"$d/tune.err") || { echo "tune failed:" >&2; tail -20 "$d/tune.err" >&2; }
+        t1=$(date +%s)
+        echo $(( (t1 - t0) / 60 )) >"$d/tune-minutes"
+        [ "$stage" = tune ] && continue
+    fi
+    [ -f "$d/tune-minutes" ] || { echo "$0: no tuning in $d (run --stage tune first)" >&2; exit 1; }
+    mins=$(cat "$d/tune-minutes")
     : >"$d/defaults/rounds.txt"; : >"$d/fit/rounds.txt"; : >"$d/tune/rounds.txt"
     for k in $(seq 1 "$rounds"); do
         for which in defaults fit tune; do
@@ -112,15 +124,16 @@ for free in $free_list; do
     read -r g0 l0 < <(median_of "$d/defaults")
     read -r g1 l1 < <(median_of "$d/fit")
     read -r g2 l2 < <(median_of "$d/tune")
-    echo "tuned ($(( (t1 - t0) / 60 )) min): gen $g2, long prompt $l2: $(args_of "$d/tune")" >&2
+    echo "tuned ($mins min): gen $g2, long prompt $l2: $(args_of "$d/tune")" >&2
     rows+=("| $free | llama.cpp defaults (\`--fit\` on) | $g0 | $l0 | 1.00 | 1.00 |")
     rows+=("| $free | \`-c $ctx -np 1\`, \`--fit\` on | $g1 | $l1 | $(ratio "$g1" "$g0") | $(ratio "$l1" "$l0") |")
-    rows+=("| $free | \`variet tune --ctx $ctx --budget $budget\` ($(( (t1 - t0) / 60 )) min): \`$(args_of "$d/tune")\` | $g2 | $l2 | $(ratio "$g2" "$g0") | $(ratio "$l2" "$l0") |")
+    rows+=("| $free | \`variet tune --ctx $ctx --budget $budget\` ($mins min): \`$(args_of "$d/tune")\` | $g2 | $l2 | $(ratio "$g2" "$g0") | $(ratio "$l2" "$l0") |")
     cp "$d"/tune/tune-balanced-*.md "$work/tune-$free.md" 2>/dev/null || true
     cp "$d/tune/tune-balanced.json" "$work/tune-$free.json" 2>/dev/null || true
 done
 cleanup
 hold_pid=""
+[ "$stage" != tune ] || { echo "tuned; the table comes from: $0 --stage bench --work $work --free \"$free_list\"" >&2; exit 0; }
 echo
 echo "| free MiB | configuration | short gen t/s | long prompt t/s | gen × defaults | long prompt × defaults |"
 echo "|---|---|---|---|---|---|"
