@@ -717,13 +717,14 @@ static int near_pairs(const tune_meas_t *A, const int *sa, int na, const tune_me
     return np;
 }
 
-/* How many pairs a load of the configuration other than `of` would make
- * if it were the next trial: of's loads that ran within PAIR_GAP of it. */
-static int pairs_gained(const cfg_t *of, int since, int next)
+/* How many pairs a load of the other configuration would make if it were
+ * trial `next`: the loads of this window (M, trial numbers sn) that ran
+ * within PAIR_GAP of it. */
+static int pairs_gained(const tune_meas_t *M, const int *sn, int n, int next)
 {
     int g = 0;
-    for (int i = 0; i < of->n_loads; i++)
-        g += of->seq[i] > since && of->seq[i] >= next - PAIR_GAP && of->loads[i].status == TUNE_OK;
+    for (int i = 0; i < n; i++)
+        g += sn[i] >= next - PAIR_GAP && M[i].status == TUNE_OK;
     return g;
 }
 
@@ -788,7 +789,7 @@ static int compare(run_t *r, cfg_t *a, cfg_t *b, int want, int runs, int since, 
         if (np >= want || failed || added > want)
             break;
         /* the load that makes more pairs; else the one loaded longer ago (A B A B, not A B B A) */
-        int ga = pairs_gained(b, since, r->trials + 1), gb = pairs_gained(a, since, r->trials + 1);
+        int ga = pairs_gained(B, sb, nb, r->trials + 1), gb = pairs_gained(A, sa, na, r->trials + 1);
         int la = na ? sa[na - 1] : 0, lb = nb ? sb[nb - 1] : 0;
         cfg_t *next = ga > gb || (ga == gb && la <= lb) ? a : b;
         const tune_meas_t *m = load(r, next, runs, runs);
