@@ -93,6 +93,23 @@ void bench_set_api_key(const char *key)
     api_key = key ? xstrdup(key) : NULL;
 }
 
+static double stall_s = 600; /* bench_set_stall_timeout's; 0: none */
+
+void bench_set_stall_timeout(double seconds)
+{
+    stall_s = seconds > 0 ? seconds : 0;
+}
+
+/* err for a failed transfer: a stalled one names the setting that ended it. */
+static void transfer_error(CURLcode cr, const char *url, char *err, size_t errlen)
+{
+    if (cr == CURLE_OPERATION_TIMEDOUT && stall_s > 0)
+        snprintf(err, errlen, "POST %s: no byte from llama-server for %.0f s (_engine.upstream_timeout)", url,
+                 stall_s);
+    else
+        transfer_error(cr, url, err, errlen);
+}
+
 static CURL *easy(const char *url, struct curl_slist **h)
 {
     *h = NULL;
@@ -107,6 +124,10 @@ static CURL *easy(const char *url, struct curl_slist **h)
     cu.easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     cu.easy_setopt(c, CURLOPT_TIMEOUT, 1800L);
     cu.easy_setopt(c, CURLOPT_TCP_NODELAY, 1L);
+    if (stall_s > 0) { /* fewer than 1 byte/s for stall_s seconds ends it */
+        cu.easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
+        cu.easy_setopt(c, CURLOPT_LOW_SPEED_TIME, (long)stall_s);
+    }
     const char *key = api_key ? api_key : getenv("VARIET_API_KEY");
     if (key && *key) {
         char *auth = xasprintf("Authorization: Bearer %s", key);
@@ -172,7 +193,7 @@ static int post_json(const char *base_url, const char *path, json_t *req, json_t
     CURLcode cr = cu.easy_perform(c);
     cu.easy_getinfo(c, CURLINFO_RESPONSE_CODE, &st);
     if (cr != CURLE_OK) {
-        snprintf(err, errlen, "POST %s: %s", url, cu.easy_strerror(cr));
+        transfer_error(cr, url, err, errlen);
         rc = -ECONNREFUSED;
     } else if (st != 200) {
         snprintf(err, errlen, "POST %s: HTTP %ld: %.300s", url, st, b.data);
@@ -402,7 +423,7 @@ static int chat_run(const char *base_url, const char *body, bench_sample_t *out,
     cu.easy_getinfo(c, CURLINFO_RESPONSE_CODE, &st);
     json_t *t = NULL;
     if (cr != CURLE_OK) {
-        snprintf(err, errlen, "POST %s: %s", url, cu.easy_strerror(cr));
+        transfer_error(cr, url, err, errlen);
         rc = -ECONNREFUSED;
     } else if (st != 200) {
         snprintf(err, errlen, "POST %s: HTTP %ld: %.300s", url, st, s.acc.data);

@@ -107,6 +107,10 @@ int bench_http_get(const char *base_url, const char *path, int *code, char **bod
  * $VARIET_API_KEY, the default). For a gateway with an api_key. */
 void bench_set_api_key(const char *key);
 
+/* Seconds without a byte from llama-server before a request fails with an
+ * error naming _engine.upstream_timeout (default 600; <= 0: no limit). */
+void bench_set_stall_timeout(double seconds);
+
 /* Tokens one request may hold on the llama-server at base_url (its
  * per-slot context, GET /props default_generation_settings.n_ctx): 0 with
  * *n_ctx, or -ENOENT when the server does not say (a gateway does not

@@ -484,6 +484,7 @@ static int exec_bench(cmd_ctx_t *c)
                                                                                  : "a request without a key";
     if (!strcmp(key_from, "the config's api_key"))
         bench_set_api_key(reg->engine.api_key);
+    bench_set_stall_timeout(reg->engine.upstream_timeout_s);
     if (!direct) {
         char *try = url ? xstrdup(url) : xasprintf("http://%s:%d", reg->engine.host, reg->engine.port);
         char why[512];

@@ -520,6 +520,7 @@ static int exec_tune(cmd_ctx_t *c)
     trial.role = role->name;
     trial.load_timeout_s = reg->engine.load_timeout_s;
     trial.stop_grace_s = reg->engine.stop_grace_s;
+    bench_set_stall_timeout(reg->engine.upstream_timeout_s);
     trial.n_gpu = hw.n_gpu;
     trial.stop = &interrupted;
     /* a role with a projector: every load also encodes one picture */

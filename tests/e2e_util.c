@@ -30,6 +30,13 @@ static bool runs(const char *path)
     return rc == 0;
 }
 
+/* Line-buffered stdout: under ctest stdout is a pipe, and a test killed by
+ * its timeout would otherwise lose everything it printed. */
+__attribute__((constructor)) static void e2e_line_buffered(void)
+{
+    setvbuf(stdout, NULL, _IOLBF, 0);
+}
+
 const char *e2e_llama_server(void)
 {
     static char path[4096];

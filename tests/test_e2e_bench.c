@@ -7,6 +7,8 @@
  * scenario on both tiny projectors: image tokens equal `variet inspect`'s,
  * encode ms and generation measured, a role without a projector refused;
  * a draft model's acceptance rate (1 for a model drafting for itself).
+ * Fault injection a real llama-server cannot be made to produce on demand:
+ * a listener that never answers stands in for a hung one.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,8 +16,11 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <jansson.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -406,7 +411,9 @@ static void t_bench_draft(void **s)
 static void t_bench_draft_model_path(void **s)
 {
     (void)s;
-    char *port = xasprintf(", \"port\": %d", e2e_free_port());
+    /* short limits: a stalled load or request fails the test with its
+     * reason instead of running into ctest's timeout */
+    char *port = xasprintf(", \"port\": %d, \"load_timeout\": 120, \"upstream_timeout\": 120", e2e_free_port());
     char *dir = e2e_draft_dir("bench-draft", 4096, port), *out = NULL, *cmd;
     free(port);
     cmd = xasprintf("cd '%s' && '%s' bench bad --direct --runs 1 --scenario short 2>&1", dir, VARIET_BINARY);
@@ -517,12 +524,41 @@ static void t_vision_args(void **s)
     assert_true(bench_has_draft(c, 2));
 }
 
+/* A server that accepts and never answers (fault injection, no llama-server):
+ * the request fails after the stall timeout, naming the setting, instead of
+ * waiting for the 30-minute transfer limit. */
+static void t_stall(void **s)
+{
+    (void)s;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    assert_true(fd >= 0);
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(fd, 4), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    char *base = xasprintf("http://127.0.0.1:%d", ntohs(a.sin_port));
+    bench_sample_t smp;
+    char err[512] = "";
+    bench_set_stall_timeout(1);
+    double t0 = now_s();
+    assert_int_not_equal(bench_run(base, NULL, "Hello", 8, &smp, err, sizeof err), 0);
+    double took = now_s() - t0;
+    bench_set_stall_timeout(600);
+    fprintf(stderr, "stalled server: %s (after %.1f s)\n", err, took);
+    assert_non_null(strstr(err, "no byte from llama-server for 1 s (_engine.upstream_timeout)"));
+    assert_true(took >= 0.9 && took < 60); /* not the 30-minute transfer limit */
+    close(fd);
+    free(base);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(t_stats),
         cmocka_unit_test(t_fit),
         cmocka_unit_test(t_vision_args),
+        cmocka_unit_test(t_stall),
         cmocka_unit_test(t_bench_json_and_write),
         cmocka_unit_test(t_bench_context_too_small),
         cmocka_unit_test(t_bench_keyed_gateway),
