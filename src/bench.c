@@ -198,7 +198,7 @@ static int post_json(const char *base_url, const char *path, json_t *req, json_t
     } else if (st != 200) {
         snprintf(err, errlen, "POST %s: HTTP %ld: %.300s", url, st, b.data);
         rc = -EIO;
-    } else if (!(*resp = json_loads(b.data, 0, NULL))) {
+    } else if (!(*resp = json_loads(b.data, JSON_ALLOW_NUL, NULL))) {
         snprintf(err, errlen, "POST %s: response is not JSON", url);
         rc = -EIO;
     }
@@ -365,7 +365,7 @@ static json_t *last_timings(const char *s)
         p += 6;
         const char *e = strstr(p, "\n");
         size_t n = e ? (size_t)(e - p) : strlen(p);
-        json_t *j = json_loadb(p, n, 0, NULL);
+        json_t *j = json_loadb(p, n, JSON_ALLOW_NUL, NULL);
         json_t *t = json_object_get(j, "timings");
         if (t) {
             json_decref(found);

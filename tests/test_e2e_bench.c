@@ -64,7 +64,7 @@ static void t_bench_json_and_write(void **s)
     free(cmd);
     if (rc != 0)
         fail_msg("bench exited %d: %s", rc, out);
-    json_t *j = json_loads(out, 0, NULL);
+    json_t *j = json_loads(out, JSON_ALLOW_NUL, NULL);
     if (!j)
         fail_msg("not JSON: %s", out);
     free(out);
@@ -243,7 +243,7 @@ static long inspect_tokens(const char *dir, const char *proj, unsigned px)
     char *out = NULL, *cmd = xasprintf("cd '%s' && '%s' inspect %s --json", dir, VARIET_BINARY, proj);
     assert_int_equal(e2e_sh(cmd, &out), 0);
     free(cmd);
-    json_t *j = json_loads(out, 0, NULL);
+    json_t *j = json_loads(out, JSON_ALLOW_NUL, NULL);
     free(out);
     char k[16];
     snprintf(k, sizeof k, "%u", px);
@@ -272,7 +272,7 @@ static void t_bench_vision(void **s)
                               dir, VARIET_BINARY, cases[c].role, c ? 1 : 2);
         int rc = e2e_sh(cmd, &out);
         free(cmd);
-        json_t *j = json_loads(out, 0, NULL);
+        json_t *j = json_loads(out, JSON_ALLOW_NUL, NULL);
         if (rc != 0 || !j)
             fail_msg("bench %s --scenario vision: rc %d\n%s", cases[c].role, rc, out);
         free(out);
@@ -362,7 +362,7 @@ static void t_bench_draft(void **s)
                               names[k], k < 2 ? 2 : 1);
         int rc = e2e_sh(cmd, &out);
         free(cmd);
-        json_t *j = json_loads(out, 0, NULL);
+        json_t *j = json_loads(out, JSON_ALLOW_NUL, NULL);
         if (rc != 0 || !j)
             fail_msg("bench %s: rc %d\n%s", names[k], rc, out);
         free(out);
@@ -429,7 +429,7 @@ static void t_bench_draft_model_path(void **s)
     free(cmd);
     if (rc != 0)
         fail_msg("bench spec exited %d: %s", rc, out);
-    json_t *j = json_loads(out, 0, NULL);
+    json_t *j = json_loads(out, JSON_ALLOW_NUL, NULL);
     assert_non_null(j);
     free(out);
     /* the load report: the model's and the draft's KV (1 MiB each at 4096) */

@@ -194,7 +194,7 @@ static void t_init_and_serve(void **s)
         free(resp);
     }
     code = e2e_http(port, "GET", "/status", NULL, &resp);
-    json_t *st = json_loads(resp ? resp : "", 0, NULL);
+    json_t *st = json_loads(resp ? resp : "", JSON_ALLOW_NUL, NULL);
     json_t *ll_load = json_object_get(json_object_get(json_object_get(st, "roles"), "tiny-gemma4"), "last_load");
     const char *mm = json_string_value(json_object_get(ll_load, "mmproj"));
     json_t *plain = json_object_get(json_object_get(json_object_get(st, "roles"), "tiny-llama"), "last_load");

@@ -264,7 +264,7 @@ static int http(const srv_t *s, const char *method, const char *path, const char
 static json_t *jparse(const char *text)
 {
     json_error_t je;
-    json_t *j = json_loads(text ? text : "", 0, &je);
+    json_t *j = json_loads(text ? text : "", JSON_ALLOW_NUL, &je);
     if (!j)
         fail_msg("not JSON (%s): %.400s", je.text, text ? text : "(null)");
     return j;
@@ -769,7 +769,7 @@ static void t_concurrent(void **state)
             fail_msg("request %d (%s) got no answer: %s", i, i % 2 ? "balanced" : "fast",
                      curl_easy_strerror(res[i].rc));
         json_error_t je;
-        json_t *j = json_loads(res[i].body.data, 0, &je);
+        json_t *j = json_loads(res[i].body.data, JSON_ALLOW_NUL, &je);
         if (res[i].code == 200 && json_array_size(json_object_get(j, "choices")) == 1) {
             ok++;
             ok_role[i % 2]++;
@@ -1020,7 +1020,7 @@ static void t_crash_requeue(void **state)
     }
     int ok = 0;
     for (int i = 0; i < N; i++) {
-        json_t *j = json_loads(res[i].body.data, 0, NULL);
+        json_t *j = json_loads(res[i].body.data, JSON_ALLOW_NUL, NULL);
         bool good = res[i].rc == CURLE_OK && res[i].code == 200 && json_array_size(json_object_get(j, "choices")) == 1;
         ok += good;
         if (!good)
@@ -1128,7 +1128,7 @@ static void expect_all_503(const srv_t *s, const char *role, int n, const char *
         bodies[i] = chat_body(role, 4, NULL);
     multi_post(s, "/v1/chat/completions", bodies, (size_t)n, res, 60);
     for (int i = 0; i < n; i++) {
-        json_t *j = json_loads(res[i].body.data, 0, NULL);
+        json_t *j = json_loads(res[i].body.data, JSON_ALLOW_NUL, NULL);
         const char *msg = json_string_value(jget(j, "error", "message", NULL));
         if (res[i].rc != CURLE_OK || res[i].code != 503 || !msg || !strstr(msg, reason))
             fail_msg("%s request %d: want 503 naming '%s', got %ld (%s) %.400s", role, i, reason, res[i].code,
@@ -1655,7 +1655,7 @@ static void t_disconnect(void **state)
     char *resp = NULL;
     while (!idle && now_s() - t0 < 3) {
         int c = http_ex(bport, "GET", "/slots", NULL, 0, bkey, NULL, 10, &resp);
-        json_t *slots = c == 200 ? json_loads(resp, 0, NULL) : NULL;
+        json_t *slots = c == 200 ? json_loads(resp, JSON_ALLOW_NUL, NULL) : NULL;
         idle = json_is_array(slots) && json_array_size(slots) > 0;
         size_t i;
         json_t *v;
@@ -1744,7 +1744,7 @@ static void t_queue_limits(void **state)
     double secs = now_s() - t0;
     int full = 0, timedout = 0;
     for (int i = 0; i < N; i++) {
-        json_t *j = json_loads(res[i].body.data, 0, NULL);
+        json_t *j = json_loads(res[i].body.data, JSON_ALLOW_NUL, NULL);
         const char *msg = json_string_value(jget(j, "error", "message", NULL));
         if (res[i].rc != CURLE_OK || (res[i].code != 503 && res[i].code != 429) || !msg)
             fail_msg("request %d: want 429 or 503, got %ld (%s) %.300s", i, res[i].code,
@@ -2901,7 +2901,7 @@ static void t_max_concurrent(void **state)
     multi_post(s, "/v1/chat/completions", bodies, N, res, 60);
     int ok = 0, limited = 0;
     for (int i = 0; i < N; i++) {
-        json_t *j = json_loads(res[i].body.data, 0, NULL);
+        json_t *j = json_loads(res[i].body.data, JSON_ALLOW_NUL, NULL);
         const char *msg = json_string_value(jget(j, "error", "message", NULL));
         if (res[i].code == 200)
             ok++;

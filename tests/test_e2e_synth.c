@@ -45,7 +45,7 @@ static json_t *inspect_json(const char *model)
     free(cmd);
     assert_int_equal(rc, 0);
     json_error_t je;
-    json_t *j = json_loads(out, 0, &je);
+    json_t *j = json_loads(out, JSON_ALLOW_NUL, &je);
     free(out);
     assert_non_null(j);
     return j;
@@ -108,7 +108,7 @@ static void run_preset(const char *preset)
                 int code = e2e_http(port, "POST", "/v1/chat/completions",
                                     "{\"messages\":[{\"role\":\"user\",\"content\":\"Hello\"}],"
                                     "\"max_tokens\":8,\"temperature\":0}", &resp);
-                json_t *j = json_loads(resp ? resp : "", 0, NULL);
+                json_t *j = json_loads(resp ? resp : "", JSON_ALLOW_NUL, NULL);
                 json_t *choices = json_object_get(j, "choices");
                 json_t *usage = json_object_get(j, "usage");
                 if (code != 200 || !json_is_array(choices) || json_array_size(choices) != 1 ||
@@ -240,7 +240,7 @@ static json_t *chat(const server_t *s, json_t *body, const char *what)
     char *req = json_dumps(body, JSON_COMPACT), *resp = NULL;
     int code = e2e_http(s->port, "POST", "/v1/chat/completions", req, &resp);
     free(req);
-    json_t *j = json_loads(resp ? resp : "", 0, NULL);
+    json_t *j = json_loads(resp ? resp : "", JSON_ALLOW_NUL, NULL);
     json_t *usage = json_object_get(j, "usage");
     if (code != 200 || json_integer_value(json_object_get(usage, "completion_tokens")) < 1)
         fail_msg("%s: chat failed (%d): %.300s", what, code, resp ? resp : "");

@@ -336,7 +336,7 @@ static void r_swap_under_load(void **state)
             long code = -1;
             if (msg->data.result == CURLE_OK)
                 curl_easy_getinfo(sl[i].e, CURLINFO_RESPONSE_CODE, &code);
-            json_t *j = json_loads(sl[i].body.data ? sl[i].body.data : "", 0, NULL);
+            json_t *j = json_loads(sl[i].body.data ? sl[i].body.data : "", JSON_ALLOW_NUL, NULL);
             if (code >= 200 && code < 300 && json_array_size(json_object_get(j, "choices")) == 1)
                 ok++;
             else if ((code == 503 || code == 429) && json_is_string(jget(j, "error", "message", NULL)))
