@@ -499,6 +499,7 @@ static int screen_long_runs(const run_t *r)
  * measure phase then ranks them with everything else. */
 #define NEAR 0.90
 #define MAX_PAIRS 4
+#define RESCREEN 0.97
 
 typedef struct {
     int d1, v1, d2, v2;
@@ -600,7 +601,9 @@ static cfg_t *screen(run_t *r, char *const *base, size_t n_base, double rel[TUNE
                 sc[v] = NAN;
             sc[cur.idx[d]] = best_sc;
             for (int v = 0; v < sp->dims[d].n_values && can_load(r); v++) {
-                if (v == cur.idx[d] || (pass > 0 && !isnan(rel[d][v]) && rel[d][v] < 0.9))
+                /* a later pass: only values within noise of the dimension's best
+                 * (interactions are the pairs step's) */
+                if (v == cur.idx[d] || (pass > 0 && !isnan(rel[d][v]) && rel[d][v] < RESCREEN))
                     continue;
                 tune_point_t p = cur;
                 p.idx[d] = v;
