@@ -1084,6 +1084,20 @@ int tune_run(const tune_setup_t *s, json_t *history, void (*save)(void *), void 
             say(&r, "prune: the extra flags matter together (ratio %.3f); one by one", ratio);
             bool keep_all[32] = {0};
             for (size_t j = 0; j < ni && can_load(&r); j++) {
+                bool others_nothing = true; /* every flag before j removable alone */
+                for (size_t k = 0; k < j; k++)
+                    others_nothing &= !keep_all[k];
+                if (j == ni - 1 && others_nothing) {
+                    /* removing all mattered and none of the others did: this
+                     * one is what mattered, no load needed to say so */
+                    keep_all[j] = true;
+                    json_array_append_new(pruned, json_pack("{s:s,s:o,s:s}", "flag", wargs[items[j].at], "ratio",
+                                                            jnum(ratio), "decision",
+                                                            "kept (removing all mattered, the others alone did not)"));
+                    say(&r, "prune: %s kept: removing every flag mattered, the others alone did not",
+                        wargs[items[j].at]);
+                    break;
+                }
                 bool one[32] = {0};
                 one[j] = true;
                 char **a1 = without(wargs, nw, items, ni, one, &nn);
