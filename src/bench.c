@@ -107,7 +107,7 @@ static void transfer_error(CURLcode cr, const char *url, char *err, size_t errle
         snprintf(err, errlen, "POST %s: no byte from llama-server for %.0f s (_engine.upstream_timeout)", url,
                  stall_s);
     else
-        transfer_error(cr, url, err, errlen);
+        snprintf(err, errlen, "POST %s: %s", url, cu.easy_strerror(cr));
 }
 
 static CURL *easy(const char *url, struct curl_slist **h)

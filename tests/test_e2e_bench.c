@@ -526,7 +526,8 @@ static void t_vision_args(void **s)
 
 /* A server that accepts and never answers (fault injection, no llama-server):
  * the request fails after the stall timeout, naming the setting, instead of
- * waiting for the 30-minute transfer limit. */
+ * waiting for the 30-minute transfer limit; a port nobody listens on gets
+ * curl's reason. */
 static void t_stall(void **s)
 {
     (void)s;
@@ -549,6 +550,12 @@ static void t_stall(void **s)
     assert_non_null(strstr(err, "no byte from llama-server for 1 s (_engine.upstream_timeout)"));
     assert_true(took >= 0.9 && took < 60); /* not the 30-minute transfer limit */
     close(fd);
+    /* nobody listening any more: curl's own reason, not the stall's */
+    err[0] = 0;
+    assert_int_not_equal(bench_run(base, NULL, "Hello", 8, &smp, err, sizeof err), 0);
+    fprintf(stderr, "closed port: %s\n", err);
+    assert_non_null(strstr(err, "/v1/chat/completions: "));
+    assert_null(strstr(err, "no byte"));
     free(base);
 }
 
