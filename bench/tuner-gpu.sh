@@ -17,8 +17,12 @@
 #
 #   VARIET_LLAMA_SERVER=/path/to/cuda/llama-server bench/tuner-gpu.sh \
 #       [--free "12800 21500"] [--budget 10m] [--rounds 3] [--model FILE] [--work DIR] [--stage all|tune|bench]
+#       [--also "ARGS"]...
 # --stage tune stops after the tuning and --stage bench (same --work) goes on
-# from there, for machines that limit how long one command runs.
+# from there, for machines that limit how long one command runs. --also adds
+# a configuration of your own (llama-server args, space-separated) to the
+# interleaved rounds and the table, e.g. a hand-tuned one or a variant of
+# the tuned args, measured the same way beside the others.
 # It never builds llama-server. Needs python3 with torch for the memory
 # holder (bench/gpu-hold.py) and nvidia-smi/NVML. VARIET=path picks the
 # variet binary (default build/variet, built when missing).
@@ -31,6 +35,7 @@ rounds=3
 model=""
 work=""
 stage=all
+also=()
 while [ $# -gt 0 ]; do
     case $1 in
         --free) free_list=$2; shift 2 ;;
@@ -39,7 +44,8 @@ while [ $# -gt 0 ]; do
         --model) model=$2; shift 2 ;;
         --work) work=$2; shift 2 ;;
         --stage) stage=$2; shift 2 ;;
-        *) echo "usage: $0 [--free 'MiB ...'] [--budget 10m] [--rounds 3] [--model FILE] [--work DIR] [--stage all|tune|bench]" >&2; exit 2 ;;
+        --also) also+=("$2"); shift 2 ;;
+        *) echo "usage: $0 [--free 'MiB ...'] [--budget 10m] [--rounds 3] [--model FILE] [--work DIR] [--stage all|tune|bench] [--also 'ARGS']..." >&2; exit 2 ;;
     esac
 done
 case $stage in all | tune | bench) ;; *) echo "$0: --stage is all, tune or bench" >&2; exit 2 ;; esac
@@ -114,9 +120,15 @@ for free in $free_list; do
     fi
     [ -f "$d/tune-minutes" ] || { echo "$0: no tuning in $d (run --stage tune first)" >&2; exit 1; }
     mins=$(cat "$d/tune-minutes")
-    : >"$d/defaults/rounds.txt"; : >"$d/fit/rounds.txt"; : >"$d/tune/rounds.txt"
+    which_all="defaults fit tune"
+    for i in "${!also[@]}"; do
+        json=$(python3 -c 'import json,sys; print(",".join(json.dumps(a) for a in sys.argv[1].split()))' "${also[$i]}")
+        config "$d/also$i" "$json"
+        which_all="$which_all also$i"
+    done
+    for which in $which_all; do : >"$d/$which/rounds.txt"; done
     for k in $(seq 1 "$rounds"); do
-        for which in defaults fit tune; do
+        for which in $which_all; do
             read -r g l < <(bench_role "$d/$which" "$which" "$k")
             echo "round $k, $which: gen $g, long prompt $l" >&2
         done
@@ -128,6 +140,10 @@ for free in $free_list; do
     rows+=("| $free | llama.cpp defaults (\`--fit\` on) | $g0 | $l0 | 1.00 | 1.00 |")
     rows+=("| $free | \`-c $ctx -np 1\`, \`--fit\` on | $g1 | $l1 | $(ratio "$g1" "$g0") | $(ratio "$l1" "$l0") |")
     rows+=("| $free | \`variet tune --ctx $ctx --budget $budget\` ($mins min): \`$(args_of "$d/tune")\` | $g2 | $l2 | $(ratio "$g2" "$g0") | $(ratio "$l2" "$l0") |")
+    for i in "${!also[@]}"; do
+        read -r ga la < <(median_of "$d/also$i")
+        rows+=("| $free | --also \`${also[$i]}\` | $ga | $la | $(ratio "$ga" "$g0") | $(ratio "$la" "$l0") |")
+    done
     cp "$d"/tune/tune-balanced-*.md "$work/tune-$free.md" 2>/dev/null || true
     cp "$d/tune/tune-balanced.json" "$work/tune-$free.json" 2>/dev/null || true
 done
