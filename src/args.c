@@ -75,6 +75,7 @@ static const opt_def_t opts[] = {
     {ARG_DEVICE, "--device", {"-dev", "--device"}, V_STR, false},
     {ARG_MMPROJ_DEVICE, "--mmproj-device", {"-mmdev", "--mmproj-device"}, V_STR, false},
     {ARG_CTX_CHECKPOINTS, "--ctx-checkpoints", {"-ctxcp", "--ctx-checkpoints", "--swa-checkpoints"}, V_INT, false},
+    {ARG_FIT_TARGET, "--fit-target", {"-fitt", "--fit-target"}, V_STR, false},
     /* drafts: the short spellings are the ones every build since the draft
      * options exist takes, so they are what gets appended; the draft length
      * went from --draft / --draft-max to --spec-draft-n-max in b11669 and

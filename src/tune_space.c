@@ -275,6 +275,11 @@ int tune_space_parse(tune_setup_t *s, const char *spec, char *err, size_t errlen
                 rc = -EINVAL;
                 break;
             }
+            if (d->kind == TUNE_DIM_NCMOE && !strcmp(v, "fit") && s->n_gpu == 0) {
+                snprintf(err, errlen, "--space ncmoe=fit: llama-server's --fit places layers on GPUs, and there are none");
+                rc = -EINVAL;
+                break;
+            }
             if (d->kind == TUNE_DIM_NCMOE && relative_ncmoe(v) && !ncmoe_offset(v, &off)) {
                 snprintf(err, errlen, "--space ncmoe=%s: relative values are min, min+N, min-N", v);
                 rc = -EINVAL;
@@ -293,7 +298,8 @@ int tune_space_parse(tune_setup_t *s, const char *spec, char *err, size_t errlen
     /* values through llama-server's own argument rules */
     for (int d = 0; d < s->space.n_dims; d++)
         for (int v = 0; v < s->space.dims[d].n_values; v++) {
-            if (s->space.dims[d].kind == TUNE_DIM_NCMOE && relative_ncmoe(s->space.dims[d].values[v]))
+            if (s->space.dims[d].kind == TUNE_DIM_NCMOE && (relative_ncmoe(s->space.dims[d].values[v]) ||
+                                                            !strcmp(s->space.dims[d].values[v], "fit")))
                 continue;
             tune_point_t p = {{0}};
             p.idx[d] = v;
@@ -417,9 +423,13 @@ void tune_space_default(tune_setup_t *s)
          * share of experts on the GPU drives generation, ubatch drives
          * prefill (weights streamed per ubatch) */
         add_threads(s);
-        static const char *const nc[] = {"min", "min+1", "min+2", "min+4", "min-1"};
+        /* "fit": llama-server's own placement (--fit, common/fit.cpp) at
+         * this point's context, ubatch, KV and threads with --min-free as
+         * its margin; it can put part of a layer's experts on the GPU, which
+         * whole-layer -ncmoe values cannot */
+        static const char *const nc[] = {"min", "min+1", "min+2", "min+4", "min-1", "fit"};
         tune_dim_t *d = dim_new(sp, TUNE_DIM_NCMOE, "ncmoe");
-        for (int i = 0; d && i < 5; i++)
+        for (int i = 0; d && i < 6; i++)
             dim_value(d, nc[i]);
         static const char *const ub[] = {"1024", "2048", "4096", "256"};
         dim_add(sp, TUNE_DIM_UBATCH, "ub", args_get(a, n, ARG_UBATCH), ub, 4);
@@ -527,7 +537,7 @@ char **tune_point_args(const tune_setup_t *s, char *const *base, size_t n_base, 
             a = tune__set(a, n, ARG_TENSOR_SPLIT, dflt ? NULL : v);
             break;
         case TUNE_DIM_NCMOE:
-            if (relative_ncmoe(v))
+            if (relative_ncmoe(v) || !strcmp(v, "fit"))
                 ncmoe_dim = d; /* after the others: it depends on them */
             else
                 a = tune__set(a, n, ARG_N_CPU_MOE, dflt || !strcmp(v, "0") ? NULL : v);
@@ -559,6 +569,18 @@ char **tune_point_args(const tune_setup_t *s, char *const *base, size_t n_base, 
             a[(*n)++] = xstrdup(v);
             a[*n] = NULL;
         }
+    }
+    bool fit_placed = ncmoe_dim >= 0 && !strcmp(sp->dims[ncmoe_dim].values[p->idx[ncmoe_dim]], "fit");
+    if (fit_placed) {
+        /* fit places only what is unset: the layers and the experts */
+        a = tune__set(a, n, ARG_NGL, NULL);
+        a = tune__set(a, n, ARG_N_CPU_MOE, NULL);
+        a = tune__set(a, n, ARG_CPU_MOE, NULL);
+        a = tune__set(a, n, ARG_FIT, "on");
+        char mv[24];
+        snprintf(mv, sizeof mv, "%lld", (long long)(s->min_free_mib > 0 ? s->min_free_mib : 256));
+        a = tune__set(a, n, ARG_FIT_TARGET, mv);
+        return a;
     }
     if (ncmoe_dim >= 0) {
         int off = 0;

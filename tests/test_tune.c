@@ -128,6 +128,31 @@ static void t_space_host_experts(void **st)
     char **a3 = args_set(a1, n1, ARG_N_CPU_MOE, v, &n3);
     assert_int_equal(tune_headroom(&s, a3, n3, &h, &band, NULL, err, sizeof err), 0);
     assert_true(h < 0);
+    /* ncmoe=fit: llama-server's own placement with --min-free as its
+     * margin; nothing pinned that fit would refuse to move */
+    int fi = tune_value_index(&s.space.dims[1], "fit");
+    assert_true(fi > 0);
+    tune_point_t pf = {{0}};
+    pf.idx[1] = fi;
+    size_t nf;
+    char **af = tune_point_args(&s, s.args, s.n_args, &pf, &nf);
+    assert_non_null(af);
+    assert_string_equal(args_get(af, nf, ARG_FIT), "on");
+    assert_string_equal(args_get(af, nf, ARG_FIT_TARGET), "256");
+    assert_null(args_get(af, nf, ARG_NGL));
+    assert_null(args_get(af, nf, ARG_N_CPU_MOE));
+    assert_string_equal(args_get(af, nf, ARG_CTX_SIZE), "32768"); /* fit keeps a context the args set */
+    /* the planner replays that fit: it places experts on the host and fits */
+    plan_opts_t po;
+    plan_t pl;
+    assert_int_equal(plan_opts_from_args(af, nf, &po, err, sizeof err), 0);
+    plan_predict(s.mi, &po, s.gpus, s.n_gpu, -1, 0, &pl);
+    assert_int_equal(pl.fit.status, PLAN_FIT_PLACED);
+    assert_true(pl.fit.n_part[0] > 0);
+    assert_int_equal(pl.fit.n_ctx, 32768);
+    assert_int_equal(tune_headroom(&s, af, nf, &h, &band, NULL, err, sizeof err), 0);
+    assert_true(h >= 0);
+    args_free(&af);
     args_free(&a1);
     args_free(&a2);
     args_free(&a3);
