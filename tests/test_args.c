@@ -109,6 +109,8 @@ static const struct {
     {ARG_CTX_CHECKPOINTS, "-ctxcp", "0"},
     {ARG_CTX_CHECKPOINTS, "--ctx-checkpoints", "0"},
     {ARG_CTX_CHECKPOINTS, "--swa-checkpoints", "8"},
+    {ARG_FIT_TARGET, "-fitt", "256"},
+    {ARG_FIT_TARGET, "--fit-target", "256,512"},
 };
 
 static void t_every_spelling(void **s)
