@@ -1075,6 +1075,19 @@ done:
         a[--l] = 0;
 }
 
+/* fit.cpp's interpolation between a placement that fits (lo MiB) and one
+ * that does not (hi): how many of the delta layers between them to try
+ * next, at least 1 and at most delta - 1. */
+static uint32_t fit_step(uint32_t delta, int64_t target, int64_t lo, int64_t hi)
+{
+    uint32_t step = (uint32_t)((int64_t)delta * (target - lo) / (hi - lo));
+    if (step < 1)
+        step = 1;
+    if (step > delta - 1)
+        step = delta - 1;
+    return step;
+}
+
 /* llama-server builds the draft's params from the ones fit did not touch
  * (fit changes its own copies): the draft keeps the context the args gave,
  * whatever fit cuts the model's to. */
@@ -1220,11 +1233,7 @@ void plan_fit(const mi_t *m, const plan_opts_t *o, const plan_gpu_t *gpus, int n
         if (mem_high[id] > targets[id]) {
             uint32_t delta = high[id].n_layer - npd[id].n_layer;
             while (delta > 1) {
-                uint32_t step = (uint32_t)((int64_t)delta * (targets[id] - mem[id]) / (mem_high[id] - mem[id]));
-                if (step < 1)
-                    step = 1;
-                if (step > delta - 1)
-                    step = delta - 1;
+                uint32_t step = fit_step(delta, targets[id], mem[id], mem_high[id]);
                 fit_ngl_t test[PLAN_MAX_GPU];
                 memcpy(test, npd, sizeof test);
                 test[id].n_layer += step;
@@ -1273,11 +1282,7 @@ void plan_fit(const mi_t *m, const plan_opts_t *o, const plan_gpu_t *gpus, int n
         if (mem_high[id] > targets[id]) {
             uint32_t delta = (high[id].n_layer - high[id].n_part) - (npd[id].n_layer - npd[id].n_part);
             while (delta > 1) {
-                uint32_t step = (uint32_t)((int64_t)delta * (targets[id] - mem[id]) / (mem_high[id] - mem[id]));
-                if (step < 1)
-                    step = 1;
-                if (step > delta - 1)
-                    step = delta - 1;
+                uint32_t step = fit_step(delta, targets[id], mem[id], mem_high[id]);
                 fit_ngl_t test[PLAN_MAX_GPU];
                 memcpy(test, npd, sizeof test);
                 int ids = id_dense_start;
