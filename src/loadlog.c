@@ -142,6 +142,21 @@ static void copy_msg(char *dst, size_t cap, const char *s, const char *end)
     dst[n] = 0;
 }
 
+bool loadlog_fit_placement(const loadlog_t *r, char *out, size_t cap)
+{
+    size_t l = 0;
+    out[0] = 0;
+    for (int k = 0; k < r->n_fit_dev && l < cap; k++) {
+        l += (size_t)snprintf(out + l, cap - l, "%s%s %d layers", k ? "; " : "", r->fit_dev[k].dev,
+                              r->fit_dev[k].layers);
+        if (r->fit_dev[k].overflowing > 0 && l < cap)
+            l += (size_t)snprintf(out + l, cap - l, ", %d with experts on the host", r->fit_dev[k].overflowing);
+    }
+    if (l && l < cap && r->fit_overflow[0])
+        snprintf(out + l, cap - l, " (the first: %s)", r->fit_overflow);
+    return out[0] != 0;
+}
+
 void loadlog_line(loadlog_t *r, const char *line, size_t len)
 {
     const char *end = line + len, *p;
@@ -245,6 +260,41 @@ void loadlog_line(loadlog_t *r, const char *line, size_t len)
         if (ab)
             e = ab;
         copy_msg(r->fit_abort, sizeof r->fit_abort, w, e);
+        return;
+    }
+    if ((p = find_n(s, n, "common_params_fit_impl:   - ")) && find_n(s, n, " layers")) {
+        /* "  - CUDA0 (NVIDIA ...): 41 layers (22 overflowing),  11099 MiB used, ..." */
+        const char *nm = p + strlen("common_params_fit_impl:   - "), *ne = nm;
+        while (ne < end && *ne != ' ' && *ne != ':')
+            ne++;
+        const char *c = find_n(ne, (size_t)(end - ne), "): ");
+        if (ne > nm && (size_t)(ne - nm) < sizeof r->fit_dev[0].dev && c) {
+            int k = 0;
+            while (k < r->n_fit_dev && (strlen(r->fit_dev[k].dev) != (size_t)(ne - nm) ||
+                                        memcmp(r->fit_dev[k].dev, nm, (size_t)(ne - nm))))
+                k++;
+            if (k < 4) {
+                if (k == r->n_fit_dev) {
+                    memcpy(r->fit_dev[k].dev, nm, (size_t)(ne - nm));
+                    r->fit_dev[k].dev[ne - nm] = 0;
+                    r->n_fit_dev++;
+                }
+                r->fit_dev[k].layers = (int)long_after(c + 3, end);
+                const char *o = find_n(c, (size_t)(end - c), " layers (");
+                r->fit_dev[k].overflowing = o ? (int)long_after(o + 9, end) : 0;
+            }
+        }
+        return;
+    }
+    if ((p = find_n(s, n, "overflow_type)=("))) { /* "...=(41, 22, ATTN), id_dense_start=0" */
+        const char *t = p + 16, *e;
+        for (int commas = 0; t < end && commas < 2; t++)
+            commas += *t == ',';
+        while (t < end && *t == ' ')
+            t++;
+        for (e = t; e < end && *e != ')' && (size_t)(e - t) < sizeof r->fit_overflow - 1;)
+            e++;
+        copy_msg(r->fit_overflow, sizeof r->fit_overflow, t, e);
         return;
     }
     if ((p = find_n(s, n, "projected to use "))) {

@@ -11,6 +11,8 @@
  *   ...: pipeline parallelism enabled | ...retrying without pipeline parallelism
  *   common_params_fit_impl: projected to use N MiB of device memory vs. M MiB ...
  *   common_fit_params: failed to fit params to free device memory: WHY, abort
+ *   common_params_fit_impl:   - CUDA0 (NAME): 41 layers (22 overflowing), X MiB used, Y MiB free
+ *   common_params_fit_impl: set ngl_per_device[0].(n_layer, n_part, overflow_type)=(41, 22, ATTN), ...
  *   common_param:   - CUDA0   : NVIDIA H100 80GB HBM3 (81079 MiB, 80552 MiB free)
  *   ggml_backend_cuda_buffer_type_alloc_buffer: allocating X MiB on device D: cudaMalloc failed: out of memory
  *   llama_context: n_ctx = / n_batch = / n_ubatch = / flash_attn = / n_seq_max =
@@ -56,6 +58,15 @@ typedef struct {
     int phase;                            /* internal: 0 model, 1 draft, 2 projector */
     int pipeline_parallel; /* -1 not mentioned, 1 enabled, 0 fell back */
     double fit_projected_mib, fit_free_mib; /* -1 when absent */
+    /* where --fit placed the layers, per GPU, from its last summary lines
+     * ("  - CUDA0 (...): 41 layers (22 overflowing), ...") and the first
+     * partial layer's overflowing part ("...overflow_type)=(41, 22, ATTN)") */
+    struct {
+        char dev[16];
+        int layers, overflowing;
+    } fit_dev[4];
+    int n_fit_dev;
+    char fit_overflow[8]; /* "ATTN", "UP", "GATE", "MOE" or "" */
     char fit_abort[160]; /* why --fit gave up ("n_gpu_layers already set by user to 999"), "" if it did not */
     bool oom;
     char oom_device[32];
@@ -78,6 +89,11 @@ void loadlog_init(loadlog_t *r);
 void loadlog_line(loadlog_t *r, const char *line, size_t len);
 /* A whole log. */
 void loadlog_parse(loadlog_t *r, const char *text, size_t len);
+
+/* Where --fit placed the layers, for a reader: "CUDA0 41 layers, 22 with
+ * experts on the host (the first: ATTN)"; "" (returns false) when the log
+ * shows no placement by fit. */
+bool loadlog_fit_placement(const loadlog_t *r, char *out, size_t cap);
 
 /* What llama-server logs for the images of one request (-lv 4; the log
  * from the request's start on), build b11669:

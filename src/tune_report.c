@@ -114,8 +114,10 @@ static void md_trials(const json_t *history, buf_t *md)
                 break;
             l += (size_t)snprintf(head + l, sizeof head - l, "%s%s %.0f", l ? ", " : "", hk, json_number_value(hv));
         }
-        buf_printf(md, "| %zu | %s | %s |", i + 1, json_string_value(json_object_get(e, "phase")) ?: "",
-                   json_string_value(json_object_get(e, "label")) ?: "");
+        const char *fp = json_string_value(json_object_get(json_object_get(e, "load"), "fit_placement"));
+        buf_printf(md, "| %zu | %s | %s%s%s%s |", i + 1, json_string_value(json_object_get(e, "phase")) ?: "",
+                   json_string_value(json_object_get(e, "label")) ?: "", fp ? " (fit: " : "", fp ? fp : "",
+                   fp ? ")" : "");
         if (!strcmp(st, "ok") || !strcmp(st, "tight")) {
             buf_printf(md, " %s |", st);
             double g = num(e, "gen_tps");

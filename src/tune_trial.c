@@ -46,6 +46,9 @@ static void fill_load(json_t *rec, const loadlog_t *rep, double cold)
     json_object_set_new(load, "n_ctx", json_integer(rep->n_ctx));
     json_object_set_new(load, "n_ubatch", json_integer(rep->n_ubatch));
     json_object_set_new(load, "flash_attn", json_string(rep->flash_attn));
+    char fp[160];
+    if (loadlog_fit_placement(rep, fp, sizeof fp)) /* what --fit chose (ncmoe=fit, or the role's own fit) */
+        json_object_set_new(load, "fit_placement", json_string(fp));
     json_object_set_new(rec, "load", load);
 }
 

@@ -146,7 +146,16 @@ static void t_fit_projection(void **s)
     NEAR(dev(&r, "CUDA0")->free_mib, 12274);
     NEAR(dev(&r, "CPU")->free_mib, 128887);
     assert_string_equal(r.fit_abort, "");
+    /* where fit placed the layers: its last summary, the first partial layer's part */
+    char fp[160];
+    assert_true(loadlog_fit_placement(&r, fp, sizeof fp));
+    assert_string_equal(fp, "CUDA0 41 layers, 22 with experts on the host (the first: UP)");
+    parse_fixture("cuda-h100-qwen35moe/b12-fit-c32k-np1.log", &r);
+    assert_true(loadlog_fit_placement(&r, fp, sizeof fp));
+    assert_string_equal(fp, "CUDA0 41 layers, 22 with experts on the host (the first: ATTN)");
     parse_fixture("cuda-h100-qwen35moe/b24-seedargs-fiton.log", &r);
+    assert_false(loadlog_fit_placement(&r, fp, sizeof fp)); /* fit aborted: nothing placed */
+    assert_string_equal(fp, "");
     assert_string_equal(r.fit_abort, "n_gpu_layers already set by user to 999");
     NEAR(dev(&r, "CUDA0")->free_mib, 22514);
     NEAR(dev(&r, "CUDA_Host")->free_mib, -1);
