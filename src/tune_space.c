@@ -577,8 +577,15 @@ char **tune_point_args(const tune_setup_t *s, char *const *base, size_t n_base, 
         a = tune__set(a, n, ARG_N_CPU_MOE, NULL);
         a = tune__set(a, n, ARG_CPU_MOE, NULL);
         a = tune__set(a, n, ARG_FIT, "on");
+        /* fit's margin is on what its dry run allocates; after the runs
+         * NVML reads 111-198 MiB less free than the planner's headroom on
+         * the H200 histories (CUDA pool, graphs, cuBLAS), 275-277 with host
+         * experts at -ub 4096: so the margin is --min-free plus that */
+        long ub = 512;
+        args_get_long(a, *n, ARG_UBATCH, &ub);
+        long long margin = (s->min_free_mib > 0 ? s->min_free_mib : 256) + (ub > 2048 ? 288 : 192);
         char mv[24];
-        snprintf(mv, sizeof mv, "%lld", (long long)(s->min_free_mib > 0 ? s->min_free_mib : 256));
+        snprintf(mv, sizeof mv, "%lld", margin);
         a = tune__set(a, n, ARG_FIT_TARGET, mv);
         return a;
     }
