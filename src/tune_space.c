@@ -424,9 +424,9 @@ void tune_space_default(tune_setup_t *s)
          * prefill (weights streamed per ubatch) */
         add_threads(s);
         /* "fit": llama-server's own placement (--fit, common/fit.cpp) at
-         * this point's context, ubatch, KV and threads with --min-free as
-         * its margin; it can put part of a layer's experts on the GPU, which
-         * whole-layer -ncmoe values cannot */
+         * this point's context, ubatch, KV and threads, its margin from
+         * --min-free (tune_point_args); it can put part of a layer's experts
+         * on the GPU, which whole-layer -ncmoe values cannot */
         static const char *const nc[] = {"min", "min+1", "min+2", "min+4", "min-1", "fit"};
         tune_dim_t *d = dim_new(sp, TUNE_DIM_NCMOE, "ncmoe");
         for (int i = 0; d && i < 6; i++)
