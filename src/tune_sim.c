@@ -8,7 +8,9 @@
  * gpu-host-experts  the H200 histories at 12,800 MiB free (tests/fixtures/
  *                   gpu/h200-tune): generation ~ 1/(1 + 0.184·ncmoe), threads
  *                   worth +50% (t=6 → 16), prefill grows with ubatch
- *                   (weights streamed per ubatch), --poll 50 costs 3%.
+ *                   (weights streamed per ubatch), --poll 50 costs 3%;
+ *                   a --fit point's ncmoe is what the planner's replay of
+ *                   fit leaves on the host (a partial layer counted in part).
  * gpu-full          21,500 MiB free: generation flat in ubatch, prefill up to
  *                   ~1.5× from ub 512 to 4096, quantized KV a little slower.
  * gpu-full-pair     as gpu-full, but two changes pay only together: -ub 4096
