@@ -119,79 +119,74 @@ static double draft_gain(char *const *a, size_t n)
     return dn >= 16 ? 1.06 : dn >= 8 ? 1.14 : dn >= 4 ? 1.12 : 1.10;
 }
 
-/* Layers' worth of experts on the host: -ncmoe as given, or what --fit
+/* The memory side of a configuration, from one planner prediction: the true
+ * headroom (MiB) on the tightest GPU, the planner's corrected by the hidden
+ * error (INFINITY without GPUs, -1 for args the planner cannot read), and
+ * the layers' worth of experts on the host: -ncmoe as given, or what --fit
  * places (the planner replays it): its partial layers, the first of them
  * only partly on the host (down alone: 1/3, gate and down: 2/3), and a
  * layer fit leaves off the GPU altogether as 1.5 (its attention too). */
-static double host_expert_layers(const tune_sim_t *m, char *const *a, size_t n)
+static void sim_memory(const tune_sim_t *m, char *const *a, size_t n, double *headroom, double *host_layers)
 {
     const tune_setup_t *s = m->s;
     long nc;
-    if (args_get_long(a, n, ARG_N_CPU_MOE, &nc))
-        return (double)nc;
-    const char *fit = args_get(a, n, ARG_FIT);
-    if (!s->n_gpu || (fit && strcmp(fit, "on")))
-        return 0;
-    plan_opts_t po;
-    plan_t pl;
-    char err[256];
-    if (tune__opts(s, a, n, &po, err, sizeof err))
-        return 0;
-    plan_predict(s->mi, &po, s->gpus, s->n_gpu, -1, 0, &pl);
-    if (pl.fit.status != PLAN_FIT_PLACED)
-        return 0;
-    double h = 0;
-    uint32_t on_gpu = 0;
-    for (int d = 0; d < pl.fit.n_dev; d++) {
-        on_gpu += pl.fit.n_layer[d];
-        if (!pl.fit.n_part[d])
-            continue;
-        plan_lf_t lf = pl.fit.overflow[d];
-        h += (double)pl.fit.n_part[d] - 1 + (lf == PLAN_LF_GATE ? 1.0 / 3 : lf == PLAN_LF_UP ? 2.0 / 3 : 1.0);
-    }
-    uint32_t all = s->mi->n_layer + 1;
-    if (on_gpu < all)
-        h += 1.5 * (double)(all - on_gpu);
-    return h;
-}
-
-/* True headroom (MiB) on the tightest GPU: the planner's, corrected by
- * the hidden error. INFINITY without GPUs. */
-static double true_headroom(const tune_sim_t *m, char *const *a, size_t n)
-{
-    const tune_setup_t *s = m->s;
+    bool pinned = args_get_long(a, n, ARG_N_CPU_MOE, &nc);
+    *host_layers = pinned ? (double)nc : 0;
+    *headroom = INFINITY;
     if (!s->n_gpu)
-        return INFINITY;
+        return;
     plan_opts_t po;
     plan_t pl;
     char err[256];
-    if (tune__opts(s, a, n, &po, err, sizeof err))
-        return -1;
+    if (tune__opts(s, a, n, &po, err, sizeof err)) {
+        *headroom = -1;
+        return;
+    }
     plan_predict(s->mi, &po, s->gpus, s->n_gpu, -1, 0, &pl);
-    bool fit_host = pl.fit.status == PLAN_FIT_PLACED && pl.fit.n_part[0] > 0;
-    double least = INFINITY;
+    if (!pinned && pl.fit.status == PLAN_FIT_PLACED) {
+        double h = 0;
+        uint32_t on_gpu = 0;
+        for (int d = 0; d < pl.fit.n_dev; d++) {
+            on_gpu += pl.fit.n_layer[d];
+            if (!pl.fit.n_part[d])
+                continue;
+            plan_lf_t lf = pl.fit.overflow[d];
+            h += (double)pl.fit.n_part[d] - 1 + (lf == PLAN_LF_GATE ? 1.0 / 3 : lf == PLAN_LF_UP ? 2.0 / 3 : 1.0);
+        }
+        uint32_t all = s->mi->n_layer + 1;
+        if (on_gpu < all)
+            h += 1.5 * (double)(all - on_gpu);
+        *host_layers = h;
+    }
+    bool host = po.ncmoe > 0 || po.cpu_moe || (pl.fit.status == PLAN_FIT_PLACED && pl.fit.n_part[0] > 0);
     for (int d = 1; d < pl.n_dev; d++) {
         double h = (double)pl.dev[d].free_mib - (double)pl.dev[d].total / 1048576.0 - PLAN_CUDA_CTX_MIB;
-        if (po.ncmoe > 0 || po.cpu_moe || fit_host)
+        if (host)
             h += 0.25 * (double)pl.dev[d].compute / 1048576.0; /* the hidden error */
-        least = h < least ? h : least;
+        *headroom = h < *headroom ? h : *headroom;
     }
-    return least;
 }
 
-tune_status_t tune_sim_truth(const tune_sim_t *m, char *const *a, size_t n, double *gen, double *lprompt)
+/* tune_sim_truth, and sim_memory's figures (the cold start and the free
+ * memory after the runs read them) */
+static tune_status_t truth(const tune_sim_t *m, char *const *a, size_t n, double *gen, double *lprompt,
+                           double *headroom_out, double *nc_out)
 {
     char e[256];
+    double nc, headroom;
+    sim_memory(m, a, n, &headroom, &nc);
+    *nc_out = nc;
+    *headroom_out = headroom;
     if (args_check(a, n, e, sizeof e) >= 0)
         return TUNE_FAILED;
     double t = (double)getl(a, n, ARG_THREADS, m->cpus / 2 > 0 ? m->cpus / 2 : 1);
-    double ub = (double)getl(a, n, ARG_UBATCH, 512), nc = host_expert_layers(m, a, n);
+    double ub = (double)getl(a, n, ARG_UBATCH, 512);
     const char *kv = args_get(a, n, ARG_CACHE_K) ?: "f16";
     const char *fa = args_get(a, n, ARG_FLASH_ATTN) ?: "auto";
     double kvf = !strcmp(kv, "q4_0") ? 0.97 : !strcmp(kv, "q8_0") ? 0.99 : 1.0;
     if (strcmp(kv, "f16") && !strcmp(fa, "off"))
         return TUNE_FAILED; /* quantized V needs flash attention, as llama-server says */
-    if (true_headroom(m, a, n) < 0)
+    if (headroom < 0)
         return TUNE_OOM;
     double flags = (has(a, n, "--poll") ? 0.97 : 1) * (has(a, n, "--prio") ? 1.005 : 1);
     double tc = t > m->cpus ? m->cpus - (t - m->cpus) : t; /* oversubscribed */
@@ -224,6 +219,12 @@ tune_status_t tune_sim_truth(const tune_sim_t *m, char *const *a, size_t n, doub
     return TUNE_OK;
 }
 
+tune_status_t tune_sim_truth(const tune_sim_t *m, char *const *a, size_t n, double *gen, double *lprompt)
+{
+    double nc, headroom;
+    return truth(m, a, n, gen, lprompt, &headroom, &nc);
+}
+
 int tune_sim_measure(void *sim, char *const *a, size_t n, const tune_req_t *req, tune_meas_t *out, json_t *rec)
 {
     tune_sim_t *m = sim;
@@ -231,8 +232,9 @@ int tune_sim_measure(void *sim, char *const *a, size_t n, const tune_req_t *req,
     /* drift: a slow random walk between loads, within ±8% */
     m->drift *= 1 + 0.025 * gauss(m);
     m->drift = m->drift > 1.08 ? 1.08 : m->drift < 0.92 ? 0.92 : m->drift;
-    tune_status_t st = tune_sim_truth(m, a, n, &gen, &lp);
-    out->cold_s = (8 + 0.2 * host_expert_layers(m, a, n)) * (args_get(a, n, ARG_DRAFT_MODEL) ? 1.45 : 1);
+    double nc, h;
+    tune_status_t st = truth(m, a, n, &gen, &lp, &h, &nc);
+    out->cold_s = (8 + 0.2 * nc) * (args_get(a, n, ARG_DRAFT_MODEL) ? 1.45 : 1);
     m->clock += out->cold_s;
     json_object_set_new(rec, "simulated", json_true());
     if (st != TUNE_OK) {
@@ -268,7 +270,6 @@ int tune_sim_measure(void *sim, char *const *a, size_t n, const tune_req_t *req,
     }
     out->n_long = nl;
     out->lprompt = nl ? tune__median(l, nl) : NAN;
-    double h = true_headroom(m, a, n);
     out->free_mib = isinf(h) ? -1 : (int64_t)h;
     out->pp = -1;
     out->status = TUNE_OK;
