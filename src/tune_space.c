@@ -195,6 +195,13 @@ static bool relative_ncmoe(const char *v)
     return !strncmp(v, "min", 3);
 }
 
+/* An ncmoe value resolved per point (min±N from the planner, fit by
+ * llama-server), not a layer count of its own. */
+static bool per_point_ncmoe(const char *v)
+{
+    return relative_ncmoe(v) || !strcmp(v, "fit");
+}
+
 /* "min" → 0, "min+2" → 2, "min-1" → -1; false when malformed. */
 static bool ncmoe_offset(const char *v, int *off)
 {
@@ -298,8 +305,7 @@ int tune_space_parse(tune_setup_t *s, const char *spec, char *err, size_t errlen
     /* values through llama-server's own argument rules */
     for (int d = 0; d < s->space.n_dims; d++)
         for (int v = 0; v < s->space.dims[d].n_values; v++) {
-            if (s->space.dims[d].kind == TUNE_DIM_NCMOE && (relative_ncmoe(s->space.dims[d].values[v]) ||
-                                                            !strcmp(s->space.dims[d].values[v], "fit")))
+            if (s->space.dims[d].kind == TUNE_DIM_NCMOE && per_point_ncmoe(s->space.dims[d].values[v]))
                 continue;
             tune_point_t p = {{0}};
             p.idx[d] = v;
@@ -537,7 +543,7 @@ char **tune_point_args(const tune_setup_t *s, char *const *base, size_t n_base, 
             a = tune__set(a, n, ARG_TENSOR_SPLIT, dflt ? NULL : v);
             break;
         case TUNE_DIM_NCMOE:
-            if (relative_ncmoe(v) || !strcmp(v, "fit"))
+            if (per_point_ncmoe(v))
                 ncmoe_dim = d; /* after the others: it depends on them */
             else
                 a = tune__set(a, n, ARG_N_CPU_MOE, dflt || !strcmp(v, "0") ? NULL : v);
