@@ -273,6 +273,25 @@ static void t_garbage(void **s)
         loadlog_line(&r, line, strlen(line));
     }
     assert_int_equal(r.n_dev, LOADLOG_MAX_DEV);
+    /* --fit's placement lines, cut short or overlong: nothing placed, bounded */
+    const char *fitjunk[] = {"common_params_fit_impl:   - ", "common_params_fit_impl:   -  layers",
+                             "common_params_fit_impl:   - CUDA0 layers", "common_params_fit_impl:   - CUDA0 (x): layers",
+                             "common_params_fit_impl:   - AVERYLONGDEVICENAME0123 (x): 3 layers",
+                             "overflow_type)=(", "overflow_type)=(1, 2, ATTNATTNATTNATTN)"};
+    loadlog_init(&r);
+    for (size_t i = 0; i < sizeof fitjunk / sizeof fitjunk[0]; i++)
+        loadlog_line(&r, fitjunk[i], strlen(fitjunk[i]));
+    char fp[160];
+    assert_int_equal(r.n_fit_dev, 1); /* "CUDA0 (x): layers": a device, no count */
+    assert_true(strlen(r.fit_overflow) < sizeof r.fit_overflow);
+    for (int i = 0; i < 6; i++) {
+        char line[96];
+        snprintf(line, sizeof line, "common_params_fit_impl:   - CUDA%d (x): 9 layers ( 2 overflowing), 1 MiB used", i);
+        loadlog_line(&r, line, strlen(line));
+    }
+    assert_int_equal(r.n_fit_dev, 4);
+    assert_true(loadlog_fit_placement(&r, fp, 40)); /* cut to the buffer */
+    assert_int_equal(strlen(fp), 39);
 }
 
 static void t_mmproj(void **s)
