@@ -153,8 +153,10 @@ static tune_dim_t *dim_new(tune_space_t *sp, tune_dim_kind_t k, const char *name
 
 static void dim_value(tune_dim_t *d, const char *v)
 {
-    if (d && v && d->n_values < TUNE_MAX_VALUES && tune_value_index(d, v) < 0)
-        snprintf(d->values[d->n_values++], sizeof d->values[0], "%s", v);
+    /* a value that does not fit its slot is left out, never cut short */
+    size_t len = v ? strlen(v) : 0;
+    if (d && v && len < sizeof d->values[0] && d->n_values < TUNE_MAX_VALUES && tune_value_index(d, v) < 0)
+        memcpy(d->values[d->n_values++], v, len + 1);
 }
 
 int tune_value_index(const tune_dim_t *d, const char *v)

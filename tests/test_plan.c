@@ -174,20 +174,23 @@ static void opts(plan_opts_t *o, const char *line)
             fail_msg("%s = %.2f MiB, llama-server %.2f MiB (tolerance %.2f)", #bytes, got_, (double)(mib), (double)(tol)); \
     } while (0)
 
-static char *fixture(const char *rel, size_t *len)
+/* *text (caller frees) lives in the caller's frame: a pointer local to this
+ * function would make every pointer into the text look dangling to gcc -O3 */
+static void fixture(const char *rel, char **text, size_t *len)
 {
-    char *path = xasprintf("%s/%s", VARIET_FIXTURES, rel), *text = NULL, err[256];
-    int rc = file_read_all(path, 64u << 20, &text, len, err, sizeof err);
+    char *path = xasprintf("%s/%s", VARIET_FIXTURES, rel), err[256];
+    *text = NULL;
+    int rc = file_read_all(path, 64u << 20, text, len, err, sizeof err);
     free(path);
     if (rc)
         fail_msg("fixture: %s", err);
-    return text;
 }
 
 static void parse_log(const char *rel, loadlog_t *r)
 {
     size_t len;
-    char *text = fixture(rel, &len);
+    char *text;
+    fixture(rel, &text, &len);
     loadlog_init(r);
     loadlog_parse(r, text, len);
     free(text);
@@ -294,7 +297,8 @@ static int64_t md_free(const char *text)
 static void load_tune_md(const char *rel, const char *name)
 {
     size_t len;
-    char *text = fixture(rel, &len);
+    char *text;
+    fixture(rel, &text, &len);
     const char *j = strstr(text, "```json\n");
     assert_non_null(j);
     j += 8;
@@ -334,10 +338,12 @@ static void load_tune_md(const char *rel, const char *name)
 static void load_tune_json(const char *rel, const char *md)
 {
     size_t len;
-    char *mdtext = fixture(md, &len);
+    char *mdtext;
+    fixture(md, &mdtext, &len);
     int64_t free_mib = md_free(mdtext);
     free(mdtext);
-    char *text = fixture(rel, &len);
+    char *text;
+    fixture(rel, &text, &len);
     json_error_t e;
     json_t *doc = json_loadb(text, len, 0, &e);
     free(text);
@@ -381,7 +387,8 @@ static void load_tune_json(const char *rel, const char *md)
 static void load_anchors(void)
 {
     size_t len;
-    char *text = fixture("gpu/h200-tune/anchors-21500MiB.log", &len);
+    char *text;
+    fixture("gpu/h200-tune/anchors-21500MiB.log", &text, &len);
     const char *hw = strstr(text, "NVIDIA H200 ");
     assert_non_null(hw);
     double total, used, fr;
