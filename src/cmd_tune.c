@@ -315,6 +315,19 @@ static char *role_json(const reg_role_t *role, char *const *args, size_t n, doub
     return s;
 }
 
+/* llama.cpp's own placement beside the search, from s->args as they are
+ * now (a recorded grid has no such point); *ref owns it. */
+static void use_reference(cmd_ctx_t *c, tune_setup_t *s, bool replaying, const char *strategy, char ***ref)
+{
+    args_free(ref);
+    s->ref_args = NULL;
+    s->n_ref_args = 0;
+    if (cmd_flag(c, "--no-reference") || replaying || strcmp(strategy, "descent"))
+        return;
+    *ref = tune_reference_args(s, &s->n_ref_args);
+    s->ref_args = *ref;
+}
+
 static int exec_tune(cmd_ctx_t *c)
 {
     const reg_role_t *role = c->role;
@@ -331,14 +344,15 @@ static int exec_tune(cmd_ctx_t *c)
     if (strcmp(strategy, "descent") && strcmp(strategy, "grid"))
         return cmd_usage(c->entry, "--strategy is descent (default) or grid");
     if (tune_objective_parse(cmd_opt(c, "--objective") ?: "gen=1,prompt=1", &s.obj))
-        return cmd_usage(c->entry, "--objective is gen, prompt or weights like gen=1,prompt=0.5,cold=0.2,vision=0.05");
+        return cmd_usage(c->entry, "--objective is gen, prompt or weights like gen=1,prompt=0.5,cold=0.2,vision=0.05, "
+                                  "with floors like gen>=1");
     const char *sim = cmd_opt(c, "--simulate"), *rep = cmd_opt(c, "--replay");
     bool dry = cmd_flag(c, "--dry-run"), resume = cmd_flag(c, "--resume");
 
     char err[1024];
     roleplan_t *rp = NULL;
     int rc = CMD_USAGE;
-    char *exe = NULL, *cdir = NULL, *hist_path = NULL, *hwm = NULL;
+    char *exe = NULL, *cdir = NULL, *hist_path = NULL, *hwm = NULL, **ref = NULL; /* ours */
     json_t *history = NULL;
     srvhelp_t *help = NULL;
     tune_trial_t trial;
@@ -377,6 +391,7 @@ static int exec_tune(cmd_ctx_t *c)
     s.runs = (int)runs;
     s.min_free_mib = min_free;
     s.ctx_min = cmd_flag(c, "--pin-ctx") ? 0 : (uint64_t)ctx;
+
     s.stop = &interrupted;
     s.progress = progress;
     hw_info_t hw;
@@ -442,6 +457,7 @@ static int exec_tune(cmd_ctx_t *c)
     }
     fprintf(stderr, "), grid %ld configurations\n", grid);
 
+    use_reference(c, &s, rep != NULL, strategy, &ref);
     if (dry) {
         dry_run(&s);
         rc = CMD_OK;
@@ -485,6 +501,7 @@ static int exec_tune(cmd_ctx_t *c)
             base = mig;
             s.args = base;
             s.n_args = nm;
+            use_reference(c, &s, false, strategy, &ref);
         } else {
             args_free(&mig);
         }
@@ -595,6 +612,7 @@ static int exec_tune(cmd_ctx_t *c)
 out_base:
     args_free(&base);
 out:
+    args_free(&ref);
     tune_trial_free(&trial);
     free(hwm);
     json_decref(history);
@@ -620,7 +638,12 @@ static const cli_opt_t tune_opts[] = {
     {"--min-free", 0, "MiB", "GPU memory that must stay free after the runs, measured (default 256)", 0},
     {"--objective", 0, "W",
      "weights of short-scenario generation, long-scenario prefill, cold start and (a role with --mmproj) a 1024 px "
-     "picture's encode time, e.g. gen=1,vision=0.05 (default gen=1,prompt=1)",
+     "picture's encode time, e.g. gen=1,vision=0.05, and floors against llama.cpp's own placement, e.g. "
+     "gen=1,prompt=1,gen>=1 (default gen=1,prompt=1)",
+     0},
+    {"--no-reference", 0, NULL,
+     "do not measure llama.cpp's own placement (the role's args without what the tuner varies, --fit deciding) "
+     "beside the search; by default the winner is compared with it, interleaved, and it is written when it is better",
      0},
     {"--resume", 0, NULL, "continue from tune-ROLE.json without measuring anything twice", 0},
     {"--dry-run", 0, NULL, "list the space with the planner's run/skip verdicts; launch nothing", 0},

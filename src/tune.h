@@ -123,7 +123,16 @@ typedef int (*tune_measure_fn)(void *ud, char *const *args, size_t n, const tune
 typedef struct {
     double gen, prompt, cold; /* weights: short-scenario generation, long-scenario prefill, cold start */
     double vision;            /* weight of the projector's encode speed (baseline encode ms / encode ms) */
+    /* floors ("gen>=1"): a configuration below floor × the reference's
+     * figure loses TUNE_FLOOR_STEEPNESS % of its score per % it falls
+     * short (smooth, so medians and paired ratios still order it); 0: none */
+    double gen_floor, prompt_floor;
+    /* the floors' reference figures: llama.cpp's own placement when it ran
+     * (tune_run fills them), else 0 and the baseline's count */
+    double ref_gen, ref_lprompt;
 } tune_objective_t;
+
+#define TUNE_FLOOR_STEEPNESS 10
 
 /* Everything a tuning run needs; the caller owns every pointer. */
 typedef struct {
@@ -133,6 +142,12 @@ typedef struct {
                              * ("--spec-draft-n-max" in b11669), "": not a dimension */
     char *const *args;     /* the role's args as they are (the baseline) */
     size_t n_args;
+    /* llama.cpp's own placement for the role (tune_reference_args): loaded
+     * in the baseline phase, the floors' reference, and compared with the
+     * winner at the end, interleaved: the tuner writes it when it measures
+     * better. NULL: no reference. */
+    char *const *ref_args;
+    size_t n_ref_args;
     const char *role;      /* for labels and the history */
     tune_space_t space;    /* from tune_space_default / tune_space_parse */
     plan_gpu_t gpus[PLAN_MAX_GPU];
@@ -191,6 +206,14 @@ tune_situation_t tune_situation(const tune_setup_t *s);
 int tune_headroom(const tune_setup_t *s, char *const *args, size_t n, double *headroom_mib, double *band_mib,
                   json_t *rec, char *err, size_t errlen);
 
+/* llama.cpp's own placement for the role: its args without what the
+ * tuner varies or places (-ngl, -ncmoe, --cpu-moe, -ts, -sm, -mg, --fit,
+ * --fit-target, -ub, -b, -ctk, -ctv, -fa, -t, -tb, --no-mmproj-offload),
+ * so that llama-server's --fit and defaults decide, with -c raised to
+ * ctx_min; the rest (slots, projector, draft, template, ...) as the role
+ * has it. Caller frees with args_free. */
+char **tune_reference_args(const tune_setup_t *s, size_t *n);
+
 /* Index of value v in dimension d, or -1. */
 int tune_value_index(const tune_dim_t *d, const char *v);
 
@@ -230,7 +253,9 @@ void tune_result_free(tune_result_t *r);
 double tune_score(const tune_objective_t *o, const tune_meas_t *base, const tune_meas_t *m);
 
 /* "gen", "prompt", or weights "gen=1,prompt=0.5,cold=0.2,vision=0.05"
- * (vision=0.05: one request in twenty carries a picture). 0 or -1. */
+ * (vision=0.05: one request in twenty carries a picture), with floors
+ * among them: "gen=1,prompt=1,gen>=1" (generation at least the
+ * reference's). At least one weight. 0 or -1. */
 int tune_objective_parse(const char *s, tune_objective_t *o);
 
 /* ---- report (tune_report.c) ---- */

@@ -317,6 +317,10 @@ static void md_draft(const tune_setup_t *s, const json_t *history, buf_t *md)
             cs[k].cold[cs[k].n++] = m.cold_s;
         }
     }
+    tune_objective_t o = s->obj; /* with the floors' reference as the search had it */
+    json_t *rf = json_object_get(history, "reference");
+    o.ref_gen = rf ? num(rf, "gen") : 0;
+    o.ref_lprompt = rf ? num(rf, "long_prompt") : 0;
     buf_printf(md, "## Draft model\n\nThe role's draft model against none: it drafts tokens the model then "
                    "verifies (generation), and it is loaded too (memory, cold start). Scores by the objective "
                    "(gen=%.2g, prompt=%.2g, cold=%.2g), against the baseline; medians of each configuration's "
@@ -352,8 +356,8 @@ static void md_draft(const tune_setup_t *s, const json_t *history, buf_t *md)
                 snprintf(lb, sizeof lb, "%.0f", B->lprompt);
             buf_printf(md, "| %s / %s | %.2f / %.2f | %+.1f%% | %s / %s | %.2f / %.2f | %+.1f%% | %.3f / %.3f |\n",
                        cs[a].label, cs[b].label, A->gen, B->gen, (A->gen / B->gen - 1) * 100, la, lb, A->cold_s,
-                       B->cold_s, (A->cold_s / B->cold_s - 1) * 100, tune_score(&s->obj, &base, A),
-                       tune_score(&s->obj, &base, B));
+                       B->cold_s, (A->cold_s / B->cold_s - 1) * 100, tune_score(&o, &base, A),
+                       tune_score(&o, &base, B));
             pairs++;
         }
     }
@@ -361,15 +365,15 @@ static void md_draft(const tune_setup_t *s, const json_t *history, buf_t *md)
         buf_printf(md, "| (no configuration ran both ways) | | | | | | |\n");
     int bon = -1, boff = -1;
     for (int k = 0; k < nc; k++) {
-        double sc = tune_score(&s->obj, &base, &cs[k].est);
+        double sc = tune_score(&o, &base, &cs[k].est);
         int *b = cs[k].draft ? &bon : &boff;
-        if (*b < 0 || sc > tune_score(&s->obj, &base, &cs[*b].est))
+        if (*b < 0 || sc > tune_score(&o, &base, &cs[*b].est))
             *b = k;
     }
     buf_printf(md, "\n");
     if (bon >= 0 && boff >= 0) {
         const tune_meas_t *A = &cs[bon].est, *B = &cs[boff].est;
-        double sa = tune_score(&s->obj, &base, A), sb = tune_score(&s->obj, &base, B);
+        double sa = tune_score(&o, &base, A), sb = tune_score(&o, &base, B);
         buf_printf(md, "Best with the draft: `%s`, gen %.2f t/s, cold start %.2f s, score %.3f. Best without: `%s`, "
                        "gen %.2f t/s, cold start %.2f s, score %.3f. The draft changes generation by %+.1f%% and the "
                        "cold start by %+.1f%% (its cold-start score by %+.1f%%); by this objective the draft %s.\n\n",
@@ -385,6 +389,28 @@ static void md_draft(const tune_setup_t *s, const json_t *history, buf_t *md)
 
 /* The log; with plots (the file name stem of the SVGs beside it) a Plots
  * section links them. */
+/* The Result table's row of llama.cpp's own placement: medians over its loads. */
+static void ref_row(buf_t *md, const json_t *trials, const char *key)
+{
+    double g[64], l[64];
+    int ng = 0, nl = 0;
+    size_t i;
+    json_t *e;
+    json_array_foreach(trials, i, e)
+    {
+        const char *k = json_string_value(json_object_get(e, "key"));
+        if (!key || !k || strcmp(k, key) || strcmp(json_string_value(json_object_get(e, "status")) ?: "", "ok"))
+            continue;
+        if (ng < 64 && num(e, "gen_tps") > 0)
+            g[ng++] = num(e, "gen_tps");
+        if (nl < 64 && num(e, "long_prompt_tps") > 0)
+            l[nl++] = num(e, "long_prompt_tps");
+    }
+    if (ng)
+        buf_printf(md, "| llama.cpp's own placement (median of its %d loads) | %.2f | %.0f |\n", ng,
+                   tune__median(g, ng), nl ? tune__median(l, nl) : NAN);
+}
+
 static char *report_md(const tune_setup_t *s, const json_t *history, const tune_result_t *res, const char *model_path,
                        const char *hw_md, double old_tps, const char *result_json, const char *plots)
 {
@@ -412,6 +438,19 @@ static char *report_md(const tune_setup_t *s, const json_t *history, const tune_
     else if (before)
         buf_printf(&md, ", which did not run (%s: %s)", json_string_value(json_object_get(before, "status")) ?: "",
                    json_string_value(json_object_get(before, "error")) ?: "");
+    json_t *ref = json_object_get(history, "reference");
+    if (ref)
+        buf_printf(&md, "; llama.cpp's own placement for it (`%s`: what the tuner varies left to --fit and "
+                        "llama-server's defaults) measured at %.2f gen t/s and %.0f long-prompt t/s",
+                   json_string_value(json_object_get(ref, "args")) ?: "", num(ref, "gen"), num(ref, "long_prompt"));
+    if (s->obj.gen_floor > 0 || s->obj.prompt_floor > 0) {
+        buf_printf(&md, ". Floors, against %s (each %% short costs about %d%% of the score):",
+                   ref ? "llama.cpp's own placement" : "the baseline", TUNE_FLOOR_STEEPNESS);
+        if (s->obj.gen_floor > 0)
+            buf_printf(&md, " generation ≥ %.2f×", s->obj.gen_floor);
+        if (s->obj.prompt_floor > 0)
+            buf_printf(&md, "%s long prompt ≥ %.2f×", s->obj.gen_floor > 0 ? "," : "", s->obj.prompt_floor);
+    }
     buf_printf(&md, "; recorded measured_tps %.2f. Situation: %s. Free memory to keep after the runs: %lld MiB "
                     "(measured).\n\n",
                old_tps, sit_name(s->situation), (long long)s->min_free_mib);
@@ -422,8 +461,12 @@ static char *report_md(const tune_setup_t *s, const json_t *history, const tune_
     buf_printf(&md,
                "## Search\n\nPhases: baseline, screen (coordinate descent in this order, %s per value), pairs (each dimension's two best other values, within 10%% of its best, combined two at a time across dimensions), "
                "measure (the best %d again, %d runs of each scenario), confirm (the top two interleaved A B A B, "
-               "each a fresh load), prune (extra flags, interleaved). Dimensions:\n\n",
-               s->obj.prompt > 0 ? "one short and two long runs" : "one short run", 3, s->runs);
+               "each a fresh load), prune (extra flags, interleaved)%s. Dimensions:\n\n",
+               s->obj.prompt > 0 || s->obj.prompt_floor > 0 ? "one short and two long runs" : "one short run", 3,
+               s->runs,
+               ref ? ", reference (the winner against llama.cpp's own placement: one adjacent pair of fresh loads, "
+                     "a second before llama.cpp's own replaces it)"
+                   : "");
     for (int d = 0; d < s->space.n_dims; d++) {
         buf_printf(&md, "- `%s`:", s->space.dims[d].name);
         for (int v = 0; v < s->space.dims[d].n_values; v++)
@@ -470,6 +513,8 @@ static char *report_md(const tune_setup_t *s, const json_t *history, const tune_
         buf_printf(&md, "| | gen t/s | long prompt t/s |\n|---|---|---|\n");
         if (before && !strcmp(json_string_value(json_object_get(before, "status")) ?: "", "ok"))
             buf_printf(&md, "| before | %.2f | %.0f |\n", num(before, "gen_tps"), num(before, "long_prompt_tps"));
+        if (ref)
+            ref_row(&md, tr, json_string_value(json_object_get(ref, "args")));
         buf_printf(&md, "| after (median of the confirmation loads) | %.2f | %.0f |\n\n", res->measured_tps,
                    res->long_prompt_tps);
         buf_printf(&md, "measured_tps: %.2f → %.2f\n", old_tps, res->measured_tps);

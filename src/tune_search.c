@@ -46,6 +46,7 @@ typedef struct {
     size_t n, cap;
     tune_meas_t base;   /* normalisation of scores */
     bool have_base;
+    tune_objective_t obj; /* s->obj with the floors' reference figures once measured */
     double t0;
     int trials, skipped, budget_phase;
     bool stop, budget_hit, interrupted;
@@ -206,7 +207,17 @@ static bool estimate(const cfg_t *c, tune_meas_t *e)
     return true;
 }
 
-double tune_score(const tune_objective_t *o, const tune_meas_t *b, const tune_meas_t *m)
+/* The floor's factor: 1 at or above floor × ref, else (v / (floor × ref))
+ * to the TUNE_FLOOR_STEEPNESS. */
+static double floor_factor(double floor, double ref, double v)
+{
+    if (floor <= 0 || !(ref > 0) || isnan(v))
+        return 1;
+    double x = v / (floor * ref);
+    return x >= 1 ? 1 : pow(x > 0 ? x : 0, TUNE_FLOOR_STEEPNESS);
+}
+
+static double weighted(const tune_objective_t *o, const tune_meas_t *b, const tune_meas_t *m)
 {
     double s = 0;
     if (o->gen > 0 && b->gen > 0 && !isnan(m->gen))
@@ -221,12 +232,19 @@ double tune_score(const tune_objective_t *o, const tune_meas_t *b, const tune_me
     return s;
 }
 
+double tune_score(const tune_objective_t *o, const tune_meas_t *b, const tune_meas_t *m)
+{
+    double f = floor_factor(o->gen_floor, o->ref_gen > 0 ? o->ref_gen : b->gen, m->gen) *
+               floor_factor(o->prompt_floor, o->ref_lprompt > 0 ? o->ref_lprompt : b->lprompt, m->lprompt);
+    return f * weighted(o, b, m);
+}
+
 static double cfg_score(const run_t *r, const cfg_t *c)
 {
     tune_meas_t e;
     if (!r->have_base || !estimate(c, &e))
         return -INFINITY;
-    return tune_score(&r->s->obj, &r->base, &e);
+    return tune_score(&r->obj, &r->base, &e);
 }
 
 /* Noise of a load's figures: half the relative range (NAN with one run). */
@@ -416,7 +434,7 @@ static const tune_meas_t *load(run_t *r, cfg_t *c, int short_runs, int long_runs
     if (!plan_gate(r, c) || !can_load(r) || c->n_loads == MAX_LOADS)
         return NULL;
     /* without a prompt weight the long scenario is shown, not searched on */
-    if (r->s->obj.prompt <= 0)
+    if (r->obj.prompt <= 0 && r->obj.prompt_floor <= 0)
         long_runs = !strcmp(r->phase, "screen") ? 0 : 1;
     tune_req_t req = {short_runs, long_runs, 0};
     req.long_tokens = long_tokens(r, c);
@@ -486,7 +504,7 @@ static void set_base(run_t *r, const tune_meas_t *m)
  * figure the tuner reads: ±8% between loads on the H200). */
 static int screen_long_runs(const run_t *r)
 {
-    return r->s->obj.prompt > 0 ? 2 : 1;
+    return r->obj.prompt > 0 || r->obj.prompt_floor > 0 ? 2 : 1;
 }
 
 /* Coordinate descent varies one dimension at a time, and a screen is one
@@ -807,9 +825,9 @@ static int compare(run_t *r, cfg_t *a, cfg_t *b, int want, int runs, int since, 
     double q[MAX_CMP];
     int nq = 0;
     for (int i = 0; i < np; i++) {
-        double sbq = tune_score(&r->s->obj, &r->base, &B[p[i][1]]);
+        double sbq = tune_score(&r->obj, &r->base, &B[p[i][1]]);
         if (sbq > 0)
-            q[nq++] = tune_score(&r->s->obj, &r->base, &A[p[i][0]]) / sbq;
+            q[nq++] = tune_score(&r->obj, &r->base, &A[p[i][0]]) / sbq;
     }
     if (ended && np < want) /* the budget ended it: no decision */
         return 2;
@@ -904,6 +922,20 @@ static void note(run_t *r, const char *key, json_t *v)
 
 static void run_free(run_t *r);
 
+/* The floors' reference: llama.cpp's own placement as first measured,
+ * recorded in the history for the report. */
+static void reference_figures(run_t *r, const cfg_t *ref)
+{
+    tune_meas_t e;
+    if (!ref || !ok(ref) || !estimate(ref, &e))
+        return;
+    r->obj.ref_gen = isnan(e.gen) ? 0 : e.gen;
+    r->obj.ref_lprompt = isnan(e.lprompt) ? 0 : e.lprompt;
+    json_object_set_new(r->history, "reference",
+                        json_pack("{s:s,s:o,s:o}", "args", ref->key, "gen", jnum(r->obj.ref_gen), "long_prompt",
+                                  jnum(r->obj.ref_lprompt)));
+}
+
 void tune_result_free(tune_result_t *res)
 {
     args_free(&res->args);
@@ -941,7 +973,7 @@ static void load_history(run_t *r)
 static void run_start(run_t *r, const tune_setup_t *s, json_t *history, void (*save)(void *), void *sud,
                       tune_result_t *res)
 {
-    *r = (run_t){.s = s, .history = history, .save = save, .sud = sud};
+    *r = (run_t){.s = s, .history = history, .save = save, .sud = sud, .obj = s->obj};
     memset(res, 0, sizeof *res);
     r->t0 = clock_s(r);
     if (!json_is_array(json_object_get(history, "trials")))
@@ -970,7 +1002,7 @@ int tune_run(const tune_setup_t *s, json_t *history, void (*save)(void *), void 
     int cruns = runs > 2 ? runs - 1 : runs; /* per load of an interleaved comparison (it has several) */
 
     /* the role as it is: the "before" figures and the scale of scores */
-    phase(&r, "baseline", 0.08);
+    phase(&r, "baseline", s->ref_args ? 0.12 : 0.08);
     char **b0 = tune__copy_args(s->args, s->n_args);
     size_t nb0 = s->n_args;
     if (s->ctx_min) {
@@ -984,7 +1016,14 @@ int tune_run(const tune_setup_t *s, json_t *history, void (*save)(void *), void 
     cfg_t *before = cfg_of_args(&r, b0, nb0, "the role's args");
     if (!has_load(before, runs))
         load(&r, before, runs, runs);
+    cfg_t *ref = s->ref_args ? cfg_of_args(&r, tune__copy_args(s->ref_args, s->n_ref_args), s->n_ref_args,
+                                           "llama.cpp's own placement")
+                             : NULL;
+    if (ref && !has_load(ref, runs))
+        load(&r, ref, runs, runs);
     set_base(&r, last_ok(before));
+    set_base(&r, ref ? last_ok(ref) : NULL); /* the role's args did not run */
+    reference_figures(&r, ref);
 
     phase(&r, "screen", 0.45);
     double rel[TUNE_MAX_DIMS][TUNE_MAX_VALUES];
@@ -1032,7 +1071,7 @@ int tune_run(const tune_setup_t *s, json_t *history, void (*save)(void *), void 
         }
     while (nt > 0 && !ok(top[nt - 1]))
         nt--;
-    cfg_t *win = nt ? top[0] : ok(before) ? before : NULL;
+    cfg_t *win = nt ? top[0] : ok(before) ? before : ref && ok(ref) ? ref : NULL;
 
     /* the top two, interleaved */
     phase(&r, "confirm", 0.78);
@@ -1052,7 +1091,7 @@ int tune_run(const tune_setup_t *s, json_t *history, void (*save)(void *), void 
     }
 
     /* flags the role carried that change nothing */
-    phase(&r, "prune", 1.0);
+    phase(&r, "prune", ref ? 0.93 : 1.0);
     char **wargs = win ? tune__copy_args(win->args, win->n) : NULL;
     size_t nw = win ? win->n : 0;
     item_t items[32];
@@ -1137,6 +1176,27 @@ int tune_run(const tune_setup_t *s, json_t *history, void (*save)(void *), void 
     }
     json_object_set_new(history, "pruned", pruned);
     args_free(&wargs);
+
+    /* the winner against llama.cpp's own placement, interleaved from here */
+    phase(&r, "reference", 1.0);
+    if (ref && ok(ref) && win && ok(win) && win != ref) {
+        /* one adjacent pair, and a second before llama.cpp's own replaces the winner */
+        double ratio = NAN;
+        int from = r.trials - 1, v = can_load(&r) ? compare(&r, win, ref, 1, cruns, from, &ratio) : 2;
+        if (v == -1 && can_load(&r))
+            v = compare(&r, win, ref, 2, cruns, from, &ratio);
+        cfg_t *pick = v == -1 ? ref : win;
+        say(&r, "reference: %s vs llama.cpp's own placement: %s", win->label[0] ? win->label : "the winner",
+            v == 2  ? "not compared (budget); the winner stays"
+            : v < 0 ? "llama.cpp's own is better → it is written"
+            : v > 0 ? "the winner is better"
+                    : "a tie → the winner stays");
+        if (v != 2)
+            note(&r, "reference",
+                 json_pack("{s:s,s:s,s:o,s:s}", "a", win->label[0] ? win->label : "the winner", "b", ref->label,
+                           "ratio", jnum(ratio), "pick", pick == ref ? ref->label : "the winner"));
+        win = pick;
+    }
 
     run_result(&r, res);
     int rc = -1;
@@ -1230,8 +1290,19 @@ int tune_objective_parse(const char *s, tune_objective_t *o)
     }
     char *copy = xstrdup(s), *save = NULL;
     for (char *it = strtok_r(copy, ",", &save); it; it = strtok_r(NULL, ",", &save)) {
-        char *eq = strchr(it, '=');
+        char *ge = strstr(it, ">=");
         double w;
+        if (ge) { /* a floor: "gen>=1" */
+            *ge = 0;
+            double *f = !strcmp(it, "gen") ? &o->gen_floor : !strcmp(it, "prompt") ? &o->prompt_floor : NULL;
+            if (!f || !parse_f64(ge + 2, &w) || w <= 0 || w > 100) {
+                free(copy);
+                return -1;
+            }
+            *f = w;
+            continue;
+        }
+        char *eq = strchr(it, '=');
         if (!eq || !parse_f64(eq + 1, &w) || w < 0) {
             free(copy);
             return -1;

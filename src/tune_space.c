@@ -138,6 +138,25 @@ tune_situation_t tune_situation(const tune_setup_t *s)
     return r == 0 && h < 0 ? TUNE_SIT_HOST_EXPERTS : TUNE_SIT_FULL_GPU;
 }
 
+char **tune_reference_args(const tune_setup_t *s, size_t *n)
+{
+    static const args_opt_t placed[] = {ARG_NGL,      ARG_N_CPU_MOE,  ARG_CPU_MOE,    ARG_TENSOR_SPLIT,
+                                        ARG_SPLIT_MODE, ARG_MAIN_GPU, ARG_FIT,        ARG_FIT_TARGET,
+                                        ARG_UBATCH,   ARG_BATCH,      ARG_CACHE_K,    ARG_CACHE_V,
+                                        ARG_FLASH_ATTN, ARG_THREADS,  ARG_THREADS_BATCH, ARG_NO_MMPROJ_OFFLOAD};
+    char **a = tune__copy_args(s->args, s->n_args);
+    *n = s->n_args;
+    for (size_t i = 0; i < sizeof placed / sizeof placed[0]; i++)
+        a = tune__set(a, n, placed[i], NULL);
+    long c;
+    if (s->ctx_min && (!args_get_long(a, *n, ARG_CTX_SIZE, &c) || c < (long)s->ctx_min)) {
+        char cs[32];
+        snprintf(cs, sizeof cs, "%llu", (unsigned long long)s->ctx_min);
+        a = tune__set(a, n, ARG_CTX_SIZE, cs);
+    }
+    return a;
+}
+
 /* ---------- dimensions ---------- */
 
 static tune_dim_t *dim_new(tune_space_t *sp, tune_dim_kind_t k, const char *name)

@@ -383,6 +383,25 @@ static void load_tune_json(const char *rel, const char *md)
     json_decref(doc);
 }
 
+/* A tuner trial that ran out of device memory allocating its compute
+ * buffer: weights, KV and RS as allocated, the compute buffer from the
+ * failed allocation, free memory from the log's device list (after
+ * llama-server's CUDA context). */
+static void load_oom_log(const char *rel, const char *name, const char *args)
+{
+    loadlog_t r;
+    parse_log(rel, &r);
+    assert_true(r.oom);
+    assert_string_equal(r.oom_what, "the compute buffer");
+    meas_t *x = add_meas(name, m35, args);
+    x->free_mib = (int64_t)log_dev(&r, "CUDA0")->free_mib + PLAN_CUDA_CTX_MIB;
+    x->w = loadlog_sum(&r, "CUDA0", "model");
+    x->host_w = loadlog_sum(&r, "CPU", "model");
+    x->c_gpu = r.oom_mib;
+    x->n_ctx = r.n_ctx;
+    x->oom = true;
+}
+
 /* anchors-21500MiB.log: `variet hw`, then per role the bench's load report. */
 static void load_anchors(void)
 {
@@ -435,6 +454,8 @@ static void load_all(void)
     load_tune_md("gpu/h200-tune/tune-partial-12800MiB-ctx32k-space2.md", "h200 tune 12800 space2 winner (ncmoe 16 ub 512)");
     load_anchors();
     load_tune_json("gpu/h200-tune/tune-full-gpu-21500MiB-ctx256k.json", "gpu/h200-tune/tune-full-gpu-21500MiB-ctx256k.md");
+    load_oom_log("gpu/h200-tune-6/tune-21500-trial-10-oom.log", "h200 tune-6 21500 trial 10 (oom, 256K ub 1024)",
+                 "-ngl 999 -c 262144 -np 1 -fa on -ctk q4_0 -ctv q4_0 -ub 1024 -b 1024 -t 6 -tb 6 --fit off");
 }
 
 static double rel_err(double pred, double real) { return real > 0 ? (pred - real) / real : 0; }

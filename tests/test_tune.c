@@ -405,6 +405,104 @@ static void t_budget_and_interrupt(void **st)
     tune_sim_free(&sim);
 }
 
+static void t_reference(void **st)
+{
+    (void)st;
+    /* llama.cpp's own placement: what the tuner varies or places is left
+     * to --fit and the defaults, the context raised to what is required */
+    char *role[] = {"-ngl", "999", "-c", "8192", "-np", "1", "-fa", "on", "-ctk", "q4_0", "-ctv", "q4_0",
+                    "--ubatch-size=256", "-b", "512", "-t", "6", "-tb", "6", "--poll", "50", "--jinja", "-ncmoe",
+                    "4", "--fit", "off", "-ts", "1,1", "--no-mmproj-offload", NULL};
+    tune_setup_t s;
+    setup_gpu(&s, 12800, role, 29);
+    s.ctx_min = 32768;
+    size_t n;
+    char **a = tune_reference_args(&s, &n);
+    char *j = tune_join_args(a, n);
+    assert_string_equal(j, "-c 32768 -np 1 --poll 50 --jinja");
+    free(j);
+    args_free(&a);
+    s.ctx_min = 4096; /* the role's larger context stays */
+    a = tune_reference_args(&s, &n);
+    assert_string_equal(args_get(a, n, ARG_CTX_SIZE), "8192");
+    args_free(&a);
+
+    /* a search confined to bad values: llama.cpp's own placement is
+     * measured better at the end, interleaved, and written */
+    setup_gpu(&s, 12800, seed_args, 24);
+    char err[256];
+    if (tune_space_parse(&s, "t=2,3;ncmoe=min+4", err, sizeof err))
+        fail_msg("%s", err);
+    s.ctx_min = 32768;
+    char **ref = tune_reference_args(&s, &n);
+    s.ref_args = ref;
+    s.n_ref_args = n;
+    char *want = tune_join_args(ref, n);
+    assert_string_equal(want, "-c 32768 -np 1 --poll 50 --prio 3");
+    tune_sim_t *sim = tune_sim_new("gpu-host-experts", &s, 3, err, sizeof err);
+    wrap_t w = {.sim = sim};
+    s.measure = wrapped;
+    s.ud = &w;
+    s.clock = tune_sim_clock;
+    s.cud = sim;
+    s.budget_s = 600;
+    json_t *h = json_pack("{s:[]}", "trials");
+    tune_result_t res;
+    assert_int_equal(tune_run(&s, h, NULL, NULL, &res), 0);
+    j = tune_join_args(res.args, res.n_args);
+    assert_string_equal(j, want);
+    free(j);
+    json_t *rf = json_object_get(h, "reference");
+    assert_non_null(rf);
+    assert_true(json_number_value(json_object_get(rf, "gen")) > 0);
+    json_t *dec = json_object_get(h, "decisions"), *e;
+    size_t i;
+    bool seen = false;
+    json_array_foreach(dec, i, e) if (!strcmp(json_string_value(json_object_get(e, "what")), "reference"))
+    {
+        seen = true;
+        assert_string_equal(json_string_value(json_object_get(e, "pick")), "llama.cpp's own placement");
+    }
+    assert_true(seen);
+    assert_true(res.measured_tps > 0);
+    /* the report says what it was compared with */
+    char *md = tune_report_md(&s, h, &res, "m.gguf", NULL, 0, "{}");
+    assert_non_null(strstr(md, "llama.cpp's own placement for it (`-c 32768 -np 1 --poll 50 --prio 3`"));
+    assert_non_null(strstr(md, "| llama.cpp's own placement (median of its "));
+    free(md);
+    tune_result_free(&res);
+    json_decref(h);
+
+    /* nothing the search tries fits (no experts on the host): llama.cpp's own is the answer */
+    assert_int_equal(tune_space_parse(&s, "t=2,3", err, sizeof err), 0);
+    h = json_pack("{s:[]}", "trials");
+    assert_int_equal(tune_run(&s, h, NULL, NULL, &res), 0);
+    j = tune_join_args(res.args, res.n_args);
+    assert_int_equal(strncmp(j, "-c 32768 -np 1", 14), 0); /* its extra flags pruned or not, by measurement */
+    assert_null(strstr(j, "-t "));
+    free(j);
+    tune_result_free(&res);
+    json_decref(h);
+
+    /* the default search on the same landscape beats it: the winner stays */
+    tune_space_default(&s);
+    h = json_pack("{s:[]}", "trials");
+    assert_int_equal(tune_run(&s, h, NULL, NULL, &res), 0);
+    j = tune_join_args(res.args, res.n_args);
+    assert_string_not_equal(j, want);
+    free(j);
+    seen = false;
+    json_array_foreach(json_object_get(h, "decisions"), i, e)
+        seen |= !strcmp(json_string_value(json_object_get(e, "what")), "reference") &&
+                !strcmp(json_string_value(json_object_get(e, "pick")), "the winner");
+    assert_true(seen);
+    tune_result_free(&res);
+    json_decref(h);
+    tune_sim_free(&sim);
+    args_free(&ref);
+    free(want);
+}
+
 static void t_resume_reuses(void **st)
 {
     (void)st;
@@ -595,6 +693,24 @@ static void t_objective(void **st)
     assert_true(fabs(tune_score(&o, &b, &m) - 1.1) < 1e-9);
     m.encode_ms = 0;
     assert_true(fabs(tune_score(&o, &b, &m) - 1.1) < 1e-9);
+    /* floors: relative to the reference's figure when there is one, else
+     * the baseline's; below it the score falls steeply but smoothly */
+    assert_int_equal(tune_objective_parse("gen=1,prompt=1,gen>=1", &o), 0);
+    assert_true(o.gen == 1 && o.prompt == 1 && o.gen_floor == 1 && o.prompt_floor == 0);
+    assert_int_equal(tune_objective_parse("prompt=1,prompt>=0.9,gen>=1.05", &o), 0);
+    assert_true(o.prompt_floor == 0.9 && o.gen_floor == 1.05 && o.gen == 0);
+    assert_int_equal(tune_objective_parse("gen>=1", &o), -1);        /* a floor alone weighs nothing */
+    assert_int_equal(tune_objective_parse("gen=1,cold>=1", &o), -1); /* floors: gen and prompt */
+    assert_int_equal(tune_objective_parse("gen=1,gen>=0", &o), -1);
+    assert_int_equal(tune_objective_parse("gen=1,gen>=x", &o), -1);
+    tune_objective_parse("gen=1,prompt=1,gen>=1", &o);
+    b.encode_ms = m.encode_ms = NAN;
+    m.gen = 100;
+    assert_true(fabs(tune_score(&o, &b, &m) - 3.0) < 1e-9); /* at the floor: nothing lost */
+    m.gen = 95;
+    assert_true(fabs(tune_score(&o, &b, &m) - 2.95 * pow(0.95, TUNE_FLOOR_STEEPNESS)) < 1e-9);
+    o.ref_gen = 90; /* llama.cpp's own placement measured 90: 95 clears it */
+    assert_true(fabs(tune_score(&o, &b, &m) - 2.95) < 1e-9);
     /* a history record gives it back (resume) */
     json_t *rec = json_pack("{s:s,s:f,s:f}", "status", "ok", "gen_tps", 50.0, "encode_ms", 123.4);
     tune_meas_t r;
@@ -807,6 +923,7 @@ int main(void)
         cmocka_unit_test(t_pairs_find_what_pays_together),
         cmocka_unit_test(t_replayed_decisions),
         cmocka_unit_test(t_budget_and_interrupt),
+        cmocka_unit_test(t_reference),
         cmocka_unit_test(t_resume_reuses),
         cmocka_unit_test(t_draft_space),
         cmocka_unit_test(t_draft_objective),
