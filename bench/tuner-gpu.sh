@@ -17,7 +17,11 @@
 #
 #   VARIET_LLAMA_SERVER=/path/to/cuda/llama-server bench/tuner-gpu.sh \
 #       [--free "12800 21500"] [--budget 10m] [--rounds 3] [--model FILE] [--work DIR] [--stage all|tune|bench]
-#       [--also "ARGS"]...
+#       [--objective W] [--also "ARGS"]...
+# --objective is variet tune's (default gen=1,prompt=1,gen>=1: the targets
+# want prefill without generation below llama.cpp's own, and the tuner
+# measures llama.cpp's own placement, `-c CTX -np 1` with --fit, beside its
+# search and compares its winner with it at the end).
 # --stage tune stops after the tuning and --stage bench (same --work) goes on
 # from there, for machines that limit how long one command runs. --also adds
 # a configuration of your own (llama-server args, space-separated) to the
@@ -35,6 +39,7 @@ rounds=3
 model=""
 work=""
 stage=all
+objective='gen=1,prompt=1,gen>=1'
 also=()
 while [ $# -gt 0 ]; do
     case $1 in
@@ -45,7 +50,8 @@ while [ $# -gt 0 ]; do
         --work) work=$2; shift 2 ;;
         --stage) stage=$2; shift 2 ;;
         --also) also+=("$2"); shift 2 ;;
-        *) echo "usage: $0 [--free 'MiB ...'] [--budget 10m] [--rounds 3] [--model FILE] [--work DIR] [--stage all|tune|bench] [--also 'ARGS']..." >&2; exit 2 ;;
+        --objective) objective=$2; shift 2 ;;
+        *) echo "usage: $0 [--free 'MiB ...'] [--budget 10m] [--rounds 3] [--model FILE] [--work DIR] [--stage all|tune|bench] [--objective W] [--also 'ARGS']..." >&2; exit 2 ;;
     esac
 done
 case $stage in all | tune | bench) ;; *) echo "$0: --stage is all, tune or bench" >&2; exit 2 ;; esac
@@ -113,13 +119,15 @@ for free in $free_list; do
         else config "$d/tune" "${seed_args/\"32768\"/\"262144\"}"; fi
         t0=$(date +%s)
         (cd "$d/tune" && "$variet" tune balanced --config engine_models.json --ctx "$ctx" --budget "$budget" \
-            --objective gen=1,prompt=1 >"$d/tune.out" 2>"$d/tune.err") || { echo "tune failed:" >&2; tail -20 "$d/tune.err" >&2; }
+            --objective "$objective" >"$d/tune.out" 2>"$d/tune.err") || { echo "tune failed:" >&2; tail -20 "$d/tune.err" >&2; }
         t1=$(date +%s)
         echo $(( (t1 - t0) / 60 )) >"$d/tune-minutes"
+        echo "$objective" >"$d/tune-objective"
         [ "$stage" = tune ] && continue
     fi
     [ -f "$d/tune-minutes" ] || { echo "$0: no tuning in $d (run --stage tune first)" >&2; exit 1; }
     mins=$(cat "$d/tune-minutes")
+    obj=$(cat "$d/tune-objective" 2>/dev/null || echo "gen=1,prompt=1")
     which_all="defaults fit tune"
     for i in "${!also[@]}"; do
         json=$(python3 -c 'import json,sys; print(",".join(json.dumps(a) for a in sys.argv[1].split()))' "${also[$i]}")
@@ -139,7 +147,7 @@ for free in $free_list; do
     echo "tuned ($mins min): gen $g2, long prompt $l2: $(args_of "$d/tune")" >&2
     rows+=("| $free | llama.cpp defaults (\`--fit\` on) | $g0 | $l0 | 1.00 | 1.00 |")
     rows+=("| $free | \`-c $ctx -np 1\`, \`--fit\` on | $g1 | $l1 | $(ratio "$g1" "$g0") | $(ratio "$l1" "$l0") |")
-    rows+=("| $free | \`variet tune --ctx $ctx --budget $budget\` ($mins min): \`$(args_of "$d/tune")\` | $g2 | $l2 | $(ratio "$g2" "$g0") | $(ratio "$l2" "$l0") |")
+    rows+=("| $free | \`variet tune --ctx $ctx --budget $budget --objective $obj\` ($mins min): \`$(args_of "$d/tune")\` | $g2 | $l2 | $(ratio "$g2" "$g0") | $(ratio "$l2" "$l0") |")
     for i in "${!also[@]}"; do
         read -r ga la < <(median_of "$d/also$i")
         rows+=("| $free | --also \`${also[$i]}\` | $ga | $la | $(ratio "$ga" "$g0") | $(ratio "$la" "$l0") |")

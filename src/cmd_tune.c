@@ -175,11 +175,22 @@ static int simulate(tune_setup_t *s, const char *landscape, int64_t seed)
     json_t *h = json_pack("{s:s,s:s,s:[]}", "role", s->role, "simulated", landscape, "trials");
     tune_result_t res;
     int r = tune_run(s, h, NULL, NULL, &res);
-    /* the grid's best by the landscape's truth */
+    /* the grid's best by the landscape's truth, llama.cpp's own placement
+     * among the candidates and the floors' reference as the search had it */
     double g0 = 100, l0 = 4000; /* a fixed scale: the ratio below does not depend on it */
     long grid = tune_grid_size(&s->space), feasible = 0;
-    double best = -1;
+    tune_objective_t o = s->obj;
+    double rg, rl, best = -1;
     char *best_label = NULL;
+    if (s->ref_args && tune_sim_truth(sim, s->ref_args, s->n_ref_args, &rg, &rl) == TUNE_OK) {
+        o.ref_gen = rg;
+        o.ref_lprompt = rl;
+        best = sim_score(sim, &o, s->ref_args, s->n_ref_args, g0, l0);
+        best_label = xstrdup("llama.cpp's own placement");
+    } else if (tune_sim_truth(sim, s->args, s->n_args, &rg, &rl) == TUNE_OK) {
+        o.ref_gen = rg; /* floors against the baseline */
+        o.ref_lprompt = rl;
+    }
     for (long k = 0; k < grid; k++) {
         tune_point_t p;
         tune_grid_point(&s->space, k, &p);
@@ -187,7 +198,7 @@ static int simulate(tune_setup_t *s, const char *landscape, int64_t seed)
         char **a = tune_point_args(s, s->args, s->n_args, &p, &n);
         if (!a)
             continue;
-        double sc = sim_score(sim, &s->obj, a, n, g0, l0);
+        double sc = sim_score(sim, &o, a, n, g0, l0);
         if (sc > 0)
             feasible++;
         if (sc > best) {
@@ -212,7 +223,7 @@ static int simulate(tune_setup_t *s, const char *landscape, int64_t seed)
     tune_result_free(&gres);
     json_decref(gh);
     tune_sim_free(&gsim);
-    double found = r == 0 ? sim_score(sim, &s->obj, res.args, res.n_args, g0, l0) : 0;
+    double found = r == 0 ? sim_score(sim, &o, res.args, res.n_args, g0, l0) : 0;
     char *won = r == 0 ? tune_join_args(res.args, res.n_args) : xstrdup("-");
     printf("simulate %s: grid %ld configurations (%ld run), %d loads, best %s; search %d loads (%.0f%% of the "
            "grid's loads), %.1f simulated min; found %.1f%% of the grid's best; measured_tps %.2f\n  winner: %s\n",
@@ -639,7 +650,8 @@ static const cli_opt_t tune_opts[] = {
     {"--objective", 0, "W",
      "weights of short-scenario generation, long-scenario prefill, cold start and (a role with --mmproj) a 1024 px "
      "picture's encode time, e.g. gen=1,vision=0.05, and floors against llama.cpp's own placement, e.g. "
-     "gen=1,prompt=1,gen>=1 (default gen=1,prompt=1)",
+     "gen=1,prompt=1,gen>=1 (generation not below llama.cpp's own placement, or the role's args without one, "
+     "less 2%; default gen=1,prompt=1)",
      0},
     {"--no-reference", 0, NULL,
      "do not measure llama.cpp's own placement (the role's args without what the tuner varies, --fit deciding) "

@@ -124,8 +124,10 @@ typedef struct {
     double gen, prompt, cold; /* weights: short-scenario generation, long-scenario prefill, cold start */
     double vision;            /* weight of the projector's encode speed (baseline encode ms / encode ms) */
     /* floors ("gen>=1"): a configuration below floor × the reference's
-     * figure loses TUNE_FLOOR_STEEPNESS % of its score per % it falls
-     * short (smooth, so medians and paired ratios still order it); 0: none */
+     * figure, less TUNE_FLOOR_BAND (a load's own noise: within it a
+     * configuration is not measurably below), loses TUNE_FLOOR_STEEPNESS %
+     * of its score per % it falls short (smooth, so medians and paired
+     * ratios still order it); 0: none */
     double gen_floor, prompt_floor;
     /* the floors' reference figures: llama.cpp's own placement when it ran
      * (tune_run fills them), else 0 and the baseline's count */
@@ -133,6 +135,7 @@ typedef struct {
 } tune_objective_t;
 
 #define TUNE_FLOOR_STEEPNESS 10
+#define TUNE_FLOOR_BAND 0.02
 
 /* Everything a tuning run needs; the caller owns every pointer. */
 typedef struct {

@@ -47,6 +47,7 @@ typedef struct {
     tune_meas_t base;   /* normalisation of scores */
     bool have_base;
     tune_objective_t obj; /* s->obj with the floors' reference figures once measured */
+    const cfg_t *ref;     /* llama.cpp's own placement, NULL without one */
     double t0;
     int trials, skipped, budget_phase;
     bool stop, budget_hit, interrupted;
@@ -207,13 +208,13 @@ static bool estimate(const cfg_t *c, tune_meas_t *e)
     return true;
 }
 
-/* The floor's factor: 1 at or above floor × ref, else (v / (floor × ref))
- * to the TUNE_FLOOR_STEEPNESS. */
+/* The floor's factor: 1 at or above floor × ref less the band, else the
+ * shortfall ratio to the TUNE_FLOOR_STEEPNESS. */
 static double floor_factor(double floor, double ref, double v)
 {
     if (floor <= 0 || !(ref > 0) || isnan(v))
         return 1;
-    double x = v / (floor * ref);
+    double x = v / (floor * ref * (1 - TUNE_FLOOR_BAND));
     return x >= 1 ? 1 : pow(x > 0 ? x : 0, TUNE_FLOOR_STEEPNESS);
 }
 
@@ -825,9 +826,17 @@ static int compare(run_t *r, cfg_t *a, cfg_t *b, int want, int runs, int since, 
     double q[MAX_CMP];
     int nq = 0;
     for (int i = 0; i < np; i++) {
-        double sbq = tune_score(&r->obj, &r->base, &B[p[i][1]]);
+        /* against llama.cpp's own placement the floors are paired too: its
+         * load beside this one is the reference, drift and all */
+        tune_objective_t o = r->obj;
+        const tune_meas_t *rm = b == r->ref ? &B[p[i][1]] : a == r->ref ? &A[p[i][0]] : NULL;
+        if (rm) {
+            o.ref_gen = rm->gen > 0 ? rm->gen : o.ref_gen;
+            o.ref_lprompt = rm->lprompt > 0 ? rm->lprompt : o.ref_lprompt;
+        }
+        double sbq = tune_score(&o, &r->base, &B[p[i][1]]);
         if (sbq > 0)
-            q[nq++] = tune_score(&r->obj, &r->base, &A[p[i][0]]) / sbq;
+            q[nq++] = tune_score(&o, &r->base, &A[p[i][0]]) / sbq;
     }
     if (ended && np < want) /* the budget ended it: no decision */
         return 2;
@@ -1023,6 +1032,7 @@ int tune_run(const tune_setup_t *s, json_t *history, void (*save)(void *), void 
         load(&r, ref, runs, runs);
     set_base(&r, last_ok(before));
     set_base(&r, ref ? last_ok(ref) : NULL); /* the role's args did not run */
+    r.ref = ref;
     reference_figures(&r, ref);
 
     phase(&r, "screen", 0.45);
