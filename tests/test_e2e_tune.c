@@ -95,6 +95,15 @@ static void t_tune_writes_registry_and_log(void **s)
     assert_true(said_budget);
     assert_true(ok >= 3);
     assert_true(refused >= 1); /* q8_0 V cache with -fa off: refused by llama-server, recorded, skipped */
+    /* llama.cpp's own placement, measured in the baseline phase: the role's
+     * args without the KV types the tuner varies */
+    json_t *h = json_load_file(hist, 0, NULL);
+    assert_non_null(h);
+    json_t *ref = json_object_get(h, "reference");
+    assert_non_null(ref);
+    assert_string_equal(json_string_value(json_object_get(ref, "args")), "-c 2048 -np 1 --no-warmup");
+    assert_true(json_number_value(json_object_get(ref, "gen")) > 0);
+    json_decref(h);
 
     char *cfg = xasprintf("%s/engine_models.json", dir);
     json_t *c = json_load_file(cfg, 0, NULL);
@@ -160,6 +169,7 @@ static void t_tune_writes_registry_and_log(void **s)
     assert_non_null(strstr(ls, "measured_tps: 1.25 →"));
     assert_non_null(strstr(ls, "flash_attn"));
     assert_non_null(strstr(ls, "## Plots"));
+    assert_non_null(strstr(ls, "llama.cpp's own placement for it (`-c 2048 -np 1 --no-warmup`"));
     assert_null(strstr(ls, "Context checkpoints")); /* a dense model without recurrent or SWA layers */
     free(ls);
     /* the two plots beside it, the ones it links: each an SVG file */
