@@ -248,6 +248,17 @@ static int wrapped(void *ud, char *const *a, size_t n, const tune_req_t *req, tu
     return tune_sim_measure(w->sim, a, n, req, out, rec);
 }
 
+/* s measures on sim through w (counting loads), on the simulated clock, within budget_s. */
+static void use_sim(tune_setup_t *s, tune_sim_t *sim, wrap_t *w, double budget_s)
+{
+    *w = (wrap_t){.sim = sim};
+    s->measure = wrapped;
+    s->ud = w;
+    s->clock = tune_sim_clock;
+    s->cud = sim;
+    s->budget_s = budget_s;
+}
+
 /* The grid's true best score (the landscape without noise). */
 static double grid_best(const tune_setup_t *s, const tune_sim_t *sim, double g0, double l0, long *n_grid)
 {
@@ -280,12 +291,8 @@ static double run_landscape(const char *land, int64_t free_mib, unsigned seed, d
     char err[256];
     tune_sim_t *sim = tune_sim_new(land, &s, seed, err, sizeof err);
     assert_non_null(sim);
-    wrap_t w = {.sim = sim};
-    s.measure = wrapped;
-    s.ud = &w;
-    s.clock = tune_sim_clock;
-    s.cud = sim;
-    s.budget_s = budget_s;
+    wrap_t w;
+    use_sim(&s, sim, &w, budget_s);
     json_t *h = json_pack("{s:[]}", "trials");
     assert_int_equal(tune_run(&s, h, NULL, NULL, res), 0);
     double g0 = 100, l0 = 4000; /* any fixed scale: both sides use it */
@@ -519,12 +526,8 @@ static void t_reference(void **st)
     char *want = tune_join_args(ref, n);
     assert_string_equal(want, "-c 32768 -np 1 --poll 50 --prio 3");
     tune_sim_t *sim = tune_sim_new("gpu-host-experts", &s, 3, err, sizeof err);
-    wrap_t w = {.sim = sim};
-    s.measure = wrapped;
-    s.ud = &w;
-    s.clock = tune_sim_clock;
-    s.cud = sim;
-    s.budget_s = 600;
+    wrap_t w;
+    use_sim(&s, sim, &w, 600);
     json_t *h = json_pack("{s:[]}", "trials");
     tune_result_t res;
     assert_int_equal(tune_run(&s, h, NULL, NULL, &res), 0);
@@ -944,12 +947,8 @@ static void t_draft_objective(void **st)
         tune_space_default(&s);
         tune_sim_t *sim = tune_sim_new("cpu-tiny", &s, 3, err, sizeof err);
         assert_non_null(sim);
-        wrap_t w = {.sim = sim};
-        s.measure = wrapped;
-        s.ud = &w;
-        s.clock = tune_sim_clock;
-        s.cud = sim;
-        s.budget_s = 900;
+        wrap_t w;
+        use_sim(&s, sim, &w, 900);
         json_t *h = json_pack("{s:[]}", "trials");
         tune_result_t res;
         assert_int_equal(tune_run(&s, h, NULL, NULL, &res), 0);
