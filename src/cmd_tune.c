@@ -402,7 +402,6 @@ static int exec_tune(cmd_ctx_t *c)
     s.runs = (int)runs;
     s.min_free_mib = min_free;
     s.ctx_min = cmd_flag(c, "--pin-ctx") ? 0 : (uint64_t)ctx;
-
     s.stop = &interrupted;
     s.progress = progress;
     hw_info_t hw;

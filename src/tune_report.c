@@ -387,8 +387,6 @@ static void md_draft(const tune_setup_t *s, const json_t *history, buf_t *md)
     free(cs);
 }
 
-/* The log; with plots (the file name stem of the SVGs beside it) a Plots
- * section links them. */
 /* The Result table's row of llama.cpp's own placement: medians over its loads. */
 static void ref_row(buf_t *md, const json_t *trials, const char *key)
 {
@@ -411,6 +409,8 @@ static void ref_row(buf_t *md, const json_t *trials, const char *key)
                    tune__median(g, ng), nl ? tune__median(l, nl) : NAN);
 }
 
+/* The log; with plots (the file name stem of the SVGs beside it) a Plots
+ * section links them. */
 static char *report_md(const tune_setup_t *s, const json_t *history, const tune_result_t *res, const char *model_path,
                        const char *hw_md, double old_tps, const char *result_json, const char *plots)
 {
