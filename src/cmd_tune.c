@@ -141,6 +141,12 @@ static void dry_run(const tune_setup_t *s)
         args_free(&a);
     }
     printf("%ld of %ld configurations fit; the search visits a subset\n", fits, grid);
+    if (s->ref_args) {
+        char *j = tune_join_args(s->ref_args, s->n_ref_args);
+        printf("reference [%s]: llama.cpp's own placement (--fit and the defaults decide), measured beside the "
+               "search\n", j);
+        free(j);
+    }
 }
 
 /* tune_score of generation g and long prompt l against g0, l0. */
