@@ -18,7 +18,8 @@
  * The search (tune_run, tune_search.c), in phases that each end at a share
  * of the time budget:
  *   baseline  the role's args as they are (the "before" column, and the
- *             scale of normalised objectives);
+ *             scale of normalised objectives), and llama.cpp's own
+ *             placement for the role when the setup has one (ref_args);
  *   screen    coordinate descent in the situation's order of expected
  *             effect (host experts: t, ncmoe, ub, kv, ctx; full offload:
  *             ub, kv, ctx; CPU: t, ub, kv, fa), one short + one long run
@@ -28,7 +29,9 @@
  *   confirm   the top two, interleaved A B A B (each a fresh load) so that
  *             drift cancels in the paired ratios; ties go to the simpler;
  *   prune     the role's extra flags, all at once and then one by one,
- *             each removal confirmed the same interleaved way.
+ *             each removal confirmed the same interleaved way;
+ *   reference the winner against llama.cpp's own placement, one adjacent
+ *             pair of loads and a second before the reference replaces it.
  * Feasibility: the planner skips what clearly cannot fit; a configuration
  * within its band is launched and the free memory after the runs (NVML)
  * decides, against min_free_mib.
