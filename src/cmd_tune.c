@@ -617,6 +617,9 @@ static int exec_tune(cmd_ctx_t *c)
         printf("  measured_tps: %.2f → %.2f", old_tps, res.measured_tps);
         if (!isnan(res.long_prompt_tps))
             printf(" (long prompt %.0f t/s)", res.long_prompt_tps);
+        if (!isnan(res.vs_ref_gen) && res.vs_ref_gen > 0)
+            printf("\n  the search's best against llama.cpp's own placement (paired): gen ×%.3f, long prompt ×%.3f%s",
+                   res.vs_ref_gen, res.vs_ref_lprompt, res.ref_won ? " → llama.cpp's own is written" : "");
         printf("\n  log: %s\n  history: %s\n", md_path, hist_path);
         rc = CMD_OK;
     }

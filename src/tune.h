@@ -186,6 +186,11 @@ typedef struct {
     int skipped;           /* configurations the planner ruled out */
     bool budget_hit, interrupted;
     char stop_reason[128]; /* why the search ended early, "" when it ran its course */
+    /* the searched winner against llama.cpp's own placement in the final
+     * comparison: median paired ratios (NAN when not compared; 0 in a
+     * result tune_run did not fill) */
+    double vs_ref_gen, vs_ref_lprompt;
+    bool ref_won;          /* llama.cpp's own placement measured better: it is the result */
     double elapsed_s;
 } tune_result_t;
 

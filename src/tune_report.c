@@ -517,6 +517,11 @@ static char *report_md(const tune_setup_t *s, const json_t *history, const tune_
             ref_row(&md, tr, json_string_value(json_object_get(ref, "args")));
         buf_printf(&md, "| after (median of the confirmation loads) | %.2f | %.0f |\n\n", res->measured_tps,
                    res->long_prompt_tps);
+        if (!isnan(res->vs_ref_gen) && res->vs_ref_gen > 0)
+            buf_printf(&md, "The search's best against llama.cpp's own placement, paired loads of the final "
+                            "comparison: generation ×%.3f, long prompt ×%.3f%s.\n\n",
+                       res->vs_ref_gen, res->vs_ref_lprompt,
+                       res->ref_won ? "; llama.cpp's own measured better by the objective and is the result" : "");
         buf_printf(&md, "measured_tps: %.2f → %.2f\n", old_tps, res->measured_tps);
     } else {
         buf_printf(&md, "No configuration ran successfully; the role is unchanged.\n");

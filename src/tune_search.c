@@ -273,6 +273,12 @@ static json_t *jnum(double v)
     return isnan(v) || isinf(v) ? json_null() : json_real(round(v * 100) / 100);
 }
 
+/* A ratio for the history: three decimals, as the log prints them. */
+static json_t *jratio(double v)
+{
+    return isnan(v) || isinf(v) ? json_null() : json_real(round(v * 1000) / 1000);
+}
+
 static json_t *record_new(const run_t *r, const cfg_t *c)
 {
     json_t *rec = json_pack("{s:s,s:s,s:s}", "key", c->key, "label", c->label, "phase", r->phase);
@@ -860,6 +866,22 @@ static int compare(run_t *r, cfg_t *a, cfg_t *b, int want, int runs, int since, 
     return metric_verdict(r, A, na, B, nb, p, np);
 }
 
+/* The median paired ratio a/b of metric k over the loads after trial
+ * `since` (NAN without a pair). */
+static double paired_metric(const cfg_t *a, const cfg_t *b, int since, int k)
+{
+    tune_meas_t A[MAX_CMP], B[MAX_CMP];
+    int sa[MAX_CMP], sb[MAX_CMP], p[MAX_CMP][2];
+    int na = window(a, since, A, sa), nb = window(b, since, B, sb), np = near_pairs(A, sa, na, B, sb, nb, p), nq = 0;
+    double q[MAX_CMP];
+    for (int i = 0; i < np; i++) {
+        double x = metric(&A[p[i][0]], k), y = metric(&B[p[i][1]], k);
+        if (!isnan(x) && !isnan(y) && y > 0)
+            q[nq++] = x / y;
+    }
+    return nq ? tune__median(q, nq) : NAN;
+}
+
 typedef struct {
     size_t at, len;
 } item_t;
@@ -984,6 +1006,7 @@ static void run_start(run_t *r, const tune_setup_t *s, json_t *history, void (*s
 {
     *r = (run_t){.s = s, .history = history, .save = save, .sud = sud, .obj = s->obj};
     memset(res, 0, sizeof *res);
+    res->vs_ref_gen = res->vs_ref_lprompt = NAN;
     r->t0 = clock_s(r);
     if (!json_is_array(json_object_get(history, "trials")))
         json_object_set_new(history, "trials", json_array());
@@ -1095,7 +1118,7 @@ int tune_run(const tune_setup_t *s, json_t *history, void (*save)(void *), void 
             : v     ? (pick == top[0] ? "first is better" : "second is better")
                     : pick == top[1] ? "tie, the simpler wins" : "tie, the better-ranked stays");
         note(&r, "confirm",
-             json_pack("{s:s,s:s,s:o,s:s}", "a", top[0]->label, "b", top[1]->label, "ratio", jnum(ratio), "pick",
+             json_pack("{s:s,s:s,s:o,s:s}", "a", top[0]->label, "b", top[1]->label, "ratio", jratio(ratio), "pick",
                        pick->label));
         win = pick;
     }
@@ -1126,7 +1149,7 @@ int tune_run(const tune_setup_t *s, json_t *history, void (*save)(void *), void 
         } else if (v <= 0 && ok(x)) {
             for (size_t i = 0; i < ni; i++)
                 json_array_append_new(pruned, json_pack("{s:s,s:o,s:s}", "flag", wargs[items[i].at], "ratio",
-                                                        jnum(ratio), "decision", "removed"));
+                                                        jratio(ratio), "decision", "removed"));
             say(&r, "prune: without every extra flag the paired ratio is %.3f → removed all %zu", ratio, ni);
             win = x;
         } else if (ni > 1) {
@@ -1141,7 +1164,7 @@ int tune_run(const tune_setup_t *s, json_t *history, void (*save)(void *), void 
                      * one is what mattered, no load needed to say so */
                     keep_all[j] = true;
                     json_array_append_new(pruned, json_pack("{s:s,s:o,s:s}", "flag", wargs[items[j].at], "ratio",
-                                                            jnum(ratio), "decision",
+                                                            jratio(ratio), "decision",
                                                             "kept (removing all mattered, the others alone did not)"));
                     say(&r, "prune: %s kept: removing every flag mattered, the others alone did not",
                         wargs[items[j].at]);
@@ -1157,7 +1180,7 @@ int tune_run(const tune_setup_t *s, json_t *history, void (*save)(void *), void 
                 int w = compare(&r, win, y, 3, cruns, since, &q);
                 keep_all[j] = w == 2 || !(w <= 0 && ok(y));
                 json_array_append_new(pruned, json_pack("{s:s,s:o,s:s}", "flag", wargs[items[j].at], "ratio",
-                                                        jnum(q), "decision",
+                                                        jratio(q), "decision",
                                                         w == 2         ? "kept (the budget ended the test)"
                                                         : keep_all[j] ? "kept"
                                                                       : "removed"));
@@ -1175,7 +1198,7 @@ int tune_run(const tune_setup_t *s, json_t *history, void (*save)(void *), void 
                     win = cfg_of_args(&r, tune__copy_args(wargs, nw), nw, NULL);
             }
         } else {
-            json_array_append_new(pruned, json_pack("{s:s,s:o,s:s}", "flag", wargs[items[0].at], "ratio", jnum(ratio),
+            json_array_append_new(pruned, json_pack("{s:s,s:o,s:s}", "flag", wargs[items[0].at], "ratio", jratio(ratio),
                                                     "decision", "kept"));
             say(&r, "prune: %s matters (paired ratio %.3f) → kept", wargs[items[0].at], ratio);
         }
@@ -1196,15 +1219,24 @@ int tune_run(const tune_setup_t *s, json_t *history, void (*save)(void *), void 
         if (v == -1 && can_load(&r))
             v = compare(&r, win, ref, 2, cruns, from, &ratio);
         cfg_t *pick = v == -1 ? ref : win;
-        say(&r, "reference: %s vs llama.cpp's own placement: %s", win->label[0] ? win->label : "the winner",
+        double qg = v == 2 ? NAN : paired_metric(win, ref, from, M_GEN),
+               ql = v == 2 ? NAN : paired_metric(win, ref, from, M_LONG);
+        say(&r, "reference: %s vs llama.cpp's own placement: %s (paired: gen ×%.3f, long prompt ×%.3f)",
+            win->label[0] ? win->label : "the winner",
             v == 2  ? "not compared (budget); the winner stays"
             : v < 0 ? "llama.cpp's own is better → it is written"
             : v > 0 ? "the winner is better"
-                    : "a tie → the winner stays");
-        if (v != 2)
+                    : "a tie → the winner stays",
+            qg, ql);
+        if (v != 2) {
             note(&r, "reference",
-                 json_pack("{s:s,s:s,s:o,s:s}", "a", win->label[0] ? win->label : "the winner", "b", ref->label,
-                           "ratio", jnum(ratio), "pick", pick == ref ? ref->label : "the winner"));
+                 json_pack("{s:s,s:s,s:o,s:s,s:o,s:o}", "a", win->label[0] ? win->label : "the winner", "b",
+                           ref->label, "ratio", jratio(ratio), "pick", pick == ref ? ref->label : "the winner",
+                           "gen_ratio", jratio(qg), "long_prompt_ratio", jratio(ql)));
+            res->vs_ref_gen = qg;
+            res->vs_ref_lprompt = ql;
+            res->ref_won = pick == ref;
+        }
         win = pick;
     }
 

@@ -547,10 +547,13 @@ static void t_reference(void **st)
     }
     assert_true(seen);
     assert_true(res.measured_tps > 0);
+    assert_true(res.ref_won);
+    assert_true(res.vs_ref_gen > 0 && res.vs_ref_gen < 1); /* t=2,3 against the default threads */
     /* the report says what it was compared with */
     char *md = tune_report_md(&s, h, &res, "m.gguf", NULL, 0, "{}");
     assert_non_null(strstr(md, "llama.cpp's own placement for it (`-c 32768 -np 1 --poll 50 --prio 3`"));
     assert_non_null(strstr(md, "| llama.cpp's own placement (median of its "));
+    assert_non_null(strstr(md, "llama.cpp's own measured better by the objective and is the result"));
     free(md);
     tune_result_free(&res);
     json_decref(h);
@@ -573,6 +576,8 @@ static void t_reference(void **st)
     j = tune_join_args(res.args, res.n_args);
     assert_string_not_equal(j, want);
     free(j);
+    assert_false(res.ref_won);
+    assert_true(res.vs_ref_gen > 1.2); /* 16 threads and one fewer layer of experts on the host */
     seen = false;
     json_array_foreach(json_object_get(h, "decisions"), i, e)
         seen |= !strcmp(json_string_value(json_object_get(e, "what")), "reference") &&
