@@ -476,19 +476,26 @@ static char *floors_run(const char *objective, int slow_from)
 static void t_floors(void **st)
 {
     (void)st;
-    char *ub = floors_run("gen=1,prompt=1", 0); /* prefill tripled pays for 10% generation */
-    assert_string_equal(ub, "4096");
-    free(ub);
-    ub = floors_run("gen=1,prompt=1,gen>=1", 0); /* not below llama.cpp's own generation */
-    assert_string_equal(ub, "1024");
-    free(ub);
-    /* everything measured 10% slower after the reference's first load (a
-     * drift): every screened value falls short of that early figure, the
-     * order between them holds, and in the final comparison, paired with
-     * the reference's load beside it, -ub 1024 clears the floor */
-    ub = floors_run("gen=1,prompt=1,gen>=1", 3);
-    assert_string_equal(ub, "1024");
-    free(ub);
+    static const struct {
+        const char *objective;
+        int slow_from;
+        const char *ub;
+    } cases[] = {
+        {"gen=1,prompt=1", 0, "4096"},        /* prefill tripled pays for 10% generation */
+        {"gen=1,prompt=1,gen>=1", 0, "1024"}, /* not below llama.cpp's own generation */
+        /* everything measured 10% slower after the reference's first load
+         * (a drift): every screened value falls short of that early figure,
+         * the order between them holds, and in the final comparison, paired
+         * with the reference's load beside it, -ub 1024 clears the floor */
+        {"gen=1,prompt=1,gen>=1", 3, "1024"},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        char *ub = floors_run(cases[k].objective, cases[k].slow_from);
+        if (strcmp(ub, cases[k].ub))
+            fail_msg("%s, drift from load %d: -ub %s, want %s", cases[k].objective, cases[k].slow_from, ub,
+                     cases[k].ub);
+        free(ub);
+    }
 }
 
 static void t_reference(void **st)
