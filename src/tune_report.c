@@ -488,9 +488,12 @@ static char *report_md(const tune_setup_t *s, const json_t *history, const tune_
     if (json_array_size(dec)) {
         buf_printf(&md, "## Decisions\n\n| between | and | paired ratio | pick |\n|---|---|---|---|\n");
         json_array_foreach(dec, i, e)
-        buf_printf(&md, "| %s | %s | %.3f | %s |\n", json_string_value(json_object_get(e, "a")) ?: "",
-                   json_string_value(json_object_get(e, "b")) ?: "", num(e, "ratio"),
-                   json_string_value(json_object_get(e, "pick")) ?: "");
+        {
+            buf_printf(&md, "| %s | %s |", json_string_value(json_object_get(e, "a")) ?: "",
+                       json_string_value(json_object_get(e, "b")) ?: "");
+            cell(&md, num(e, "ratio"), 3);
+            buf_printf(&md, " %s |\n", json_string_value(json_object_get(e, "pick")) ?: "");
+        }
         buf_printf(&md, "\n");
     }
     buf_printf(&md, "## Removed flags\n\n");

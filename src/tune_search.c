@@ -1228,11 +1228,14 @@ int tune_run(const tune_setup_t *s, json_t *history, void (*save)(void *), void 
             : v > 0 ? "the winner is better"
                     : "a tie → the winner stays",
             qg, ql);
+        note(&r, "reference",
+             json_pack("{s:s,s:s,s:o,s:s,s:o,s:o}", "a", win->label[0] ? win->label : "the winner", "b", ref->label,
+                       "ratio", jratio(ratio), "pick",
+                       v == 2 ? "the winner (not compared: the budget was spent)"
+                       : pick == ref ? ref->label
+                                     : "the winner",
+                       "gen_ratio", jratio(qg), "long_prompt_ratio", jratio(ql)));
         if (v != 2) {
-            note(&r, "reference",
-                 json_pack("{s:s,s:s,s:o,s:s,s:o,s:o}", "a", win->label[0] ? win->label : "the winner", "b",
-                           ref->label, "ratio", jratio(ratio), "pick", pick == ref ? ref->label : "the winner",
-                           "gen_ratio", jratio(qg), "long_prompt_ratio", jratio(ql)));
             res->vs_ref_gen = qg;
             res->vs_ref_lprompt = ql;
             res->ref_won = pick == ref;

@@ -103,6 +103,12 @@ static void t_tune_writes_registry_and_log(void **s)
     assert_non_null(ref);
     assert_string_equal(json_string_value(json_object_get(ref, "args")), "-c 2048 -np 1 --no-warmup");
     assert_true(json_number_value(json_object_get(ref, "gen")) > 0);
+    /* the final comparison with it, or the history saying the budget left no room for it */
+    json_t *dec = json_object_get(h, "decisions"), *d;
+    size_t di;
+    int said_ref = 0;
+    json_array_foreach(dec, di, d) said_ref += !strcmp(json_string_value(json_object_get(d, "what")) ?: "", "reference");
+    assert_int_equal(said_ref, 1);
     json_decref(h);
 
     char *cfg = xasprintf("%s/engine_models.json", dir);
