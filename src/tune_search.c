@@ -1023,6 +1023,42 @@ static void run_result(const run_t *r, tune_result_t *res)
     res->elapsed_s = elapsed(r);
 }
 
+/* The reference phase: the winner against llama.cpp's own placement, one
+ * adjacent pair of fresh loads and a second before llama.cpp's own
+ * replaces it; the paired ratios into res. Returns the pick. */
+static cfg_t *against_reference(run_t *r, cfg_t *win, cfg_t *ref, int cruns, tune_result_t *res)
+{
+    if (!ref || !ok(ref) || !win || !ok(win) || win == ref)
+        return win;
+    double ratio = NAN;
+    int from = r->trials - 1, v = can_load(r) ? compare(r, win, ref, 1, cruns, from, &ratio) : 2;
+    if (v == -1 && can_load(r))
+        v = compare(r, win, ref, 2, cruns, from, &ratio);
+    cfg_t *pick = v == -1 ? ref : win;
+    const char *wl = win->label[0] ? win->label : "the winner";
+    double qg = v == 2 ? NAN : paired_metric(win, ref, from, M_GEN),
+           ql = v == 2 ? NAN : paired_metric(win, ref, from, M_LONG);
+    if (v == 2)
+        say(r, "reference: %s vs llama.cpp's own placement: not compared (budget); the winner stays", wl);
+    else
+        say(r, "reference: %s vs llama.cpp's own placement: %s (paired: gen ×%.3f, long prompt ×%.3f)", wl,
+            v < 0 ? "llama.cpp's own is better → it is written" : v > 0 ? "the winner is better"
+                                                                 : "a tie → the winner stays",
+            qg, ql);
+    note(r, "reference",
+         json_pack("{s:s,s:s,s:o,s:s,s:o,s:o}", "a", wl, "b", ref->label, "ratio", jratio(ratio), "pick",
+                   v == 2        ? "the winner (not compared: the budget was spent)"
+                   : pick == ref ? ref->label
+                                 : "the winner",
+                   "gen_ratio", jratio(qg), "long_prompt_ratio", jratio(ql)));
+    if (v != 2) {
+        res->vs_ref_gen = qg;
+        res->vs_ref_lprompt = ql;
+        res->ref_won = pick == ref;
+    }
+    return pick;
+}
+
 int tune_run(const tune_setup_t *s, json_t *history, void (*save)(void *), void *sud, tune_result_t *res)
 {
     run_t r;
@@ -1212,36 +1248,7 @@ int tune_run(const tune_setup_t *s, json_t *history, void (*save)(void *), void 
 
     /* the winner against llama.cpp's own placement, interleaved from here */
     phase(&r, "reference", 1.0);
-    if (ref && ok(ref) && win && ok(win) && win != ref) {
-        /* one adjacent pair, and a second before llama.cpp's own replaces the winner */
-        double ratio = NAN;
-        int from = r.trials - 1, v = can_load(&r) ? compare(&r, win, ref, 1, cruns, from, &ratio) : 2;
-        if (v == -1 && can_load(&r))
-            v = compare(&r, win, ref, 2, cruns, from, &ratio);
-        cfg_t *pick = v == -1 ? ref : win;
-        double qg = v == 2 ? NAN : paired_metric(win, ref, from, M_GEN),
-               ql = v == 2 ? NAN : paired_metric(win, ref, from, M_LONG);
-        say(&r, "reference: %s vs llama.cpp's own placement: %s (paired: gen ×%.3f, long prompt ×%.3f)",
-            win->label[0] ? win->label : "the winner",
-            v == 2  ? "not compared (budget); the winner stays"
-            : v < 0 ? "llama.cpp's own is better → it is written"
-            : v > 0 ? "the winner is better"
-                    : "a tie → the winner stays",
-            qg, ql);
-        note(&r, "reference",
-             json_pack("{s:s,s:s,s:o,s:s,s:o,s:o}", "a", win->label[0] ? win->label : "the winner", "b", ref->label,
-                       "ratio", jratio(ratio), "pick",
-                       v == 2 ? "the winner (not compared: the budget was spent)"
-                       : pick == ref ? ref->label
-                                     : "the winner",
-                       "gen_ratio", jratio(qg), "long_prompt_ratio", jratio(ql)));
-        if (v != 2) {
-            res->vs_ref_gen = qg;
-            res->vs_ref_lprompt = ql;
-            res->ref_won = pick == ref;
-        }
-        win = pick;
-    }
+    win = against_reference(&r, win, ref, cruns, res);
 
     run_result(&r, res);
     int rc = -1;
