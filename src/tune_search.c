@@ -1023,6 +1023,99 @@ static void run_result(const run_t *r, tune_result_t *res)
     res->elapsed_s = elapsed(r);
 }
 
+/* The prune phase: the winner's extra flags (the role's, not what the
+ * search varies) removed all at once and, when that loses, one by one,
+ * each removal decided interleaved; the decisions go into the history's
+ * "pruned". Returns the pruned winner. */
+static cfg_t *prune(run_t *r, cfg_t *win, int runs, int cruns, int since)
+{
+    char **wargs = win ? tune__copy_args(win->args, win->n) : NULL;
+    size_t nw = win ? win->n : 0;
+    item_t items[32];
+    size_t ni = win ? removable(wargs, nw, items, 32) : 0;
+    json_t *pruned = json_array();
+    if (ni && can_load(r)) {
+        bool drop[32];
+        for (size_t i = 0; i < ni; i++)
+            drop[i] = true;
+        size_t nn;
+        char **all = without(wargs, nw, items, ni, drop, &nn);
+        char label[200];
+        snprintf(label, sizeof label, "without all %zu extra flags", ni);
+        cfg_t *x = cfg_of_args(r, all, nn, label);
+        double ratio;
+        int v = compare(r, win, x, 3, cruns, since, &ratio);
+        if (v == 2) {
+            for (size_t i = 0; i < ni; i++)
+                json_array_append_new(pruned, json_pack("{s:s,s:s}", "flag", wargs[items[i].at], "decision",
+                                                        "kept (the budget ended the test)"));
+            say(r, "prune: the budget ended the test; the extra flags stay");
+        } else if (v <= 0 && ok(x)) {
+            for (size_t i = 0; i < ni; i++)
+                json_array_append_new(pruned, json_pack("{s:s,s:o,s:s}", "flag", wargs[items[i].at], "ratio",
+                                                        jratio(ratio), "decision", "removed"));
+            say(r, "prune: without every extra flag the paired ratio is %.3f → removed all %zu", ratio, ni);
+            win = x;
+        } else if (ni > 1) {
+            say(r, "prune: the extra flags matter together (ratio %.3f); one by one", ratio);
+            bool keep_all[32] = {0};
+            for (size_t j = 0; j < ni && can_load(r); j++) {
+                bool others_nothing = true; /* every flag before j removable alone */
+                for (size_t k = 0; k < j; k++)
+                    others_nothing &= !keep_all[k];
+                if (j == ni - 1 && others_nothing) {
+                    /* removing all mattered and none of the others did: this
+                     * one is what mattered, no load needed to say so */
+                    keep_all[j] = true;
+                    json_array_append_new(pruned, json_pack("{s:s,s:o,s:s}", "flag", wargs[items[j].at], "ratio",
+                                                            jratio(ratio), "decision",
+                                                            "kept (removing all mattered, the others alone did not)"));
+                    say(r, "prune: %s kept: removing every flag mattered, the others alone did not",
+                        wargs[items[j].at]);
+                    break;
+                }
+                bool one[32] = {0};
+                one[j] = true;
+                char **a1 = without(wargs, nw, items, ni, one, &nn);
+                snprintf(label, sizeof label, "without %s%s%s", wargs[items[j].at], items[j].len > 1 ? " " : "",
+                         items[j].len > 1 ? wargs[items[j].at + 1] : "");
+                cfg_t *y = cfg_of_args(r, a1, nn, label);
+                double q;
+                int w = compare(r, win, y, 3, cruns, since, &q);
+                keep_all[j] = w == 2 || !(w <= 0 && ok(y));
+                json_array_append_new(pruned, json_pack("{s:s,s:o,s:s}", "flag", wargs[items[j].at], "ratio",
+                                                        jratio(q), "decision",
+                                                        w == 2         ? "kept (the budget ended the test)"
+                                                        : keep_all[j] ? "kept"
+                                                                      : "removed"));
+            }
+            bool drop2[32];
+            bool any = false;
+            for (size_t j = 0; j < ni; j++)
+                any |= (drop2[j] = !keep_all[j]);
+            if (any) {
+                char **a2 = without(wargs, nw, items, ni, drop2, &nn);
+                win = cfg_of_args(r, a2, nn, "pruned");
+                if (!ok(win) && can_load(r))
+                    load(r, win, runs, runs);
+                if (!ok(win)) /* not measured: keep the measured winner */
+                    win = cfg_of_args(r, tune__copy_args(wargs, nw), nw, NULL);
+            }
+        } else {
+            json_array_append_new(pruned, json_pack("{s:s,s:o,s:s}", "flag", wargs[items[0].at], "ratio", jratio(ratio),
+                                                    "decision", "kept"));
+            say(r, "prune: %s matters (paired ratio %.3f) → kept", wargs[items[0].at], ratio);
+        }
+    } else if (ni) {
+        for (size_t i = 0; i < ni; i++)
+            json_array_append_new(pruned, json_pack("{s:s,s:s}", "flag", wargs[items[i].at], "decision",
+                                                    "kept (no budget left to test)"));
+    }
+    json_object_set_new(r->history, "pruned", pruned);
+    args_free(&wargs);
+    return win;
+}
+
 /* The reference phase: the winner against llama.cpp's own placement, one
  * adjacent pair of fresh loads and a second before llama.cpp's own
  * replaces it; the paired ratios into res. Returns the pick. */
@@ -1161,90 +1254,7 @@ int tune_run(const tune_setup_t *s, json_t *history, void (*save)(void *), void 
 
     /* flags the role carried that change nothing */
     phase(&r, "prune", ref ? 0.93 : 1.0);
-    char **wargs = win ? tune__copy_args(win->args, win->n) : NULL;
-    size_t nw = win ? win->n : 0;
-    item_t items[32];
-    size_t ni = win ? removable(wargs, nw, items, 32) : 0;
-    json_t *pruned = json_array();
-    if (ni && can_load(&r)) {
-        bool drop[32];
-        for (size_t i = 0; i < ni; i++)
-            drop[i] = true;
-        size_t nn;
-        char **all = without(wargs, nw, items, ni, drop, &nn);
-        char label[200];
-        snprintf(label, sizeof label, "without all %zu extra flags", ni);
-        cfg_t *x = cfg_of_args(&r, all, nn, label);
-        double ratio;
-        int v = compare(&r, win, x, 3, cruns, since, &ratio);
-        if (v == 2) {
-            for (size_t i = 0; i < ni; i++)
-                json_array_append_new(pruned, json_pack("{s:s,s:s}", "flag", wargs[items[i].at], "decision",
-                                                        "kept (the budget ended the test)"));
-            say(&r, "prune: the budget ended the test; the extra flags stay");
-        } else if (v <= 0 && ok(x)) {
-            for (size_t i = 0; i < ni; i++)
-                json_array_append_new(pruned, json_pack("{s:s,s:o,s:s}", "flag", wargs[items[i].at], "ratio",
-                                                        jratio(ratio), "decision", "removed"));
-            say(&r, "prune: without every extra flag the paired ratio is %.3f → removed all %zu", ratio, ni);
-            win = x;
-        } else if (ni > 1) {
-            say(&r, "prune: the extra flags matter together (ratio %.3f); one by one", ratio);
-            bool keep_all[32] = {0};
-            for (size_t j = 0; j < ni && can_load(&r); j++) {
-                bool others_nothing = true; /* every flag before j removable alone */
-                for (size_t k = 0; k < j; k++)
-                    others_nothing &= !keep_all[k];
-                if (j == ni - 1 && others_nothing) {
-                    /* removing all mattered and none of the others did: this
-                     * one is what mattered, no load needed to say so */
-                    keep_all[j] = true;
-                    json_array_append_new(pruned, json_pack("{s:s,s:o,s:s}", "flag", wargs[items[j].at], "ratio",
-                                                            jratio(ratio), "decision",
-                                                            "kept (removing all mattered, the others alone did not)"));
-                    say(&r, "prune: %s kept: removing every flag mattered, the others alone did not",
-                        wargs[items[j].at]);
-                    break;
-                }
-                bool one[32] = {0};
-                one[j] = true;
-                char **a1 = without(wargs, nw, items, ni, one, &nn);
-                snprintf(label, sizeof label, "without %s%s%s", wargs[items[j].at], items[j].len > 1 ? " " : "",
-                         items[j].len > 1 ? wargs[items[j].at + 1] : "");
-                cfg_t *y = cfg_of_args(&r, a1, nn, label);
-                double q;
-                int w = compare(&r, win, y, 3, cruns, since, &q);
-                keep_all[j] = w == 2 || !(w <= 0 && ok(y));
-                json_array_append_new(pruned, json_pack("{s:s,s:o,s:s}", "flag", wargs[items[j].at], "ratio",
-                                                        jratio(q), "decision",
-                                                        w == 2         ? "kept (the budget ended the test)"
-                                                        : keep_all[j] ? "kept"
-                                                                      : "removed"));
-            }
-            bool drop2[32];
-            bool any = false;
-            for (size_t j = 0; j < ni; j++)
-                any |= (drop2[j] = !keep_all[j]);
-            if (any) {
-                char **a2 = without(wargs, nw, items, ni, drop2, &nn);
-                win = cfg_of_args(&r, a2, nn, "pruned");
-                if (!ok(win) && can_load(&r))
-                    load(&r, win, runs, runs);
-                if (!ok(win)) /* not measured: keep the measured winner */
-                    win = cfg_of_args(&r, tune__copy_args(wargs, nw), nw, NULL);
-            }
-        } else {
-            json_array_append_new(pruned, json_pack("{s:s,s:o,s:s}", "flag", wargs[items[0].at], "ratio", jratio(ratio),
-                                                    "decision", "kept"));
-            say(&r, "prune: %s matters (paired ratio %.3f) → kept", wargs[items[0].at], ratio);
-        }
-    } else if (ni) {
-        for (size_t i = 0; i < ni; i++)
-            json_array_append_new(pruned, json_pack("{s:s,s:s}", "flag", wargs[items[i].at], "decision",
-                                                    "kept (no budget left to test)"));
-    }
-    json_object_set_new(history, "pruned", pruned);
-    args_free(&wargs);
+    win = prune(&r, win, runs, cruns, since);
 
     /* the winner against llama.cpp's own placement, interleaved from here */
     phase(&r, "reference", 1.0);
