@@ -1267,7 +1267,8 @@ int tune_run(const tune_setup_t *s, json_t *history, void (*save)(void *), void 
         res->args = tune__copy_args(win->args, win->n);
         res->n_args = win->n;
         /* measured_tps: the median of every run of the winner's last two
-         * proper loads (the interleaved confirmation or pruning ones) */
+         * proper loads (the interleaved confirmation, pruning or reference
+         * ones) */
         double g[64], lp[MAX_LOADS];
         int ng = 0, nl = 0, used = 0;
         for (int pass = 0; pass < 2 && !ng; pass++)
