@@ -8,11 +8,15 @@
  *   act       = ub × 4 B × (2·n_embd + 3.7·max_width)
  *               + ub × 2.2 B × (n_embd + max_width) with quantized weights on the CPU
  *   no FA     + n_ctx × ub × n_head × 4 B (the KQ matrix)
- *   device holding layers:   mask + act (+ one layer's K and V as f16 with a
- *                            quantized cache and flash attention on a GPU)
- *   GPU, MoE, flash attention, f16 cache: at least mask + 4 B × ub ×
+ *   device holding layers:   mask + act
+ *   GPU, MoE, flash attention: at least mask + 4 B × ub ×
  *     (n_embd·n_used + 3·n_ff_exp·n_used + 3·n_embd), the expert block's
  *     outputs (exact for qwen35moe, -5% for qwen3moe on the dry runs)
+ *   GPU, flash attention, quantized cache: at least one layer's K and V as
+ *     f16 + mask + 4 B × ub × (n_embd + 3·max_width), the attention's
+ *     activations beside them: the larger, not the sum (within 0.3 MiB on
+ *     every H100 and H200 full-offload load, 47,872 to 262,144 tokens,
+ *     ub 256 to 4096)
  *   host when all offloaded: mask + 8 B × n_embd × ub
  * fitted on the H100 qwen35moe logs and CPU runs of the tiny presets
  * (tests/test_e2e_plan.c keeps checking it).
@@ -36,6 +40,8 @@
  *     E + D + 2G + X, + mask while an attention layer follows (else - 0.75X);
  *     fit's first partial layer with only the down projection on the host
  *     adds 1.625 G, with gate and down 0.5625 G
+ *   with flash attention, when the expert block's outputs (above) outgrow
+ *     these, they + E (a host expert's copy beside them: -ub 4096)
  *   whole layers on the host (-ngl < N+1): E + D + 2X + G + 2R, + one
  *     layer's K and V (f16) and the mask when an attention layer is on the
  *     host (estimate, within ~10% of the dry runs)
@@ -722,6 +728,15 @@ static uint64_t offload_peak(const mi_t *m, const plan_opts_t *o, const offload_
         double p_max = E + base + (h->first_max < z ? Mk : -0.75 * X);
         p = p_first > p_max ? p_first : p_max;
     }
+    if (o->flash_attn != 0 && m->n_expert_used) {
+        /* at a large ubatch the expert block's outputs (see predict_core)
+         * outgrow the copies, and a host expert's copy lies beside them
+         * (H200, -ncmoe 18 -ub 4096: 936 MiB; 8 MiB over) */
+        double moe = Mk + 4.0 * ub * ((double)m->n_embd * m->n_expert_used + 3.0 * m->n_ff_exp * m->n_expert_used +
+                                      3.0 * m->n_embd);
+        if (moe > p)
+            p = moe + E;
+    }
     return p > 0 ? (uint64_t)p : 0;
 }
 
@@ -848,20 +863,27 @@ static void predict_core(const mi_t *m, const plan_opts_t *o, const ovr_t *ovr_i
         if (D->layers || D->output_layer) {
             D->compute = plan_compute_bytes(m, o, n_ctx, true, false);
             bool fa = o->flash_attn != 0;
-            uint64_t conv = 0;
-            if (fa && D->layers && (gguf_type_block(o->type_k) > 1 || gguf_type_block(o->type_v) > 1))
-                /* quantized cache: one layer's K and V converted to f16 */
-                conv = n_ctx * (uint64_t)m->n_head_kv * (m->head_dim_k + m->head_dim_v) * 2ull;
-            D->compute += conv;
-            if (m->n_expert && m->n_expert_used && D->layers && fa && !conv) {
-                /* MoE without an attention-sized tensor: the expert block's
-                 * outputs (down [n_embd, n_used]; gate, up, swiglu [n_ff_exp,
-                 * n_used]) and three hidden states can be the peak */
+            if (m->n_expert && m->n_expert_used && D->layers && fa) {
+                /* MoE: the expert block's outputs (down [n_embd, n_used];
+                 * gate, up, swiglu [n_ff_exp, n_used]) and three hidden
+                 * states can be the peak */
                 uint64_t moe = mask + ubatch(o) * 4ull *
                                           ((uint64_t)m->n_embd * m->n_expert_used +
                                            3ull * m->n_ff_exp * m->n_expert_used + 3ull * m->n_embd);
                 if (moe > D->compute)
                     D->compute = moe;
+            }
+            if (fa && D->layers && (gguf_type_block(o->type_k) > 1 || gguf_type_block(o->type_v) > 1)) {
+                /* quantized cache: one layer's K and V converted to f16 live
+                 * beside the mask and the attention's activations, ub × 4 B
+                 * × (n_embd + 3·max_width); the peak is the larger of that
+                 * and the rest of the graph's, not their sum (H200 loads at
+                 * 47,872 tokens: +62, +30 and +0 MiB over f16 at ub 1024,
+                 * 2048, 4096; at 256K the conversion is the peak) */
+                uint64_t conv = n_ctx * (uint64_t)m->n_head_kv * (m->head_dim_k + m->head_dim_v) * 2ull;
+                uint64_t att = conv + mask + ubatch(o) * 4ull * ((uint64_t)m->n_embd + 3ull * m->max_width);
+                if (att > D->compute)
+                    D->compute = att;
             }
         }
         if (d == 1 && peak > D->compute) /* host weights are copied to the first GPU */

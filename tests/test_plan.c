@@ -335,7 +335,7 @@ static void load_tune_md(const char *rel, const char *name)
 }
 
 /* The full-offload tuning history: every trial that loaded. */
-static void load_tune_json(const char *rel, const char *md)
+static void load_tune_json(const char *rel, const char *md, const char *name)
 {
     size_t len;
     char *mdtext;
@@ -352,7 +352,8 @@ static void load_tune_json(const char *rel, const char *md)
     json_t *t;
     json_array_foreach(json_object_get(doc, "trials"), i, t) {
         json_t *load = json_object_get(t, "load");
-        if (!load || strcmp(json_string_value(json_object_get(t, "status")), "ok"))
+        const char *st = json_string_value(json_object_get(t, "status"));
+        if (!load || (strcmp(st, "ok") && strcmp(st, "tight"))) /* a tight load loaded */
             continue;
         char args[400] = "", src[96];
         size_t l = 0, k;
@@ -363,7 +364,7 @@ static void load_tune_json(const char *rel, const char *md)
             dup |= strstr(meas[q].src, "trial") && !strcmp(meas[q].args, args);
         if (dup)
             continue;
-        snprintf(src, sizeof src, "h200 full-gpu trial %zu", i + 1);
+        snprintf(src, sizeof src, "%s trial %zu", name, i + 1);
         meas_t *x = add_meas(src, m35, args);
         x->free_mib = free_mib;
         json_t *d;
@@ -377,8 +378,11 @@ static void load_tune_json(const char *rel, const char *md)
                 x->c_gpu = c;
             } else if (!strcmp(dn, "CUDA_Host")) {
                 x->c_host = c;
+            } else if (!strncmp(dn, "CPU", 3)) {
+                x->host_w = (x->host_w < 0 ? 0 : x->host_w) + json_number_value(json_object_get(d, "model_mib"));
             }
         }
+        x->host_experts = x->host_w > 1000; /* more than the token embeddings */
     }
     json_decref(doc);
 }
@@ -453,7 +457,10 @@ static void load_all(void)
     load_tune_md("gpu/h200-tune/tune-partial-12800MiB-ctx32k.md", "h200 tune 12800 winner (ncmoe 16 ub 256)");
     load_tune_md("gpu/h200-tune/tune-partial-12800MiB-ctx32k-space2.md", "h200 tune 12800 space2 winner (ncmoe 16 ub 512)");
     load_anchors();
-    load_tune_json("gpu/h200-tune/tune-full-gpu-21500MiB-ctx256k.json", "gpu/h200-tune/tune-full-gpu-21500MiB-ctx256k.md");
+    load_tune_json("gpu/h200-tune/tune-full-gpu-21500MiB-ctx256k.json", "gpu/h200-tune/tune-full-gpu-21500MiB-ctx256k.md",
+                   "h200 full-gpu");
+    load_tune_json("gpu/h200-tune-6/tune-12800.json", "gpu/h200-tune-6/tune-balanced-12800.md", "h200 tune-6 12800");
+    load_tune_json("gpu/h200-tune-6/tune-21500.json", "gpu/h200-tune-6/tune-balanced-21500.md", "h200 tune-6 21500");
     load_oom_log("gpu/h200-tune-6/tune-21500-trial-10-oom.log", "h200 tune-6 21500 trial 10 (oom, 256K ub 1024)",
                  "-ngl 999 -c 262144 -np 1 -fa on -ctk q4_0 -ctv q4_0 -ub 1024 -b 1024 -t 6 -tb 6 --fit off");
 }
