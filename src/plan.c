@@ -674,6 +674,15 @@ static void ovr_from_opts(const mi_t *m, const plan_opts_t *o, ovr_t *ov)
     }
 }
 
+/* The expert block's outputs beside the mask: down [n_embd, n_used]; gate,
+ * up, swiglu [n_ff_exp, n_used]; three hidden states (f32, per ubatch token). */
+static uint64_t moe_block_bytes(const mi_t *m, uint64_t ub, uint64_t mask)
+{
+    return mask + ub * 4ull *
+                      ((uint64_t)m->n_embd * m->n_expert_used + 3ull * m->n_ff_exp * m->n_expert_used +
+                       3ull * m->n_embd);
+}
+
 typedef struct {
     bool any;          /* host weights offloaded to the first GPU */
     bool cpu_layers;   /* whole layers on the host */
@@ -732,8 +741,7 @@ static uint64_t offload_peak(const mi_t *m, const plan_opts_t *o, const offload_
         /* at a large ubatch the expert block's outputs (see predict_core)
          * outgrow the copies, and a host expert's copy lies beside them
          * (H200, -ncmoe 18 -ub 4096: 936 MiB; 8 MiB over) */
-        double moe = Mk + 4.0 * ub * ((double)m->n_embd * m->n_expert_used + 3.0 * m->n_ff_exp * m->n_expert_used +
-                                      3.0 * m->n_embd);
+        double moe = (double)moe_block_bytes(m, ub, mask);
         if (moe > p)
             p = moe + E;
     }
@@ -864,12 +872,8 @@ static void predict_core(const mi_t *m, const plan_opts_t *o, const ovr_t *ovr_i
             D->compute = plan_compute_bytes(m, o, n_ctx, true, false);
             bool fa = o->flash_attn != 0;
             if (m->n_expert && m->n_expert_used && D->layers && fa) {
-                /* MoE: the expert block's outputs (down [n_embd, n_used];
-                 * gate, up, swiglu [n_ff_exp, n_used]) and three hidden
-                 * states can be the peak */
-                uint64_t moe = mask + ubatch(o) * 4ull *
-                                          ((uint64_t)m->n_embd * m->n_expert_used +
-                                           3ull * m->n_ff_exp * m->n_expert_used + 3ull * m->n_embd);
+                /* MoE: the expert block's outputs can be the peak */
+                uint64_t moe = moe_block_bytes(m, ubatch(o), mask);
                 if (moe > D->compute)
                     D->compute = moe;
             }
