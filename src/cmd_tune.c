@@ -386,8 +386,18 @@ static int exec_tune(cmd_ctx_t *c)
             if (o && !o->removed)
                 snprintf(s.draft_max_opt, sizeof s.draft_max_opt, "%s", dmax[k]);
         }
+        /* how this build loads weights other than by mmap: a dimension with
+         * host experts (a recorded grid does not have it) */
+        static const char *const lopt[] = {"--load-mode", "--no-mmap", NULL};
+        for (int k = 0; lopt[k] && !rep && !s.load_opt[0]; k++) {
+            const srvhelp_opt_t *o = srvhelp_find(help, lopt[k], strlen(lopt[k]));
+            if (o && !o->removed)
+                snprintf(s.load_opt, sizeof s.load_opt, "%s", lopt[k]);
+        }
     } else if (sim || rep || dry) {
         snprintf(s.draft_max_opt, sizeof s.draft_max_opt, "--spec-draft-n-max"); /* b11669's */
+        if (!rep)
+            snprintf(s.load_opt, sizeof s.load_opt, "--load-mode");
     }
     /* the model with what it loads beside it (a draft, a projector): the
      * planner's gate counts them */

@@ -69,6 +69,8 @@ typedef enum {
     TUNE_DIM_CTX,     /* -c N */
     TUNE_DIM_DRAFT,   /* the role's draft model: on (as the role has it) or off (-md and --spec-type removed) */
     TUNE_DIM_DRAFT_MAX, /* the draft length, in the spelling of the llama-server in use; only with the draft on */
+    TUNE_DIM_LOAD,    /* how weights load: "default"/"mmap" (mapped) or "none" (read into llama-server's
+                       * pinned host buffer), in the spelling of the llama-server in use (load_opt) */
 } tune_dim_kind_t;
 
 typedef struct {
@@ -146,6 +148,8 @@ typedef struct {
     const roleplan_t *rp;  /* the role's model with its draft and projector (NULL: mi alone) */
     char draft_max_opt[48]; /* the draft-length option of the llama-server in use
                              * ("--spec-draft-n-max" in b11669), "": not a dimension */
+    char load_opt[16];     /* the load-mode option of the llama-server in use: "--load-mode"
+                            * (b11669), "--no-mmap" (older), "": the load is not a dimension */
     char *const *args;     /* the role's args as they are (the baseline) */
     size_t n_args;
     /* llama.cpp's own placement for the role (tune_reference_args): loaded
@@ -156,6 +160,10 @@ typedef struct {
     size_t n_ref_args;
     const char *role;      /* for labels and the history */
     tune_space_t space;    /* from tune_space_default / tune_space_parse */
+    bool space_default;    /* the space is tune_space_default's (tune_run may rebuild it from ref_args) */
+    bool from_reference;   /* args are llama.cpp's own placement (tune_space_from_reference): the
+                            * default space starts at fit's placement and orders host experts' dimensions
+                            * for a start whose options are llama-server's defaults */
     plan_gpu_t gpus[PLAN_MAX_GPU];
     int n_gpu;
     int64_t host_free_mib; /* -1 unknown */
@@ -191,6 +199,11 @@ typedef struct {
      * result tune_run did not fill) */
     double vs_ref_gen, vs_ref_lprompt;
     bool ref_won;          /* llama.cpp's own placement measured better: it is the result */
+    /* the search started from llama.cpp's own placement (the role's args did
+     * not run or measured below it): the space it searched, which replaces
+     * the setup's for the report */
+    bool from_reference;
+    tune_space_t space;
     double elapsed_s;
 } tune_result_t;
 
@@ -200,7 +213,16 @@ typedef struct {
  * screen visits them. */
 void tune_space_default(tune_setup_t *s);
 
-/* "ub=128,512;kv=f16,q8_0;fa=on,off;t=1,2;ts=1,1|3,1;ncmoe=min,min+2;ctx=32768,65536;draft=on,off;dn=4,8"
+/* The setup to search from llama.cpp's own placement: s with args =
+ * ref_args and the default space built from them (every option that the
+ * placement leaves to llama-server starts at "default"; with host experts
+ * "fit" comes first among the placements and the order is load, ubatch,
+ * threads, ncmoe, KV, context: from llama-server's defaults the prefill
+ * dimensions are what the H200 runs moved most). false, *out untouched,
+ * when there is no reference or the space is not the default one. */
+bool tune_space_from_reference(const tune_setup_t *s, tune_setup_t *out);
+
+/* "ub=128,512;kv=f16,q8_0;fa=on,off;t=1,2;ts=1,1|3,1;ncmoe=min,min+2;ctx=32768,65536;draft=on,off;dn=4,8;load=none"
  * (one dimension per ';' or line). Values are checked with llama-server's
  * argument rules; draft and dn need a role with a draft model, dn the
  * llama-server's draft-length option (draft_max_opt). 0 or -EINVAL with err. */
@@ -220,8 +242,8 @@ int tune_headroom(const tune_setup_t *s, char *const *args, size_t n, double *he
 /* llama.cpp's own placement for the role: its args without what the
  * tuner varies or places (-ngl, -ncmoe, --cpu-moe, -ts, -sm, -mg, --fit,
  * --fit-target, -ub, -b, -ctk, -ctv, -fa, -t, -tb, --no-mmproj-offload),
- * so that llama-server's --fit and defaults decide, with -c raised to
- * ctx_min; the rest (slots, projector, draft, template, ...) as the role
+ * so that llama-server's --fit and defaults decide, with -c set to
+ * ctx_min when there is one (the least context the user requires); the rest (slots, projector, draft, template, ...) as the role
  * has it. Caller frees with args_free. */
 char **tune_reference_args(const tune_setup_t *s, size_t *n);
 

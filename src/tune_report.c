@@ -414,6 +414,12 @@ static void ref_row(buf_t *md, const json_t *trials, const char *key)
 static char *report_md(const tune_setup_t *s, const json_t *history, const tune_result_t *res, const char *model_path,
                        const char *hw_md, double old_tps, const char *result_json, const char *plots)
 {
+    tune_setup_t searched;
+    if (res->from_reference) { /* the space the search ran, built from llama.cpp's own placement */
+        searched = *s;
+        searched.space = res->space;
+        s = &searched;
+    }
     buf_t md;
     buf_init(&md, 0);
     buf_append(&md, "", 0);
@@ -472,6 +478,20 @@ static char *report_md(const tune_setup_t *s, const json_t *history, const tune_
         for (int v = 0; v < s->space.dims[d].n_values; v++)
             buf_printf(&md, " %s", s->space.dims[d].values[v]);
         buf_printf(&md, "\n");
+    }
+    if (res->from_reference) {
+        const char *why = NULL;
+        json_t *de;
+        size_t di;
+        json_array_foreach(json_object_get(history, "decisions"), di, de)
+        {
+            if (!strcmp(json_string_value(json_object_get(de, "what")) ?: "", "start"))
+                why = json_string_value(json_object_get(de, "why"));
+        }
+        buf_printf(&md, "\nThe search started from llama.cpp's own placement (%s), not from the role's values: "
+                        "`default` is llama-server's own value and `ncmoe=fit` its placement with the tuner's "
+                        "margin.\n",
+                   why ? why : "it measured better");
     }
     buf_printf(&md, "\n%d loads in %.0f s; %d configurations ruled out by the planner without a launch.\n\n",
                res->trials, res->elapsed_s, res->skipped);

@@ -895,7 +895,7 @@ static bool essential(const char *tok)
                                        "--tensor-split", "-ncmoe", "--n-cpu-moe", "--cpu-moe", "-cmoe",
                                        "--no-mmproj-offload", "--chat-template", "--jinja", "-a", "--alias",
                                        "-md", "--model-draft", "--spec-draft-model", "--spec-type", "-ot",
-                                       "--override-tensor", NULL};
+                                       "--override-tensor", "-lm", "--load-mode", "--no-mmap", "-fitt", "--fit-target", NULL};
     for (int i = 0; keep[i]; i++)
         if (!strcmp(tok, keep[i]) || (!strncmp(tok, keep[i], strlen(keep[i])) && tok[strlen(keep[i])] == '='))
             return true;
@@ -965,6 +965,28 @@ static void reference_figures(run_t *r, const cfg_t *ref)
     json_object_set_new(r->history, "reference",
                         json_pack("{s:s,s:o,s:o}", "args", ref->key, "gen", jnum(r->obj.ref_gen), "long_prompt",
                                   jnum(r->obj.ref_lprompt)));
+}
+
+/* The search starts from llama.cpp's own placement, not the role's args,
+ * when those did not run or measured clearly below it (by the screen's 2%)
+ * and the space is the default one: at 12,800 MiB on the H200 the seed's
+ * -t 6, q4_0 KV and -ub 256 were the start, and the 14 loads of a 6-minute
+ * budget went to undoing them while fit's own placement generated faster
+ * than anything the search reached. Fills *rs and points r->s at it. */
+static bool start_from_reference(run_t *r, const cfg_t *before, const cfg_t *ref, tune_setup_t *rs,
+                                 tune_result_t *res)
+{
+    if (!ok(ref) || (ok(before) && !(cfg_score(r, ref) > cfg_score(r, before) * 1.02)))
+        return false;
+    if (!tune_space_from_reference(r->s, rs))
+        return false;
+    r->s = rs;
+    res->from_reference = true;
+    res->space = rs->space;
+    const char *why = ok(before) ? "it measured better than the role's args" : "the role's args did not run";
+    say(r, "the search starts from llama.cpp's own placement (%s)", why);
+    note(r, "start", json_pack("{s:s,s:s}", "from", ref->key, "why", why));
+    return true;
 }
 
 void tune_result_free(tune_result_t *res)
@@ -1186,6 +1208,12 @@ int tune_run(const tune_setup_t *s, json_t *history, void (*save)(void *), void 
     set_base(&r, ref ? last_ok(ref) : NULL); /* the role's args did not run */
     r.ref = ref;
     reference_figures(&r, ref);
+    tune_setup_t rs; /* the setup searched from llama.cpp's own placement (r.s points at it) */
+    if (start_from_reference(&r, before, ref, &rs, res)) {
+        args_free(&base);
+        base = tune__copy_args(rs.args, rs.n_args);
+        n_base = rs.n_args;
+    }
 
     phase(&r, "screen", 0.45);
     double rel[TUNE_MAX_DIMS][TUNE_MAX_VALUES];

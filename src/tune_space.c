@@ -148,8 +148,11 @@ char **tune_reference_args(const tune_setup_t *s, size_t *n)
     *n = s->n_args;
     for (size_t i = 0; i < sizeof placed / sizeof placed[0]; i++)
         a = tune__set(a, n, placed[i], NULL);
-    long c;
-    if (s->ctx_min && (!args_get_long(a, *n, ARG_CTX_SIZE, &c) || c < (long)s->ctx_min)) {
+    /* at the least context the user requires, which the search may pick:
+     * at the role's larger one llama.cpp places for a context nobody asked
+     * for (at 21,500 MiB free on the H200 the role's 262,144 put 11 layers'
+     * experts on the host, 126 t/s against 219 at 47,872) */
+    if (s->ctx_min) {
         char cs[32];
         snprintf(cs, sizeof cs, "%llu", (unsigned long long)s->ctx_min);
         a = tune__set(a, n, ARG_CTX_SIZE, cs);
@@ -209,6 +212,7 @@ static const struct {
     {"ts", TUNE_DIM_TS, ARG_TENSOR_SPLIT}, {"ncmoe", TUNE_DIM_NCMOE, ARG_N_CPU_MOE},
     {"mmproj", TUNE_DIM_MMPROJ, -1},      {"ctx", TUNE_DIM_CTX, ARG_CTX_SIZE},
     {"draft", TUNE_DIM_DRAFT, -1},        {"dn", TUNE_DIM_DRAFT_MAX, ARG_DRAFT_MAX},
+    {"load", TUNE_DIM_LOAD, ARG_LOAD_MODE},
 };
 
 static bool relative_ncmoe(const char *v)
@@ -240,6 +244,7 @@ static bool ncmoe_offset(const char *v, int *off)
 
 int tune_space_parse(tune_setup_t *s, const char *spec, char *err, size_t errlen)
 {
+    s->space_default = false;
     char *copy = xstrdup(spec), *save = NULL;
     int rc = 0;
     for (char *item = strtok_r(copy, ";\n", &save); item && !rc; item = strtok_r(NULL, ";\n", &save)) {
@@ -258,7 +263,7 @@ int tune_space_parse(tune_setup_t *s, const char *spec, char *err, size_t errlen
         while (k < sizeof dim_names / sizeof dim_names[0] && strcmp(dim_names[k].name, item))
             k++;
         if (k == sizeof dim_names / sizeof dim_names[0]) {
-            snprintf(err, errlen, "--space: unknown dimension '%s' (ub, kv, fa, t, ts, ncmoe, mmproj, ctx, draft, dn)",
+            snprintf(err, errlen, "--space: unknown dimension '%s' (ub, kv, fa, t, ts, ncmoe, mmproj, ctx, draft, dn, load)",
                      item);
             rc = -EINVAL;
             break;
@@ -435,6 +440,15 @@ static void add_ts(tune_setup_t *s)
         s->space.n_dims--;
 }
 
+/* Whether args map the model file (llama-server's default load). */
+static bool maps_weights(char *const *a, size_t n)
+{
+    if (args_find(a, n, ARG_NO_MMAP) >= 0)
+        return false;
+    const char *m = args_get(a, n, ARG_LOAD_MODE);
+    return !m || !strcmp(m, "mmap") || !strcmp(m, "mmap+mlock") || !strcmp(m, "auto");
+}
+
 void tune_space_default(tune_setup_t *s)
 {
     char *const *a = s->args;
@@ -443,23 +457,51 @@ void tune_space_default(tune_setup_t *s)
     static const char *const kvq[] = {"q8_0", "q4_0"};
     static const char *const kv_all[] = {"f16", "q8_0", "q4_0"};
     const char *kcur = args_get(a, n, ARG_CACHE_K);
+    s->space_default = true;
     s->situation = tune_situation(s);
     switch (s->situation) {
     case TUNE_SIT_HOST_EXPERTS: {
         /* host experts: threads drive the experts' matmuls on the CPU, the
          * share of experts on the GPU drives generation, ubatch drives
-         * prefill (weights streamed per ubatch) */
-        add_threads(s);
+         * prefill (weights streamed per ubatch); from llama.cpp's own
+         * placement the prefill dimensions first (the H200 runs: read-in
+         * weights +30% and ubatch up to +60% long prompt), then threads */
+        if (!s->from_reference)
+            add_threads(s);
         /* "fit": llama-server's own placement (--fit, common/fit.cpp) at
          * this point's context, ubatch, KV and threads, its margin from
          * --min-free (tune_point_args); it can put part of a layer's experts
          * on the GPU, which whole-layer -ncmoe values cannot */
         static const char *const nc[] = {"min", "min+1", "min+2", "min+4", "min-1", "fit"};
+        static const char *const nc_ref[] = {"fit", "min", "min+1", "min+2", "min+4", "min-1"};
+        int at = sp->n_dims;
         tune_dim_t *d = dim_new(sp, TUNE_DIM_NCMOE, "ncmoe");
         for (int i = 0; d && i < 6; i++)
-            dim_value(d, nc[i]);
+            dim_value(d, s->from_reference ? nc_ref[i] : nc[i]);
+        /* the experts the host keeps are mapped from the file by default:
+         * pageable memory, which every large ubatch copies to the GPU again;
+         * read in (load none) they sit in the GPU backend's pinned host
+         * buffer instead (llama.cpp's loader itself warns that CPU overrides
+         * with mmap on are slower), at the price of a longer cold start and
+         * of host memory the page cache cannot give back */
+        if (s->load_opt[0] && maps_weights(a, n)) {
+            static const char *const lv[] = {"none"};
+            dim_add(sp, TUNE_DIM_LOAD, "load", args_get(a, n, ARG_LOAD_MODE), lv, 1);
+        }
         static const char *const ub[] = {"1024", "2048", "4096", "256"};
         dim_add(sp, TUNE_DIM_UBATCH, "ub", args_get(a, n, ARG_UBATCH), ub, 4);
+        if (s->from_reference && d) /* load and ubatch before the placement */
+            for (int k = at; k + 1 < sp->n_dims; k++) {
+                tune_dim_t t = sp->dims[k];
+                sp->dims[k] = sp->dims[k + 1];
+                sp->dims[k + 1] = t;
+            }
+        if (s->from_reference) { /* threads before the placement too: a default of the physical cores */
+            add_threads(s);
+            tune_dim_t t = sp->dims[sp->n_dims - 1];
+            sp->dims[sp->n_dims - 1] = sp->dims[sp->n_dims - 2];
+            sp->dims[sp->n_dims - 2] = t;
+        }
         dim_add(sp, TUNE_DIM_KV, "kv", kcur, kcur ? kv_all : kvq, kcur ? 3 : 2);
         add_ctx(s);
         break;
@@ -510,6 +552,19 @@ void tune_space_default(tune_setup_t *s)
     }
 }
 
+bool tune_space_from_reference(const tune_setup_t *s, tune_setup_t *out)
+{
+    if (!s->ref_args || !s->space_default)
+        return false;
+    *out = *s;
+    out->args = s->ref_args;
+    out->n_args = s->n_ref_args;
+    out->from_reference = true;
+    memset(&out->space, 0, sizeof out->space);
+    tune_space_default(out);
+    return true;
+}
+
 long tune_grid_size(const tune_space_t *sp)
 {
     long g = 1;
@@ -528,6 +583,28 @@ void tune_grid_point(const tune_space_t *sp, long k, tune_point_t *p)
 }
 
 /* ---------- a point's command line ---------- */
+
+/* The load mode v in the spelling of the llama-server in use (NULL: the
+ * role's own, no load option at all). "none" keeps a locked role locked:
+ * mmap+mlock (or an old build's --mlock) becomes mlock. */
+static char **set_load(const tune_setup_t *s, char **a, size_t *n, const char *v)
+{
+    const char *cur = args_get(a, *n, ARG_LOAD_MODE);
+    bool mlock = args_find(a, *n, ARG_MLOCK) >= 0 || (cur && strstr(cur, "mlock"));
+    bool old = !strcmp(s->load_opt, "--no-mmap"); /* a build before --load-mode */
+    a = tune__set(a, n, ARG_NO_MMAP, NULL);
+    if (!v)
+        return tune__set(a, n, ARG_LOAD_MODE, NULL);
+    if (old) {
+        a = tune__set(a, n, ARG_LOAD_MODE, NULL);
+        return strcmp(v, "none") ? a : tune__set(a, n, ARG_NO_MMAP, "1");
+    }
+    if (!strcmp(v, "none") && mlock) {
+        a = tune__set(a, n, ARG_MLOCK, NULL);
+        v = "mlock";
+    }
+    return tune__set(a, n, ARG_LOAD_MODE, v);
+}
 
 char **tune_point_args(const tune_setup_t *s, char *const *base, size_t n_base, const tune_point_t *p, size_t *n)
 {
@@ -583,6 +660,9 @@ char **tune_point_args(const tune_setup_t *s, char *const *base, size_t n_base, 
             break;
         case TUNE_DIM_DRAFT_MAX:
             draft_max_dim = d; /* after the draft's own dimension: only with the draft on */
+            break;
+        case TUNE_DIM_LOAD:
+            a = set_load(s, a, n, dflt ? NULL : v);
             break;
         }
     }

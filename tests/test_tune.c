@@ -158,6 +158,93 @@ static void t_space_host_experts(void **st)
     args_free(&a3);
 }
 
+/* The load mode with host experts: mmap (the role's) or read in (none),
+ * in the spelling of the llama-server in use; a locked role stays locked. */
+static int dim_of(const tune_space_t *sp, const char *name)
+{
+    for (int d = 0; d < sp->n_dims; d++)
+        if (!strcmp(sp->dims[d].name, name))
+            return d;
+    return -1;
+}
+
+static char **load_point(tune_setup_t *s, const char *value, size_t *n)
+{
+    int d = dim_of(&s->space, "load");
+    assert_true(d >= 0);
+    tune_point_t p = {{0}};
+    p.idx[d] = tune_value_index(&s->space.dims[d], value);
+    assert_true(p.idx[d] >= 0);
+    return tune_point_args(s, s->args, s->n_args, &p, n);
+}
+
+static void t_space_load(void **st)
+{
+    (void)st;
+    tune_setup_t s;
+    setup_gpu(&s, 12800, seed_args, 24);
+    tune_space_default(&s);
+    assert_int_equal(dim_of(&s.space, "load"), -1); /* no load option known: not a dimension */
+    setup_gpu(&s, 12800, seed_args, 24);
+    snprintf(s.load_opt, sizeof s.load_opt, "--load-mode");
+    tune_space_default(&s);
+    int d = dim_of(&s.space, "load");
+    assert_int_equal(d, 2); /* after the experts' placement, before ubatch */
+    assert_int_equal(s.space.dims[d].n_values, 2);
+    assert_string_equal(s.space.dims[d].values[0], "default");
+    size_t n;
+    char **a = load_point(&s, "default", &n);
+    assert_null(args_get(a, n, ARG_LOAD_MODE));
+    args_free(&a);
+    a = load_point(&s, "none", &n);
+    assert_string_equal(args_get(a, n, ARG_LOAD_MODE), "none");
+    assert_true(has_tok(a, n, "--load-mode"));
+    assert_string_equal(args_get(a, n, ARG_FIT), "off");
+    args_free(&a);
+    /* a locked role read in stays locked */
+    char *locked[] = {"-ngl", "999", "-c", "32768", "-np", "1", "-lm", "mmap+mlock", NULL};
+    setup_gpu(&s, 12800, locked, 8);
+    snprintf(s.load_opt, sizeof s.load_opt, "--load-mode");
+    tune_space_default(&s);
+    d = dim_of(&s.space, "load");
+    assert_true(d >= 0);
+    assert_string_equal(s.space.dims[d].values[0], "mmap+mlock");
+    a = load_point(&s, "none", &n);
+    assert_string_equal(args_get(a, n, ARG_LOAD_MODE), "mlock");
+    args_free(&a);
+    a = load_point(&s, "mmap+mlock", &n);
+    assert_string_equal(args_get(a, n, ARG_LOAD_MODE), "mmap+mlock");
+    args_free(&a);
+    /* a build before --load-mode: --no-mmap */
+    setup_gpu(&s, 12800, seed_args, 24);
+    snprintf(s.load_opt, sizeof s.load_opt, "--no-mmap");
+    tune_space_default(&s);
+    a = load_point(&s, "none", &n);
+    assert_true(has_tok(a, n, "--no-mmap"));
+    assert_null(args_get(a, n, ARG_LOAD_MODE));
+    args_free(&a);
+    /* a role that reads its weights already, or everything on the GPU: no dimension */
+    char *read_in[] = {"-ngl", "999", "-c", "32768", "-np", "1", "--load-mode", "none", NULL};
+    setup_gpu(&s, 12800, read_in, 8);
+    snprintf(s.load_opt, sizeof s.load_opt, "--load-mode");
+    tune_space_default(&s);
+    assert_int_equal(dim_of(&s.space, "load"), -1);
+    setup_gpu(&s, 60000, seed_args, 24);
+    snprintf(s.load_opt, sizeof s.load_opt, "--load-mode");
+    tune_space_default(&s);
+    assert_int_equal(s.situation, TUNE_SIT_FULL_GPU);
+    assert_int_equal(dim_of(&s.space, "load"), -1);
+    /* --space load=...: llama-server's own values */
+    char err[256];
+    setup_gpu(&s, 12800, seed_args, 24);
+    snprintf(s.load_opt, sizeof s.load_opt, "--load-mode");
+    assert_int_equal(tune_space_parse(&s, "load=none,mmap", err, sizeof err), 0);
+    assert_int_equal(s.space.dims[0].n_values, 3);
+    memset(&s.space, 0, sizeof s.space);
+    assert_int_equal(tune_space_parse(&s, "load=fast", err, sizeof err), -22);
+    assert_non_null(strstr(err, "load=fast"));
+}
+
 static void t_space_defaults(void **st)
 {
     (void)st;
@@ -515,7 +602,11 @@ static void t_reference(void **st)
     assert_string_equal(j, "-c 32768 -np 1 --poll 50 --jinja");
     free(j);
     args_free(&a);
-    s.ctx_min = 4096; /* the role's larger context stays */
+    s.ctx_min = 4096; /* at the least the user requires, also below the role's */
+    a = tune_reference_args(&s, &n);
+    assert_string_equal(args_get(a, n, ARG_CTX_SIZE), "4096");
+    args_free(&a);
+    s.ctx_min = 0; /* --pin-ctx: the role's */
     a = tune_reference_args(&s, &n);
     assert_string_equal(args_get(a, n, ARG_CTX_SIZE), "8192");
     args_free(&a);
@@ -577,6 +668,7 @@ static void t_reference(void **st)
     json_decref(h);
 
     /* the default search on the same landscape beats it: the winner stays */
+    snprintf(s.load_opt, sizeof s.load_opt, "--load-mode");
     tune_space_default(&s);
     h = json_pack("{s:[]}", "trials");
     assert_int_equal(tune_run(&s, h, NULL, NULL, &res), 0);
@@ -584,7 +676,20 @@ static void t_reference(void **st)
     assert_string_not_equal(j, want);
     free(j);
     assert_false(res.ref_won);
-    assert_true(res.vs_ref_gen > 1.2); /* 16 threads and one fewer layer of experts on the host */
+    assert_true(res.vs_ref_gen > 1.2); /* 16 threads against the default 8, a larger ubatch */
+    assert_string_equal(args_get(res.args, res.n_args, ARG_LOAD_MODE), "none"); /* +34% long prompt there */
+    assert_string_equal(args_get(res.args, res.n_args, ARG_FIT_TARGET), "448"); /* placement, not pruned */
+    /* the role's args do not fit: the search started from llama.cpp's own
+     * placement, in a space built from it, and the log says so */
+    assert_true(res.from_reference);
+    assert_string_equal(res.space.dims[0].name, "load");
+    assert_string_equal(res.space.dims[0].values[0], "default");
+    assert_string_equal(res.space.dims[3].name, "ncmoe");
+    assert_string_equal(res.space.dims[3].values[0], "fit");
+    md = tune_report_md(&s, h, &res, "m.gguf", NULL, 0, "{}");
+    assert_non_null(strstr(md, "The search started from llama.cpp's own placement (the role's args did not run)"));
+    assert_non_null(strstr(md, "- `load`: default none\n"));
+    free(md);
     seen = false;
     json_array_foreach(json_object_get(h, "decisions"), i, e)
         seen |= !strcmp(json_string_value(json_object_get(e, "what")), "reference") &&
@@ -1006,6 +1111,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(t_objective),
         cmocka_unit_test(t_space_host_experts),
+        cmocka_unit_test(t_space_load),
         cmocka_unit_test(t_space_defaults),
         cmocka_unit_test(t_space_two_gpus),
         cmocka_unit_test(t_host_experts_finds_threads_and_placement),
