@@ -217,8 +217,10 @@ void tune_space_default(tune_setup_t *s);
  * ref_args and the default space built from them (every option that the
  * placement leaves to llama-server starts at "default"; with host experts
  * "fit" comes first among the placements and the order is load, ubatch,
- * threads, ncmoe, KV, context: from llama-server's defaults the prefill
- * dimensions are what the H200 runs moved most). false, *out untouched,
+ * KV, ncmoe, threads, context: from llama-server's defaults the prefill
+ * dimensions are what the H200 runs moved most, a smaller cache is what
+ * lets more experts stay on the GPU, and the default threads are the
+ * cores already). false, *out untouched,
  * when there is no reference or the space is not the default one. */
 bool tune_space_from_reference(const tune_setup_t *s, tune_setup_t *out);
 

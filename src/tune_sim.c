@@ -180,7 +180,12 @@ static tune_status_t truth(const tune_sim_t *m, char *const *a, size_t n, double
     *headroom_out = headroom;
     if (args_check(a, n, e, sizeof e) >= 0)
         return TUNE_FAILED;
-    double t = (double)getl(a, n, ARG_THREADS, m->cpus / 2 > 0 ? m->cpus / 2 : 1);
+    /* llama-server's default thread count: every core on the H200 host the
+     * GPU landscapes are shaped after (its logs: n_threads = 16 / 16), the
+     * physical half on the CPU ones */
+    bool gpu_land = m->land == L_HOST_EXPERTS || m->land == L_FULL || m->land == L_FULL_PAIR;
+    long t_dflt = gpu_land ? m->cpus : m->cpus / 2 > 0 ? m->cpus / 2 : 1;
+    double t = (double)getl(a, n, ARG_THREADS, t_dflt);
     double ub = (double)getl(a, n, ARG_UBATCH, 512);
     const char *kv = args_get(a, n, ARG_CACHE_K) ?: "f16";
     const char *fa = args_get(a, n, ARG_FLASH_ATTN) ?: "auto";

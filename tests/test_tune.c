@@ -676,7 +676,9 @@ static void t_reference(void **st)
     assert_string_not_equal(j, want);
     free(j);
     assert_false(res.ref_won);
-    assert_true(res.vs_ref_gen > 1.2); /* 16 threads against the default 8, a larger ubatch */
+    /* one layer fewer on the host, read-in weights (+34% long prompt) and a larger ubatch */
+    assert_true(res.vs_ref_gen > 1.03);
+    assert_true(res.vs_ref_lprompt > 1.4);
     assert_string_equal(args_get(res.args, res.n_args, ARG_LOAD_MODE), "none"); /* +34% long prompt there */
     assert_string_equal(args_get(res.args, res.n_args, ARG_FIT_TARGET), "448"); /* placement, not pruned */
     /* the role's args do not fit: the search started from llama.cpp's own
@@ -686,6 +688,7 @@ static void t_reference(void **st)
     assert_string_equal(res.space.dims[0].values[0], "default");
     assert_string_equal(res.space.dims[3].name, "ncmoe");
     assert_string_equal(res.space.dims[3].values[0], "fit");
+    assert_string_equal(res.space.dims[4].name, "t");
     md = tune_report_md(&s, h, &res, "m.gguf", NULL, 0, "{}");
     assert_non_null(strstr(md, "The search started from llama.cpp's own placement (the role's args did not run)"));
     assert_non_null(strstr(md, "- `load`: default none\n"));
