@@ -221,7 +221,7 @@ typedef struct {
     bool oom;              /* it ran out of device memory while loading */
 } meas_t;
 
-#define MAX_MEAS 64
+#define MAX_MEAS 160
 static meas_t meas[MAX_MEAS];
 static int n_meas;
 
@@ -463,6 +463,10 @@ static void load_all(void)
     load_tune_json("gpu/h200-tune-6/tune-21500.json", "gpu/h200-tune-6/tune-balanced-21500.md", "h200 tune-6 21500");
     load_oom_log("gpu/h200-tune-6/tune-21500-trial-10-oom.log", "h200 tune-6 21500 trial 10 (oom, 256K ub 1024)",
                  "-ngl 999 -c 262144 -np 1 -fa on -ctk q4_0 -ctv q4_0 -ub 1024 -b 1024 -t 6 -tb 6 --fit off");
+    load_tune_json("gpu/h200-tune-7/tune-12800.json", "gpu/h200-tune-7/tune-balanced-12800.md", "h200 tune-7 12800");
+    load_tune_json("gpu/h200-tune-7/tune-21500.json", "gpu/h200-tune-7/tune-balanced-21500.md", "h200 tune-7 21500");
+    load_oom_log("gpu/h200-tune-7/tune-21500-trial-9-oom.log", "h200 tune-7 21500 trial 9 (oom, 95,744 f16 ub 2048)",
+                 "-ngl 999 -c 95744 -np 1 -fa on -ctk f16 -ctv f16 -ub 2048 -b 2048 -t 6 -tb 6 --fit off");
 }
 
 static double rel_err(double pred, double real) { return real > 0 ? (pred - real) / real : 0; }
