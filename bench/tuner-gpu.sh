@@ -145,9 +145,11 @@ for free in $free_list; do
     read -r g1 l1 < <(median_of "$d/fit")
     read -r g2 l2 < <(median_of "$d/tune")
     echo "tuned ($mins min): gen $g2, long prompt $l2: $(args_of "$d/tune")" >&2
-    # the tuner's own final comparison with llama.cpp's placement (-c CTX -np 1, --fit), when it made one
-    sed -n "s/^ *the search's best against llama.cpp's own placement (paired): /  in the tuning, against -c $ctx -np 1 with --fit: /p" \
-        "$d/tune.out" >&2 2>/dev/null || true
+    # where the search started, and its own final comparison with llama.cpp's placement (-c CTX -np 1,
+    # --fit), when it made one
+    sed -n -e "s/^the search starts from /  the search started from /p" \
+        -e "s/^ *the search's best against llama.cpp's own placement (paired): /  in the tuning, against -c $ctx -np 1 with --fit: /p" \
+        "$d/tune.out" "$d/tune.err" >&2 2>/dev/null || true
     rows+=("| $free | llama.cpp defaults (\`--fit\` on) | $g0 | $l0 | 1.00 | 1.00 |")
     rows+=("| $free | \`-c $ctx -np 1\`, \`--fit\` on | $g1 | $l1 | $(ratio "$g1" "$g0") | $(ratio "$l1" "$l0") |")
     rows+=("| $free | \`variet tune --ctx $ctx --budget $budget --objective $obj\` ($mins min): \`$(args_of "$d/tune")\` | $g2 | $l2 | $(ratio "$g2" "$g0") | $(ratio "$l2" "$l0") |")

@@ -703,6 +703,31 @@ static void t_reference(void **st)
     tune_sim_free(&sim);
     args_free(&ref);
     free(want);
+
+    /* a role whose own args run and beat llama.cpp's placement: the search starts from them */
+    char *good[] = {"-ngl", "999", "-c", "32768", "-np", "1", "-fa", "on", "-ctk", "q4_0", "-ctv", "q4_0",
+                    "-ub", "2048", "-b", "2048", "-t", "16", "-tb", "16", "--fit", "off", "-ncmoe", "18", NULL};
+    setup_gpu(&s, 12800, good, 24);
+    snprintf(s.load_opt, sizeof s.load_opt, "--load-mode");
+    s.ctx_min = 32768;
+    tune_space_default(&s);
+    ref = tune_reference_args(&s, &n);
+    s.ref_args = ref;
+    s.n_ref_args = n;
+    sim = tune_sim_new("gpu-host-experts", &s, 3, err, sizeof err);
+    use_sim(&s, sim, &w, 600);
+    h = json_pack("{s:[]}", "trials");
+    assert_int_equal(tune_run(&s, h, NULL, NULL, &res), 0);
+    assert_false(res.from_reference);
+    json_array_foreach(json_object_get(h, "decisions"), i, e)
+        assert_string_not_equal(json_string_value(json_object_get(e, "what")), "start");
+    md = tune_report_md(&s, h, &res, "m.gguf", NULL, 0, "{}");
+    assert_null(strstr(md, "The search started from llama.cpp's own placement"));
+    free(md);
+    tune_result_free(&res);
+    json_decref(h);
+    tune_sim_free(&sim);
+    args_free(&ref);
 }
 
 static void t_resume_reuses(void **st)
