@@ -3,9 +3,10 @@
  * measurement under memory limits, decide between configurations in a way
  * that survives between-trial drift, and say why.
  *
- * A *space* is a few dimensions (threads, experts on the host, ubatch, KV
- * type, context, flash attention, tensor split, projector placement, the
- * draft model on or off and, with it on, the draft length), each
+ * A *space* is a few dimensions (threads, experts on the host, how the
+ * weights load, ubatch, KV type, context, flash attention, tensor split,
+ * projector placement, the draft model on or off and, with it on, the
+ * draft length), each
  * a short list of values; a *point* picks one value per dimension and,
  * applied to the base args, gives one llama-server command line. The
  * value "default" leaves the option unset (llama-server's own default is
@@ -20,10 +21,14 @@
  *   baseline  the role's args as they are (the "before" column, and the
  *             scale of normalised objectives), and llama.cpp's own
  *             placement for the role when the setup has one (ref_args);
+ *             when the role's args do not run or measure below it, the
+ *             search starts from it instead (tune_space_from_reference);
  *   screen    coordinate descent in the situation's order of expected
- *             effect (host experts: t, ncmoe, ub, kv, ctx; full offload:
- *             ub, kv, ctx; CPU: t, ub, kv, fa), one short + one long run
- *             per value;
+ *             effect (host experts: t, ncmoe, load, ub, kv, ctx, or from
+ *             llama.cpp's placement load, ub, kv, ncmoe, t, ctx; full
+ *             offload: ub, kv, ctx; CPU: t, ub, kv, fa), one short and two
+ *             long runs per value;
+ *   pairs     each dimension's runners-up combined across dimensions;
  *   measure   the best few screened configurations again, both scenarios
  *             repeated, each with its own noise estimate;
  *   confirm   the top two, interleaved A B A B (each a fresh load) so that
