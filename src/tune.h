@@ -225,8 +225,8 @@ void tune_space_default(tune_setup_t *s);
  * KV, ncmoe, threads, context: from llama-server's defaults the prefill
  * dimensions are what the H200 runs moved most, a smaller cache is what
  * lets more experts stay on the GPU, and the default threads are the
- * cores already). false, *out untouched,
- * when there is no reference or the space is not the default one. */
+ * cores already). false, *out untouched, when there is no reference or
+ * the space is not the default one. */
 bool tune_space_from_reference(const tune_setup_t *s, tune_setup_t *out);
 
 /* "ub=128,512;kv=f16,q8_0;fa=on,off;t=1,2;ts=1,1|3,1;ncmoe=min,min+2;ctx=32768,65536;draft=on,off;dn=4,8;load=none"
@@ -250,8 +250,9 @@ int tune_headroom(const tune_setup_t *s, char *const *args, size_t n, double *he
  * tuner varies or places (-ngl, -ncmoe, --cpu-moe, -ts, -sm, -mg, --fit,
  * --fit-target, -ub, -b, -ctk, -ctv, -fa, -t, -tb, --no-mmproj-offload),
  * so that llama-server's --fit and defaults decide, with -c set to
- * ctx_min when there is one (the least context the user requires); the rest (slots, projector, draft, template, ...) as the role
- * has it. Caller frees with args_free. */
+ * ctx_min when there is one (the least context the user requires); the
+ * rest (slots, projector, draft, template, ...) as the role has it.
+ * Caller frees with args_free. */
 char **tune_reference_args(const tune_setup_t *s, size_t *n);
 
 /* Index of value v in dimension d, or -1. */
