@@ -144,7 +144,9 @@ static void dry_run(const tune_setup_t *s)
     if (s->ref_args) {
         char *j = tune_join_args(s->ref_args, s->n_ref_args);
         printf("reference [%s]: llama.cpp's own placement (--fit and the defaults decide), measured beside the "
-               "search\n", j);
+               "search%s\n",
+               j, s->space_default ? "; the search starts from it when the role's args do not run or measure below it"
+                                   : "");
         free(j);
     }
 }

@@ -391,6 +391,12 @@ static void t_dry_run(void **s)
     assert_non_null(strstr(out, "9 of 9 configurations fit")); /* default, 128, 512 × default, 1, 2 */
     assert_non_null(strstr(out, "run   ub="));
     assert_non_null(strstr(out, "reference [-c 2048 -np 1 --no-warmup]: llama.cpp's own placement"));
+    assert_null(strstr(out, "the search starts from it")); /* a --space of the user's is searched as given */
+    free(out);
+    cmd = xasprintf("cd '%s' && '%s' tune fast --dry-run 2>&1", dir, VARIET_BINARY);
+    assert_int_equal(e2e_sh(cmd, &out), 0);
+    free(cmd);
+    assert_non_null(strstr(out, "; the search starts from it when the role's args do not run or measure below it"));
     free(out);
     cmd = xasprintf("cd '%s' && '%s' tune fast --dry-run --no-reference --space 'ub=128,512' 2>&1", dir, VARIET_BINARY);
     assert_int_equal(e2e_sh(cmd, &out), 0);
