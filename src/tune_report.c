@@ -480,14 +480,7 @@ static char *report_md(const tune_setup_t *s, const json_t *history, const tune_
         buf_printf(&md, "\n");
     }
     if (res->from_reference) {
-        const char *why = NULL;
-        json_t *de;
-        size_t di;
-        json_array_foreach(json_object_get(history, "decisions"), di, de)
-        {
-            if (!strcmp(json_string_value(json_object_get(de, "what")) ?: "", "start"))
-                why = json_string_value(json_object_get(de, "why"));
-        }
+        const char *why = json_string_value(json_object_get(json_object_get(history, "start"), "why"));
         buf_printf(&md, "\nThe search started from llama.cpp's own placement (%s), not from the role's values: "
                         "`default` is llama-server's own value and `ncmoe=fit` its placement with the tuner's "
                         "margin.\n",

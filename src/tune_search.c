@@ -985,7 +985,9 @@ static bool start_from_reference(run_t *r, const cfg_t *before, const cfg_t *ref
     res->space = rs->space;
     const char *why = ok(before) ? "it measured better than the role's args" : "the role's args did not run";
     say(r, "the search starts from llama.cpp's own placement (%s)", why);
-    note(r, "start", json_pack("{s:s,s:s}", "from", ref->key, "why", why));
+    /* the history's "start", not a decision: the log's decisions table is
+     * comparisons between two configurations */
+    json_object_set_new(r->history, "start", json_pack("{s:s,s:s}", "from", ref->key, "why", why));
     return true;
 }
 
