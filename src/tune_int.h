@@ -21,6 +21,10 @@ int tune__opts(const tune_setup_t *s, char *const *args, size_t n, plan_opts_t *
  * (no margin), or -1 when none does. */
 int64_t tune__min_ncmoe(const tune_setup_t *s, char *const *args, size_t n);
 
+/* Whether args map the model file (llama-server's default load: no
+ * --no-mmap, no load mode that reads it in). */
+bool tune__maps_weights(char *const *a, size_t n);
+
 /* The per-slot context of args (for sizing the long prompt); 0 unknown. */
 uint64_t tune__slot_ctx(const tune_setup_t *s, char *const *args, size_t n);
 

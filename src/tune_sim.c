@@ -202,8 +202,7 @@ static tune_status_t truth(const tune_sim_t *m, char *const *a, size_t n, double
          * +34% long prompt, +4% generation (bench/tuner-gpu.sh on the H200,
          * 12,800 MiB, `-c 32768 -np 1` with and without --load-mode none,
          * two rounds each); its cold start was not measured, so not modelled */
-        const char *lm = args_get(a, n, ARG_LOAD_MODE);
-        bool read_in = nc > 0 && (has(a, n, "--no-mmap") || (lm && strncmp(lm, "mmap", 4) && strcmp(lm, "auto")));
+        bool read_in = nc > 0 && !tune__maps_weights(a, n);
         *gen = 90.0 * (0.5 + 0.5 * tc / 16) / (0.5 + 0.5) * (1 + 0.184 * 16) / (1 + 0.184 * nc) * kvf * flags *
                (read_in ? 1.04 : 1);
         *lprompt = 7000 * ub / (ub + 200) * (1 - 0.008 * nc) * (0.85 + 0.15 * tc / 16) * (read_in ? 1.34 : 1);

@@ -440,8 +440,7 @@ static void add_ts(tune_setup_t *s)
         s->space.n_dims--;
 }
 
-/* Whether args map the model file (llama-server's default load). */
-static bool maps_weights(char *const *a, size_t n)
+bool tune__maps_weights(char *const *a, size_t n)
 {
     if (args_find(a, n, ARG_NO_MMAP) >= 0)
         return false;
@@ -494,7 +493,7 @@ void tune_space_default(tune_setup_t *s)
          * buffer instead (llama.cpp's loader itself warns that CPU overrides
          * with mmap on are slower), at the price of a longer cold start and
          * of host memory the page cache cannot give back */
-        if (s->load_opt[0] && maps_weights(a, n)) {
+        if (s->load_opt[0] && tune__maps_weights(a, n)) {
             static const char *const lv[] = {"none"};
             dim_add(sp, TUNE_DIM_LOAD, "load", args_get(a, n, ARG_LOAD_MODE), lv, 1);
         }
