@@ -383,19 +383,11 @@ static int exec_tune(cmd_ctx_t *c)
     if (exe && srvhelp_load(exe, NULL, &help, herr, sizeof herr) == 0) {
         registry_set_spec_type(reg, srvhelp_find(help, "--spec-type", 11) != NULL);
         static const char *const dmax[] = {"--spec-draft-n-max", "--draft-max", "--draft-n", "--draft", NULL};
-        for (int k = 0; dmax[k] && !s.draft_max_opt[0]; k++) {
-            const srvhelp_opt_t *o = srvhelp_find(help, dmax[k], strlen(dmax[k]));
-            if (o && !o->removed)
-                snprintf(s.draft_max_opt, sizeof s.draft_max_opt, "%s", dmax[k]);
-        }
+        snprintf(s.draft_max_opt, sizeof s.draft_max_opt, "%s", srvhelp_first(help, dmax) ?: "");
         /* how this build loads weights other than by mmap: a dimension with
          * host experts (a recorded grid does not have it) */
         static const char *const lopt[] = {"--load-mode", "--no-mmap", NULL};
-        for (int k = 0; lopt[k] && !rep && !s.load_opt[0]; k++) {
-            const srvhelp_opt_t *o = srvhelp_find(help, lopt[k], strlen(lopt[k]));
-            if (o && !o->removed)
-                snprintf(s.load_opt, sizeof s.load_opt, "%s", lopt[k]);
-        }
+        snprintf(s.load_opt, sizeof s.load_opt, "%s", rep ? "" : srvhelp_first(help, lopt) ?: "");
     } else if (sim || rep || dry) {
         snprintf(s.draft_max_opt, sizeof s.draft_max_opt, "--spec-draft-n-max"); /* b11669's */
         if (!rep)

@@ -534,6 +534,16 @@ const srvhelp_opt_t *srvhelp_find(const srvhelp_t *h, const char *name, size_t l
     return NULL;
 }
 
+const char *srvhelp_first(const srvhelp_t *h, const char *const *names)
+{
+    for (int k = 0; names[k]; k++) {
+        const srvhelp_opt_t *o = srvhelp_find(h, names[k], strlen(names[k]));
+        if (o && !o->removed)
+            return names[k];
+    }
+    return NULL;
+}
+
 const char *srvhelp_build_name(const srvhelp_t *h, char *buf, size_t cap)
 {
     if (h && h->build >= 0) {

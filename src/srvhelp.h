@@ -89,6 +89,11 @@ void srvhelp_free(srvhelp_t **h);
  * starts with "--", as the build does), or NULL. */
 const srvhelp_opt_t *srvhelp_find(const srvhelp_t *h, const char *name, size_t len);
 
+/* The first of names (NULL-terminated) that the build lists as an option
+ * it has (not only to refuse it), or NULL: which spelling of a renamed
+ * option this build takes. Points into names. */
+const char *srvhelp_first(const srvhelp_t *h, const char *const *names);
+
 /* A short name for the build in messages: "build 11669", "version X", or
  * "this build" — points into h or a static string. */
 const char *srvhelp_build_name(const srvhelp_t *h, char *buf, size_t cap);

@@ -198,6 +198,13 @@ static void t_fixture_details(void **s)
     assert_non_null(strstr(o->help, "use --spec-draft-n-max or"));
     assert_true(find(h, "--spec-ngram-min-hits")->removed);
     assert_false(find(h, "--spec-draft-n-max")->removed);
+    /* the spelling this build takes: a removed one is passed over, an unknown one too */
+    const char *const dmax[] = {"--draft-max", "--no-such-option", "--spec-draft-n-max", "--draft", NULL};
+    assert_string_equal(srvhelp_first(h, dmax), "--spec-draft-n-max");
+    const char *const lopt[] = {"--load-mode", "--no-mmap", NULL};
+    assert_string_equal(srvhelp_first(h, lopt), "--load-mode");
+    const char *const none[] = {"--draft-max", "--no-such-option", NULL};
+    assert_null(srvhelp_first(h, none));
     assert_true(find(h, "-dt")->deprecated);
     assert_false(find(h, "-c")->deprecated);
     assert_string_equal(find(h, "--top-k")->section, "sampling params");
