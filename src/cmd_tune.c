@@ -1,10 +1,12 @@
 /*
  * cmd_tune.c — `variet tune ROLE`: the command around the tuner library
- * (tune.h). It reads the model and the hardware, builds the setup, picks
- * the measurement (the real llama-server, a recorded history with
- * --replay, a simulated landscape with --simulate), runs the search, and
- * writes the results: the registry (args + measured_tps, previous file as
- * .bak), the JSON history (resumable) and the Markdown retuning log.
+ * (tune.h). It reads the options, the llama-server in use, the model and
+ * the hardware, builds the setup, picks the measurement (the real
+ * llama-server; a recorded grid with --replay or a simulated landscape
+ * with --simulate, which the library compares with their grids), runs the
+ * search, and writes the results: the registry (args + measured_tps,
+ * previous file as .bak), the JSON history (resumable) and the Markdown
+ * retuning log.
  */
 #include <errno.h>
 #include <jansson.h>
@@ -104,13 +106,6 @@ static int parse_budget(const char *b, int *trials, double *seconds)
     return 0;
 }
 
-/* "--gpu-free 12800[,11710]": GPUs as the planner should see them. */
-static int parse_gpu_free(const char *v, tune_setup_t *s)
-{
-    char err[128];
-    return plan_parse_gpus(v, s->gpus, &s->n_gpu, err, sizeof err);
-}
-
 static void dry_run(const tune_setup_t *s)
 {
     long grid = tune_grid_size(&s->space), fits = 0;
@@ -151,101 +146,26 @@ static void dry_run(const tune_setup_t *s)
     }
 }
 
-/* tune_score of generation g and long prompt l against g0, l0. */
-static double score_gl(const tune_objective_t *o, double g0, double l0, double g, double l)
-{
-    tune_meas_t base = {.gen = g0, .lprompt = l0, .cold_s = NAN}, m = {.gen = g, .lprompt = l, .cold_s = NAN};
-    return tune_score(o, &base, &m);
-}
-
-/* Score of a configuration's truth on a simulated landscape (-1: does not run). */
-static double sim_score(const tune_sim_t *sim, const tune_objective_t *o, char *const *a, size_t n, double g0,
-                        double l0)
-{
-    double g, l;
-    if (tune_sim_truth(sim, a, n, &g, &l) != TUNE_OK)
-        return -1;
-    return score_gl(o, g0, l0, g, l);
-}
-
 static int simulate(tune_setup_t *s, const char *landscape, int64_t seed)
 {
     char err[256];
-    tune_sim_t *sim = tune_sim_new(landscape, s, (unsigned)seed, err, sizeof err);
-    if (!sim) {
+    tune_cmp_t c;
+    if (tune_sim_compare(s, landscape, (unsigned)seed, &c, err, sizeof err)) {
         fprintf(stderr, "variet tune: --simulate: %s\n", err);
         return CMD_USAGE;
     }
-    s->measure = tune_sim_measure;
-    s->ud = sim;
-    s->clock = tune_sim_clock;
-    s->cud = sim;
-    json_t *h = json_pack("{s:s,s:s,s:[]}", "role", s->role, "simulated", landscape, "trials");
-    tune_result_t res;
-    int r = tune_run(s, h, NULL, NULL, &res);
-    /* the grid's best by the landscape's truth, llama.cpp's own placement
-     * among the candidates and the floors' reference as the search had it */
-    double g0 = 100, l0 = 4000; /* a fixed scale: the ratio below does not depend on it */
-    long grid = tune_grid_size(&s->space), feasible = 0;
-    tune_objective_t o = s->obj;
-    double rg, rl, best = -1;
-    char *best_label = NULL;
-    if (s->ref_args && tune_sim_truth(sim, s->ref_args, s->n_ref_args, &rg, &rl) == TUNE_OK) {
-        o.ref_gen = rg;
-        o.ref_lprompt = rl;
-        best = sim_score(sim, &o, s->ref_args, s->n_ref_args, g0, l0);
-        best_label = xstrdup("llama.cpp's own placement");
-    } else if (tune_sim_truth(sim, s->args, s->n_args, &rg, &rl) == TUNE_OK) {
-        o.ref_gen = rg; /* floors against the baseline */
-        o.ref_lprompt = rl;
-    }
-    for (long k = 0; k < grid; k++) {
-        tune_point_t p;
-        tune_grid_point(&s->space, k, &p);
-        size_t n;
-        char **a = tune_point_args(s, s->args, s->n_args, &p, &n);
-        if (!a)
-            continue;
-        double sc = sim_score(sim, &o, a, n, g0, l0);
-        if (sc > 0)
-            feasible++;
-        if (sc > best) {
-            best = sc;
-            free(best_label);
-            best_label = tune_point_label(&s->space, &p);
-        }
-        args_free(&a);
-    }
-    /* the grid's trials: the grid strategy run on the same landscape, the
-     * loads it makes (the planner's rejections are not loads) */
-    tune_sim_t *gsim = tune_sim_new(landscape, s, (unsigned)seed, err, sizeof err);
-    tune_setup_t gs = *s;
-    gs.ud = gs.cud = gsim;
-    gs.budget_s = 0;
-    gs.budget_trials = 0;
-    gs.progress = NULL;
-    json_t *gh = json_pack("{s:s,s:[]}", "role", s->role, "trials");
-    tune_result_t gres;
-    tune_grid(&gs, gh, NULL, NULL, &gres);
-    int grid_loads = gres.trials;
-    tune_result_free(&gres);
-    json_decref(gh);
-    tune_sim_free(&gsim);
-    double found = r == 0 ? sim_score(sim, &o, res.args, res.n_args, g0, l0) : 0;
-    char *won = r == 0 ? tune_join_args(res.args, res.n_args) : xstrdup("-");
+    char *won = c.rc == 0 ? tune_join_args(c.res.args, c.res.n_args) : xstrdup("-");
     printf("simulate %s: grid %ld configurations (%ld run), %d loads, best %s; search %d loads (%.0f%% of the "
            "grid's loads), %.1f simulated min; found %.1f%% of the grid's best; measured_tps %.2f\n  winner: %s\n",
-           landscape, grid, feasible, grid_loads, best_label ? best_label : "-", res.trials,
-           grid_loads ? 100.0 * res.trials / grid_loads : 0, res.elapsed_s / 60, best > 0 ? 100 * found / best : 0,
-           res.measured_tps, won);
-    if (res.stop_reason[0])
-        printf("  stopped: %s\n", res.stop_reason);
+           landscape, c.grid, c.feasible, c.grid_loads, c.best_label ? c.best_label : "-", c.res.trials,
+           c.grid_loads ? 100.0 * c.res.trials / c.grid_loads : 0, c.res.elapsed_s / 60, 100 * c.found,
+           c.res.measured_tps, won);
+    if (c.res.stop_reason[0])
+        printf("  stopped: %s\n", c.res.stop_reason);
     free(won);
-    free(best_label);
-    tune_result_free(&res);
-    json_decref(h);
-    tune_sim_free(&sim);
-    return r == 0 ? CMD_OK : CMD_FAIL;
+    int rc = c.rc == 0 ? CMD_OK : CMD_FAIL;
+    tune_cmp_free(&c);
+    return rc;
 }
 
 static int replay(tune_setup_t *s, const char *path)
@@ -256,55 +176,16 @@ static int replay(tune_setup_t *s, const char *path)
         fprintf(stderr, "variet tune: --replay %s: %s\n", path, je.text);
         return CMD_USAGE;
     }
-    /* the grid's best by the same objective, against its first record */
-    json_t *tr = json_object_get(rec, "trials"), *e;
-    size_t i;
-    double g0 = 0, l0 = 0, best = -1, bgen = 0;
-    int n_grid = 0; /* the grid's loads: failed ones too, not the planner's rejections */
-    json_array_foreach(tr, i, e)
-    {
-        const char *st = json_string_value(json_object_get(e, "status")) ?: "";
-        if (strcmp(json_string_value(json_object_get(e, "phase")) ?: "", "grid") || !strcmp(st, "infeasible"))
-            continue;
-        n_grid++;
-        if (strcmp(st, "ok"))
-            continue;
-        double g = json_number_value(json_object_get(e, "gen_tps")), l = json_number_value(json_object_get(e, "long_prompt_tps"));
-        if (!g0) {
-            g0 = g;
-            l0 = l;
-        }
-        double sc = score_gl(&s->obj, g0, l0, g, l);
-        if (sc > best) {
-            best = sc;
-            bgen = g;
-        }
-    }
-    s->measure = tune_replay_measure;
-    s->ud = rec;
-    json_t *h = json_pack("{s:s,s:[]}", "role", s->role, "trials");
-    tune_result_t res;
-    int r = tune_run(s, h, NULL, NULL, &res);
-    double found = 0, fgen = 0;
-    if (r == 0) {
-        char *key = tune_join_args(res.args, res.n_args);
-        json_array_foreach(tr, i, e) if (!strcmp(json_string_value(json_object_get(e, "key")) ?: "", key))
-        {
-            double g = json_number_value(json_object_get(e, "gen_tps")),
-                   l = json_number_value(json_object_get(e, "long_prompt_tps"));
-            found = score_gl(&s->obj, g0, l0, g, l);
-            fgen = g;
-            break;
-        }
-        free(key);
-    }
+    tune_cmp_t c;
+    tune_replay_compare(s, rec, &c);
     printf("replay: grid %d loads, best %.2f t/s; search %d loads (%.0f%% of the grid's), found %.2f t/s (%.1f%% of "
            "the grid's best score)\n",
-           n_grid, bgen, res.trials, n_grid ? 100.0 * res.trials / n_grid : 0, fgen, best > 0 ? 100 * found / best : 0);
-    tune_result_free(&res);
-    json_decref(h);
+           c.grid_loads, c.best_gen, c.res.trials, c.grid_loads ? 100.0 * c.res.trials / c.grid_loads : 0, c.found_gen,
+           100 * c.found);
+    int rc = c.rc == 0 ? CMD_OK : CMD_FAIL;
+    tune_cmp_free(&c);
     json_decref(rec);
-    return r == 0 ? CMD_OK : CMD_FAIL;
+    return rc;
 }
 
 /* The role's JSON as the log shows it (caller frees). */
@@ -347,6 +228,195 @@ static void use_reference(cmd_ctx_t *c, tune_setup_t *s, bool replaying, const c
     s->ref_args = *ref;
 }
 
+/* The llama-server in use, read once: its option spellings (the draft
+ * length, how it loads weights other than by mmap, whether a draft needs
+ * --spec-type); *exe and *help are the caller's (NULL when not found or
+ * not readable: herr says why). */
+static void read_server(registry_t *reg, bool sim, bool rep, bool dry, tune_setup_t *s, char **exe, srvhelp_t **help,
+                        char *herr, size_t herrlen)
+{
+    *exe = backend_find_exe(reg->engine.llama_server);
+    snprintf(herr, herrlen, "no llama-server found");
+    if (*exe && srvhelp_load(*exe, NULL, help, herr, herrlen) == 0) {
+        registry_set_spec_type(reg, srvhelp_find(*help, "--spec-type", 11) != NULL);
+        static const char *const dmax[] = {"--spec-draft-n-max", "--draft-max", "--draft-n", "--draft", NULL};
+        snprintf(s->draft_max_opt, sizeof s->draft_max_opt, "%s", srvhelp_first(*help, dmax) ?: "");
+        /* a dimension with host experts (a recorded grid does not have it) */
+        static const char *const lopt[] = {"--load-mode", "--no-mmap", NULL};
+        snprintf(s->load_opt, sizeof s->load_opt, "%s", rep ? "" : srvhelp_first(*help, lopt) ?: "");
+    } else if (sim || rep || dry) {
+        snprintf(s->draft_max_opt, sizeof s->draft_max_opt, "--spec-draft-n-max"); /* b11669's */
+        if (!rep)
+            snprintf(s->load_opt, sizeof s->load_opt, "--load-mode");
+    }
+}
+
+/* The host and its GPUs as the planner and the search see them. */
+static void setup_hw(tune_setup_t *s, hw_info_t *hw, const char *sim_land)
+{
+    hw_info_init(hw);
+    char hwerr[256];
+    hw_probe(hw, hwerr, sizeof hwerr);
+    s->host_cpus = hw->host_cpus_usable > 0 ? hw->host_cpus_usable : hw->host_cpus;
+    s->host_free_mib = hw->ram_avail_mib;
+    for (int k = 0; k < hw->n_gpu && k < PLAN_MAX_GPU; k++) {
+        snprintf(s->gpus[k].name, sizeof s->gpus[k].name, "CUDA%d", k);
+        s->gpus[k].free_mib = hw->gpu[k].mem_free_mib;
+        s->n_gpu++;
+    }
+    if (sim_land && !strncmp(sim_land, "gpu", 3))
+        s->host_cpus = 16; /* the GPU landscapes are shaped after a 16-core host */
+}
+
+/* The space: --space (a spec, or a file of one dimension a line) or the
+ * situation's default; printed on the console. CMD_OK or CMD_USAGE. */
+static int setup_space(cmd_ctx_t *c, tune_setup_t *s)
+{
+    const char *space = cmd_opt(c, "--space");
+    if (space) {
+        char *spec = NULL;
+        size_t len;
+        char err[512];
+        if (access(space, R_OK) || file_read_all(space, 1 << 20, &spec, &len, err, sizeof err))
+            spec = xstrdup(space);
+        s->situation = tune_situation(s);
+        int r = tune_space_parse(s, spec, err, sizeof err);
+        free(spec);
+        if (r) {
+            fprintf(stderr, "variet tune: %s\n", err);
+            return CMD_USAGE;
+        }
+    } else {
+        tune_space_default(s);
+    }
+    long grid = tune_grid_size(&s->space);
+    if (grid > 20000) {
+        fprintf(stderr, "variet tune: the space has %ld configurations; keep it under 20000\n", grid);
+        return CMD_USAGE;
+    }
+    static const char *const sit[] = {"CPU only", "everything on the GPUs", "experts on the host"};
+    fprintf(stderr, "variet tune: role %s, %s, %d dimensions (", s->role, sit[s->situation], s->space.n_dims);
+    for (int d = 0; d < s->space.n_dims; d++) {
+        const tune_dim_t *dm = &s->space.dims[d];
+        fprintf(stderr, "%s%s:", d ? "; " : "", dm->name);
+        for (int v = 0; v < dm->n_values; v++)
+            fprintf(stderr, "%s%s", v ? (dm->kind == TUNE_DIM_TS ? "|" : ",") : "", dm->values[v]);
+    }
+    fprintf(stderr, "), grid %ld configurations\n", grid);
+    return CMD_OK;
+}
+
+/* The role's args as this build reads them: a removed flag with a known
+ * replacement is migrated (the pruning pass then tests it), one without is
+ * an error (CMD_USAGE). *base owns the args s points at. */
+static int migrate_args(cmd_ctx_t *c, srvhelp_t *help, tune_setup_t *s, char ***base, const char *strategy,
+                        char ***ref)
+{
+    char **mig = NULL, herr[512];
+    size_t nm = 0;
+    srvhelp_change_t *ch = NULL;
+    size_t nc = srvhelp_migrate(help, s->args, s->n_args, &mig, &nm, &ch);
+    for (size_t k = 0; k < nc; k++)
+        fprintf(stderr, "variet tune: migrating %s → %s for this llama-server (the result will carry it)\n", ch[k].from,
+                ch[k].to[0] ? ch[k].to : "(removed)");
+    srvhelp_changes_free(&ch, nc);
+    if (srvhelp_check(help, mig, nm, herr, sizeof herr) >= 0) {
+        fprintf(stderr, "variet tune: role %s: %s\n", s->role, herr);
+        args_free(&mig);
+        return CMD_USAGE;
+    }
+    if (!nc) {
+        args_free(&mig);
+        return CMD_OK;
+    }
+    args_free(base);
+    *base = mig;
+    s->args = mig;
+    s->n_args = nm;
+    use_reference(c, s, false, strategy, ref);
+    return CMD_OK;
+}
+
+/* A new history, or the one --resume continues; with the space searched.
+ * NULL (said on stderr) when --resume finds none. Caller owns it. */
+static json_t *open_history(const char *path, bool resume, const tune_setup_t *s)
+{
+    json_t *h;
+    if (resume) {
+        json_error_t je;
+        h = json_load_file(path, 0, &je);
+        if (!h) {
+            fprintf(stderr, "variet tune: --resume: cannot read %s: %s\n", path, je.text);
+            return NULL;
+        }
+    } else {
+        h = json_pack("{s:s,s:[]}", "role", s->role, "trials");
+    }
+    json_t *sp = json_object();
+    for (int d = 0; d < s->space.n_dims; d++) {
+        json_t *vals = json_array();
+        for (int v = 0; v < s->space.dims[d].n_values; v++)
+            json_array_append_new(vals, json_string(s->space.dims[d].values[v]));
+        json_object_set_new(sp, s->space.dims[d].name, vals);
+    }
+    json_object_set_new(h, "space", sp);
+    return h;
+}
+
+/* The winner into the registry (atomically, previous file as .bak), the
+ * retuning log beside it, and what changed on stdout. CMD_OK or CMD_FAIL. */
+static int write_result(cmd_ctx_t *c, const tune_setup_t *s, const json_t *history, const tune_result_t *res,
+                        const hw_info_t *hw, const char *cdir, const char *hist_path)
+{
+    const reg_role_t *role = c->role; /* c->reg's: gone once the registry changes */
+    char err[1024];
+    char *rj = role_json(role, res->args, res->n_args, res->measured_tps);
+    char *hwm = hw_md(hw, s);
+    time_t now = time(NULL);
+    struct tm tmv;
+    localtime_r(&now, &tmv);
+    char stamp[32];
+    strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &tmv);
+    char *md_path = NULL;
+    if (tune_report_write(s, history, res, role->model_path, hwm, role->measured_tps, rj, cdir, stamp, &md_path, err,
+                          sizeof err))
+        fprintf(stderr, "variet tune: cannot write the retuning log in %s: %s\n", cdir, err);
+    free(rj);
+    free(hwm);
+    char *old_args = tune_join_args(role->args, role->n_args), *new_args = tune_join_args(res->args, res->n_args);
+    double old_tps = role->measured_tps;
+    char rname[128];
+    snprintf(rname, sizeof rname, "%s", role->name);
+    /* the winner without the role's draft: its draft_model_path goes too */
+    char *dropped = role->draft_path && !args_get(res->args, res->n_args, ARG_DRAFT_MODEL) ? xstrdup(role->draft_path)
+                                                                                           : NULL;
+    int rc = CMD_FAIL;
+    snprintf(err, sizeof err, "invalid arguments");
+    registry_t *reg = c->reg;
+    if ((dropped && registry_set_draft(reg, rname, NULL)) || registry_set_args(reg, rname, res->args, res->n_args) ||
+        registry_set_tps(reg, rname, res->measured_tps) || registry_save(reg, c->config, true, err, sizeof err)) {
+        fprintf(stderr, "variet tune: cannot update %s: %s\n", c->config, err);
+    } else {
+        printf("%s: %s\n  args: %s\n    → %s\n", c->config, rname, old_args, new_args);
+        if (dropped)
+            printf("  draft_model_path: %s → (removed: the role is better without its draft by this objective)\n",
+                   dropped);
+        printf("  measured_tps: %.2f → %.2f", old_tps, res->measured_tps);
+        if (!isnan(res->long_prompt_tps))
+            printf(" (long prompt %.0f t/s)", res->long_prompt_tps);
+        if (!isnan(res->vs_ref_gen) && res->vs_ref_gen > 0)
+            printf("\n  the search's best against llama.cpp's own placement (paired): gen ×%.3f, long prompt ×%.3f%s",
+                   res->vs_ref_gen, res->vs_ref_lprompt, res->ref_won ? " → llama.cpp's own is written" : "");
+        printf("\n  log: %s\n  history: %s\n", md_path, hist_path);
+        rc = CMD_OK;
+    }
+    free(dropped);
+    free(old_args);
+    free(new_args);
+    free(md_path);
+    return rc;
+}
+
 static int exec_tune(cmd_ctx_t *c)
 {
     const reg_role_t *role = c->role;
@@ -365,34 +435,23 @@ static int exec_tune(cmd_ctx_t *c)
     if (tune_objective_parse(cmd_opt(c, "--objective") ?: "gen=1,prompt=1", &s.obj))
         return cmd_usage(c->entry, "--objective is gen, prompt or weights like gen=1,prompt=0.5,cold=0.2,vision=0.05, "
                                   "with floors like gen>=1");
+    plan_gpu_t gpu_free[PLAN_MAX_GPU]; /* --gpu-free's, over what the probe finds */
+    int n_gpu_free = 0;
+    char gerr[128];
+    if (cmd_opt(c, "--gpu-free") && plan_parse_gpus(cmd_opt(c, "--gpu-free"), gpu_free, &n_gpu_free, gerr, sizeof gerr))
+        return cmd_usage(c->entry, "--gpu-free wants MiB per GPU, e.g. 12800 or 11900,11710");
     const char *sim = cmd_opt(c, "--simulate"), *rep = cmd_opt(c, "--replay");
     bool dry = cmd_flag(c, "--dry-run"), resume = cmd_flag(c, "--resume");
 
-    char err[1024];
+    char err[1024], herr[512];
     roleplan_t *rp = NULL;
     int rc = CMD_USAGE;
-    char *exe = NULL, *cdir = NULL, *hist_path = NULL, *hwm = NULL, **ref = NULL; /* ours */
+    char *exe = NULL, *cdir = NULL, *hist_path = NULL, **ref = NULL, **base = NULL; /* ours */
     json_t *history = NULL;
     srvhelp_t *help = NULL;
     tune_trial_t trial;
     memset(&trial, 0, sizeof trial);
-    /* the llama-server in use, read once: its option spellings (the draft
-     * length, whether a draft needs --spec-type), then its arg rules */
-    exe = backend_find_exe(reg->engine.llama_server);
-    char herr[512] = "no llama-server found";
-    if (exe && srvhelp_load(exe, NULL, &help, herr, sizeof herr) == 0) {
-        registry_set_spec_type(reg, srvhelp_find(help, "--spec-type", 11) != NULL);
-        static const char *const dmax[] = {"--spec-draft-n-max", "--draft-max", "--draft-n", "--draft", NULL};
-        snprintf(s.draft_max_opt, sizeof s.draft_max_opt, "%s", srvhelp_first(help, dmax) ?: "");
-        /* how this build loads weights other than by mmap: a dimension with
-         * host experts (a recorded grid does not have it) */
-        static const char *const lopt[] = {"--load-mode", "--no-mmap", NULL};
-        snprintf(s.load_opt, sizeof s.load_opt, "%s", rep ? "" : srvhelp_first(help, lopt) ?: "");
-    } else if (sim || rep || dry) {
-        snprintf(s.draft_max_opt, sizeof s.draft_max_opt, "--spec-draft-n-max"); /* b11669's */
-        if (!rep)
-            snprintf(s.load_opt, sizeof s.load_opt, "--load-mode");
-    }
+    read_server(reg, sim, rep, dry, &s, &exe, &help, herr, sizeof herr);
     /* the model with what it loads beside it (a draft, a projector): the
      * planner's gate counts them */
     if (roleplan_open_role(role, &rp, err, sizeof err)) {
@@ -415,141 +474,53 @@ static int exec_tune(cmd_ctx_t *c)
     s.stop = &interrupted;
     s.progress = progress;
     hw_info_t hw;
-    hw_info_init(&hw);
-    char hwerr[256];
-    hw_probe(&hw, hwerr, sizeof hwerr);
-    s.host_cpus = hw.host_cpus_usable > 0 ? hw.host_cpus_usable : hw.host_cpus;
-    s.host_free_mib = hw.ram_avail_mib;
-    for (int k = 0; k < hw.n_gpu && k < PLAN_MAX_GPU; k++) {
-        snprintf(s.gpus[k].name, sizeof s.gpus[k].name, "CUDA%d", k);
-        s.gpus[k].free_mib = hw.gpu[k].mem_free_mib;
-        s.n_gpu++;
-    }
-    const char *sim_land = cmd_opt(c, "--simulate");
-    if (sim_land && !strncmp(sim_land, "gpu", 3))
-        s.host_cpus = 16; /* the GPU landscapes are shaped after a 16-core host */
-    if (cmd_opt(c, "--gpu-free") && parse_gpu_free(cmd_opt(c, "--gpu-free"), &s)) {
-        rc = cmd_usage(c->entry, "--gpu-free wants MiB per GPU, e.g. 12800 or 11900,11710");
-        goto out;
+    setup_hw(&s, &hw, sim);
+    if (n_gpu_free) {
+        memcpy(s.gpus, gpu_free, (size_t)n_gpu_free * sizeof *gpu_free);
+        s.n_gpu = n_gpu_free;
     }
     /* the required context is held by every trial (a dimension from there up unless --pin-ctx) */
-    char **base = NULL;
-    size_t n_base = role->n_args;
     if (ctx > 0 && cmd_flag(c, "--pin-ctx")) {
         char cs[32];
         snprintf(cs, sizeof cs, "%lld", (long long)ctx);
+        size_t n_base;
         base = args_set(role->args, role->n_args, ARG_CTX_SIZE, cs, &n_base);
         s.args = base;
         s.n_args = n_base;
     }
-    const char *space = cmd_opt(c, "--space");
-    if (space) {
-        char *spec = NULL;
-        size_t len;
-        char e2[256];
-        if (access(space, R_OK) == 0 && file_read_all(space, 1 << 20, &spec, &len, e2, sizeof e2) == 0) {
-            /* a file, one dimension per line */
-        } else {
-            spec = xstrdup(space);
-        }
-        s.situation = tune_situation(&s);
-        int r = tune_space_parse(&s, spec, err, sizeof err);
-        free(spec);
-        if (r) {
-            fprintf(stderr, "variet tune: %s\n", err);
-            goto out_base;
-        }
-    } else {
-        tune_space_default(&s);
-    }
-    long grid = tune_grid_size(&s.space);
-    if (grid > 20000) {
-        fprintf(stderr, "variet tune: the space has %ld configurations; keep it under 20000\n", grid);
-        goto out_base;
-    }
-    static const char *const sit[] = {"CPU only", "everything on the GPUs", "experts on the host"};
-    fprintf(stderr, "variet tune: role %s, %s, %d dimensions (", role->name, sit[s.situation], s.space.n_dims);
-    for (int d = 0; d < s.space.n_dims; d++) {
-        fprintf(stderr, "%s%s:", d ? "; " : "", s.space.dims[d].name);
-        for (int v = 0; v < s.space.dims[d].n_values; v++)
-            fprintf(stderr, "%s%s", v ? (s.space.dims[d].kind == TUNE_DIM_TS ? "|" : ",") : "",
-                    s.space.dims[d].values[v]);
-    }
-    fprintf(stderr, "), grid %ld configurations\n", grid);
-
+    if ((rc = setup_space(c, &s)) != CMD_OK)
+        goto out;
     use_reference(c, &s, rep != NULL, strategy, &ref);
     if (dry) {
         dry_run(&s);
         rc = CMD_OK;
-        goto out_base;
+        goto out;
     }
     if (sim) {
         rc = simulate(&s, sim, seed);
-        goto out_base;
+        goto out;
     }
     if (rep) {
         rc = replay(&s, rep);
-        goto out_base;
+        goto out;
     }
 
     rc = CMD_FAIL;
     if (!exe) {
         fprintf(stderr, "variet tune: no llama-server found (set _engine.llama_server or $VARIET_LLAMA_SERVER)\n");
-        goto out_base;
+        goto out;
     }
-    /* the role's args as this build reads them: a removed flag with a known
-     * replacement is migrated (the pruning pass then tests it), one without
-     * is an error */
-    if (help) {
-        char **mig = NULL;
-        size_t nm = 0;
-        srvhelp_change_t *ch = NULL;
-        size_t nc = srvhelp_migrate(help, s.args, s.n_args, &mig, &nm, &ch);
-        for (size_t k = 0; k < nc; k++)
-            fprintf(stderr, "variet tune: migrating %s → %s for this llama-server (the result will carry it)\n",
-                    ch[k].from, ch[k].to[0] ? ch[k].to : "(removed)");
-        srvhelp_changes_free(&ch, nc);
-        long bad = srvhelp_check(help, mig, nm, herr, sizeof herr);
-        if (bad >= 0) {
-            fprintf(stderr, "variet tune: role %s: %s\n", role->name, herr);
-            args_free(&mig);
-            rc = CMD_USAGE;
-            goto out_base;
-        }
-        if (nc) {
-            args_free(&base);
-            base = mig;
-            s.args = base;
-            s.n_args = nm;
-            use_reference(c, &s, false, strategy, &ref);
-        } else {
-            args_free(&mig);
-        }
-    } else {
+    if (!help)
         fprintf(stderr, "variet tune: cannot read %s --help (%s); the role's args are not checked against it\n", exe,
                 herr);
-    }
+    else if ((rc = migrate_args(c, help, &s, &base, strategy, &ref)) != CMD_OK)
+        goto out;
     cdir = xstrdup(reg->dir ? reg->dir : ".");
     hist_path = xasprintf("%s/tune-%s.json", cdir, role->name);
-    if (resume) {
-        json_error_t je;
-        history = json_load_file(hist_path, 0, &je);
-        if (!history) {
-            fprintf(stderr, "variet tune: --resume: cannot read %s: %s\n", hist_path, je.text);
-            rc = CMD_USAGE;
-            goto out_base;
-        }
-    } else {
-        history = json_pack("{s:s,s:[]}", "role", role->name, "trials");
+    if (!(history = open_history(hist_path, resume, &s))) {
+        rc = CMD_USAGE;
+        goto out;
     }
-    json_t *sp = json_object();
-    for (int d = 0; d < s.space.n_dims; d++) {
-        json_t *vals = json_array();
-        for (int v = 0; v < s.space.dims[d].n_values; v++)
-            json_array_append_new(vals, json_string(s.space.dims[d].values[v]));
-        json_object_set_new(sp, s.space.dims[d].name, vals);
-    }
-    json_object_set_new(history, "space", sp);
 
     trial.exe = exe;
     trial.model = role->model_abs;
@@ -581,63 +552,17 @@ static int exec_tune(cmd_ctx_t *c)
         fprintf(stderr, "variet tune: %s after %d loads\n", res.stop_reason, res.trials);
     if (res.interrupted) {
         fprintf(stderr, "variet tune: interrupted; history in %s (continue with --resume)\n", hist_path);
-        tune_result_free(&res);
         rc = 130;
-        goto out_base;
-    }
-    if (r != 0) {
+    } else if (r != 0) {
         fprintf(stderr, "variet tune: no configuration ran successfully (see %s)\n", hist_path);
-        tune_result_free(&res);
-        goto out_base;
-    }
-    char *rj = role_json(role, res.args, res.n_args, res.measured_tps);
-    hwm = hw_md(&hw, &s);
-    time_t now = time(NULL);
-    struct tm tmv;
-    localtime_r(&now, &tmv);
-    char stamp[32];
-    strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &tmv);
-    char *md_path = NULL;
-    if (tune_report_write(&s, history, &res, role->model_path, hwm, role->measured_tps, rj, cdir, stamp, &md_path, err,
-                          sizeof err))
-        fprintf(stderr, "variet tune: cannot write the retuning log in %s: %s\n", cdir, err);
-    free(rj);
-    char *old_args = tune_join_args(role->args, role->n_args), *new_args = tune_join_args(res.args, res.n_args);
-    double old_tps = role->measured_tps;
-    char rname[128];
-    snprintf(rname, sizeof rname, "%s", role->name);
-    /* the winner without the role's draft: its draft_model_path goes too */
-    char *dropped = role->draft_path && !args_get(res.args, res.n_args, ARG_DRAFT_MODEL) ? xstrdup(role->draft_path)
-                                                                                         : NULL;
-    snprintf(err, sizeof err, "invalid arguments");
-    if ((dropped && registry_set_draft(reg, rname, NULL)) || registry_set_args(reg, rname, res.args, res.n_args) ||
-        registry_set_tps(reg, rname, res.measured_tps) || registry_save(reg, c->config, true, err, sizeof err)) {
-        fprintf(stderr, "variet tune: cannot update %s: %s\n", c->config, err);
     } else {
-        printf("%s: %s\n  args: %s\n    → %s\n", c->config, rname, old_args, new_args);
-        if (dropped)
-            printf("  draft_model_path: %s → (removed: the role is better without its draft by this objective)\n",
-                   dropped);
-        printf("  measured_tps: %.2f → %.2f", old_tps, res.measured_tps);
-        if (!isnan(res.long_prompt_tps))
-            printf(" (long prompt %.0f t/s)", res.long_prompt_tps);
-        if (!isnan(res.vs_ref_gen) && res.vs_ref_gen > 0)
-            printf("\n  the search's best against llama.cpp's own placement (paired): gen ×%.3f, long prompt ×%.3f%s",
-                   res.vs_ref_gen, res.vs_ref_lprompt, res.ref_won ? " → llama.cpp's own is written" : "");
-        printf("\n  log: %s\n  history: %s\n", md_path, hist_path);
-        rc = CMD_OK;
+        rc = write_result(c, &s, history, &res, &hw, cdir, hist_path);
     }
-    free(dropped);
-    free(old_args);
-    free(new_args);
-    free(md_path);
     tune_result_free(&res);
-out_base:
-    args_free(&base);
 out:
+    args_free(&base);
     args_free(&ref);
     tune_trial_free(&trial);
-    free(hwm);
     json_decref(history);
     free(hist_path);
     free(cdir);

@@ -43,9 +43,10 @@
  *
  * Measurement is a callback (tune_measure_fn): tune_trial.c launches the
  * real llama-server; tune_sim.c is a simulated landscape (with drift) for
- * CI and bench/tuner.sh; a replay answers from a recorded history. Every
- * measurement is appended to a JSON history (resumable); tune_report.c
- * writes the Markdown retuning log.
+ * CI and bench/tuner.sh; a replay answers from a recorded history
+ * (tune_sim_compare and tune_replay_compare score the search against the
+ * exhaustive grid there). Every measurement is appended to a JSON history
+ * (resumable); tune_report.c writes the Markdown retuning log.
  */
 #ifndef VARIET_TUNE_H
 #define VARIET_TUNE_H
@@ -350,9 +351,35 @@ tune_status_t tune_sim_truth(const tune_sim_t *sim, char *const *args, size_t n,
 /* Names of the built-in landscapes, NULL-terminated. */
 extern const char *const tune_sim_landscapes[];
 
+/* The search against the exhaustive grid, bench/tuner.sh's figures. */
+typedef struct {
+    int rc;             /* the search's tune_run (0: it wrote res.args) */
+    tune_result_t res;  /* the search's result */
+    long grid;          /* configurations in the space */
+    long feasible;      /* (simulated) of them, those that run */
+    int grid_loads;     /* loads the grid makes: failed ones too, not the planner's rejections */
+    char *best_label;   /* (simulated) the grid's best, or "llama.cpp's own placement" (owned) */
+    double best_gen;    /* (replayed) the grid's best's generation t/s */
+    double found_gen;   /* (replayed) the search's winner's recorded generation t/s */
+    double found;       /* the winner's score / the grid's best score, 0..; 0 when nothing won */
+} tune_cmp_t;
+void tune_cmp_free(tune_cmp_t *c);
+
+/* Runs the search on `landscape` (seed: its noise) from s, which it points
+ * at the simulation; then the grid strategy on a second draw of the same
+ * landscape for the grid's loads, and scores every configuration, llama.cpp's
+ * own placement among them, by the landscape's truth with s->obj (floors
+ * against the reference's truth). -1 and err for an unknown landscape. */
+int tune_sim_compare(tune_setup_t *s, const char *landscape, unsigned seed, tune_cmp_t *out, char *err, size_t errlen);
+
 /* Replay (tune_sim.c): answer from a recorded history, launching nothing;
  * a configuration it does not hold counts as failed. */
 int tune_replay_measure(void *history, char *const *args, size_t n, const tune_req_t *req, tune_meas_t *out,
                         json_t *rec);
+/* Runs the search on a recorded grid (a `--strategy grid` history, rec:
+ * borrowed, annotated while replaying) from s, which it points at the
+ * recording, and scores its winner against the grid's best by s->obj,
+ * both against the grid's first successful load. */
+void tune_replay_compare(tune_setup_t *s, json_t *rec, tune_cmp_t *out);
 
 #endif

@@ -342,3 +342,150 @@ int tune_replay_measure(void *history, char *const *a, size_t n, const tune_req_
     out->pp = -1;
     return 0;
 }
+
+void tune_cmp_free(tune_cmp_t *c)
+{
+    tune_result_free(&c->res);
+    free(c->best_label);
+    c->best_label = NULL;
+}
+
+/* tune_score of generation g and long prompt l against g0, l0. */
+static double score_gl(const tune_objective_t *o, double g0, double l0, double g, double l)
+{
+    tune_meas_t base = {.gen = g0, .lprompt = l0, .cold_s = NAN}, m = {.gen = g, .lprompt = l, .cold_s = NAN};
+    return tune_score(o, &base, &m);
+}
+
+/* Score of a configuration's truth on a simulated landscape (-1: does not run). */
+static double truth_score(const tune_sim_t *sim, const tune_objective_t *o, char *const *a, size_t n, double g0,
+                          double l0)
+{
+    double g, l;
+    if (tune_sim_truth(sim, a, n, &g, &l) != TUNE_OK)
+        return -1;
+    return score_gl(o, g0, l0, g, l);
+}
+
+/* The grid strategy's loads on a fresh draw of the landscape. */
+static int grid_loads(const tune_setup_t *s, const char *landscape, unsigned seed)
+{
+    char err[256];
+    tune_sim_t *gsim = tune_sim_new(landscape, s, seed, err, sizeof err);
+    if (!gsim)
+        return 0;
+    tune_setup_t gs = *s;
+    gs.ud = gs.cud = gsim;
+    gs.budget_s = 0;
+    gs.budget_trials = 0;
+    gs.progress = NULL;
+    json_t *gh = json_pack("{s:s,s:[]}", "role", s->role ? s->role : "", "trials");
+    tune_result_t gres;
+    tune_grid(&gs, gh, NULL, NULL, &gres);
+    int loads = gres.trials;
+    tune_result_free(&gres);
+    json_decref(gh);
+    tune_sim_free(&gsim);
+    return loads;
+}
+
+int tune_sim_compare(tune_setup_t *s, const char *landscape, unsigned seed, tune_cmp_t *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    tune_sim_t *sim = tune_sim_new(landscape, s, seed, err, errlen);
+    if (!sim)
+        return -1;
+    s->measure = tune_sim_measure;
+    s->ud = sim;
+    s->clock = tune_sim_clock;
+    s->cud = sim;
+    json_t *h = json_pack("{s:s,s:s,s:[]}", "role", s->role ? s->role : "", "simulated", landscape, "trials");
+    out->rc = tune_run(s, h, NULL, NULL, &out->res);
+    json_decref(h);
+    /* the grid's best by the landscape's truth, llama.cpp's own placement
+     * among the candidates and the floors' reference as the search had it */
+    double g0 = 100, l0 = 4000; /* a fixed scale: the ratio does not depend on it */
+    tune_objective_t o = s->obj;
+    double rg, rl, best = -1;
+    out->grid = tune_grid_size(&s->space);
+    if (s->ref_args && tune_sim_truth(sim, s->ref_args, s->n_ref_args, &rg, &rl) == TUNE_OK) {
+        o.ref_gen = rg;
+        o.ref_lprompt = rl;
+        best = truth_score(sim, &o, s->ref_args, s->n_ref_args, g0, l0);
+        out->best_label = xstrdup("llama.cpp's own placement");
+    } else if (tune_sim_truth(sim, s->args, s->n_args, &rg, &rl) == TUNE_OK) {
+        o.ref_gen = rg; /* floors against the baseline */
+        o.ref_lprompt = rl;
+    }
+    for (long k = 0; k < out->grid; k++) {
+        tune_point_t p;
+        tune_grid_point(&s->space, k, &p);
+        size_t n;
+        char **a = tune_point_args(s, s->args, s->n_args, &p, &n);
+        if (!a)
+            continue;
+        double sc = truth_score(sim, &o, a, n, g0, l0);
+        if (sc > 0)
+            out->feasible++;
+        if (sc > best) {
+            best = sc;
+            free(out->best_label);
+            out->best_label = tune_point_label(&s->space, &p);
+        }
+        args_free(&a);
+    }
+    out->grid_loads = grid_loads(s, landscape, seed);
+    if (out->rc == 0 && best > 0)
+        out->found = truth_score(sim, &o, out->res.args, out->res.n_args, g0, l0) / best;
+    tune_sim_free(&sim);
+    s->ud = s->cud = NULL;
+    return 0;
+}
+
+void tune_replay_compare(tune_setup_t *s, json_t *rec, tune_cmp_t *out)
+{
+    memset(out, 0, sizeof *out);
+    /* the grid's best by the same objective, against its first record */
+    json_t *tr = json_object_get(rec, "trials"), *e;
+    size_t i;
+    double g0 = 0, l0 = 0, best = -1;
+    json_array_foreach(tr, i, e)
+    {
+        const char *st = json_string_value(json_object_get(e, "status")) ?: "";
+        if (strcmp(json_string_value(json_object_get(e, "phase")) ?: "", "grid") || !strcmp(st, "infeasible"))
+            continue;
+        out->grid_loads++;
+        if (strcmp(st, "ok"))
+            continue;
+        double g = json_number_value(json_object_get(e, "gen_tps"));
+        double l = json_number_value(json_object_get(e, "long_prompt_tps"));
+        if (!g0) {
+            g0 = g;
+            l0 = l;
+        }
+        double sc = score_gl(&s->obj, g0, l0, g, l);
+        if (sc > best) {
+            best = sc;
+            out->best_gen = g;
+        }
+    }
+    out->grid = out->grid_loads;
+    s->measure = tune_replay_measure;
+    s->ud = rec;
+    json_t *h = json_pack("{s:s,s:[]}", "role", s->role ? s->role : "", "trials");
+    out->rc = tune_run(s, h, NULL, NULL, &out->res);
+    json_decref(h);
+    s->ud = NULL;
+    if (out->rc != 0)
+        return;
+    char *key = tune_join_args(out->res.args, out->res.n_args);
+    json_array_foreach(tr, i, e) if (!strcmp(json_string_value(json_object_get(e, "key")) ?: "", key))
+    {
+        double g = json_number_value(json_object_get(e, "gen_tps"));
+        double l = json_number_value(json_object_get(e, "long_prompt_tps"));
+        out->found = best > 0 ? score_gl(&s->obj, g0, l0, g, l) / best : 0;
+        out->found_gen = g;
+        break;
+    }
+    free(key);
+}

@@ -451,6 +451,69 @@ static void t_other_landscapes(void **st)
     }
 }
 
+/* bench/tuner.sh's comparison, in the library: the search against the
+ * simulated landscape's grid (llama.cpp's own placement among the
+ * candidates), and the search replayed on a recorded grid. */
+static void t_compare(void **st)
+{
+    (void)st;
+    tune_setup_t s;
+    setup_gpu(&s, 21500, seed_args, 24);
+    s.ctx_min = 47872;
+    tune_space_default(&s);
+    char **ref = tune_reference_args(&s, &s.n_ref_args);
+    s.ref_args = ref;
+    s.budget_s = 600;
+    tune_cmp_t c;
+    char err[256];
+    assert_int_equal(tune_sim_compare(&s, "gpu-nowhere", 1, &c, err, sizeof err), -1);
+    assert_non_null(strstr(err, "gpu-nowhere"));
+    assert_int_equal(tune_sim_compare(&s, "gpu-full", 1, &c, err, sizeof err), 0);
+    printf("gpu-full: grid %ld (%ld run, %d loads), search %d loads, %.1f%% of the best (%s)\n", c.grid, c.feasible,
+           c.grid_loads, c.res.trials, 100 * c.found, c.best_label);
+    assert_int_equal(c.rc, 0);
+    assert_int_equal(c.grid, 48);          /* ub 4 × kv 3 × ctx 4 */
+    assert_true(c.feasible < c.grid);      /* the larger contexts do not fit 21,500 MiB */
+    assert_true(c.grid_loads >= c.feasible && c.grid_loads < c.grid); /* rejections are not loads */
+    assert_true(c.found >= 0.97);
+    assert_true(c.res.trials < c.grid_loads);
+    assert_string_equal(args_get(c.res.args, c.res.n_args, ARG_UBATCH), "4096");
+    assert_null(s.ud); /* the simulation is gone with the call */
+    tune_cmp_free(&c);
+    assert_null(c.best_label);
+
+    /* a grid recorded on the CPU landscape, then the search replayed on it */
+    tune_setup_t g;
+    setup_gpu(&g, 0, seed_args, 24);
+    g.n_gpu = 0;
+    tune_space_default(&g);
+    tune_sim_t *sim = tune_sim_new("cpu-tiny", &g, 3, err, sizeof err);
+    assert_non_null(sim);
+    wrap_t w;
+    use_sim(&g, sim, &w, 0);
+    json_t *rec = json_pack("{s:[]}", "trials");
+    tune_result_t gres;
+    assert_int_equal(tune_grid(&g, rec, NULL, NULL, &gres), 0);
+    int loads = gres.trials;
+    tune_result_free(&gres);
+    tune_sim_free(&sim);
+    g.clock = NULL;
+    g.cud = NULL;
+    g.budget_s = 0;
+    g.budget_trials = 0;
+    tune_replay_compare(&g, rec, &c);
+    printf("cpu-tiny replayed: grid %d loads, search %d, %.1f%% of the best, %.2f of %.2f t/s\n", c.grid_loads,
+           c.res.trials, 100 * c.found, c.found_gen, c.best_gen);
+    assert_int_equal(c.rc, 0);
+    assert_int_equal(c.grid_loads, loads);
+    assert_true(c.res.trials < loads);
+    assert_true(c.found > 0.9 && c.found <= 1 + 1e-9); /* its winner is one of the recorded loads */
+    assert_true(c.found_gen > 0 && c.best_gen > 0);
+    tune_cmp_free(&c);
+    json_decref(rec);
+    args_free(&ref);
+}
+
 /* Two changes that pay only together: coordinate descent screens each
  * alone (within noise of the current value), pairs() combines them. */
 static void t_pairs_find_what_pays_together(void **st)
@@ -1146,6 +1209,7 @@ int main(void)
         cmocka_unit_test(t_space_two_gpus),
         cmocka_unit_test(t_host_experts_finds_threads_and_placement),
         cmocka_unit_test(t_other_landscapes),
+        cmocka_unit_test(t_compare),
         cmocka_unit_test(t_pairs_find_what_pays_together),
         cmocka_unit_test(t_replayed_decisions),
         cmocka_unit_test(t_budget_and_interrupt),
