@@ -31,6 +31,7 @@
 const bench_scenario_t bench_short = {"short", 170, 300};
 const bench_scenario_t bench_long = {"long", 3100, 128};
 const bench_scenario_t bench_vision = {"vision", 0, 128};
+const bench_scenario_t bench_turn = {"turn", 3100, 128};
 const char bench_vision_question[] = "Describe this picture in detail: the shapes, their colours and where they are.";
 
 /* libcurl is loaded when a benchmark first needs it (dlopen), so the
@@ -399,6 +400,29 @@ static long opt_long(json_t *t, const char *key)
     return json_is_integer(v) ? (long)json_integer_value(v) : -1;
 }
 
+/* The turn scenario's fixed answer and follow-up (the second turn's). */
+static const char turn_answer[] = "The text above repeats a few sentences about measuring servers. In short: "
+                                  "measure more than once, and keep what you measured.";
+static const char turn_followup[] = "Now list its three main points as short bullets.";
+
+/* The turn scenario's request: the first turn (answer NULL) or the second,
+ * prompt cache on. Caller frees. */
+static char *turn_body(const char *model, const char *prompt, const char *answer, int n_predict)
+{
+    json_t *msgs = json_pack("[{s:s,s:s}]", "role", "user", "content", prompt);
+    if (answer) {
+        json_array_append_new(msgs, json_pack("{s:s,s:s}", "role", "assistant", "content", answer));
+        json_array_append_new(msgs, json_pack("{s:s,s:s}", "role", "user", "content", turn_followup));
+    }
+    json_t *req = json_pack("{s:o,s:i,s:b,s:b,s:b,s:f,s:i}", "messages", msgs, "max_tokens", n_predict, "stream", 1,
+                            "cache_prompt", 1, "ignore_eos", 1, "temperature", 0.0, "seed", 1);
+    if (model)
+        json_object_set_new(req, "model", json_string(model));
+    char *body = json_dumps(req, JSON_COMPACT);
+    json_decref(req);
+    return body;
+}
+
 static int chat_run(const char *base_url, const char *body, bench_sample_t *out, char *err, size_t errlen)
 {
     char *url = xasprintf("%s/v1/chat/completions", base_url);
@@ -446,6 +470,7 @@ static int chat_run(const char *base_url, const char *body, bench_sample_t *out,
         /* present only when the slot drafted (server-context.cpp: n_draft_total > 0) */
         out->draft_n = opt_long(t, "draft_n");
         out->draft_accepted = out->draft_n >= 0 ? opt_long(t, "draft_n_accepted") : -1;
+        out->cache_n = opt_long(t, "cache_n");
         out->encode_ms = out->image_decode_ms = -1;
         out->image_tokens = -1;
     }
@@ -461,6 +486,22 @@ int bench_run(const char *base_url, const char *model, const char *prompt, int n
               char *err, size_t errlen)
 {
     return bench_run_image(base_url, model, prompt, NULL, n_predict, NULL, out, err, errlen);
+}
+
+int bench_run_turn(const char *base_url, const char *model, const char *prompt, int run, int n_predict,
+                   bench_sample_t *first, bench_sample_t *second, char *err, size_t errlen)
+{
+    char *text = xasprintf("(%d) %s", run, prompt);
+    char *b1 = turn_body(model, text, NULL, n_predict), *b2 = turn_body(model, text, turn_answer, n_predict);
+    int rc = chat_run(base_url, b1, first, err, errlen);
+    if (rc)
+        err_prefix(err, errlen, "first turn");
+    else if ((rc = chat_run(base_url, b2, second, err, errlen)))
+        err_prefix(err, errlen, "second turn");
+    free(b1);
+    free(b2);
+    free(text);
+    return rc;
 }
 
 /* ---- the log around an image request ---- */
@@ -703,6 +744,7 @@ void bench_stats(const bench_sample_t *s, int n, bench_stats_t *out)
     LFIELD(image_tokens);
     LFIELD(draft_n);
     LFIELD(draft_accepted);
+    LFIELD(cache_n);
 #undef FIELD
 #undef LFIELD
     for (int i = 0; i < n; i++)

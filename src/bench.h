@@ -6,7 +6,8 @@
  * Scenarios: short (~170 prompt tokens, 300 generated) and long (~3,100
  * prompt tokens, 128 generated). Prompts are deterministic text sized with
  * the server's own /tokenize; the prompt cache is bypassed
- * (cache_prompt: false) so prefill is measured every time. The vision
+ * (cache_prompt: false) so prefill is measured every time, except in the
+ * turn scenario, which measures what the cache keeps. The vision
  * scenario sends a generated PNG (src/png.h) as an OpenAI image_url part
  * after a short question and reads what the projector did from
  * llama-server's log (loadlog_images): image tokens, encode and decode ms.
@@ -32,6 +33,12 @@ typedef struct {
 } bench_scenario_t;
 
 extern const bench_scenario_t bench_short, bench_long;
+/* a chat's second turn after the long prompt (bench_run_turn): each turn
+ * answers BENCH_TURN_ANSWER tokens; n_predict is the room the second turn
+ * needs past the first prompt (the fixed answer, the follow-up, its own
+ * answer), which sizing counts */
+extern const bench_scenario_t bench_turn;
+#define BENCH_TURN_ANSWER 16
 /* prompt_tokens 0: a fixed question, the image's tokens come on top */
 extern const bench_scenario_t bench_vision;
 
@@ -44,6 +51,7 @@ typedef struct {
     double prompt_tps, gen_tps, ttft_ms, prefill_s, wall_s;
     long prompt_n, gen_n;
     long draft_n, draft_accepted; /* timings.draft_n / draft_n_accepted; -1: not reported (no draft) */
+    long cache_n; /* timings.cache_n: prompt tokens the slot's cache held; -1: not reported */
     /* vision (-1: no image, or not in the log): the projector's encode, the
      * text model's decode of the image tokens, and their count */
     double encode_ms, image_decode_ms;
@@ -83,6 +91,20 @@ int bench_run(const char *base_url, const char *model, const char *prompt, int n
  * under 4, no timestamps). */
 int bench_run_image(const char *base_url, const char *model, const char *prompt, const char *image_uri, int n_predict,
                     const bench_logsrc_t *log, bench_sample_t *s, char *err, size_t errlen);
+
+/* The turn scenario: a chat's second turn. The first turn sends `prompt`
+ * (the long scenario's text, tagged `run` so that a run does not reuse the
+ * one before it) and gets n_predict tokens; the second sends the same
+ * conversation with a fixed answer in place of the generated one and a
+ * short follow-up, both with the prompt cache on (the other scenarios
+ * bypass it). The second turn's prompt_n is what the server processed
+ * again and cache_n what it kept: the conversation diverges from the
+ * cached tokens where the answer starts, and a recurrent or sliding-window
+ * model can keep only what a context checkpoint (-ctxcp, taken near the
+ * end of the first prompt) covers; without one it prefills everything
+ * again. *first and *second filled; 0 or -errno with err. */
+int bench_run_turn(const char *base_url, const char *model, const char *prompt, int run, int n_predict,
+                   bench_sample_t *first, bench_sample_t *second, char *err, size_t errlen);
 
 /* llama-server's settings in args that change an image's token count
  * (-ub, --image-min-tokens, --image-max-tokens) for mi_image_tokens_wh.

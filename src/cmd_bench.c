@@ -14,6 +14,11 @@
  * --image-size and compares the image tokens llama-server counted with
  * what `variet inspect` computes for the projector and the role's args.
  * With a draft model the acceptance rate is printed per scenario.
+ *
+ * The turn scenario (bench_run_turn) answers the long prompt, then sends
+ * the conversation's second turn with the prompt cache on, and prints how
+ * many of its prompt tokens came from the cache and how long the rest
+ * took to prefill: what context checkpoints buy a hybrid model.
  */
 #include <errno.h>
 #include <jansson.h>
@@ -46,7 +51,8 @@ typedef struct {
     int runs;            /* runs measured (0: none) */
     bool skipped;
     char note[256];      /* "" or what differs from the scenario asked for */
-    bench_stats_t st;
+    bench_stats_t st;    /* the turn scenario: its second turn's */
+    bench_stats_t first; /* the turn scenario: its first turn's */
     char key[24];        /* "short", "vision-640": the JSON key and the notes' label */
     /* vision: the picture's side, its PNG's size, and the image tokens
      * variet computes for it (-1 unknown) */
@@ -91,12 +97,12 @@ static void print_table(const char *role, const char *via, double cold_s, const 
     printf("\n");
     bool text = false;
     for (int i = 0; i < nr; i++)
-        text |= !r[i].image_px && r[i].runs;
+        text |= !r[i].image_px && r[i].runs && r[i].asked != &bench_turn;
     if (text)
         printf("%-6s %7s %9s | %-26s | %-26s | %-20s | %s\n", "", "prompt", "generated", "prompt t/s  med (min-max)",
                "gen t/s  med (min-max)", "TTFT ms  med (max)", "prefill s");
     for (int i = 0; i < nr; i++) {
-        if (!r[i].runs || r[i].image_px)
+        if (!r[i].runs || r[i].image_px || r[i].asked == &bench_turn)
             continue;
         const bench_stats_t *s = &r[i].st;
         char a[32], b[32], c[32];
@@ -107,6 +113,15 @@ static void print_table(const char *role, const char *via, double cold_s, const 
                b, c, s->med.prefill_s);
     }
     print_vision(r, nr, projector_device);
+    for (int i = 0; i < nr; i++) {
+        if (!r[i].runs || r[i].asked != &bench_turn)
+            continue;
+        const bench_stats_t *f = &r[i].first, *s = &r[i].st;
+        printf("turn   first turn: %ld prompt tokens prefilled in %.3f s (med); second turn: %ld of its prompt tokens "
+               "from the cache, %ld prefilled in %.3f s (med; max %.3f), TTFT %.1f ms\n",
+               f->med.prompt_n, f->med.prefill_s, s->med.cache_n, s->med.prompt_n, s->med.prefill_s, s->max.prefill_s,
+               s->med.ttft_ms);
+    }
     /* speculative decoding: accepted / drafted over the runs */
     for (int i = 0; i < nr; i++)
         if (r[i].runs && r[i].st.draft_n >= 0)
@@ -171,6 +186,8 @@ static int measure(const char *base, const char *model, long n_ctx, int runs, bo
     if (!fit(r, n_ctx))
         return 0;
     bench_sample_t *samples = xcalloc((size_t)runs, sizeof *samples);
+    bench_sample_t *firsts = xcalloc((size_t)runs, sizeof *firsts); /* the turn scenario's first turns */
+    bool turn = r->asked == &bench_turn;
     char *prompt = NULL;
     int rc = -1;
     for (int attempt = 0; attempt < 2; attempt++) {
@@ -196,8 +213,9 @@ static int measure(const char *base, const char *model, long n_ctx, int runs, bo
             snprintf(r->note, sizeof r->note,
                      "sized down to %ld prompt tokens (of ~%d) to fit the %ld-token context per request", ptok,
                      r->asked->prompt_tokens, n_ctx);
-        bench_sample_t warm;
-        if (bench_run(base, model, prompt, r->sc.n_predict, &warm, err, errlen) == 0)
+        bench_sample_t warm, warm2;
+        if ((turn ? bench_run_turn(base, model, prompt, 0, BENCH_TURN_ANSWER, &warm, &warm2, err, errlen)
+                  : bench_run(base, model, prompt, r->sc.n_predict, &warm, err, errlen)) == 0)
             break;
         /* the context was not known beforehand (through a gateway): the
          * server's refusal names it; size to that once */
@@ -213,13 +231,23 @@ static int measure(const char *base, const char *model, long n_ctx, int runs, bo
         }
     }
     for (int i = 0; i < runs; i++) {
-        if (bench_run(base, model, prompt, r->sc.n_predict, &samples[i], err, errlen)) {
+        if (turn ? bench_run_turn(base, model, prompt, i + 1, BENCH_TURN_ANSWER, &firsts[i], &samples[i], err, errlen)
+                 : bench_run(base, model, prompt, r->sc.n_predict, &samples[i], err, errlen)) {
             err_prefix(err, errlen, "%s run %d", r->key, i + 1);
             goto out;
         }
         r->runs = i + 1;
         bench_stats(samples, r->runs, &r->st);
-        if (!quiet)
+        if (turn)
+            bench_stats(firsts, r->runs, &r->first);
+        if (quiet)
+            continue;
+        if (turn)
+            fprintf(stderr, "  turn %d/%d: first %ld prompt tokens in %.3f s; second %ld from the cache, %ld prefilled "
+                            "in %.3f s\n",
+                    i + 1, runs, firsts[i].prompt_n, firsts[i].prefill_s, samples[i].cache_n, samples[i].prompt_n,
+                    samples[i].prefill_s);
+        else
             fprintf(stderr, "  %s %d/%d: prompt %.1f t/s, gen %.2f t/s, TTFT %.1f ms\n", r->sc.name, i + 1, runs,
                     samples[i].prompt_tps, samples[i].gen_tps, samples[i].ttft_ms);
     }
@@ -229,6 +257,7 @@ out:
         note_partial(r, runs);
     free(prompt);
     free(samples);
+    free(firsts);
     return rc;
 }
 
@@ -343,8 +372,9 @@ static void gateway_projector_device(const char *base, const char *role, char *d
     free(path);
 }
 
-/* --scenario: a comma-separated list of short, long, both, vision, all.
- * Sets *text (bit 0 short, bit 1 long) and *vision; false on a bad word. */
+/* --scenario: a comma-separated list of short, long, both, turn, vision,
+ * all (short, long and vision). Sets *text (bit 0 short, bit 1 long, bit 2
+ * turn) and *vision; false on a bad word. */
 static bool parse_scenarios(const char *list, unsigned *text, bool *vision)
 {
     *text = 0;
@@ -358,6 +388,8 @@ static bool parse_scenarios(const char *list, unsigned *text, bool *vision)
             *text |= 2;
         else if (!strcmp(w, "both"))
             *text |= 3;
+        else if (!strcmp(w, "turn"))
+            *text |= 4;
         else if (!strcmp(w, "vision"))
             *vision = true;
         else if (!strcmp(w, "all"))
@@ -418,7 +450,8 @@ static int exec_bench(cmd_ctx_t *c)
     unsigned text;
     bool vision;
     if (!parse_scenarios(scenario, &text, &vision)) {
-        fprintf(stderr, "variet bench: --scenario is a list of short, long, both, vision and all, got '%s'\n", scenario);
+        fprintf(stderr, "variet bench: --scenario is a list of short, long, both, turn, vision and all, got '%s'\n",
+                scenario);
         return CMD_USAGE;
     }
     if (sizes_opt && !vision)
@@ -447,6 +480,8 @@ static int exec_bench(cmd_ctx_t *c)
         res[nsc++].asked = &bench_short;
     if (text & 2)
         res[nsc++].asked = &bench_long;
+    if (text & 4)
+        res[nsc++].asked = &bench_turn;
     mi_t *pm = NULL;
     if (vision) {
         char pe[512];
@@ -595,6 +630,12 @@ static int exec_bench(cmd_ctx_t *c)
                               sample_json(&r->st.max, r->image_px));
             else
                 e = json_pack("{s:i}", "runs", 0);
+            if (r->runs && r->asked == &bench_turn) { /* median..max are the second turn's */
+                json_object_set_new(json_object_get(e, "median"), "cache_n", json_integer(r->st.med.cache_n));
+                json_object_set_new(json_object_get(e, "min"), "cache_n", json_integer(r->st.min.cache_n));
+                json_object_set_new(json_object_get(e, "max"), "cache_n", json_integer(r->st.max.cache_n));
+                json_object_set_new(e, "first", json_pack("{s:o}", "median", sample_json(&r->first.med, false)));
+            }
             if (r->image_px) {
                 json_object_del(e, "prompt_tokens");
                 json_object_set_new(e, "image_px", json_integer(r->image_px));
@@ -704,8 +745,9 @@ out:
 static const cli_opt_t bench_opts[] = {
     CMD_OPT_CONFIG,
     {"--scenario", 0, "LIST",
-     "short (~170 prompt tokens, 300 generated), long (~3,100 and 128), both (the default), vision (a picture and a "
-     "question, 128 generated; the role needs --mmproj), all; comma-separated",
+     "short (~170 prompt tokens, 300 generated), long (~3,100 and 128), both (the default), turn (a chat's second "
+     "turn after the long prompt, prompt cache on: what the server keeps of the first), vision (a picture and a "
+     "question, 128 generated; the role needs --mmproj), all (short, long, vision); comma-separated",
      0},
     {"--image-size", 0, "PX,...", "the vision scenario's square pictures, in pixels (default 640,1024)", 0},
     {"--runs", 0, "N", "measured runs per scenario after a warm-up (default 3)", 0},

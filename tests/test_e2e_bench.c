@@ -340,6 +340,65 @@ static void t_bench_vision(void **s)
     free(dir);
 }
 
+/* The turn scenario against a real llama-server: on the hybrid model the
+ * second turn keeps the first prompt from the context checkpoint taken
+ * near its end and prefills only the new messages; with -ctxcp 0 it
+ * prefills everything again; a model without recurrent layers keeps it
+ * with no checkpoint at all. */
+static void t_bench_turn(void **s)
+{
+    (void)s;
+    static const char roles[] =
+        " \"q\": {\"model_path\": \"tiny-qwen35moe.gguf\", \"args\": [\"-c\", \"4096\", \"-np\", \"1\"]},\n"
+        " \"q0\": {\"model_path\": \"tiny-qwen35moe.gguf\", \"args\": [\"-c\", \"4096\", \"-np\", \"1\", \"-ctxcp\", "
+        "\"0\"]},\n"
+        " \"l0\": {\"model_path\": \"tiny-llama.gguf\", \"args\": [\"-c\", \"4096\", \"-np\", \"1\", \"-ctxcp\", \"0\"]}\n";
+    char *dir = setup_models("turn", roles, e2e_free_port());
+    static const struct {
+        const char *role;
+        bool keeps;
+    } cases[] = {{"q", true}, {"q0", false}, {"l0", true}};
+    for (int k = 0; k < 3; k++) {
+        char *out = NULL;
+        char *cmd = xasprintf("cd '%s' && '%s' bench %s --direct --scenario turn --runs 2 --json 2>/dev/null", dir,
+                              VARIET_BINARY, cases[k].role);
+        int rc = e2e_sh(cmd, &out);
+        free(cmd);
+        if (rc)
+            fail_msg("bench %s --scenario turn: rc %d\n%s", cases[k].role, rc, out);
+        json_t *j = json_loads(out, JSON_ALLOW_NUL, NULL);
+        if (!j)
+            fail_msg("not JSON: %s", out);
+        json_t *tu = json_object_get(json_object_get(j, "scenarios"), "turn"), *m = json_object_get(tu, "median");
+        long first = (long)json_integer_value(json_object_get(json_object_get(json_object_get(tu, "first"), "median"),
+                                                              "prompt_n"));
+        long cached = (long)json_integer_value(json_object_get(m, "cache_n"));
+        long again = (long)json_integer_value(json_object_get(m, "prompt_n"));
+        printf("%s: first turn %ld prompt tokens; second %ld from the cache, %ld prefilled\n", cases[k].role, first,
+               cached, again);
+        assert_int_equal(json_integer_value(json_object_get(tu, "runs")), 2);
+        assert_true(first > 2500); /* the long prompt, each run's own (not cached from the run before) */
+        if (cases[k].keeps) {
+            assert_true(cached >= first - 8);
+            assert_true(again > 0 && again < first / 8);
+        } else {
+            assert_true(cached < 8);
+            assert_true(again > first);
+        }
+        json_decref(j);
+        free(out);
+    }
+    /* the text table's line */
+    char *out = NULL;
+    char *cmd = xasprintf("cd '%s' && '%s' bench q --direct --scenario turn --runs 1 2>/dev/null", dir, VARIET_BINARY);
+    assert_int_equal(e2e_sh(cmd, &out), 0);
+    free(cmd);
+    if (!strstr(out, "turn   first turn: ") || !strstr(out, "of its prompt tokens from the cache"))
+        fail_msg("no turn line in:\n%s", out);
+    free(out);
+    free(dir);
+}
+
 /* A draft model: bench reports llama-server's drafted and accepted tokens
  * and their ratio; a model drafting for itself has every draft accepted,
  * a role without a draft reports none. */
@@ -570,6 +629,7 @@ int main(void)
         cmocka_unit_test(t_bench_context_too_small),
         cmocka_unit_test(t_bench_keyed_gateway),
         cmocka_unit_test(t_bench_vision),
+        cmocka_unit_test(t_bench_turn),
         cmocka_unit_test(t_bench_draft),
         cmocka_unit_test(t_bench_draft_model_path),
     };
