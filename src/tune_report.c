@@ -48,8 +48,11 @@ static void md_checkpoints(const tune_setup_t *s, buf_t *md)
                    "inside it (a chat turn that re-renders the previous answer) and cost prefill: on an H200, a "
                    "~3,100-token prompt on Qwen3.5-35B-A3B's shape prefilled 1.29× faster with `-ctxcp 0`. The "
                    "scenarios here are fresh prompts, which cannot show what checkpoints save, so the search "
-                   "leaves them as the role has them; for a role that serves single-shot prompts, add "
-                   "`-ctxcp 0` to its args and retune (the prune phase keeps it only if it pays).\n\n",
+                   "leaves them as the role has them; `variet bench ROLE --scenario turn` measures it (a chat's "
+                   "second turn: the tokens kept from the first and the prefill of the rest; without "
+                   "checkpoints the whole conversation is prefilled again). For a role that serves single-shot "
+                   "prompts, add `-ctxcp 0` to its args and retune (the prune phase keeps it only if it "
+                   "pays).\n\n",
                s->mi->n_layer_recurrent ? "recurrent" : "sliding-window");
     if (cp)
         buf_printf(md, "This role sets `-ctxcp %s`.\n\n", cp);
