@@ -433,7 +433,7 @@ static int exec_tune(cmd_ctx_t *c)
     if (strcmp(strategy, "descent") && strcmp(strategy, "grid"))
         return cmd_usage(c->entry, "--strategy is descent (default) or grid");
     if (tune_objective_parse(cmd_opt(c, "--objective") ?: "gen=1,prompt=1", &s.obj))
-        return cmd_usage(c->entry, "--objective is gen, prompt or weights like gen=1,prompt=0.5,cold=0.2,vision=0.05, "
+        return cmd_usage(c->entry, "--objective is gen, prompt or weights like gen=1,prompt=0.5,cold=0.2,vision=0.05,turn=1, "
                                   "with floors like gen>=1");
     plan_gpu_t gpu_free[PLAN_MAX_GPU]; /* --gpu-free's, over what the probe finds */
     int n_gpu_free = 0;
@@ -585,8 +585,10 @@ static const cli_opt_t tune_opts[] = {
     {"--pin-ctx", 0, NULL, "hold the context at --ctx exactly", 0},
     {"--min-free", 0, "MiB", "GPU memory that must stay free after the runs, measured (default 256)", 0},
     {"--objective", 0, "W",
-     "weights of short-scenario generation, long-scenario prefill, cold start and (a role with --mmproj) a 1024 px "
-     "picture's encode time, e.g. gen=1,vision=0.05, and floors against llama.cpp's own placement, e.g. "
+     "weights of short-scenario generation, long-scenario prefill, cold start, (a role with --mmproj) a 1024 px "
+     "picture's encode time and a chat's second turn (turn: its prefill after the long prompt, with context "
+     "checkpoints a dimension on a hybrid model), e.g. gen=1,vision=0.05, and floors against llama.cpp's own "
+     "placement, e.g. "
      "gen=1,prompt=1,gen>=1 (generation not below llama.cpp's own placement, or the role's args without one, "
      "less 2%; default gen=1,prompt=1)",
      0},

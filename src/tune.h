@@ -6,7 +6,8 @@
  * A *space* is a few dimensions (threads, experts on the host, how the
  * weights load, ubatch, KV type, context, flash attention, tensor split,
  * projector placement, the draft model on or off and, with it on, the
- * draft length), each
+ * draft length, context checkpoints when the objective weighs a chat's
+ * second turn), each
  * a short list of values; a *point* picks one value per dimension and,
  * applied to the base args, gives one llama-server command line. The
  * value "default" leaves the option unset (llama-server's own default is
@@ -77,6 +78,8 @@ typedef enum {
     TUNE_DIM_DRAFT_MAX, /* the draft length, in the spelling of the llama-server in use; only with the draft on */
     TUNE_DIM_LOAD,    /* how weights load: "default"/"mmap" (mapped) or "none" (read into llama-server's
                        * pinned host buffer), in the spelling of the llama-server in use (load_opt) */
+    TUNE_DIM_CTXCP,   /* -ctxcp N: context checkpoints (a model with recurrent or sliding-window layers); a
+                       * dimension of the default space only when the objective weighs a chat's second turn */
 } tune_dim_kind_t;
 
 typedef struct {
@@ -117,12 +120,15 @@ typedef struct {
     int64_t free_mib;               /* least free MiB over the GPUs after the runs, -1 unknown */
     int pp;                         /* pipeline parallelism: 1 on, 0 fell back, -1 unknown */
     double encode_ms;               /* a role with a projector: one picture's encode ms; <= 0 or NAN: not measured */
+    double turn_s;                  /* req.turn: a chat's second turn's prefill seconds (bench_run_turn); NAN: not */
+    long turn_cached;               /* its prompt tokens kept from the first turn; -1 unknown */
     char error[512];
 } tune_meas_t;
 
 typedef struct {
     int short_runs, long_runs;
     int long_tokens; /* the long prompt's size (the context may cap it) */
+    bool turn;       /* also a chat's second turn after the long prompt (bench_run_turn) */
 } tune_req_t;
 
 /* Launch args (model and host/port are the callee's), measure as asked,
@@ -134,6 +140,7 @@ typedef int (*tune_measure_fn)(void *ud, char *const *args, size_t n, const tune
 typedef struct {
     double gen, prompt, cold; /* weights: short-scenario generation, long-scenario prefill, cold start */
     double vision;            /* weight of the projector's encode speed (baseline encode ms / encode ms) */
+    double turn;              /* weight of a chat's second turn after the long prompt (baseline prefill s / its) */
     /* floors ("gen>=1"): a configuration below floor × the reference's
      * figure, less TUNE_FLOOR_BAND (a load's own noise: within it a
      * configuration is not measurably below), loses TUNE_FLOOR_STEEPNESS %
@@ -295,7 +302,8 @@ void tune_result_free(tune_result_t *r);
 double tune_score(const tune_objective_t *o, const tune_meas_t *base, const tune_meas_t *m);
 
 /* "gen", "prompt", or weights "gen=1,prompt=0.5,cold=0.2,vision=0.05"
- * (vision=0.05: one request in twenty carries a picture), with floors
+ * (vision=0.05: one request in twenty carries a picture; turn=W: a chat's
+ * second turn after the long prompt, bench_run_turn), with floors
  * among them: "gen=1,prompt=1,gen>=1" (generation at least the
  * reference's). At least one weight. 0 or -1. */
 int tune_objective_parse(const char *s, tune_objective_t *o);

@@ -46,14 +46,22 @@ static void md_checkpoints(const tune_setup_t *s, buf_t *md)
     buf_printf(md, "Context checkpoints: with %s layers, llama-server takes context checkpoints near the end of "
                    "every prompt (`-ctxcp`). They let it reuse a cached prompt when a later request diverges "
                    "inside it (a chat turn that re-renders the previous answer) and cost prefill: on an H200, a "
-                   "~3,100-token prompt on Qwen3.5-35B-A3B's shape prefilled 1.29× faster with `-ctxcp 0`. The "
-                   "scenarios here are fresh prompts, which cannot show what checkpoints save, so the search "
-                   "leaves them as the role has them; `variet bench ROLE --scenario turn` measures it (a chat's "
-                   "second turn: the tokens kept from the first and the prefill of the rest; without "
-                   "checkpoints the whole conversation is prefilled again). For a role that serves single-shot "
-                   "prompts, add `-ctxcp 0` to its args and retune (the prune phase keeps it only if it "
-                   "pays).\n\n",
+                   "~3,100-token prompt on Qwen3.5-35B-A3B's shape prefilled 1.29× faster with `-ctxcp 0`. ",
                s->mi->n_layer_recurrent ? "recurrent" : "sliding-window");
+    bool dim = false;
+    for (int d = 0; d < s->space.n_dims; d++)
+        dim |= s->space.dims[d].kind == TUNE_DIM_CTXCP;
+    if (s->obj.turn > 0)
+        buf_printf(md, "This search weighed a chat's second turn (turn=%.2g: the tokens kept from the first turn and "
+                       "the prefill of the rest, see *Second turn*)%s.\n\n",
+                   s->obj.turn, dim ? ", and checkpoints were a dimension (`ctxcp`)" : "; `ctxcp` was not in the space");
+    else
+        buf_printf(md, "The scenarios here are fresh prompts, which cannot show what checkpoints save, so the "
+                       "search leaves them as the role has them; `variet bench ROLE --scenario turn` measures it (a "
+                       "chat's second turn: without checkpoints the whole conversation is prefilled again), and "
+                       "`--objective ...,turn=W` weighs it in the search, with `ctxcp` a dimension. For a role "
+                       "that serves single-shot prompts, add `-ctxcp 0` to its args and retune (the prune phase "
+                       "keeps it only if it pays).\n\n");
     if (cp)
         buf_printf(md, "This role sets `-ctxcp %s`.\n\n", cp);
 }
@@ -164,6 +172,31 @@ static void md_vision(const json_t *history, buf_t *md)
                    (long long)json_integer_value(json_object_get(v, "image_tokens")));
         cell(md, num(e, "encode_ms"), 1);
         cell(md, num(v, "ttft_ms"), 1);
+        buf_printf(md, "\n");
+    }
+    buf_printf(md, "\n");
+}
+
+/* A chat's second turn per load (the turn weight). */
+static void md_turn(const json_t *history, buf_t *md)
+{
+    json_t *tr = json_object_get(history, "trials"), *e;
+    size_t i, n = 0;
+    json_array_foreach(tr, i, e) n += json_object_get(e, "turn") != NULL;
+    if (!n)
+        return;
+    buf_printf(md, "## Second turn\n\nPer load, a chat's second turn after the long prompt with the prompt cache on "
+                   "(`variet bench --scenario turn`): the tokens kept from the first turn and the prefill of the "
+                   "rest. Without context checkpoints a recurrent or sliding-window model keeps none.\n\n"
+                   "| # | configuration | kept tokens | prefill s |\n|---|---|---|---|\n");
+    json_array_foreach(tr, i, e)
+    {
+        json_t *v = json_object_get(e, "turn");
+        if (!v)
+            continue;
+        buf_printf(md, "| %zu | %s | %lld |", i + 1, json_string_value(json_object_get(e, "label")) ?: "",
+                   (long long)json_integer_value(json_object_get(v, "cached")));
+        cell(md, num(v, "prefill_s"), 3);
         buf_printf(md, "\n");
     }
     buf_printf(md, "\n");
@@ -435,8 +468,9 @@ static char *report_md(const tune_setup_t *s, const json_t *history, const tune_
     buf_printf(&md, "# Retuning `%s` (%s)\n\n", s->role, stamp);
     buf_printf(&md, "## Motivation and baseline\n\nObjective: weights gen=%.2g (short-scenario generation t/s), "
                     "prompt=%.2g (long-scenario prefill t/s, ~3,100-token prompt), cold=%.2g (cold start), "
-                    "vision=%.2g (a picture's encode time), each relative to the role's current arguments `%s`",
-               s->obj.gen, s->obj.prompt, s->obj.cold, s->obj.vision, old_args);
+                    "vision=%.2g (a picture's encode time), turn=%.2g (a chat's second turn), each relative to the "
+                    "role's current arguments `%s`",
+               s->obj.gen, s->obj.prompt, s->obj.cold, s->obj.vision, s->obj.turn, old_args);
     json_t *tr = json_object_get(history, "trials"), *e, *before = NULL;
     size_t i;
     json_array_foreach(tr, i, e) if (!before && !strcmp(json_string_value(json_object_get(e, "phase")) ?: "", "baseline"))
@@ -493,6 +527,7 @@ static char *report_md(const tune_setup_t *s, const json_t *history, const tune_
                res->trials, res->elapsed_s, res->skipped);
     md_trials(history, &md);
     md_vision(history, &md);
+    md_turn(history, &md);
     md_frontier(s, history, &md);
     md_draft(s, history, &md);
     if (plots)

@@ -230,6 +230,9 @@ static double weighted(const tune_objective_t *o, const tune_meas_t *b, const tu
     /* a configuration whose picture was not measured gets nothing for it */
     if (o->vision > 0 && b->encode_ms > 0 && m->encode_ms > 0)
         s += o->vision * b->encode_ms / m->encode_ms;
+    /* likewise a chat's second turn */
+    if (o->turn > 0 && b->turn_s > 0 && m->turn_s > 0)
+        s += o->turn * b->turn_s / m->turn_s;
     return s;
 }
 
@@ -316,6 +319,9 @@ static void record_meas(json_t *rec, const tune_meas_t *m)
     json_object_set_new(rec, "ttft_ms", jnum(m->ttft_ms));
     json_object_set_new(rec, "prefill_s", jnum(m->prefill_s));
     json_object_set_new(rec, "cold_start_s", jnum(m->cold_s));
+    if (m->turn_s > 0)
+        json_object_set_new(rec, "turn", json_pack("{s:f,s:I}", "prefill_s", round(m->turn_s * 10000) / 10000,
+                                                   "cached", (json_int_t)m->turn_cached));
     json_object_set_new(rec, "noise", jnum(gen_noise(m)));
     if (m->free_mib >= 0)
         json_object_set_new(rec, "free_mib", json_integer(m->free_mib));
@@ -344,6 +350,10 @@ void tune__meas_from_record(const json_t *rec, tune_meas_t *m)
     m->prefill_s = NUM("prefill_s");
     m->cold_s = NUM("cold_start_s");
     m->encode_ms = NUM("encode_ms"); /* tune_trial's vision request */
+    json_t *turn = json_object_get(rec, "turn");
+    m->turn_s = json_is_number(json_object_get(turn, "prefill_s")) ? json_number_value(json_object_get(turn, "prefill_s"))
+                                                                   : NAN;
+    m->turn_cached = turn ? (long)json_integer_value(json_object_get(turn, "cached")) : -1;
     if (isnan(m->cold_s)) /* histories before the split kept it under load */
         m->cold_s = json_is_number(json_object_get(json_object_get(rec, "load"), "cold_start_s"))
                         ? json_number_value(json_object_get(json_object_get(rec, "load"), "cold_start_s"))
@@ -416,9 +426,13 @@ static void fmt_meas(const tune_meas_t *m, char *out, size_t cap)
         snprintf(noise, sizeof noise, "noise unknown");
     else
         snprintf(noise, sizeof noise, "±%.1f%%", nz * 100);
-    char lp[64] = "";
+    char lp[128] = "";
     if (!isnan(m->lprompt))
         snprintf(lp, sizeof lp, ", long prompt %.0f t/s", m->lprompt);
+    if (m->turn_s > 0) {
+        size_t l = strlen(lp);
+        snprintf(lp + l, sizeof lp - l, ", second turn %.3f s (%ld kept)", m->turn_s, m->turn_cached);
+    }
     char fr[48] = "";
     if (m->free_mib >= 0)
         snprintf(fr, sizeof fr, ", %lld MiB free", (long long)m->free_mib);
@@ -443,7 +457,7 @@ static const tune_meas_t *load(run_t *r, cfg_t *c, int short_runs, int long_runs
     /* without a prompt weight the long scenario is shown, not searched on */
     if (r->obj.prompt <= 0 && r->obj.prompt_floor <= 0)
         long_runs = !strcmp(r->phase, "screen") ? 0 : 1;
-    tune_req_t req = {short_runs, long_runs, 0};
+    tune_req_t req = {short_runs, long_runs, 0, r->obj.turn > 0};
     req.long_tokens = long_tokens(r, c);
     if (!req.long_tokens)
         req.long_runs = 0;
@@ -453,7 +467,8 @@ static const tune_meas_t *load(run_t *r, cfg_t *c, int short_runs, int long_runs
     tune_meas_t *m = &c->loads[c->n_loads];
     memset(m, 0, sizeof *m);
     m->status = TUNE_FAILED;
-    m->gen = m->lprompt = m->sprompt = m->cold_s = NAN;
+    m->gen = m->lprompt = m->sprompt = m->cold_s = m->turn_s = NAN;
+    m->turn_cached = -1;
     m->free_mib = -1;
     m->pp = -1;
     r->trials++;
@@ -1409,11 +1424,13 @@ int tune_objective_parse(const char *s, tune_objective_t *o)
             o->cold = w;
         else if (!strcmp(it, "vision"))
             o->vision = w;
+        else if (!strcmp(it, "turn"))
+            o->turn = w;
         else {
             free(copy);
             return -1;
         }
     }
     free(copy);
-    return o->gen + o->prompt + o->cold + o->vision > 0 ? 0 : -1;
+    return o->gen + o->prompt + o->cold + o->vision + o->turn > 0 ? 0 : -1;
 }

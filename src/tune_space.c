@@ -212,7 +212,7 @@ static const struct {
     {"ts", TUNE_DIM_TS, ARG_TENSOR_SPLIT}, {"ncmoe", TUNE_DIM_NCMOE, ARG_N_CPU_MOE},
     {"mmproj", TUNE_DIM_MMPROJ, -1},      {"ctx", TUNE_DIM_CTX, ARG_CTX_SIZE},
     {"draft", TUNE_DIM_DRAFT, -1},        {"dn", TUNE_DIM_DRAFT_MAX, ARG_DRAFT_MAX},
-    {"load", TUNE_DIM_LOAD, ARG_LOAD_MODE},
+    {"load", TUNE_DIM_LOAD, ARG_LOAD_MODE},  {"ctxcp", TUNE_DIM_CTXCP, ARG_CTX_CHECKPOINTS},
 };
 
 static bool relative_ncmoe(const char *v)
@@ -545,6 +545,14 @@ void tune_space_default(tune_setup_t *s)
         const char *tsv[] = {ts_free};
         dim_add(sp, TUNE_DIM_TS, "ts", args_get(a, n, ARG_TENSOR_SPLIT), tsv, 1);
     }
+    /* context checkpoints cost a fresh prompt's prefill and keep a chat's
+     * earlier turns (bench --scenario turn): a dimension only when the
+     * objective measures the second turn, so that what they buy is weighed */
+    if (s->obj.turn > 0 && (s->mi->n_layer_recurrent || s->mi->n_layer_swa)) {
+        const char *cur = args_get(a, n, ARG_CTX_CHECKPOINTS);
+        const char *cv[] = {cur && !strcmp(cur, "0") ? "default" : "0"};
+        dim_add(sp, TUNE_DIM_CTXCP, "ctxcp", cur, cv, 1);
+    }
     if (args_get(a, n, ARG_MMPROJ) && s->n_gpu) {
         const char *mv[] = {"gpu", "host"};
         dim_add(sp, TUNE_DIM_MMPROJ, "mmproj", args_find(a, n, ARG_NO_MMPROJ_OFFLOAD) >= 0 ? "host" : "gpu", mv, 2);
@@ -673,6 +681,9 @@ char **tune_point_args(const tune_setup_t *s, char *const *base, size_t n_base, 
             break;
         case TUNE_DIM_LOAD:
             a = set_load(s, a, n, dflt ? NULL : v);
+            break;
+        case TUNE_DIM_CTXCP:
+            a = tune__set(a, n, ARG_CTX_CHECKPOINTS, dflt ? NULL : v);
             break;
         }
     }

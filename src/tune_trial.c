@@ -99,7 +99,9 @@ int tune_trial_measure(void *ud, char *const *args, size_t n, const tune_req_t *
         t->short_prompt = NULL;
         goto failed;
     }
-    if (req->long_runs > 0 && req->long_tokens > 0 && (!t->long_prompt || t->long_prompt_tokens != req->long_tokens)) {
+    bool turn = req->turn && req->long_tokens > 0;
+    if ((req->long_runs > 0 || turn) && req->long_tokens > 0 &&
+        (!t->long_prompt || t->long_prompt_tokens != req->long_tokens)) {
         free(t->long_prompt);
         t->long_prompt = NULL;
         if (bench_prompt(base, NULL, req->long_tokens, &t->long_prompt, &ptok, err, sizeof err)) {
@@ -144,6 +146,15 @@ int tune_trial_measure(void *ud, char *const *args, size_t n, const tune_req_t *
         out->lp_min = st.min.prompt_tps;
         out->lp_max = st.max.prompt_tps;
         out->n_long = nl;
+    }
+    if (turn && !(t->stop && *t->stop)) { /* a chat's second turn: what the cache keeps of the first */
+        bench_sample_t first, second;
+        if (bench_run_turn(base, NULL, t->long_prompt, t->n, BENCH_TURN_ANSWER, &first, &second, err, sizeof err)) {
+            err_prefix(err, sizeof err, "the turn scenario");
+            goto failed;
+        }
+        out->turn_s = second.prefill_s > 0 ? second.prefill_s : NAN;
+        out->turn_cached = second.cache_n;
     }
     if (t->image_px && args_get(args, n, ARG_MMPROJ) && !(t->stop && *t->stop)) {
         if (!t->image_uri && !(t->image_uri = png_pattern_uri(t->image_px, t->image_px, BENCH_IMAGE_SEED, PNG_DEFLATE,

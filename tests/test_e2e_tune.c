@@ -245,6 +245,78 @@ static void t_tune_vision(void **s)
     free(dir);
 }
 
+/* The turn weight on the hybrid model: every load also answers a chat's
+ * second turn; ctxcp is a dimension of the default space; a load with
+ * checkpoints keeps the first turn's tokens, one with -ctxcp 0 none, and
+ * the winner keeps its checkpoints (turn=1 outweighs the fresh prefill). */
+static void t_tune_turn(void **s)
+{
+    (void)s;
+    const char *srv = e2e_llama_server();
+    assert_non_null(srv);
+    char *text = xasprintf("{\"_engine\": {\"llama_server\": \"%s\"},\n \"q\": {\"model_path\": \"m.gguf\", \"args\": "
+                           "[\"-c\", \"4096\", \"-np\", \"1\"]}}\n",
+                           srv);
+    char *dir = e2e_dir_with("tune-turn", "tiny-qwen35moe=m.gguf", text), *out = NULL, *cmd;
+    free(text);
+    cmd = xasprintf("cd '%s' && '%s' tune q --dry-run --objective gen=1,prompt=1,turn=1 2>&1", dir, VARIET_BINARY);
+    assert_int_equal(e2e_sh(cmd, &out), 0);
+    free(cmd);
+    if (!strstr(out, "ctxcp:default,0"))
+        fail_msg("no ctxcp dimension with the turn weight:\n%s", out);
+    free(out);
+    cmd = xasprintf("cd '%s' && '%s' tune q --dry-run 2>&1", dir, VARIET_BINARY);
+    assert_int_equal(e2e_sh(cmd, &out), 0);
+    free(cmd);
+    if (strstr(out, "ctxcp"))
+        fail_msg("a ctxcp dimension without the turn weight:\n%s", out);
+    free(out);
+    cmd = xasprintf("cd '%s' && '%s' tune q --space 'ctxcp=0' --runs 1 --objective gen=1,prompt=1,turn=1 --budget 5 2>&1",
+                    dir, VARIET_BINARY);
+    int rc = e2e_sh(cmd, &out);
+    free(cmd);
+    if (rc != 0)
+        fail_msg("tune exited %d:\n%s", rc, out);
+    if (!strstr(out, "second turn ") || !strstr(out, "(0 kept)"))
+        fail_msg("the console lacks the second turn:\n%s", out);
+    free(out);
+    char *hist = xasprintf("%s/tune-q.json", dir);
+    json_t *h = json_load_file(hist, 0, NULL);
+    assert_non_null(h);
+    json_t *tr = json_object_get(h, "trials"), *e;
+    size_t i;
+    int with = 0, without = 0;
+    json_array_foreach(tr, i, e)
+    {
+        if (strcmp(json_string_value(json_object_get(e, "status")) ?: "", "ok"))
+            continue;
+        json_t *v = json_object_get(e, "turn");
+        if (!v || !(json_number_value(json_object_get(v, "prefill_s")) > 0))
+            fail_msg("trial %zu has no second turn", i + 1);
+        long kept = (long)json_integer_value(json_object_get(v, "cached"));
+        const char *label = json_string_value(json_object_get(e, "label")) ?: "";
+        if (strstr(label, "ctxcp=0")) {
+            assert_true(kept < 8);
+            without++;
+        } else {
+            assert_true(kept > 2500);
+            with++;
+        }
+    }
+    assert_true(with >= 1 && without >= 1);
+    json_decref(h);
+    cmd = xasprintf("cat '%s'/engine_models.json '%s'/tune-q-*.md", dir, dir);
+    assert_int_equal(e2e_sh(cmd, &out), 0);
+    free(cmd);
+    if (strstr(out, "\"--ctx-checkpoints\"") || strstr(out, "\"-ctxcp\""))
+        fail_msg("the winner gave up its checkpoints at turn=1:\n%s", out);
+    if (!strstr(out, "turn=1") || !strstr(out, "## Second turn") || !strstr(out, "checkpoints were a dimension"))
+        fail_msg("the retuning log lacks the second turn:\n%s", out);
+    free(out);
+    free(hist);
+    free(dir);
+}
+
 /* A role with a draft model (draft_model_path, tiny-draft beside
  * tiny-qwen35moe): the draft is a dimension, a trial with it loads and
  * drafts, one without it runs too, and the log puts both side by side; a
@@ -490,6 +562,7 @@ int main(void)
         cmocka_unit_test(t_resume_after_kill),
         cmocka_unit_test(t_interrupt_during_load),
         cmocka_unit_test(t_tune_vision),
+        cmocka_unit_test(t_tune_turn),
         cmocka_unit_test(t_tune_draft),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

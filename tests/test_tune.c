@@ -514,6 +514,73 @@ static void t_compare(void **st)
     args_free(&ref);
 }
 
+/* The turn weight makes context checkpoints a dimension of the default
+ * space on a model with recurrent layers (not without the weight, not on
+ * one without such layers), and the search weighs them by the second turn:
+ * at turn=1 the simulated 35B keeps them (the whole conversation again
+ * costs more than the fresh prefill gains), at turn=0.05 it drops them. */
+static void t_turn(void **st)
+{
+    (void)st;
+    tune_setup_t s;
+    setup_gpu(&s, 21500, seed_args, 24);
+    s.ctx_min = 47872;
+    tune_space_default(&s);
+    for (int d = 0; d < s.space.n_dims; d++)
+        assert_int_not_equal(s.space.dims[d].kind, TUNE_DIM_CTXCP);
+    static const struct {
+        const char *obj;
+        bool drops;
+    } cases[] = {{"gen=1,prompt=1,turn=1", false}, {"gen=1,prompt=1,turn=0.05", true}};
+    for (int k = 0; k < 2; k++) {
+        setup_gpu(&s, 21500, seed_args, 24);
+        s.ctx_min = 47872;
+        assert_int_equal(tune_objective_parse(cases[k].obj, &s.obj), 0);
+        tune_space_default(&s);
+        const tune_dim_t *cp = &s.space.dims[s.space.n_dims - 1];
+        assert_int_equal(cp->kind, TUNE_DIM_CTXCP);
+        assert_int_equal(cp->n_values, 2);
+        assert_string_equal(cp->values[0], "default");
+        assert_string_equal(cp->values[1], "0");
+        char **ref = tune_reference_args(&s, &s.n_ref_args);
+        s.ref_args = ref;
+        s.budget_s = 600;
+        tune_cmp_t c;
+        char err[256];
+        assert_int_equal(tune_sim_compare(&s, "gpu-full", 1, &c, err, sizeof err), 0);
+        const char *won = args_get(c.res.args, c.res.n_args, ARG_CTX_CHECKPOINTS);
+        printf("%s: %.1f%% of the grid's best (%s) in %d loads, checkpoints %s\n", cases[k].obj, 100 * c.found,
+               c.best_label, c.res.trials, won ? won : "as llama-server has them");
+        assert_int_equal(c.rc, 0);
+        assert_true(c.found >= 0.97);
+        assert_true(cases[k].drops ? won && !strcmp(won, "0") : !won);
+        tune_cmp_free(&c);
+        args_free(&ref);
+    }
+    /* a role that has them off already: the dimension offers them back */
+    char *off[26];
+    memcpy(off, seed_args, 24 * sizeof *off);
+    off[24] = "-ctxcp";
+    off[25] = "0";
+    setup_gpu(&s, 21500, off, 26);
+    tune_objective_parse("gen=1,turn=1", &s.obj);
+    tune_space_default(&s);
+    const tune_dim_t *cp = &s.space.dims[s.space.n_dims - 1];
+    assert_int_equal(cp->kind, TUNE_DIM_CTXCP);
+    assert_string_equal(cp->values[0], "0");
+    assert_string_equal(cp->values[1], "default");
+    /* a model without recurrent or sliding-window layers: nothing to weigh */
+    mi_t flat = *m35;
+    flat.n_layer_recurrent = 0;
+    flat.n_layer_swa = 0;
+    setup_gpu(&s, 21500, seed_args, 24);
+    s.mi = &flat;
+    tune_objective_parse("gen=1,turn=1", &s.obj);
+    tune_space_default(&s);
+    for (int d = 0; d < s.space.n_dims; d++)
+        assert_int_not_equal(s.space.dims[d].kind, TUNE_DIM_CTXCP);
+}
+
 /* Two changes that pay only together: coordinate descent screens each
  * alone (within noise of the current value), pairs() combines them. */
 static void t_pairs_find_what_pays_together(void **st)
@@ -985,6 +1052,19 @@ static void t_objective(void **st)
     assert_true(fabs(tune_score(&o, &b, &m) - 1.1) < 1e-9);
     m.encode_ms = 0;
     assert_true(fabs(tune_score(&o, &b, &m) - 1.1) < 1e-9);
+    /* turn: the baseline's second-turn prefill seconds over the
+     * configuration's; no share when either was not measured */
+    assert_int_equal(tune_objective_parse("gen=1,turn=0.5", &o), 0);
+    assert_true(o.gen == 1 && o.turn == 0.5 && o.vision == 0);
+    assert_int_equal(tune_objective_parse("turn=1", &o), 0);
+    assert_int_equal(tune_objective_parse("turn=-1", &o), -1);
+    tune_objective_parse("gen=1,turn=0.5", &o);
+    b.turn_s = 0.05;
+    m.turn_s = 0.2; /* -ctxcp 0 on a hybrid model: the whole conversation again */
+    assert_true(fabs(tune_score(&o, &b, &m) - (1.1 + 0.5 * 0.25)) < 1e-9);
+    m.turn_s = NAN;
+    assert_true(fabs(tune_score(&o, &b, &m) - 1.1) < 1e-9);
+    b.turn_s = m.turn_s = NAN;
     /* floors: relative to the reference's figure when there is one, else
      * the baseline's; below it the score falls steeply but smoothly */
     assert_int_equal(tune_objective_parse("gen=1,prompt=1,gen>=1", &o), 0);
@@ -1210,6 +1290,7 @@ int main(void)
         cmocka_unit_test(t_host_experts_finds_threads_and_placement),
         cmocka_unit_test(t_other_landscapes),
         cmocka_unit_test(t_compare),
+        cmocka_unit_test(t_turn),
         cmocka_unit_test(t_pairs_find_what_pays_together),
         cmocka_unit_test(t_replayed_decisions),
         cmocka_unit_test(t_budget_and_interrupt),
