@@ -431,7 +431,10 @@ static void fmt_meas(const tune_meas_t *m, char *out, size_t cap)
         snprintf(lp, sizeof lp, ", long prompt %.0f t/s", m->lprompt);
     if (m->turn_s > 0) {
         size_t l = strlen(lp);
-        snprintf(lp + l, sizeof lp - l, ", second turn %.3f s (%ld kept)", m->turn_s, m->turn_cached);
+        char kept[32] = "";
+        if (m->turn_cached >= 0)
+            snprintf(kept, sizeof kept, " (%ld kept)", m->turn_cached);
+        snprintf(lp + l, sizeof lp - l, ", second turn %.3f s%s", m->turn_s, kept);
     }
     char fr[48] = "";
     if (m->free_mib >= 0)

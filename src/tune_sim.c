@@ -22,6 +22,10 @@
  * A draft model (-md, drafting) in any landscape: the seed's trade-off,
  * +14% generation at 8 drafted tokens and a 45% longer cold start
  * (draft_gain), for the tuner's draft dimension and its objective.
+ * Context checkpoints off (-ctxcp 0) on a model with recurrent or
+ * sliding-window layers: a fresh prompt prefills 1.29× faster (the H200
+ * survey) and a chat's second turn (the turn weight) prefills the whole
+ * conversation again instead of ~170 tokens.
  * Memory: the planner's prediction with a hidden error (the true compute
  * buffer 25% smaller with host experts: the size of the error the planner
  * had before it modelled host experts), so the tuner's edge handling is
