@@ -10,8 +10,10 @@
 # both --runs 3`: short ≈188 prompt tokens + 300 generated → gen t/s; long
 # ≈3,100 prompt tokens → prefill t/s), so a drift between loads (±8% seen on
 # the H200) falls on all three alike; each figure is the median over the
-# rounds. Prints one table with the ratios against the defaults, which are
-# what it exists for:
+# rounds (each round also runs `--scenario turn`, a chat's second turn with
+# the prompt cache on, printed in a second table: what context checkpoints
+# buy a hybrid model). Prints one table with the ratios against the
+# defaults, which are what it exists for:
 #   12,800 MiB, --ctx 32768:  tuned ≥ 1.15× gen and ≥ 1.25× long prompt
 #   21,500 MiB, one slot ≥ the defaults' context: ≥ 1.25× long prompt, gen ≥ 1×
 #
@@ -77,23 +79,27 @@ config() { # DIR ARGS_JSON
 JSON
 }
 
-bench_role() { # DIR LABEL ROUND → "gen long" (also appended to DIR/rounds.txt)
-    "$variet" bench balanced --config "$1/engine_models.json" --direct --scenario both --runs 3 --json \
-        >"$1/bench-$3.json" 2>"$1/bench-$3.err" || { echo "bench failed ($2):" >&2; tail -5 "$1/bench-$3.err" >&2; echo "0 0"; return; }
+bench_role() { # DIR LABEL ROUND → "gen long turn_s kept" (also appended to DIR/rounds.txt)
+    "$variet" bench balanced --config "$1/engine_models.json" --direct --scenario both,turn --runs 3 --json \
+        >"$1/bench-$3.json" 2>"$1/bench-$3.err" || { echo "bench failed ($2):" >&2; tail -5 "$1/bench-$3.err" >&2; echo "0 0 0 -1"; return; }
     python3 - "$1/bench-$3.json" <<'PY' | tee -a "$1/rounds.txt"
 import json, sys
 j = json.load(open(sys.argv[1]))
 s = j["scenarios"]
-print(f'{s["short"]["median"]["gen_tps"]:.2f} {s["long"]["median"]["prompt_tps"]:.1f}')
+t = s.get("turn", {}).get("median", {})  # a chat's second turn: its prefill s and the tokens it kept
+print(f'{s["short"]["median"]["gen_tps"]:.2f} {s["long"]["median"]["prompt_tps"]:.1f} '
+      f'{t.get("prefill_s", 0):.4f} {t.get("cache_n", -1)}')
 PY
 }
 
-median_of() { # DIR → "gen long": medians over its rounds
+median_of() { # DIR → "gen long turn_s kept": medians over its rounds
     python3 - "$1/rounds.txt" <<'PY'
 import statistics, sys
 rows = [list(map(float, l.split())) for l in open(sys.argv[1]) if l.strip()]
-rows = [r for r in rows if r[0] > 0] or [[0, 0]]
-print(f'{statistics.median(r[0] for r in rows):.2f} {statistics.median(r[1] for r in rows):.1f}')
+rows = [r + [0, -1][len(r) - 2:] if len(r) < 4 else r for r in rows]
+rows = [r for r in rows if r[0] > 0] or [[0, 0, 0, -1]]
+m = [statistics.median(r[k] for r in rows) for k in range(4)]
+print(f'{m[0]:.2f} {m[1]:.1f} {m[2]:.3f} {m[3]:.0f}')
 PY
 }
 
@@ -101,7 +107,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.3f", (b>0?a/b:0)}'; }
 
 args_of() { python3 -c 'import json,sys; print(" ".join(json.load(open(sys.argv[1]))["balanced"]["args"]))' "$1/engine_models.json"; }
 
-rows=()
+rows=() turns=()
 for free in $free_list; do
     cleanup
     python3 "$here/gpu-hold.py" "$free" >"$work/hold-$free.log" 2>&1 &
@@ -112,7 +118,7 @@ for free in $free_list; do
     d=$work/$free
     if [ "$stage" != bench ]; then
         config "$d/defaults" ""
-        read -r g0 l0 < <(bench_role "$d/defaults" defaults 0)
+        read -r g0 l0 _ < <(bench_role "$d/defaults" defaults 0)
         echo "defaults (before tuning): gen $g0, long prompt $l0" >&2
         config "$d/fit" "\"-c\",\"$ctx\",\"-np\",\"1\""
         if [ "$free" -le 16000 ]; then config "$d/tune" "$seed_args"
@@ -137,13 +143,13 @@ for free in $free_list; do
     for which in $which_all; do : >"$d/$which/rounds.txt"; done
     for k in $(seq 1 "$rounds"); do
         for which in $which_all; do
-            read -r g l < <(bench_role "$d/$which" "$which" "$k")
-            echo "round $k, $which: gen $g, long prompt $l" >&2
+            read -r g l ts tk < <(bench_role "$d/$which" "$which" "$k")
+            echo "round $k, $which: gen $g, long prompt $l, second turn $ts s ($tk kept)" >&2
         done
     done
-    read -r g0 l0 < <(median_of "$d/defaults")
-    read -r g1 l1 < <(median_of "$d/fit")
-    read -r g2 l2 < <(median_of "$d/tune")
+    read -r g0 l0 t0 k0 < <(median_of "$d/defaults")
+    read -r g1 l1 t1 k1 < <(median_of "$d/fit")
+    read -r g2 l2 t2 k2 < <(median_of "$d/tune")
     echo "tuned ($mins min): gen $g2, long prompt $l2: $(args_of "$d/tune")" >&2
     # where the search started, and its own final comparison with llama.cpp's placement (-c CTX -np 1,
     # --fit), when it made one
@@ -153,9 +159,12 @@ for free in $free_list; do
     rows+=("| $free | llama.cpp defaults (\`--fit\` on) | $g0 | $l0 | 1.00 | 1.00 |")
     rows+=("| $free | \`-c $ctx -np 1\`, \`--fit\` on | $g1 | $l1 | $(ratio "$g1" "$g0") | $(ratio "$l1" "$l0") |")
     rows+=("| $free | \`variet tune --ctx $ctx --budget $budget --objective $obj\` ($mins min): \`$(args_of "$d/tune")\` | $g2 | $l2 | $(ratio "$g2" "$g0") | $(ratio "$l2" "$l0") |")
+    turns+=("| $free | llama.cpp defaults | $k0 | $t0 |" "| $free | \`-c $ctx -np 1\`, \`--fit\` on | $k1 | $t1 |"
+        "| $free | tuned | $k2 | $t2 |")
     for i in "${!also[@]}"; do
-        read -r ga la < <(median_of "$d/also$i")
+        read -r ga la ta ka < <(median_of "$d/also$i")
         rows+=("| $free | --also \`${also[$i]}\` | $ga | $la | $(ratio "$ga" "$g0") | $(ratio "$la" "$l0") |")
+        turns+=("| $free | --also \`${also[$i]}\` | $ka | $ta |")
     done
     cp "$d"/tune/tune-balanced-*.md "$work/tune-$free.md" 2>/dev/null || true
     cp "$d/tune/tune-balanced.json" "$work/tune-$free.json" 2>/dev/null || true
@@ -171,3 +180,11 @@ echo
 echo "(each figure: the median over $rounds interleaved rounds after the tuning, each a fresh load with 3 runs of each scenario)"
 echo "(targets: 12,800 MiB: ≥ 1.15× gen and ≥ 1.25× long prompt; 21,500 MiB: ≥ 1.25× long prompt, gen ≥ 1.00×;"
 echo " retuning logs and histories in $work)"
+echo
+echo "A chat's second turn after the long prompt (variet bench --scenario turn, prompt cache on): what context"
+echo "checkpoints buy, beside what they cost the long prompt above"
+echo
+echo "| free MiB | configuration | tokens kept from the first turn | second turn prefill s |"
+echo "|---|---|---|---|"
+printf '%s\n' "${turns[@]}"
+echo
