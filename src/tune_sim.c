@@ -182,6 +182,16 @@ static bool no_checkpoints(const tune_sim_t *m, char *const *a, size_t n)
     return cp && !strcmp(cp, "0") && (m->s->mi->n_layer_recurrent || m->s->mi->n_layer_swa);
 }
 
+/* A chat's second turn after a first of long_tokens prefilled at rate t/s:
+ * ~170 new tokens at a short prompt's rate when the first turn is kept,
+ * the whole conversation again when a model that needs checkpoints has
+ * none (bench --scenario turn on the tiny hybrid model: 169 against 3,331
+ * tokens prefilled). Seconds. */
+static double turn_prefill_s(const tune_sim_t *m, char *const *a, size_t n, int long_tokens, double rate)
+{
+    return no_checkpoints(m, a, n) ? (long_tokens + 170) / rate : 170 / (rate / 8);
+}
+
 static tune_status_t truth(const tune_sim_t *m, char *const *a, size_t n, double *gen, double *lprompt,
                            double *headroom_out, double *nc_out)
 {
@@ -306,14 +316,9 @@ int tune_sim_measure(void *sim, char *const *a, size_t n, const tune_req_t *req,
     out->n_long = nl;
     out->lprompt = nl ? tune__median(l, nl) : NAN;
     if (req->turn && req->long_tokens > 0) {
-        /* a chat's second turn: ~170 new tokens at a short prompt's rate
-         * when the first turn is kept, the whole conversation again when a
-         * model that needs checkpoints has none (bench --scenario turn on
-         * the tiny hybrid model: 169 against 3,331 tokens prefilled) */
-        bool again = no_checkpoints(m, a, n);
         double rate = lp * m->drift * (1 + 0.02 * gauss(m));
-        out->turn_s = again ? (req->long_tokens + 170) / rate : 170 / (rate / 8);
-        out->turn_cached = again ? 0 : req->long_tokens - 4;
+        out->turn_s = turn_prefill_s(m, a, n, req->long_tokens, rate);
+        out->turn_cached = no_checkpoints(m, a, n) ? 0 : req->long_tokens - 4;
         m->clock += out->turn_s + 2 * 16 / gen;
     }
     out->free_mib = isinf(h) ? -1 : (int64_t)h;
@@ -387,13 +392,6 @@ static double score_glt(const tune_objective_t *o, double g0, double l0, double 
     return tune_score(o, &base, &m);
 }
 
-/* The landscape's true second-turn prefill seconds after a 3,100-token
- * first turn prefilled at lp t/s (tune_sim_measure's model). */
-static double truth_turn(const tune_sim_t *m, char *const *a, size_t n, double lp)
-{
-    return no_checkpoints(m, a, n) ? (3100 + 170) / lp : 170 / (lp / 8);
-}
-
 /* Score of a configuration's truth on a simulated landscape (-1: does not
  * run), against g0, l0 and a fixed second-turn scale. */
 static double truth_score(const tune_sim_t *sim, const tune_objective_t *o, char *const *a, size_t n, double g0,
@@ -402,7 +400,7 @@ static double truth_score(const tune_sim_t *sim, const tune_objective_t *o, char
     double g, l;
     if (tune_sim_truth(sim, a, n, &g, &l) != TUNE_OK)
         return -1;
-    return score_glt(o, g0, l0, 0.3, g, l, o->turn > 0 ? truth_turn(sim, a, n, l) : NAN);
+    return score_glt(o, g0, l0, 0.3, g, l, o->turn > 0 ? turn_prefill_s(sim, a, n, 3100, l) : NAN);
 }
 
 /* The grid strategy's loads on a fresh draw of the landscape. */
@@ -476,7 +474,9 @@ int tune_sim_compare(tune_setup_t *s, const char *landscape, unsigned seed, tune
     if (out->rc == 0 && best > 0)
         out->found = truth_score(sim, &o, out->res.args, out->res.n_args, g0, l0) / best;
     tune_sim_free(&sim);
-    s->ud = s->cud = NULL;
+    s->ud = s->cud = NULL; /* the simulation is gone: nothing in s points at it */
+    s->measure = NULL;
+    s->clock = NULL;
     return 0;
 }
 
@@ -513,7 +513,8 @@ void tune_replay_compare(tune_setup_t *s, json_t *rec, tune_cmp_t *out)
     json_t *h = json_pack("{s:s,s:[]}", "role", s->role ? s->role : "", "trials");
     out->rc = tune_run(s, h, NULL, NULL, &out->res);
     json_decref(h);
-    s->ud = NULL;
+    s->ud = NULL; /* rec is the caller's: s keeps no pointer to it */
+    s->measure = NULL;
     if (out->rc != 0)
         return;
     char *key = tune_join_args(out->res.args, out->res.n_args);
